@@ -1,0 +1,15 @@
+# Per-target defaults: C++20, warnings, -Werror when KCLPP_WERROR, sanitizers when
+# KCLPP_SANITIZE is set. Applied to every kclpp target (libraries, tests, tools).
+function(kclpp_target_defaults target)
+  target_compile_features(${target} PUBLIC cxx_std_20)
+  set_target_properties(${target} PROPERTIES CXX_EXTENSIONS OFF)
+  target_compile_options(${target} PRIVATE
+    -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
+    $<$<BOOL:${KCLPP_WERROR}>:-Werror>)
+  if(KCLPP_SANITIZE)
+    string(REPLACE ";" "," _san "${KCLPP_SANITIZE}")
+    target_compile_options(${target} PRIVATE -fsanitize=${_san} -fno-omit-frame-pointer
+      -fno-sanitize-recover=all)
+    target_link_options(${target} PRIVATE -fsanitize=${_san})
+  endif()
+endfunction()
