@@ -1,2 +1,44 @@
-// placeholder: being written
-int main() { return 1; }
+// echo: logs every record (shard, sequence number, partition key, data) to stderr and
+// checkpoints every N records. N is argv[1], else $KCLPP_ECHO_CHECKPOINT_EVERY, else 100
+// (0: only at shard end and shutdown). Run it as the MultiLangDaemon's executableName.
+#include <charconv>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include <kclpp/kcl.hpp>
+
+namespace {
+
+class Echo final : public kclpp::PerRecordProcessor {
+ public:
+  explicit Echo(std::uint64_t every)
+      : PerRecordProcessor({.checkpoint = kclpp::CheckpointPolicy::every_records(every)}) {}
+
+  bool process_record(const kclpp::Record& record) override {
+    if (!record.data_error.empty()) {
+      kclpp::log_warn(shard_id(), " seq=", record.sequence_number.str(), " undecodable data: ",
+                      record.data_error);
+      return false;
+    }
+    kclpp::log_info(shard_id(), " seq=", record.sequence_number.str(), " sub=",
+                    record.sub_sequence_number, " key=", record.partition_key,
+                    " data=", record.data);
+    return false;  // the policy decides when to checkpoint
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* env = std::getenv("KCLPP_ECHO_CHECKPOINT_EVERY");
+  const std::string_view arg = argc > 1 ? argv[1] : env != nullptr ? env : "100";
+  std::uint64_t every = 0;
+  if (auto [end, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), every);
+      ec != std::errc{} || end != arg.data() + arg.size()) {
+    kclpp::log_error("usage: kclpp_echo [CHECKPOINT_EVERY_N_RECORDS] (got '", arg, "')");
+    return 1;
+  }
+  Echo processor(every);
+  return kclpp::kcl::run(processor);
+}

@@ -1,1 +1,693 @@
-// placeholder: being written
+#include "codec.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "kclpp/processor/base64.hpp"
+#include "kclpp/processor/error.hpp"
+
+namespace kclpp::kcl::detail {
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+static_assert(decode_padding >= simdjson::SIMDJSON_PADDING,
+              "LineBuffer must leave at least SIMDJSON_PADDING readable bytes after a line");
+
+// Timestamps beyond this (about year 2255) would overflow system_clock's nanoseconds.
+constexpr std::int64_t max_timestamp_ms = 9'000'000'000'000;
+
+std::string_view type_name(od::json_type t) noexcept {
+  switch (t) {
+    case od::json_type::array: return "an array";
+    case od::json_type::object: return "an object";
+    case od::json_type::number: return "a number";
+    case od::json_type::string: return "a string";
+    case od::json_type::boolean: return "a boolean";
+    case od::json_type::null: return "null";
+  }
+  return "an unknown JSON type";
+}
+
+std::string_view trim_right(std::string_view s) noexcept {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool all_digits(std::string_view s) noexcept {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+Action parse_action(std::string_view name) noexcept {
+  if (name == "processRecords") return Action::ProcessRecords;
+  if (name == "checkpoint") return Action::Checkpoint;
+  if (name == "initialize") return Action::Initialize;
+  if (name == "status") return Action::Status;
+  if (name == "leaseLost") return Action::LeaseLost;
+  if (name == "shardEnded") return Action::ShardEnded;
+  if (name == "shutdownRequested") return Action::ShutdownRequested;
+  if (name == "shutdown") return Action::Shutdown;
+  return Action::Unknown;
+}
+
+// Reads one line; every error leaves through fail(), which names the problem and the line.
+class LineReader {
+ public:
+  LineReader(std::string_view line, Message& message) : line_(line), message_(message) {}
+
+  [[noreturn]] void fail(std::string_view problem) const {
+    std::string what = "bad MultiLangDaemon line: ";
+    what.append(problem);
+    what.append(": ");
+    what.append(cut_line(line_));
+    throw ProtocolError(what);
+  }
+
+  [[noreturn]] void fail_json(simdjson::error_code e) const {
+    std::string problem;
+    switch (e) {
+      case simdjson::EMPTY: problem = "empty line (no JSON)"; break;
+      case simdjson::UTF8_ERROR: problem = "not valid UTF-8"; break;
+      case simdjson::DEPTH_ERROR: problem = "JSON nested too deeply"; break;
+      case simdjson::UNCLOSED_STRING: problem = "not valid JSON (truncated: unclosed string)"; break;
+      case simdjson::INCOMPLETE_ARRAY_OR_OBJECT:
+        problem = "not valid JSON (truncated, or brackets do not balance)";
+        break;
+      default:
+        problem = "not valid JSON (";
+        problem += simdjson::error_message(e);
+        problem += ")";
+        break;
+    }
+    fail(problem);
+  }
+
+  template <typename T>
+  T check(simdjson::simdjson_result<T>&& r) const {
+    T v;
+    if (const auto e = std::move(r).get(v)) fail_json(e);
+    return v;
+  }
+
+  [[noreturn]] void fail_type(std::string_view field, std::string_view expected,
+                              od::json_type got) const {
+    std::string p = "\"";
+    p.append(field);
+    p.append("\" is ");
+    p.append(type_name(got));
+    p.append(", expected ");
+    p.append(expected);
+    fail(p);
+  }
+
+  od::json_type type_of(od::value& v) const { return check(v.type()); }
+
+  // string / null (-> nullopt). `allow_number`: a JSON integer is taken by its digits
+  // (lenient reading of sequence numbers).
+  std::optional<std::string_view> opt_string(od::value& v, std::string_view field,
+                                             bool allow_number = false) const {
+    const od::json_type t = type_of(v);
+    if (t == od::json_type::null) return std::nullopt;
+    if (t == od::json_type::string) return check(v.get_string());
+    if (allow_number && t == od::json_type::number) {
+      const std::string_view raw = trim_right(v.raw_json_token());
+      if (!all_digits(raw)) {
+        std::string p = "\"";
+        p.append(field);
+        p.append("\" is a number but not a non-negative integer");
+        fail(p);
+      }
+      return raw;
+    }
+    fail_type(field, allow_number ? "a string, an integer or null" : "a string or null", t);
+  }
+
+  std::string_view string_or_empty(od::value& v, std::string_view field) const {
+    return opt_string(v, field).value_or(std::string_view{});
+  }
+
+  // integer / null (-> nullopt); a string holding an integer is accepted too (Jackson
+  // coerces it the same way).
+  std::optional<std::int64_t> opt_int(od::value& v, std::string_view field) const {
+    const od::json_type t = type_of(v);
+    if (t == od::json_type::null) return std::nullopt;
+    if (t == od::json_type::number) {
+      std::int64_t n = 0;
+      if (v.get_int64().get(n) == simdjson::SUCCESS) return n;
+      std::string p = "\"";
+      p.append(field);
+      p.append("\" is not an integer in the 64-bit range");
+      fail(p);
+    }
+    if (t == od::json_type::string) {
+      const std::string_view s = check(v.get_string());
+      std::int64_t n = 0;
+      const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+      if (ec == std::errc{} && ptr == s.data() + s.size() && !s.empty()) return n;
+      std::string p = "\"";
+      p.append(field);
+      p.append("\" is a string that is not an integer");
+      fail(p);
+    }
+    fail_type(field, "an integer or null", t);
+  }
+
+  void note_unexpected(std::string_view key) { message_.unexpected_keys.emplace_back(key); }
+
+ private:
+  std::string_view line_;
+  Message& message_;
+};
+
+void clear_record(Record& r) {
+  r.data.clear();
+  r.partition_key.clear();
+  (void)r.sequence_number.assign({});  // leaves it empty, keeps its storage
+  r.sub_sequence_number = 0;
+  r.approximate_arrival_timestamp.reset();
+  r.data_error.clear();
+}
+
+std::chrono::system_clock::time_point from_epoch_ms(std::int64_t ms) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds(ms)));
+}
+
+}  // namespace
+
+std::string_view action_name(Action action) noexcept {
+  switch (action) {
+    case Action::Initialize: return "initialize";
+    case Action::ProcessRecords: return "processRecords";
+    case Action::Checkpoint: return "checkpoint";
+    case Action::LeaseLost: return "leaseLost";
+    case Action::ShardEnded: return "shardEnded";
+    case Action::ShutdownRequested: return "shutdownRequested";
+    case Action::Shutdown: return "shutdown";
+    case Action::Status: return "status";
+    case Action::Unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+void Message::reset() {
+  action = Action::Unknown;
+  action_name.clear();
+  shard_id.clear();
+  sequence_number.reset();
+  sub_sequence_number.reset();
+  error.reset();
+  reason.clear();
+  response_for.clear();
+  unexpected_keys.clear();
+  legacy_checkpoint_key = false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoder
+
+struct Decoder::Impl {
+  od::parser parser;
+  // Records cut from a batch by a shorter line, kept with their string capacity for the
+  // next longer one (steady state: no allocation per record).
+  std::vector<Record> spare;
+
+  void decode(std::string_view line, Message& message, RecordBatch& batch);
+  void read_records(LineReader& in, od::value& v, RecordBatch& batch);
+  void read_record(LineReader& in, od::object& obj, Record& r, std::size_t index);
+};
+
+Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
+Decoder::~Decoder() = default;
+
+void Decoder::decode(std::string_view line, Message& message, RecordBatch& batch) {
+  impl_->decode(line, message, batch);
+}
+
+void Decoder::Impl::decode(std::string_view line, Message& message, RecordBatch& batch) {
+  message.reset();
+  const std::size_t capacity = line.size() + decode_padding;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  LineReader in(line, message);
+  if (line.empty()) in.fail_json(simdjson::EMPTY);
+
+  od::document doc = in.check(parser.iterate(simdjson::padded_string_view(line.data(), line.size(), capacity)));
+  {
+    od::json_type root{};
+    if (const auto e = doc.type().get(root)) in.fail_json(e);
+    if (root != od::json_type::object) {
+      std::string p = "not a JSON object (the line is ";
+      p.append(type_name(root));
+      p.append(")");
+      in.fail(p);
+    }
+  }
+
+  // Pass 1: find "action" wherever it is (Jackson writes it first, so this is usually
+  // one field; key order is not a contract, spec §2).
+  {
+    od::object obj = in.check(doc.get_object());
+    bool found = false;
+    for (auto field_result : obj) {
+      od::field field = in.check(std::move(field_result));
+      const std::string_view key = in.check(field.unescaped_key());
+      if (key != "action") continue;
+      od::value v = field.value();
+      const od::json_type t = in.type_of(v);
+      if (t != od::json_type::string) in.fail_type("action", "a string", t);
+      message.action_name.assign(in.check(v.get_string()));
+      found = true;
+      break;
+    }
+    if (!found) in.fail("no \"action\" field");
+  }
+  message.action = parse_action(message.action_name);
+  const Action action = message.action;
+
+  // Pass 2: the fields of that action. rewind() also resets simdjson's string buffer.
+  doc.rewind();
+  std::optional<std::string> legacy_checkpoint;
+  bool saw_sequence_number = false;
+  bool saw_response_for = false;
+  if (action == Action::ProcessRecords) {
+    batch.millis_behind_latest.reset();
+    for (auto& r : batch.records) spare.push_back(std::move(r));
+    batch.records.clear();
+  }
+  od::object obj = in.check(doc.get_object());
+  for (auto field_result : obj) {
+    od::field field = in.check(std::move(field_result));
+    const std::string_view key = in.check(field.unescaped_key());
+    if (key == "action") continue;
+    od::value& v = field.value();
+    switch (action) {
+      case Action::Initialize:
+        if (key == "shardId") {
+          message.shard_id.assign(in.string_or_empty(v, "shardId"));
+        } else if (key == "sequenceNumber") {
+          if (auto s = in.opt_string(v, "sequenceNumber", true)) message.sequence_number.emplace(*s);
+        } else if (key == "subSequenceNumber") {
+          message.sub_sequence_number = in.opt_int(v, "subSequenceNumber");
+        }
+        break;
+      case Action::ProcessRecords:
+        if (key == "records") {
+          read_records(in, v, batch);
+        } else if (key == "millisBehindLatest") {
+          batch.millis_behind_latest = in.opt_int(v, "millisBehindLatest");
+        }
+        break;
+      case Action::Checkpoint:
+        if (key == "sequenceNumber") {
+          saw_sequence_number = true;
+          if (auto s = in.opt_string(v, "sequenceNumber", true)) message.sequence_number.emplace(*s);
+        } else if (key == "subSequenceNumber") {
+          message.sub_sequence_number = in.opt_int(v, "subSequenceNumber");
+        } else if (key == "error") {
+          if (auto s = in.opt_string(v, "error")) message.error.emplace(*s);
+        } else if (key == "checkpoint") {
+          // KCL < 1.7.2 (spec §8); a newer daemon rejects it in a request (spec §1).
+          message.legacy_checkpoint_key = true;
+          in.note_unexpected(key);
+          if (auto s = in.opt_string(v, "checkpoint", true)) legacy_checkpoint.emplace(*s);
+        } else {
+          in.note_unexpected(key);
+        }
+        break;
+      case Action::Status:
+        if (key == "responseFor") {
+          const od::json_type t = in.type_of(v);
+          if (t != od::json_type::string) in.fail_type("responseFor", "a string", t);
+          message.response_for.assign(in.check(v.get_string()));
+          saw_response_for = true;
+        } else {
+          in.note_unexpected(key);
+        }
+        break;
+      case Action::Shutdown:
+        if (key == "reason") message.reason.assign(in.string_or_empty(v, "reason"));
+        break;
+      case Action::LeaseLost:
+      case Action::ShardEnded:
+      case Action::ShutdownRequested:
+      case Action::Unknown:
+        break;  // unknown fields of daemon messages are ignored (spec §8)
+    }
+  }
+  // Anything after the closing brace: in bounds means trailing bytes.
+  {
+    const char* where = nullptr;
+    if (doc.current_location().get(where) == simdjson::SUCCESS) {
+      in.fail("trailing characters after the JSON object");
+    }
+  }
+
+  // "sequenceNumber" wins when both keys are present.
+  if (legacy_checkpoint && !saw_sequence_number) message.sequence_number = std::move(legacy_checkpoint);
+  if (action == Action::Status && !saw_response_for) in.fail("status without \"responseFor\"");
+}
+
+void Decoder::Impl::read_records(LineReader& in, od::value& v, RecordBatch& batch) {
+  const od::json_type t = in.type_of(v);
+  if (t != od::json_type::array && t != od::json_type::null) in.fail_type("records", "an array", t);
+  // A repeated "records" key: the last one wins, as in Jackson.
+  for (auto& r : batch.records) spare.push_back(std::move(r));
+  batch.records.clear();
+  if (t == od::json_type::null) return;  // lenient: no records
+  od::array arr = in.check(v.get_array());
+  std::size_t index = 0;
+  for (auto element_result : arr) {
+    od::value element = in.check(std::move(element_result));
+    const od::json_type et = in.type_of(element);
+    if (et != od::json_type::object) {
+      in.fail("record #" + std::to_string(index) + " is " + std::string(type_name(et)) +
+              ", expected an object");
+    }
+    od::object obj = in.check(element.get_object());
+    if (spare.empty()) {
+      batch.records.emplace_back();
+    } else {
+      batch.records.push_back(std::move(spare.back()));
+      spare.pop_back();
+    }
+    read_record(in, obj, batch.records.back(), index);
+    ++index;
+  }
+}
+
+void Decoder::Impl::read_record(LineReader& in, od::object& obj, Record& r, std::size_t index) {
+  clear_record(r);
+  const auto where = [index](std::string_view what) {
+    std::string p = "record #" + std::to_string(index) + ": ";
+    p.append(what);
+    return p;
+  };
+  bool saw_sequence_number = false;
+  for (auto field_result : obj) {
+    od::field field = in.check(std::move(field_result));
+    const std::string_view key = in.check(field.unescaped_key());
+    od::value& v = field.value();
+    if (key == "data") {
+      const od::json_type t = in.type_of(v);
+      if (t == od::json_type::null) continue;  // null data -> empty data
+      if (t != od::json_type::string) in.fail(where("\"data\" is " + std::string(type_name(t)) + ", expected a base64 string"));
+      // Hot path: base64 never needs JSON escapes, so decode straight from the input
+      // buffer. The raw token is the quoted string plus any whitespace up to the next token.
+      std::string_view raw = trim_right(v.raw_json_token());
+      std::string_view text;
+      if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"' &&
+          std::memchr(raw.data(), '\\', raw.size()) == nullptr) {
+        text = raw.substr(1, raw.size() - 2);
+      } else {
+        text = in.check(v.get_string());  // e.g. "\/" from some JSON writers
+      }
+      if (!base64_decode(text, r.data)) {
+        r.data.clear();
+        r.data_error = "invalid base64 in record data";
+      }
+    } else if (key == "partitionKey") {
+      r.partition_key.assign(in.string_or_empty(v, "partitionKey"));
+    } else if (key == "sequenceNumber") {
+      const auto s = in.opt_string(v, "sequenceNumber", true);
+      if (!s) in.fail(where("\"sequenceNumber\" is null"));
+      if (!r.sequence_number.assign(*s)) {
+        in.fail(where("invalid sequenceNumber \"" + cut_line(*s, 64) +
+                      "\" (expected 1 to 129 decimal digits)"));
+      }
+      saw_sequence_number = true;
+    } else if (key == "subSequenceNumber") {
+      r.sub_sequence_number = in.opt_int(v, "subSequenceNumber").value_or(0);
+    } else if (key == "approximateArrivalTimestamp") {
+      const od::json_type t = in.type_of(v);
+      std::optional<std::int64_t> ms;
+      if (t == od::json_type::null) {
+        // absent
+      } else if (t == od::json_type::number) {
+        std::int64_t n = 0;
+        double d = 0;
+        if (v.get_int64().get(n) == simdjson::SUCCESS) {
+          ms = n;
+        } else if (v.get_double().get(d) == simdjson::SUCCESS && d > -9.0e12 && d < 9.0e12) {
+          ms = static_cast<std::int64_t>(d);
+        } else {
+          in.fail(where("approximateArrivalTimestamp out of range"));
+        }
+      } else if (t == od::json_type::object) {
+        // KCL 2.0.x serialised a java.time.Instant bean (spec §8).
+        od::object ts = in.check(v.get_object());
+        std::optional<std::int64_t> seconds;
+        std::int64_t nanos = 0;
+        for (auto ts_field_result : ts) {
+          od::field ts_field = in.check(std::move(ts_field_result));
+          const std::string_view ts_key = in.check(ts_field.unescaped_key());
+          if (ts_key == "epochSecond") {
+            seconds = in.opt_int(ts_field.value(), "approximateArrivalTimestamp.epochSecond");
+          } else if (ts_key == "nano") {
+            nanos = in.opt_int(ts_field.value(), "approximateArrivalTimestamp.nano").value_or(0);
+          }
+        }
+        if (seconds) {
+          if (*seconds < -max_timestamp_ms / 1000 || *seconds > max_timestamp_ms / 1000 ||
+              nanos < 0 || nanos > 999'999'999) {
+            in.fail(where("approximateArrivalTimestamp out of range"));
+          }
+          ms = *seconds * 1000 + nanos / 1'000'000;
+        }
+      } else {
+        in.fail(where("\"approximateArrivalTimestamp\" is " + std::string(type_name(t)) +
+                      ", expected a number, an object or null"));
+      }
+      if (ms) {
+        if (*ms < -max_timestamp_ms || *ms > max_timestamp_ms) {
+          in.fail(where("approximateArrivalTimestamp out of range"));
+        }
+        r.approximate_arrival_timestamp = from_epoch_ms(*ms);
+      }
+    }
+    // "action":"record" (absent before KCL 1.7.2) and unknown keys: ignored.
+  }
+  if (!saw_sequence_number) in.fail(where("no \"sequenceNumber\""));
+}
+
+// ---------------------------------------------------------------------------------------
+// Writers
+
+namespace {
+
+constexpr char hex_digits[] = "0123456789abcdef";
+
+void append_u_escape(std::string& out, std::uint32_t unit) {
+  const char buf[6] = {'\\', 'u', hex_digits[(unit >> 12) & 0xF], hex_digits[(unit >> 8) & 0xF],
+                       hex_digits[(unit >> 4) & 0xF], hex_digits[unit & 0xF]};
+  out.append(buf, sizeof buf);
+}
+
+void append_int(std::string& out, std::int64_t n) {
+  std::array<char, 24> buf{};
+  const auto res = std::to_chars(buf.data(), buf.data() + buf.size(), n);
+  out.append(buf.data(), res.ptr);
+}
+
+void append_opt_string(std::string& out, const std::optional<std::string>& s) {
+  if (s) {
+    append_json_string(out, *s);
+  } else {
+    out.append("null");
+  }
+}
+
+void append_opt_int(std::string& out, std::optional<std::int64_t> n) {
+  if (n) {
+    append_int(out, *n);
+  } else {
+    out.append("null");
+  }
+}
+
+inline bool is_plain(unsigned char c) noexcept { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+
+// Decodes one UTF-8 sequence at s[i]. Returns the code point and sets `len`; on invalid
+// input returns 0xFFFD with `len` = the maximal ill-formed subpart (Unicode §3.9 practice).
+std::uint32_t decode_utf8(std::string_view s, std::size_t i, std::size_t& len) noexcept {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  std::size_t need = 0;
+  std::uint32_t cp = 0;
+  unsigned char lo = 0x80;
+  unsigned char hi = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    need = 1;
+    cp = b0 & 0x1Fu;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    need = 2;
+    cp = b0 & 0x0Fu;
+    if (b0 == 0xE0) lo = 0xA0;
+    if (b0 == 0xED) hi = 0x9F;  // no surrogates
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    need = 3;
+    cp = b0 & 0x07u;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+  } else {
+    len = 1;
+    return 0xFFFD;
+  }
+  std::size_t k = 1;
+  for (; k <= need; ++k) {
+    if (i + k >= s.size()) break;
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if (b < lo || b > hi) break;
+    lo = 0x80;
+    hi = 0xBF;
+    cp = (cp << 6) | (b & 0x3Fu);
+  }
+  len = k;
+  return k == need + 1 ? cp : 0xFFFD;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  while (i < n) {
+    std::size_t run = i;
+    while (run < n && is_plain(static_cast<unsigned char>(s[run]))) ++run;
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      if (i == n) break;
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"': out.append("\\\""); break;
+        case '\\': out.append("\\\\"); break;
+        case '\n': out.append("\\n"); break;
+        case '\r': out.append("\\r"); break;
+        case '\t': out.append("\\t"); break;
+        case '\b': out.append("\\b"); break;
+        case '\f': out.append("\\f"); break;
+        default: append_u_escape(out, c); break;
+      }
+      ++i;
+      continue;
+    }
+    std::size_t len = 1;
+    const std::uint32_t cp = decode_utf8(s, i, len);
+    i += len;
+    if (cp >= 0x10000) {
+      const std::uint32_t v = cp - 0x10000;
+      append_u_escape(out, 0xD800 + (v >> 10));
+      append_u_escape(out, 0xDC00 + (v & 0x3FF));
+    } else {
+      append_u_escape(out, cp);
+    }
+  }
+  out.push_back('"');
+}
+
+void encode_status(std::string& out, std::string_view response_for) {
+  out.append(R"({"action":"status","responseFor":)");
+  append_json_string(out, response_for);
+  out.push_back('}');
+}
+
+void encode_checkpoint_request(std::string& out, const std::optional<std::string>& sequence_number,
+                               std::optional<std::int64_t> sub_sequence_number) {
+  // Both keys always, nothing else: the daemon rejects unknown keys (spec §1, §3).
+  out.append(R"({"action":"checkpoint","sequenceNumber":)");
+  append_opt_string(out, sequence_number);
+  out.append(R"(,"subSequenceNumber":)");
+  append_opt_int(out, sub_sequence_number);
+  out.push_back('}');
+}
+
+void encode_initialize(std::string& out, std::string_view shard_id,
+                       const ExtendedSequenceNumber& position) {
+  out.append(R"({"action":"initialize","shardId":)");
+  append_json_string(out, shard_id);
+  out.append(R"(,"sequenceNumber":)");
+  append_json_string(out, position.str());
+  out.append(R"(,"subSequenceNumber":)");
+  append_int(out, position.sub_sequence_number());
+  out.push_back('}');
+}
+
+void encode_process_records(std::string& out, const RecordBatch& batch) {
+  // Field order as the Java daemon's Jackson writes it (spec §2 example line).
+  std::size_t estimate = 96;
+  for (const Record& r : batch.records) {
+    estimate += (r.data.size() + 2) / 3 * 4 + r.partition_key.size() + r.sequence_number.str().size() + 160;
+  }
+  out.reserve(out.size() + estimate);
+  out.append(R"({"action":"processRecords","records":[)");
+  bool first = true;
+  for (const Record& r : batch.records) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.append(R"({"data":")");
+    base64_encode(r.data, out);
+    out.append(R"(","partitionKey":)");
+    append_json_string(out, r.partition_key);
+    out.append(R"(,"sequenceNumber":)");
+    append_json_string(out, r.sequence_number.str());
+    out.append(R"(,"approximateArrivalTimestamp":)");
+    if (r.approximate_arrival_timestamp) {
+      append_int(out, std::chrono::floor<std::chrono::milliseconds>(
+                          r.approximate_arrival_timestamp->time_since_epoch())
+                          .count());
+    } else {
+      out.append("null");
+    }
+    out.append(R"(,"subSequenceNumber":)");
+    append_int(out, r.sub_sequence_number);
+    out.append(R"(,"action":"record"})");
+  }
+  out.append(R"(],"millisBehindLatest":)");
+  append_opt_int(out, batch.millis_behind_latest);
+  out.push_back('}');
+}
+
+void encode_checkpoint_response(std::string& out, const std::optional<std::string>& sequence_number,
+                                std::optional<std::int64_t> sub_sequence_number,
+                                const std::optional<std::string>& error) {
+  out.append(R"({"action":"checkpoint","sequenceNumber":)");
+  append_opt_string(out, sequence_number);
+  out.append(R"(,"subSequenceNumber":)");
+  append_opt_int(out, sub_sequence_number);
+  out.append(R"(,"error":)");
+  append_opt_string(out, error);
+  out.push_back('}');
+}
+
+void encode_bare(std::string& out, Action action) {
+  out.append(R"({"action":)");
+  append_json_string(out, action_name(action));
+  out.push_back('}');
+}
+
+std::string cut_line(std::string_view line, std::size_t max) {
+  if (line.size() <= max) return std::string(line);
+  std::size_t n = max;
+  // Do not split a UTF-8 sequence.
+  for (int back = 0; back < 3 && n > 0 && (static_cast<unsigned char>(line[n]) & 0xC0) == 0x80; ++back) --n;
+  std::string out(line.substr(0, n));
+  out.append("...(");
+  out.append(std::to_string(line.size()));
+  out.append(" bytes)");
+  return out;
+}
+
+}  // namespace kclpp::kcl::detail

@@ -13,7 +13,7 @@
 namespace kclpp::kcl::detail {
 
 void UniqueFd::reset(int fd) noexcept {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0 && fd_ != fd) ::close(fd_);  // reset(get()) must not close the kept fd
   fd_ = fd;
 }
 

@@ -72,7 +72,8 @@ struct PerRecordOptions {
 // Processes one record at a time. A record counts as finished once process_record()
 // returns; checkpoints never go past the last finished record. When a record keeps
 // failing: Fail throws ProcessorError (the records not finished are not acknowledged),
-// LogAndContinue logs the record's sequence number and skips it.
+// LogAndContinue logs the record's sequence number and skips it. A record whose data
+// could not be decoded (non-empty data_error) is still passed to process_record().
 // Checkpoint failures after the retry policy are logged, not thrown (the next trigger
 // tries again); after a LeaseLostError the processor stops checkpointing.
 class PerRecordProcessor : public RecordProcessor {

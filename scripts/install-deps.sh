@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs every system (Debian) and npm dependency of kclpp. Idempotent, and fast when
+# everything is present: one dpkg-query, one stat, one line of output.
+#
+#   scripts/install-deps.sh            # from anywhere; acts on the repository it lives in
+#
+# Debian packages are installed only when missing (`apt-get update` at most once per run,
+# sudo only when not root). Node packages come from the committed package-lock.json via
+# `npm ci`, re-run only when node_modules is missing or older than the lock file.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Debian packages the build, the tests, the sanitizer and fuzz builds and the benchmarks need.
+debian_packages=(
+  build-essential cmake ninja-build g++
+  clang libclang-rt-14-dev           # fuzz build (libFuzzer) and clang sanitizer runtimes
+  googletest libgtest-dev            # unit + integration tests
+  libbenchmark-dev                   # bench/
+  nlohmann-json3-dev libsimdjson-dev # JSON: strict writer / fast reader
+)
+# Node.js may come from elsewhere than Debian (it does on the dev machines): only when no
+# node/npm is on PATH do we ask Debian for its own.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  debian_packages+=(nodejs npm)
+fi
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+did_something=0
+
+# --- Debian ---------------------------------------------------------------------------
+missing=()
+for pkg in "${debian_packages[@]}"; do
+  status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
+  [[ $status == installed ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"
+  did_something=1
+fi
+
+# --- npm (test servers and reference processors, pinned by package-lock.json) ------------
+lock="$repo_root/package-lock.json"
+stamp="$repo_root/node_modules/.kclpp-npm-ci-stamp"
+if [[ -f $lock ]]; then
+  if [[ ! -f $stamp || $lock -nt $stamp || $repo_root/package.json -nt $stamp ]]; then
+    echo "install-deps: npm ci (package-lock.json changed or node_modules missing)"
+    (cd "$repo_root" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$stamp"
+    did_something=1
+  fi
+else
+  echo "install-deps: note: no package-lock.json in $repo_root, skipping npm ci" >&2
+fi
+
+if ((did_something == 0)); then
+  echo "install-deps: all dependencies present"
+fi
