@@ -1,10 +1,10 @@
 // demo (`make demo`): kclpp as the daemon. Two kcl::ChildProcess instances drive a
-// multilang child (by default the echo example, checkpointing every 100 records) over a
+// multilang child (by default the echo example, checkpointing every 10 records) over a
 // generated stream of 2 shards, with an in-memory Checkpointer that validates and prints
 // every checkpoint. Shard 0 is read to its end (shard_ended); shard 1 is shut down
 // (shutdown_requested) and then loses its lease (lease_lost). Prints a summary at the end.
 //
-//   kclpp_demo [CHILD_COMMAND]     default: "<this binary's directory>/kclpp_echo 100"
+//   kclpp_demo [CHILD_COMMAND]     default: "<this binary's directory>/kclpp_echo 10"
 //
 // The demo's own report goes to stdout; the child's log lines go to stderr.
 #include <chrono>
@@ -25,8 +25,8 @@
 namespace {
 
 constexpr int shard_count = 2;
-constexpr int records_per_shard = 250;
-constexpr int batch_size = 50;
+constexpr int records_per_shard = 25;
+constexpr int batch_size = 5;
 
 // What the demo reports per shard.
 struct ShardStats {
@@ -142,7 +142,7 @@ std::string default_command(const char* argv0) {
   std::error_code ec;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) self = argv0;
-  return (self.parent_path() / "kclpp_echo").string() + " 100";
+  return (self.parent_path() / "kclpp_echo").string() + " 10";
 }
 
 void print_summary(const std::deque<Shard>& shards) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -44,7 +45,10 @@ void set_cloexec(int fd) {
 std::size_t set_pipe_size(int fd, std::size_t bytes) noexcept {
   if (bytes > 0) {
     // May fail above /proc/sys/fs/pipe-max-size for unprivileged users: keep what we have.
-    (void)::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(bytes));
+    // Clamped to 1 GiB (the kernel's own ceiling) so that the int argument cannot wrap to
+    // a small or negative size that would shrink the pipe.
+    const std::size_t clamped = std::min(bytes, max_pipe_size);
+    (void)::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(clamped));
   }
   const int size = ::fcntl(fd, F_GETPIPE_SZ);
   return size < 0 ? 0 : static_cast<std::size_t>(size);

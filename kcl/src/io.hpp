@@ -39,7 +39,11 @@ class UniqueFd {
 void write_all(int fd, std::string_view data);
 void set_nonblocking(int fd);
 void set_cloexec(int fd);
-// F_SETPIPE_SZ; returns the resulting size, or 0 if fd is not a pipe. Never throws.
+// The largest pipe size Linux allows (pipe-max-size cannot exceed it); larger requests
+// are clamped to it.
+inline constexpr std::size_t max_pipe_size = std::size_t{1} << 30;
+// F_SETPIPE_SZ (clamped to max_pipe_size); returns the resulting size, or 0 if fd is not
+// a pipe. Never throws.
 std::size_t set_pipe_size(int fd, std::size_t bytes) noexcept;
 
 // Accumulates bytes and hands out complete lines ('\n'-terminated, '\r' stripped) with

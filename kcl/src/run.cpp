@@ -40,7 +40,6 @@ using detail::Message;
 
 constexpr std::size_t min_read_chunk = std::size_t{1} << 20;
 constexpr std::size_t max_read_chunk = std::size_t{16} << 20;
-constexpr std::size_t max_pipe_size = std::size_t{1} << 30;
 
 // ---------------------------------------------------------------------------------------
 // stdout guard. Spec §1: the daemon skips stdout lines it cannot parse, but a stray
@@ -637,11 +636,8 @@ int run(RecordProcessor& processor, const RunOptions& options) {
     if (options.pipe_size > 0) {
       // Failures are ignored: a file or a terminal is not a pipe, and above
       // /proc/sys/fs/pipe-max-size an unprivileged process keeps the current size.
-      // Clamped: set_pipe_size passes an int, and a value truncated to 0 would shrink
-      // the pipe to one page.
-      const std::size_t size = std::min(options.pipe_size, max_pipe_size);
-      input_pipe = detail::set_pipe_size(options.input_fd, size);
-      (void)detail::set_pipe_size(output_fd, size);
+      input_pipe = detail::set_pipe_size(options.input_fd, options.pipe_size);
+      (void)detail::set_pipe_size(output_fd, options.pipe_size);
     }
     const std::size_t chunk = std::clamp(input_pipe, min_read_chunk, max_read_chunk);
     Runtime runtime(processor, options, output_fd, redirect, chunk);

@@ -2,6 +2,7 @@
 # The find_package test: installs kclpp from an already built tree into a fresh prefix,
 # builds tests/consumer against that prefix only, and drives the resulting processor with
 # a short MultiLangDaemon transcript (initialize, processRecords with one record, EOF).
+# Also checks that README.md shows this processor verbatim.
 #
 #   tests/consumer/check.sh [BUILD_DIR]      (default: build; run from anywhere)
 set -euo pipefail
@@ -24,6 +25,11 @@ quiet() {
   fi
   rm -f "$log"
 }
+
+# The README's "complete processor" must be this very file, so the README never drifts.
+readme_example="$(awk '/^```cpp/{n++; next} /^```/{if (n == 1) exit} n == 1' "$repo_root/README.md")"
+[[ $readme_example == "$(cat "$repo_root/tests/consumer/main.cpp")" ]] ||
+  fail "the first cpp block of README.md differs from tests/consumer/main.cpp"
 
 rm -rf "$prefix" "$consumer_build"
 quiet cmake --install "$build" --prefix "$prefix"

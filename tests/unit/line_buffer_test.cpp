@@ -3,6 +3,9 @@
 
 #include "io.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -187,6 +190,24 @@ TEST(LineBuffer, RandomChunkingMatchesSplit) {
     ASSERT_EQ(got.size(), expected.size());
     for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i]) << "line " << i;
   }
+}
+
+// F_SETPIPE_SZ takes an int: a request above INT_MAX must not wrap to a tiny size and
+// shrink the pipe (regression: it used to be cast straight to int).
+TEST(PipeSize, HugeRequestNeverShrinksThePipe) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  UniqueFd read_end(fds[0]);
+  UniqueFd write_end(fds[1]);
+  const std::size_t before = set_pipe_size(write_end.get(), 0);
+  ASSERT_GT(before, 0U);
+  for (const std::size_t huge : {(std::size_t{1} << 32) + 4096, std::size_t{1} << 31,
+                                 static_cast<std::size_t>(-1)}) {
+    EXPECT_GE(set_pipe_size(write_end.get(), huge), before) << huge;
+  }
+  UniqueFd not_a_pipe(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  ASSERT_GE(not_a_pipe.get(), 0);
+  EXPECT_EQ(set_pipe_size(not_a_pipe.get(), std::size_t{1} << 20), 0U);
 }
 
 }  // namespace
