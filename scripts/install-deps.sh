@@ -18,6 +18,10 @@ debian_packages=(
   googletest libgtest-dev            # unit + integration tests
   libbenchmark-dev                   # bench/
   nlohmann-json3-dev libsimdjson-dev # JSON: strict writer / fast reader
+  libcurl4-openssl-dev libssl-dev    # native-reader: Kinesis HTTP API, SigV4
+  libsqlite3-dev libpq-dev           # checkpoint stores
+  postgresql                         # a Postgres the integration tests start themselves
+  python3-botocore python3-boto3     # independent SigV4 signer (tests), boto3 baseline (bench)
 )
 # Node.js may come from elsewhere than Debian (it does on the dev machines): only when no
 # node/npm is on PATH do we ask Debian for its own.

@@ -26,6 +26,12 @@ CheckpointError::CheckpointError(const std::string& what, std::string kcl_name)
 
 ProcessorError::ProcessorError(const std::string& what) : Error(what, Retry::No) {}
 
+AuthError::AuthError(const std::string& what) : Error(what, Retry::No) {}
+
+StoreError::StoreError(const std::string& what, Retry retry) : Error(what, retry) {}
+
+InDoubtError::InDoubtError(const std::string& what) : Error(what, Retry::No) {}
+
 // Spec §5 error table. InvalidStateException is deliberately not retryable (the official
 // guidance, unlike the Python sample); an unknown name is treated as a plain failure.
 Retry kcl_error_retry(std::string_view kcl_name) noexcept {

@@ -17,8 +17,12 @@ namespace kclpp::kcl {
 struct ChildProcessOptions {
   // Split on runs of spaces, no shell (spec §1: as the Java daemon's executableName).
   std::string command;
-  // Longest wait for each line of the child's reply (timeoutInSeconds); zero waits forever,
-  // as the Java daemon does by default.
+  // Longest time without progress while waiting for the child's status (timeoutInSeconds):
+  // the clock restarts whenever the child reads more of a message we are writing (a 20 MB
+  // processRecords line to a slow reader is progress, not a hang) and at every stdout line
+  // it writes (a checkpoint request, for instance); stderr output does not count. Zero
+  // waits forever, as the Java daemon does by default. On expiry the child is killed and
+  // the call throws TransportError.
   std::chrono::milliseconds reply_timeout{0};
   // After the terminal message: how long the child may take to exit after its stdin is
   // closed before it gets SIGTERM, then as long again before SIGKILL.

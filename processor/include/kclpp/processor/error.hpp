@@ -73,6 +73,29 @@ class ProcessorError : public Error {
   explicit ProcessorError(const std::string& what);
 };
 
+// A remote service refused our credentials or signature (AWS UnrecognizedClientException,
+// InvalidSignatureException, AccessDeniedException, ExpiredTokenException, ...). Not
+// retryable with the same credentials.
+class AuthError : public Error {
+ public:
+  explicit AuthError(const std::string& what);
+};
+
+// A checkpoint store failed (SQLite, Postgres), or refused because another worker holds
+// the same application and stream. retry() says whether trying again can help (a busy or
+// unreachable database: Yes; a schema or conflict problem: No).
+class StoreError : public Error {
+ public:
+  explicit StoreError(const std::string& what, Retry retry = Retry::No);
+};
+
+// A non-idempotent call (PutRecord, a store write) may or may not have taken effect: the
+// connection broke after the request was sent. Never retried automatically by kclpp.
+class InDoubtError : public Error {
+ public:
+  explicit InDoubtError(const std::string& what);
+};
+
 // The retry classification of a KCL exception name (spec §5 error table).
 [[nodiscard]] Retry kcl_error_retry(std::string_view kcl_name) noexcept;
 

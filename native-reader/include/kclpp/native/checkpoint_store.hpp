@@ -1,0 +1,56 @@
+#pragma once
+// Where checkpoints live in native mode: one interface, three stores (SQLite file, the
+// default; Postgres; memory). Keyed by application, stream and shard.
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "kclpp/processor/sequence_number.hpp"
+
+namespace kclpp::native {
+
+struct CheckpointKey {
+  std::string application;
+  std::string stream;
+  std::string shard_id;
+};
+
+// Held while a worker runs an application on a stream; released by its destructor (and
+// by the operating system when the process dies, even by SIGKILL). Move-only.
+class StoreClaim {
+ public:
+  virtual ~StoreClaim() = default;
+};
+
+// Thread-safe: the worker calls it from every shard thread. Every call may throw
+// StoreError (retry() says whether trying again can help).
+class CheckpointStore {
+ public:
+  virtual ~CheckpointStore() = default;
+
+  // The checkpoint of one shard, if any: a sequence number with its sub-sequence number,
+  // or the SHARD_END sentinel.
+  [[nodiscard]] virtual std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) = 0;
+  // Every checkpoint of an application's stream, by shard id.
+  [[nodiscard]] virtual std::map<std::string, ExtendedSequenceNumber> load_all(
+      const std::string& application, const std::string& stream) = 0;
+  // Durable (committed, fsynced by the database) before it returns. Accepts any value:
+  // range rules are the Checkpointer's job.
+  virtual void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) = 0;
+
+  // Until multi-worker leases exist: only one worker may run an application on a stream
+  // against one store. Throws StoreError(Retry::No) naming the application, the stream and
+  // what holds it (e.g. the pid) when another live worker has claimed it.
+  [[nodiscard]] virtual std::unique_ptr<StoreClaim> claim(const std::string& application,
+                                                          const std::string& stream) = 0;
+};
+
+// Opens a store from a URI: "sqlite:PATH" (file created with its schema), "postgres://..."
+// or "postgresql://..." (libpq connection URI; schema created and versioned by kclpp),
+// "memory:" (process-local, for tests). Throws ConfigError for an unknown scheme,
+// StoreError when the database cannot be opened.
+[[nodiscard]] std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri);
+
+}  // namespace kclpp::native

@@ -1,0 +1,150 @@
+#pragma once
+// A Kinesis Data Streams API client: JSON 1.1 over HTTP(S) with SigV4, one connection
+// reused across calls, typed errors with a retry classification.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kclpp/native/aws.hpp"
+#include "kclpp/processor/record.hpp"
+
+namespace kclpp::native {
+
+struct ClientOptions {
+  // Empty: resolve_region() (AWS_REGION, AWS_DEFAULT_REGION, the profile's region).
+  std::string region;
+  // Empty: https://kinesis.<region>.amazonaws.com. For local servers, e.g.
+  // "http://127.0.0.1:4567". TLS certificates are always verified for https.
+  std::string endpoint;
+  // Empty: resolve_credentials(credential_options) once, at construction.
+  std::optional<Credentials> credentials;
+  CredentialOptions credential_options;
+  std::chrono::milliseconds connect_timeout{5'000};
+  // Whole-request limit (GetRecords replies can be 10 MB).
+  std::chrono::milliseconds request_timeout{30'000};
+};
+
+struct Shard {
+  std::string shard_id;
+  std::optional<std::string> parent_shard_id;
+  std::optional<std::string> adjacent_parent_shard_id;
+  std::string starting_hash_key;
+  std::string ending_hash_key;
+  std::string starting_sequence_number;
+  // Set once the shard is closed (split, merged): no records after it.
+  std::optional<std::string> ending_sequence_number;
+  [[nodiscard]] bool closed() const noexcept { return ending_sequence_number.has_value(); }
+};
+
+struct StreamSummary {
+  std::string stream_name;
+  std::string stream_arn;
+  std::string status;  // CREATING, ACTIVE, UPDATING, DELETING
+  int open_shard_count = 0;
+  int retention_period_hours = 0;
+};
+
+enum class IteratorType { Latest, TrimHorizon, AtSequenceNumber, AfterSequenceNumber, AtTimestamp };
+
+// Where a shard iterator starts.
+struct StartPosition {
+  IteratorType type = IteratorType::TrimHorizon;
+  std::string sequence_number;                       // At/AfterSequenceNumber
+  std::chrono::system_clock::time_point timestamp;  // AtTimestamp
+
+  static StartPosition latest() { return {IteratorType::Latest, {}, {}}; }
+  static StartPosition trim_horizon() { return {IteratorType::TrimHorizon, {}, {}}; }
+  static StartPosition at(std::string seq) { return {IteratorType::AtSequenceNumber, std::move(seq), {}}; }
+  static StartPosition after(std::string seq) {
+    return {IteratorType::AfterSequenceNumber, std::move(seq), {}};
+  }
+  static StartPosition at_timestamp(std::chrono::system_clock::time_point t) {
+    return {IteratorType::AtTimestamp, {}, t};
+  }
+};
+
+struct GetRecordsResult {
+  // As stored in the stream: KPL aggregates are NOT expanded here (see deaggregate.hpp).
+  // data is base64-decoded; a record whose data does not decode has data_error set.
+  std::vector<Record> records;
+  // Absent when the shard is closed and fully read (SHARD_END).
+  std::optional<std::string> next_shard_iterator;
+  std::int64_t millis_behind_latest = 0;
+  // Only at SHARD_END, where the service reports them.
+  std::vector<Shard> child_shards;
+};
+
+struct PutRecordResult {
+  std::string shard_id;
+  std::string sequence_number;
+};
+
+struct PutRecordsEntry {
+  std::string data;  // raw bytes; the client base64-encodes them
+  std::string partition_key;
+  std::string explicit_hash_key;  // empty: none
+};
+
+// One entry of a PutRecords reply, in request order: either a shard and sequence number,
+// or an error code (e.g. ProvisionedThroughputExceededException) and message.
+struct PutRecordsResultEntry {
+  std::string shard_id;
+  std::string sequence_number;
+  std::string error_code;
+  std::string error_message;
+  [[nodiscard]] bool ok() const noexcept { return error_code.empty(); }
+};
+
+// Not thread-safe: use one client per thread (each holds its own connection). Move-only.
+// Every call throws: ThrottledError (ProvisionedThroughputExceeded, LimitExceeded,
+// Throttling; retryable with backoff), AuthError, TransportError (network, timeouts, 5xx;
+// retryable), InDoubtError (a put whose reply was lost), AwsError (any other service
+// error: ResourceNotFoundException, ExpiredIteratorException, InvalidArgumentException,
+// ...; not retryable), ProtocolError (an unparseable reply). The client itself never
+// retries: callers wrap calls in kclpp::retry().
+class KinesisClient {
+ public:
+  explicit KinesisClient(ClientOptions options);
+  ~KinesisClient();
+  KinesisClient(KinesisClient&&) noexcept;
+  KinesisClient& operator=(KinesisClient&&) noexcept;
+  KinesisClient(const KinesisClient&) = delete;
+  KinesisClient& operator=(const KinesisClient&) = delete;
+
+  [[nodiscard]] const ClientOptions& options() const noexcept;
+
+  // All shards, following NextToken pages.
+  [[nodiscard]] std::vector<Shard> list_shards(const std::string& stream);
+  [[nodiscard]] StreamSummary describe_stream_summary(const std::string& stream);
+  [[nodiscard]] std::string get_shard_iterator(const std::string& stream, const std::string& shard_id,
+                                               const StartPosition& position);
+  [[nodiscard]] GetRecordsResult get_records(const std::string& shard_iterator, int limit = 10'000);
+  PutRecordResult put_record(const std::string& stream, std::string_view data,
+                             const std::string& partition_key,
+                             const std::string& explicit_hash_key = {});
+  // At most 500 entries and 5 MiB per call (the service's limits; not checked here).
+  std::vector<PutRecordsResultEntry> put_records(const std::string& stream,
+                                                 std::span<const PutRecordsEntry> entries);
+
+  // Stream administration, for tools and tests.
+  void create_stream(const std::string& stream, int shard_count);
+  void delete_stream(const std::string& stream);
+  void split_shard(const std::string& stream, const std::string& shard_id,
+                   const std::string& new_starting_hash_key);
+  void merge_shards(const std::string& stream, const std::string& shard_id,
+                    const std::string& adjacent_shard_id);
+  // Polls DescribeStreamSummary until ACTIVE; throws TransportError(Retry::No) on timeout.
+  void wait_for_active(const std::string& stream, std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kclpp::native

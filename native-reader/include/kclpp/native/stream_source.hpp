@@ -1,0 +1,43 @@
+#pragma once
+// What the worker reads shards from: a Kinesis stream (KinesisStream) or an in-memory
+// LocalStream. The worker opens one connection per shard thread.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kclpp/native/kinesis_client.hpp"
+
+namespace kclpp::native {
+
+// One reader's view of a stream. Not thread-safe: one per thread. Throws what
+// KinesisClient throws (ThrottledError, TransportError, AwsError "ExpiredIteratorException", ...).
+class StreamConnection {
+ public:
+  virtual ~StreamConnection() = default;
+  [[nodiscard]] virtual std::vector<Shard> list_shards() = 0;
+  [[nodiscard]] virtual std::string get_shard_iterator(const std::string& shard_id,
+                                                       const StartPosition& position) = 0;
+  [[nodiscard]] virtual GetRecordsResult get_records(const std::string& shard_iterator, int limit) = 0;
+};
+
+// Thread-safe factory of connections to one stream.
+class StreamSource {
+ public:
+  virtual ~StreamSource() = default;
+  [[nodiscard]] virtual const std::string& stream_name() const noexcept = 0;
+  [[nodiscard]] virtual std::unique_ptr<StreamConnection> connect() = 0;
+};
+
+// A Kinesis stream reached through KinesisClient (each connection has its own client).
+class KinesisStream final : public StreamSource {
+ public:
+  KinesisStream(std::string stream_name, ClientOptions options);
+  [[nodiscard]] const std::string& stream_name() const noexcept override { return stream_name_; }
+  [[nodiscard]] std::unique_ptr<StreamConnection> connect() override;
+
+ private:
+  std::string stream_name_;
+  ClientOptions options_;  // credentials resolved once, in the constructor
+};
+
+}  // namespace kclpp::native
