@@ -1,8 +1,8 @@
 # kclpp developer entry points.
 #
 #   make test    deps, build (-Werror), all ctest tests, ASan+UBSan unit tests,
-#                the find_package consumer test, 60 s of fuzzing   (what CI runs)
-#   make demo    deps, build, run the demo (kcl::ChildProcess driving the echo example)
+#                the find_package consumer test, 30 s of fuzzing per parser   (what CI runs)
+#   make demo    deps, build, start kinesalite, run the echo example natively against it
 #   make bench   deps, Release build, run the protocol throughput benchmark
 #
 # Build trees: build/ (RelWithDebInfo), build-asan/, build-fuzz/ (clang), build-release/.
@@ -10,13 +10,12 @@
 # server they need is missing.
 
 JOBS       ?= 2
-FUZZ_TIME  ?= 60
+FUZZ_TIME  ?= 30
 BUILD_TYPE ?= RelWithDebInfo
 
 CMAKE       := cmake -G Ninja
 CTEST       := ctest --output-on-failure --no-tests=error
 SANITIZE    := -DKCLPP_SANITIZE='address;undefined'
-FUZZ_CORPUS := tests/fuzz/corpus/protocol_line
 
 export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
@@ -51,31 +50,38 @@ test-ctest: build
 	cd build && $(CTEST) -j $(JOBS)
 
 # The unit tests once more, under AddressSanitizer + UndefinedBehaviorSanitizer.
+UNIT_TESTS := kclpp_unit_tests kclpp_native_unit_tests kclpp_cli_unit_tests
 test-asan: deps
 	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DKCLPP_WERROR=ON $(SANITIZE) \
 	  -DKCLPP_BUILD_BENCH=OFF
-	cmake --build build-asan -j $(JOBS) --target kclpp_unit_tests
-	build-asan/tests/kclpp_unit_tests
+	cmake --build build-asan -j $(JOBS) --target $(UNIT_TESTS)
+	set -e; for t in $(UNIT_TESTS); do build-asan/tests/$$t --gtest_brief=1; done
 
 # kclpp installed into a prefix and used by a separate project through find_package.
 test-consumer: build
 	tests/consumer/check.sh build
 
-# libFuzzer on the protocol line parser, from a copy of the committed corpus.
+# libFuzzer on every parser of outside bytes, FUZZ_TIME seconds each, each from a copy of
+# its committed corpus tests/fuzz/corpus/<name> (target kclpp_fuzz_<name>).
+FUZZ_TARGETS := protocol_line kpl_aggregate get_records properties
 test-fuzz: deps
 	CC=clang CXX=clang++ $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -DKCLPP_FUZZ=ON $(SANITIZE) -DKCLPP_BUILD_EXAMPLES=OFF -DKCLPP_BUILD_BENCH=OFF
-	cmake --build build-fuzz -j $(JOBS) --target kclpp_fuzz_protocol_line
-	mkdir -p $(FUZZ_CORPUS)
-	rm -rf build-fuzz/corpus build-fuzz/artifacts
-	cp -r $(FUZZ_CORPUS) build-fuzz/corpus
-	mkdir -p build-fuzz/artifacts
-	build-fuzz/tests/fuzz/kclpp_fuzz_protocol_line -max_total_time=$(FUZZ_TIME) \
-	  -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/ build-fuzz/corpus
+	cmake --build build-fuzz -j $(JOBS) --target $(addprefix kclpp_fuzz_,$(FUZZ_TARGETS))
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  rm -rf build-fuzz/corpus-$$t build-fuzz/artifacts-$$t; \
+	  mkdir -p build-fuzz/corpus-$$t build-fuzz/artifacts-$$t; \
+	  if [ -d tests/fuzz/corpus/$$t ]; then cp -r tests/fuzz/corpus/$$t/. build-fuzz/corpus-$$t/; fi; \
+	  echo "== fuzzing $$t for $(FUZZ_TIME) s"; \
+	  build-fuzz/tests/fuzz/kclpp_fuzz_$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/artifacts-$$t/ build-fuzz/corpus-$$t 2>build-fuzz/fuzz-$$t.log \
+	    || { tail -50 build-fuzz/fuzz-$$t.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^Done' build-fuzz/fuzz-$$t.log || true; \
+	done
 
 demo: configure
-	cmake --build build -j $(JOBS) --target kclpp_demo kclpp_echo
-	build/examples/kclpp_demo
+	cmake --build build -j $(JOBS) --target kclpp kclpp_echo
+	scripts/demo.sh build
 
 bench: deps
 	$(CMAKE) -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DKCLPP_BUILD_TESTS=OFF \

@@ -4,7 +4,10 @@
 #include <cstdint>
 #include <string>
 
-#include <kclpp/kcl.hpp>
+#include <memory>
+
+#include <kclpp/app/main.hpp>
+#include <kclpp/processor.hpp>
 
 namespace {
 
@@ -67,7 +70,7 @@ class Count final : public kclpp::RecordProcessor {
 
 }  // namespace
 
-int main() {
-  Count processor;
-  return kclpp::kcl::run(processor);
+// Protocol mode with no arguments; natively with --stream NAME (see kclpp_count --help).
+int main(int argc, char** argv) {
+  return kclpp::main([](const std::string&) { return std::make_unique<Count>(); }, argc, argv);
 }

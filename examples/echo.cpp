@@ -1,12 +1,18 @@
 // echo: logs every record (shard, sequence number, partition key, data) to stderr and
-// checkpoints every N records. N is argv[1], else $KCLPP_ECHO_CHECKPOINT_EVERY, else 100
-// (0: only at shard end and shutdown). Run it as the MultiLangDaemon's executableName.
+// checkpoints every N records. N is a leading number argument, else
+// $KCLPP_ECHO_CHECKPOINT_EVERY, else 100 (0: only at shard end and shutdown).
+//
+//   kclpp_echo [N]                              as a MultiLangDaemon executableName
+//   kclpp_echo [N] --stream NAME [options]      natively (kclpp_echo --help)
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
+#include <string>
 #include <string_view>
 
-#include <kclpp/kcl.hpp>
+#include <kclpp/app/main.hpp>
+#include <kclpp/processor.hpp>
 
 namespace {
 
@@ -32,13 +38,19 @@ class Echo final : public kclpp::PerRecordProcessor {
 
 int main(int argc, char** argv) {
   const char* env = std::getenv("KCLPP_ECHO_CHECKPOINT_EVERY");
-  const std::string_view arg = argc > 1 ? argv[1] : env != nullptr ? env : "100";
+  std::string_view arg = env != nullptr ? env : "100";
+  // A leading number is ours; everything after it is kclpp::main's.
+  if (argc > 1 && argv[1][0] >= '0' && argv[1][0] <= '9') {
+    arg = argv[1];
+    argv[1] = argv[0];
+    --argc;
+    ++argv;
+  }
   std::uint64_t every = 0;
   if (auto [end, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), every);
       ec != std::errc{} || end != arg.data() + arg.size()) {
-    kclpp::log_error("usage: kclpp_echo [CHECKPOINT_EVERY_N_RECORDS] (got '", arg, "')");
+    kclpp::log_error("usage: kclpp_echo [CHECKPOINT_EVERY_N_RECORDS] [--stream NAME ...] (got '", arg, "')");
     return 1;
   }
-  Echo processor(every);
-  return kclpp::kcl::run(processor);
+  return kclpp::main([every](const std::string&) { return std::make_unique<Echo>(every); }, argc, argv);
 }

@@ -13,13 +13,13 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Debian packages the build, the tests, the sanitizer and fuzz builds and the benchmarks need.
 debian_packages=(
-  build-essential cmake ninja-build g++
+  build-essential cmake ninja-build g++ curl
   clang libclang-rt-14-dev           # fuzz build (libFuzzer) and clang sanitizer runtimes
   googletest libgtest-dev            # unit + integration tests
   libbenchmark-dev                   # bench/
   nlohmann-json3-dev libsimdjson-dev # JSON: strict writer / fast reader
   libcurl4-openssl-dev libssl-dev    # native-reader: Kinesis HTTP API, SigV4
-  libsqlite3-dev libpq-dev           # checkpoint stores
+  libsqlite3-dev libpq-dev sqlite3   # checkpoint stores (sqlite3: the demo shows the rows)
   postgresql                         # a Postgres the integration tests start themselves
   python3-botocore python3-boto3     # independent SigV4 signer (tests), boto3 baseline (bench)
 )

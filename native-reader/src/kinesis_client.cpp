@@ -1,1 +1,421 @@
-// placeholder: being written
+// The Kinesis client: requests built by hand (small, fixed shapes), replies parsed by
+// kinesis_json, every failure classified in one place (Impl::fail / Impl::call).
+#include "kclpp/native/kinesis_client.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <thread>
+
+#include "http.hpp"
+#include "kclpp/processor/base64.hpp"
+#include "kclpp/processor/error.hpp"
+#include "kinesis_json.hpp"
+
+namespace kclpp::native {
+
+namespace {
+
+constexpr std::string_view target_prefix = "X-Amz-Target: Kinesis_20131202.";
+
+std::string default_endpoint(const std::string& region) {
+  // China partition regions live under amazonaws.com.cn.
+  const bool china = region.rfind("cn-", 0) == 0;
+  return "https://kinesis." + region + (china ? ".amazonaws.com.cn" : ".amazonaws.com");
+}
+
+bool is_one_of(std::string_view type, std::initializer_list<std::string_view> names) {
+  return std::find(names.begin(), names.end(), type) != names.end();
+}
+
+bool throttling_type(std::string_view t) {
+  return is_one_of(t, {"ProvisionedThroughputExceededException", "LimitExceededException",
+                       "ThrottlingException", "Throttling", "KMSThrottlingException",
+                       "RequestLimitExceeded", "TooManyRequestsException"});
+}
+
+bool auth_type(std::string_view t) {
+  return is_one_of(t, {"UnrecognizedClientException", "InvalidSignatureException",
+                       "AccessDeniedException", "ExpiredTokenException", "ExpiredToken",
+                       "IncompleteSignature", "IncompleteSignatureException",
+                       "MissingAuthenticationToken", "MissingAuthenticationTokenException",
+                       "InvalidClientTokenId", "SignatureDoesNotMatch"});
+}
+
+const char* iterator_type_name(IteratorType t) {
+  switch (t) {
+    case IteratorType::Latest: return "LATEST";
+    case IteratorType::TrimHorizon: return "TRIM_HORIZON";
+    case IteratorType::AtSequenceNumber: return "AT_SEQUENCE_NUMBER";
+    case IteratorType::AfterSequenceNumber: return "AFTER_SEQUENCE_NUMBER";
+    case IteratorType::AtTimestamp: return "AT_TIMESTAMP";
+  }
+  return "TRIM_HORIZON";
+}
+
+// Whether a lost reply leaves the outcome unknown (the call changes the stream).
+enum class Effect { Read, Write };
+
+// What a call is about, for error messages: "PutRecord (stream s) at http://...".
+struct Context {
+  std::string_view op;
+  std::string_view stream;
+  std::string_view shard;
+  Effect effect = Effect::Read;
+};
+
+}  // namespace
+
+struct KinesisClient::Impl {
+  ClientOptions options;
+  std::string url;
+  detail::HttpClient http;
+  detail::ReplyParser parser;
+  std::string request;  // reused between calls
+  std::vector<std::string> headers;
+
+  Impl(ClientOptions o, detail::HttpOptions h, std::string u)
+      : options(std::move(o)), url(std::move(u)), http(std::move(h)) {
+    headers = {"Content-Type: application/x-amz-json-1.1", std::string(target_prefix)};
+  }
+
+  std::string describe(const Context& c) const {
+    std::string s(c.op);
+    if (!c.stream.empty() || !c.shard.empty()) {
+      s += " (";
+      if (!c.stream.empty()) s += "stream " + std::string(c.stream);
+      if (!c.stream.empty() && !c.shard.empty()) s += ", ";
+      if (!c.shard.empty()) s += "shard " + std::string(c.shard);
+      s += ")";
+    }
+    return "Kinesis " + s + " at " + options.endpoint;
+  }
+
+  // The one place where HTTP results and error replies become exceptions.
+  [[noreturn]] void fail(const Context& c, const detail::HttpResult& r) {
+    const std::string where = describe(c);
+    if (r.outcome == detail::HttpResult::Outcome::NotSent) {
+      throw TransportError(where + ": request not sent: " + r.error);
+    }
+    if (r.outcome == detail::HttpResult::Outcome::Failed) {
+      const std::string what = where + (r.timed_out ? ": timed out: " : ": connection failed: ") + r.error;
+      if (c.effect == Effect::Write) {
+        throw InDoubtError(what + " (after the request was sent: it may or may not have taken effect)");
+      }
+      throw TransportError(what);
+    }
+    const int status = static_cast<int>(r.status);
+    std::string type;
+    std::string message;
+    const std::string& body = http.body();
+    const bool parsed = parser.error(body, type, message);
+    std::string detail = parsed ? type + (message.empty() ? "" : ": " + message)
+                                : "HTTP " + std::to_string(status) + " " + snippet(body);
+    const std::string what = where + ": " + detail + (parsed ? " (HTTP " + std::to_string(status) + ")" : "");
+    if (parsed && throttling_type(type)) throw ThrottledError(what);
+    if (parsed && auth_type(type)) throw AuthError(what);
+    if (status >= 500) {
+      if (c.effect == Effect::Write) {
+        throw InDoubtError(what + " (the server failed after receiving the request: it may or may not "
+                           "have taken effect)");
+      }
+      throw TransportError(what);
+    }
+    if (!parsed) throw ProtocolError(where + ": unparseable error reply: " + detail);
+    if (status == 429) throw ThrottledError(what);
+    throw AwsError(what, type, status, Retry::No);
+  }
+
+  static std::string snippet(const std::string& body) {
+    std::string s = body.substr(0, 200);
+    for (char& ch : s) {
+      if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+    }
+    return s.empty() ? "(empty body)" : "'" + s + (body.size() > 200 ? "...'" : "'");
+  }
+
+  // POSTs `request` as operation c.op; returns the body of a 200 reply (with padding).
+  const std::string& call(const Context& c) {
+    headers[1].resize(target_prefix.size());
+    headers[1].append(c.op);
+    const detail::HttpResult r = http.post(url, headers, request, detail::json_padding);
+    if (r.outcome != detail::HttpResult::Outcome::Response || r.status != 200) fail(c, r);
+    return http.body();
+  }
+
+  // Runs a reply parser, adding the call's context to a ProtocolError.
+  template <class Fn>
+  auto parse(const Context& c, Fn&& fn) {
+    try {
+      return fn(http.body());
+    } catch (const ProtocolError& e) {
+      if (c.effect == Effect::Write) {
+        throw InDoubtError(describe(c) + ": " + e.what() + " (the write may have taken effect)");
+      }
+      throw ProtocolError(describe(c) + ": " + e.what());
+    }
+  }
+
+  void begin() {
+    request.clear();
+    request.push_back('{');
+  }
+  void field(std::string_view key, std::string_view value) {
+    if (request.size() > 1) request.push_back(',');
+    detail::append_json_key(request, key);
+    detail::append_json_string(request, value);
+  }
+  void field_raw(std::string_view key, std::string_view json) {
+    if (request.size() > 1) request.push_back(',');
+    detail::append_json_key(request, key);
+    request.append(json);
+  }
+  void end() { request.push_back('}'); }
+};
+
+KinesisClient::KinesisClient(ClientOptions options) {
+  options.region = resolve_region(options.region, options.credential_options);
+  if (options.endpoint.empty()) options.endpoint = default_endpoint(options.region);
+  while (!options.endpoint.empty() && options.endpoint.back() == '/') options.endpoint.pop_back();
+  if (options.endpoint.rfind("http://", 0) != 0 && options.endpoint.rfind("https://", 0) != 0) {
+    throw ConfigError("Kinesis endpoint '" + options.endpoint + "' must start with http:// or https://");
+  }
+  if (!options.credentials) options.credentials = resolve_credentials(options.credential_options);
+  detail::HttpOptions h;
+  h.connect_timeout = options.connect_timeout;
+  h.request_timeout = options.request_timeout;
+  h.region = options.region;
+  h.service = "kinesis";
+  h.access_key_id = options.credentials->access_key_id;
+  h.secret_access_key = options.credentials->secret_access_key;
+  h.session_token = options.credentials->session_token;
+  if (h.access_key_id.empty() || h.secret_access_key.empty()) {
+    throw ConfigError("Kinesis client: empty access key id or secret access key");
+  }
+  std::string url = options.endpoint + "/";
+  impl_ = std::make_unique<Impl>(std::move(options), std::move(h), std::move(url));
+}
+
+KinesisClient::~KinesisClient() = default;
+KinesisClient::KinesisClient(KinesisClient&&) noexcept = default;
+KinesisClient& KinesisClient::operator=(KinesisClient&&) noexcept = default;
+
+const ClientOptions& KinesisClient::options() const noexcept { return impl_->options; }
+
+std::vector<Shard> KinesisClient::list_shards(const std::string& stream) {
+  Impl& m = *impl_;
+  const Context c{"ListShards", stream, {}, Effect::Read};
+  std::vector<Shard> shards;
+  std::string token;
+  for (int page = 0;; ++page) {
+    m.begin();
+    // NextToken identifies the stream: the API refuses StreamName next to it.
+    if (token.empty()) {
+      m.field("StreamName", stream);
+    } else {
+      m.field("NextToken", token);
+    }
+    if (m.options.list_shards_page_size > 0) {
+      m.field_raw("MaxResults", std::to_string(m.options.list_shards_page_size));
+    }
+    m.end();
+    (void)m.call(c);
+    std::string next = m.parse(c, [&](const std::string& b) { return m.parser.list_shards(b, shards); });
+    if (next.empty()) break;
+    if (next == token || page > 100'000) {
+      throw ProtocolError(m.describe(c) + ": NextToken does not advance");
+    }
+    token = std::move(next);
+  }
+  return shards;
+}
+
+StreamSummary KinesisClient::describe_stream_summary(const std::string& stream) {
+  Impl& m = *impl_;
+  const Context c{"DescribeStreamSummary", stream, {}, Effect::Read};
+  m.begin();
+  m.field("StreamName", stream);
+  m.end();
+  (void)m.call(c);
+  return m.parse(c, [&](const std::string& b) { return m.parser.stream_summary(b); });
+}
+
+std::string KinesisClient::get_shard_iterator(const std::string& stream, const std::string& shard_id,
+                                              const StartPosition& position) {
+  Impl& m = *impl_;
+  const Context c{"GetShardIterator", stream, shard_id, Effect::Read};
+  m.begin();
+  m.field("StreamName", stream);
+  m.field("ShardId", shard_id);
+  m.field("ShardIteratorType", iterator_type_name(position.type));
+  switch (position.type) {
+    case IteratorType::AtSequenceNumber:
+    case IteratorType::AfterSequenceNumber:
+      if (position.sequence_number.empty()) {
+        throw ConfigError(m.describe(c) + ": " + iterator_type_name(position.type) +
+                          " needs a sequence number");
+      }
+      m.field("StartingSequenceNumber", position.sequence_number);
+      break;
+    case IteratorType::AtTimestamp: {
+      // Epoch seconds with a millisecond fraction, as the AWS SDKs send it.
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          position.timestamp.time_since_epoch())
+                          .count();
+      const auto sec = ms / 1000;
+      auto frac = ms % 1000;
+      std::string ts = std::to_string(frac < 0 ? sec - 1 : sec);
+      if (frac < 0) frac += 1000;
+      const std::array<char, 5> f{'.', static_cast<char>('0' + frac / 100),
+                                  static_cast<char>('0' + frac / 10 % 10),
+                                  static_cast<char>('0' + frac % 10), '\0'};
+      ts += f.data();
+      m.field_raw("Timestamp", ts);
+      break;
+    }
+    default:
+      break;
+  }
+  m.end();
+  (void)m.call(c);
+  return m.parse(c, [&](const std::string& b) { return m.parser.shard_iterator(b); });
+}
+
+GetRecordsResult KinesisClient::get_records(const std::string& shard_iterator, int limit) {
+  Impl& m = *impl_;
+  const Context c{"GetRecords", {}, {}, Effect::Read};
+  m.begin();
+  m.field("ShardIterator", shard_iterator);
+  if (limit > 0) m.field_raw("Limit", std::to_string(limit));
+  m.end();
+  (void)m.call(c);
+  GetRecordsResult result;
+  m.parse(c, [&](const std::string& b) {
+    m.parser.get_records(b, result);
+    return 0;
+  });
+  return result;
+}
+
+PutRecordResult KinesisClient::put_record(const std::string& stream, std::string_view data,
+                                          const std::string& partition_key,
+                                          const std::string& explicit_hash_key) {
+  Impl& m = *impl_;
+  const Context c{"PutRecord", stream, {}, Effect::Write};
+  m.request.reserve(data.size() / 3 * 4 + partition_key.size() + stream.size() + 128);
+  m.begin();
+  m.field("StreamName", stream);
+  m.field("PartitionKey", partition_key);
+  if (!explicit_hash_key.empty()) m.field("ExplicitHashKey", explicit_hash_key);
+  m.request.append(",\"Data\":\"");
+  base64_encode(data, m.request);
+  m.request.push_back('"');
+  m.end();
+  (void)m.call(c);
+  return m.parse(c, [&](const std::string& b) { return m.parser.put_record(b); });
+}
+
+std::vector<PutRecordsResultEntry> KinesisClient::put_records(const std::string& stream,
+                                                              std::span<const PutRecordsEntry> entries) {
+  Impl& m = *impl_;
+  const Context c{"PutRecords", stream, {}, Effect::Write};
+  std::size_t size = stream.size() + 64;
+  for (const auto& e : entries) size += e.data.size() / 3 * 4 + e.partition_key.size() + 96;
+  m.request.reserve(size);
+  m.begin();
+  m.field("StreamName", stream);
+  m.request.append(",\"Records\":[");
+  bool first = true;
+  for (const auto& e : entries) {
+    if (!first) m.request.push_back(',');
+    first = false;
+    m.request.append("{\"Data\":\"");
+    base64_encode(e.data, m.request);
+    m.request.append("\",");
+    detail::append_json_key(m.request, "PartitionKey");
+    detail::append_json_string(m.request, e.partition_key);
+    if (!e.explicit_hash_key.empty()) {
+      m.request.push_back(',');
+      detail::append_json_key(m.request, "ExplicitHashKey");
+      detail::append_json_string(m.request, e.explicit_hash_key);
+    }
+    m.request.push_back('}');
+  }
+  m.request.push_back(']');
+  m.end();
+  (void)m.call(c);
+  auto results = m.parse(c, [&](const std::string& b) { return m.parser.put_records(b); });
+  if (results.size() != entries.size()) {
+    throw InDoubtError(m.describe(c) + ": the reply has " + std::to_string(results.size()) +
+                       " results for " + std::to_string(entries.size()) + " records");
+  }
+  return results;
+}
+
+void KinesisClient::create_stream(const std::string& stream, int shard_count) {
+  Impl& m = *impl_;
+  const Context c{"CreateStream", stream, {}, Effect::Read};
+  m.begin();
+  m.field("StreamName", stream);
+  m.field_raw("ShardCount", std::to_string(shard_count));
+  m.end();
+  (void)m.call(c);
+}
+
+void KinesisClient::delete_stream(const std::string& stream) {
+  Impl& m = *impl_;
+  const Context c{"DeleteStream", stream, {}, Effect::Read};
+  m.begin();
+  m.field("StreamName", stream);
+  m.end();
+  (void)m.call(c);
+}
+
+void KinesisClient::split_shard(const std::string& stream, const std::string& shard_id,
+                                const std::string& new_starting_hash_key) {
+  Impl& m = *impl_;
+  const Context c{"SplitShard", stream, shard_id, Effect::Read};
+  m.begin();
+  m.field("StreamName", stream);
+  m.field("ShardToSplit", shard_id);
+  m.field("NewStartingHashKey", new_starting_hash_key);
+  m.end();
+  (void)m.call(c);
+}
+
+void KinesisClient::merge_shards(const std::string& stream, const std::string& shard_id,
+                                 const std::string& adjacent_shard_id) {
+  Impl& m = *impl_;
+  const std::string shards = shard_id + " + " + adjacent_shard_id;
+  const Context c{"MergeShards", stream, shards, Effect::Read};
+  m.begin();
+  m.field("StreamName", stream);
+  m.field("ShardToMerge", shard_id);
+  m.field("AdjacentShardToMerge", adjacent_shard_id);
+  m.end();
+  (void)m.call(c);
+}
+
+void KinesisClient::wait_for_active(const std::string& stream, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::chrono::milliseconds pause{20};
+  std::string status;
+  for (;;) {
+    try {
+      status = describe_stream_summary(stream).status;
+      if (status == "ACTIVE") return;
+    } catch (const ThrottledError&) {
+      status = "throttled";
+    }
+    if (std::chrono::steady_clock::now() + pause > deadline) {
+      throw TransportError(impl_->describe({"DescribeStreamSummary", stream, {}, Effect::Read}) +
+                               ": stream not ACTIVE after " + std::to_string(timeout.count()) +
+                               " ms (last status " + status + ")",
+                           Retry::No);
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds{1'000});
+  }
+}
+
+}  // namespace kclpp::native

@@ -1,1 +1,378 @@
-// placeholder: being written
+// Kinesis client internals without a network: the credential chain and region resolution
+// (temp files, env vars), the request JSON writer, the reply parsers (GetRecords above all).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kclpp/native/aws.hpp"
+#include "kclpp/processor/base64.hpp"
+#include "kinesis_json.hpp"
+
+namespace kclpp::native {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Clears every variable the chain reads, restores them afterwards.
+class EnvGuard {
+ public:
+  EnvGuard() {
+    for (const char* name : names) {
+      if (const char* v = std::getenv(name)) saved_[name] = v;
+      ::unsetenv(name);
+    }
+  }
+  ~EnvGuard() {
+    for (const char* name : names) {
+      ::unsetenv(name);
+      if (auto it = saved_.find(name); it != saved_.end()) ::setenv(name, it->second.c_str(), 1);
+    }
+  }
+  static void set(const char* name, const std::string& value) { ::setenv(name, value.c_str(), 1); }
+
+ private:
+  static constexpr const char* names[] = {
+      "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+      "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+      "AWS_REGION", "AWS_DEFAULT_REGION", "HOME"};
+  std::map<std::string, std::string> saved_;
+};
+
+class AwsChainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("kclpp_aws_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_ / ".aws");
+    EnvGuard::set("HOME", dir_.string());  // never read the real ~/.aws
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& rel, const std::string& text) {
+    const fs::path p = dir_ / rel;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+
+  EnvGuard env_;
+  fs::path dir_;
+};
+
+TEST_F(AwsChainTest, EnvironmentVariablesComeFirst) {
+  write(".aws/credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n");
+  EnvGuard::set("AWS_ACCESS_KEY_ID", "ENVKEY");
+  EnvGuard::set("AWS_SECRET_ACCESS_KEY", "ENVSECRET");
+  EnvGuard::set("AWS_SESSION_TOKEN", "ENVTOKEN");
+  const Credentials c = resolve_credentials();
+  EXPECT_EQ(c.access_key_id, "ENVKEY");
+  EXPECT_EQ(c.secret_access_key, "ENVSECRET");
+  EXPECT_EQ(c.session_token, "ENVTOKEN");
+}
+
+TEST_F(AwsChainTest, HalfSetEnvironmentIsAConfigError) {
+  EnvGuard::set("AWS_ACCESS_KEY_ID", "ENVKEY");
+  EXPECT_THROW((void)resolve_credentials(), ConfigError);
+}
+
+TEST_F(AwsChainTest, DefaultProfileFromHomeCredentialsFile) {
+  write(".aws/credentials",
+        "# comment\n[other]\naws_access_key_id=O\naws_secret_access_key=OS\n\n"
+        "[default]\r\nAWS_Access_Key_Id = K1 \r\naws_secret_access_key= S1\r\n"
+        "aws_session_token = T1\r\n");
+  const Credentials c = resolve_credentials();
+  EXPECT_EQ(c.access_key_id, "K1");
+  EXPECT_EQ(c.secret_access_key, "S1");
+  EXPECT_EQ(c.session_token, "T1");
+}
+
+TEST_F(AwsChainTest, AwsProfileSelectsTheSection) {
+  write(".aws/credentials",
+        "[default]\naws_access_key_id=D\naws_secret_access_key=DS\n"
+        "[dev]\naws_access_key_id=DEV\naws_secret_access_key=DEVS\n");
+  EnvGuard::set("AWS_PROFILE", "dev");
+  EXPECT_EQ(resolve_credentials().access_key_id, "DEV");
+  // An explicit option wins over AWS_PROFILE.
+  CredentialOptions o;
+  o.profile = "default";
+  EXPECT_EQ(resolve_credentials(o).access_key_id, "D");
+}
+
+TEST_F(AwsChainTest, ExplicitProfileSkipsEnvironment) {
+  write(".aws/credentials", "[dev]\naws_access_key_id=DEV\naws_secret_access_key=DEVS\n");
+  EnvGuard::set("AWS_ACCESS_KEY_ID", "ENVKEY");
+  EnvGuard::set("AWS_SECRET_ACCESS_KEY", "ENVSECRET");
+  CredentialOptions o;
+  o.profile = "dev";
+  EXPECT_EQ(resolve_credentials(o).access_key_id, "DEV");
+  EnvGuard::set("AWS_PROFILE", "dev");  // AWS_PROFILE alone does not beat env credentials
+  EXPECT_EQ(resolve_credentials().access_key_id, "ENVKEY");
+}
+
+TEST_F(AwsChainTest, ConfigFileProfileSectionsAndNestedValues) {
+  write(".aws/config",
+        "[default]\nregion = eu-west-1\n"
+        "[profile ci]\nregion = us-west-2\ns3 =\n  max_concurrent_requests = 10\n"
+        "aws_access_key_id = CIKEY\naws_secret_access_key = CISECRET\naws_session_token = CITOKEN\n"
+        "[ci]\naws_access_key_id = WRONG\naws_secret_access_key = WRONG\n");
+  CredentialOptions o;
+  o.profile = "ci";
+  const Credentials c = resolve_credentials(o);
+  EXPECT_EQ(c.access_key_id, "CIKEY");
+  EXPECT_EQ(c.session_token, "CITOKEN");
+  EXPECT_EQ(resolve_region("", o), "us-west-2");
+  EXPECT_EQ(resolve_region(""), "eu-west-1");
+}
+
+TEST_F(AwsChainTest, CredentialsFileWinsOverConfigFile) {
+  write(".aws/credentials", "[default]\naws_access_key_id=CRED\naws_secret_access_key=S\n");
+  write(".aws/config", "[default]\naws_access_key_id=CONF\naws_secret_access_key=S\n");
+  EXPECT_EQ(resolve_credentials().access_key_id, "CRED");
+}
+
+TEST_F(AwsChainTest, FileLocationsFromOptionsAndEnvironment) {
+  const std::string creds = write("elsewhere_credentials", "[p]\naws_access_key_id=X\naws_secret_access_key=Y\n");
+  const std::string conf = write("elsewhere_config", "[profile p]\nregion=ap-south-1\n");
+  EnvGuard::set("AWS_SHARED_CREDENTIALS_FILE", creds);
+  EnvGuard::set("AWS_CONFIG_FILE", conf);
+  EnvGuard::set("AWS_PROFILE", "p");
+  EXPECT_EQ(resolve_credentials().access_key_id, "X");
+  EXPECT_EQ(resolve_region(""), "ap-south-1");
+  ::unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+  CredentialOptions o;
+  o.credentials_file = creds;
+  EXPECT_EQ(resolve_credentials(o).access_key_id, "X");
+}
+
+TEST_F(AwsChainTest, NothingFoundIsAnAuthErrorNamingThePlaces) {
+  try {
+    (void)resolve_credentials();
+    FAIL() << "no throw";
+  } catch (const AuthError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("AWS_ACCESS_KEY_ID"), std::string::npos) << what;
+    EXPECT_NE(what.find(".aws/credentials"), std::string::npos) << what;
+    EXPECT_NE(what.find(".aws/config"), std::string::npos) << what;
+    EXPECT_EQ(e.retry(), Retry::No);
+  }
+}
+
+TEST_F(AwsChainTest, MissingProfileAndRoleProfilesAreExplained) {
+  write(".aws/config", "[profile role]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = default\n");
+  CredentialOptions o;
+  o.profile = "nope";
+  try {
+    (void)resolve_credentials(o);
+    FAIL();
+  } catch (const AuthError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos) << e.what();
+  }
+  o.profile = "role";
+  try {
+    (void)resolve_credentials(o);
+    FAIL();
+  } catch (const AuthError& e) {
+    EXPECT_NE(std::string(e.what()).find("role_arn"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(AwsChainTest, MalformedFileIsAConfigErrorWithFileAndLine) {
+  const std::string path = write(".aws/credentials", "[default]\naws_access_key_id=K\nthis line is bad\n");
+  try {
+    (void)resolve_credentials();
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ":3"), std::string::npos) << e.what();
+  }
+  write(".aws/credentials", "[default\n");
+  EXPECT_THROW((void)resolve_credentials(), ConfigError);
+  write(".aws/credentials", "[default]\naws_access_key_id=K\n");  // no secret
+  EXPECT_THROW((void)resolve_credentials(), ConfigError);
+}
+
+TEST_F(AwsChainTest, RegionOrder) {
+  write(".aws/config", "[default]\nregion = from-config\n");
+  EXPECT_EQ(resolve_region(""), "from-config");
+  EnvGuard::set("AWS_DEFAULT_REGION", "from-default");
+  EXPECT_EQ(resolve_region(""), "from-default");
+  EnvGuard::set("AWS_REGION", "from-region");
+  EXPECT_EQ(resolve_region(""), "from-region");
+  EXPECT_EQ(resolve_region("explicit"), "explicit");
+}
+
+TEST_F(AwsChainTest, NoRegionIsAConfigError) { EXPECT_THROW((void)resolve_region(""), ConfigError); }
+
+TEST(AwsError, CarriesTypeStatusAndRetry) {
+  const AwsError e("ctx", "ResourceNotFoundException", 400, Retry::No);
+  EXPECT_EQ(e.type(), "ResourceNotFoundException");
+  EXPECT_EQ(e.http_status(), 400);
+  EXPECT_EQ(e.retry(), Retry::No);
+  const Error& base = e;
+  EXPECT_STREQ(base.what(), "ctx");
+}
+
+// --- JSON ---------------------------------------------------------------------------------
+
+std::string padded(std::string s) {
+  s.reserve(s.size() + detail::json_padding);
+  return s;
+}
+
+TEST(KinesisJson, WriterEscapes) {
+  std::string out;
+  detail::append_json_string(out, std::string("a\"b\\c\n\x01\x1f\t\r/é", 13));
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\n\\u0001\\u001f\\t\\r/é\"");
+  out.clear();
+  detail::append_json_string(out, "");
+  EXPECT_EQ(out, "\"\"");
+}
+
+TEST(KinesisJson, GetRecordsDecodesRecordsAndFields) {
+  std::string binary("\0\x01\xff\"\\z", 6);
+  std::string b64;
+  base64_encode(binary, b64);
+  const std::string body = padded(
+      R"({"MillisBehindLatest":1234,"NextShardIterator":"AAAA/+=","Records":[)"
+      R"({"SequenceNumber":"49590338271490256608559692538361571095921575989136588898",)"
+      R"("ApproximateArrivalTimestamp":1700000000.123,"Data":")" + b64 + R"(",)"
+      R"("PartitionKey":"p\u00e9\"k","EncryptionType":"NONE","Unknown":{"x":[1,2]}},)"
+      R"({"Data":"aGVsbG8\/","PartitionKey":"k2","SequenceNumber":"2","ApproximateArrivalTimestamp":1.7e9},)"
+      R"({"Data":"!!notbase64","PartitionKey":"k3","SequenceNumber":"3"}]})");
+  detail::ReplyParser parser;
+  GetRecordsResult r;
+  parser.get_records(body, r);
+  ASSERT_EQ(r.records.size(), 3u);
+  EXPECT_EQ(r.millis_behind_latest, 1234);
+  EXPECT_EQ(r.next_shard_iterator, "AAAA/+=");
+  EXPECT_TRUE(r.child_shards.empty());
+  const Record& a = r.records[0];
+  EXPECT_EQ(a.data, binary);
+  EXPECT_TRUE(a.data_error.empty());
+  EXPECT_EQ(a.partition_key, "p\xc3\xa9\"k");
+  EXPECT_EQ(a.sequence_number.str(), "49590338271490256608559692538361571095921575989136588898");
+  ASSERT_TRUE(a.approximate_arrival_timestamp);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(
+                a.approximate_arrival_timestamp->time_since_epoch())
+                .count(),
+            1700000000123);
+  EXPECT_EQ(r.records[1].data, "hello?");  // escaped '/' in the base64 takes the slow path
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(
+                r.records[1].approximate_arrival_timestamp->time_since_epoch())
+                .count(),
+            1700000000000);
+  EXPECT_TRUE(r.records[2].data.empty());
+  EXPECT_FALSE(r.records[2].data_error.empty());
+  EXPECT_FALSE(r.records[2].approximate_arrival_timestamp);
+
+  // Reusing the result: fewer records, fields reset.
+  parser.get_records(padded(R"({"Records":[{"SequenceNumber":"9","Data":"","PartitionKey":"x"}],)"
+                            R"("MillisBehindLatest":0})"),
+                     r);
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.records[0].data, "");
+  EXPECT_TRUE(r.records[0].data_error.empty());
+  EXPECT_FALSE(r.next_shard_iterator);
+}
+
+TEST(KinesisJson, GetRecordsAtShardEndWithChildShards) {
+  const std::string body = padded(
+      R"({"Records":[],"NextShardIterator":null,"MillisBehindLatest":0,"ChildShards":[)"
+      R"({"ShardId":"shardId-000000000003","ParentShards":["shardId-000000000000","shardId-000000000001"],)"
+      R"("HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"340282366920938463463374607431768211455"}}]})");
+  detail::ReplyParser parser;
+  GetRecordsResult r;
+  parser.get_records(body, r);
+  EXPECT_FALSE(r.next_shard_iterator);
+  ASSERT_EQ(r.child_shards.size(), 1u);
+  EXPECT_EQ(r.child_shards[0].shard_id, "shardId-000000000003");
+  EXPECT_EQ(r.child_shards[0].parent_shard_id, "shardId-000000000000");
+  EXPECT_EQ(r.child_shards[0].adjacent_parent_shard_id, "shardId-000000000001");
+  EXPECT_EQ(r.child_shards[0].ending_hash_key, "340282366920938463463374607431768211455");
+}
+
+TEST(KinesisJson, GetRecordsRejectsMalformedReplies) {
+  detail::ReplyParser parser;
+  GetRecordsResult r;
+  for (const char* bad :
+       {"", "[]", "{", R"({"Records":{}})", R"({"Records":[{"Data":"AA=="}]})",
+        R"({"Records":[{"SequenceNumber":"12x","Data":"AA=="}]})", R"({"MillisBehindLatest":"x"})",
+        R"({"Records":[{"SequenceNumber":"1","Data":"AA==","ApproximateArrivalTimestamp":"now"}]})",
+        R"({"Records":[1]})"}) {
+    EXPECT_THROW(parser.get_records(padded(bad), r), ProtocolError) << bad;
+  }
+}
+
+TEST(KinesisJson, ListShardsAndPaging) {
+  const std::string body = padded(
+      R"({"Shards":[{"ShardId":"shardId-000000000000","HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"},)"
+      R"("SequenceNumberRange":{"StartingSequenceNumber":"100","EndingSequenceNumber":"200"}},)"
+      R"({"ShardId":"shardId-000000000002","ParentShardId":"shardId-000000000000",)"
+      R"("AdjacentParentShardId":"shardId-000000000001","HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"},)"
+      R"("SequenceNumberRange":{"StartingSequenceNumber":"300"}}],"NextToken":"tok"})");
+  detail::ReplyParser parser;
+  std::vector<Shard> shards;
+  EXPECT_EQ(parser.list_shards(body, shards), "tok");
+  ASSERT_EQ(shards.size(), 2u);
+  EXPECT_TRUE(shards[0].closed());
+  EXPECT_EQ(shards[0].ending_sequence_number, "200");
+  EXPECT_FALSE(shards[0].parent_shard_id);
+  EXPECT_FALSE(shards[1].closed());
+  EXPECT_EQ(shards[1].parent_shard_id, "shardId-000000000000");
+  EXPECT_EQ(shards[1].adjacent_parent_shard_id, "shardId-000000000001");
+  EXPECT_EQ(parser.list_shards(padded(R"({"Shards":[]})"), shards), "");
+  EXPECT_THROW((void)parser.list_shards(padded(R"({"Shards":[{"ShardId":"x"}]})"), shards), ProtocolError);
+}
+
+TEST(KinesisJson, PutRecordsResultsInOrder) {
+  detail::ReplyParser parser;
+  const auto entries = parser.put_records(padded(
+      R"({"FailedRecordCount":1,"Records":[{"SequenceNumber":"1","ShardId":"s0"},)"
+      R"({"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"slow down"}]})"));
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_TRUE(entries[0].ok());
+  EXPECT_EQ(entries[0].shard_id, "s0");
+  EXPECT_FALSE(entries[1].ok());
+  EXPECT_EQ(entries[1].error_code, "ProvisionedThroughputExceededException");
+  EXPECT_EQ(entries[1].error_message, "slow down");
+}
+
+TEST(KinesisJson, ErrorTypeWithoutNamespaceAndBothMessageSpellings) {
+  detail::ReplyParser parser;
+  std::string type;
+  std::string message;
+  ASSERT_TRUE(parser.error(padded(R"({"__type":"com.amazonaws.kinesis.v20131202#ResourceNotFoundException","message":"gone"})"),
+                           type, message));
+  EXPECT_EQ(type, "ResourceNotFoundException");
+  EXPECT_EQ(message, "gone");
+  ASSERT_TRUE(parser.error(padded(R"({"__type":"AccessDeniedException","Message":"no"})"), type, message));
+  EXPECT_EQ(type, "AccessDeniedException");
+  EXPECT_EQ(message, "no");
+  EXPECT_FALSE(parser.error(padded("<html>bad gateway</html>"), type, message));
+  EXPECT_FALSE(parser.error(padded(R"({"message":"no type"})"), type, message));
+}
+
+TEST(KinesisJson, SmallReplies) {
+  detail::ReplyParser parser;
+  const auto s = parser.stream_summary(padded(
+      R"({"StreamDescriptionSummary":{"StreamName":"s","StreamARN":"arn:x","StreamStatus":"ACTIVE",)"
+      R"("OpenShardCount":2,"RetentionPeriodHours":24,"StreamCreationTimestamp":1.7e9}})"));
+  EXPECT_EQ(s.stream_name, "s");
+  EXPECT_EQ(s.status, "ACTIVE");
+  EXPECT_EQ(s.open_shard_count, 2);
+  EXPECT_EQ(s.retention_period_hours, 24);
+  EXPECT_EQ(parser.shard_iterator(padded(R"({"ShardIterator":"it"})")), "it");
+  EXPECT_THROW((void)parser.shard_iterator(padded(R"({"ShardIterator":null})")), ProtocolError);
+  const auto p = parser.put_record(padded(R"({"ShardId":"sh","SequenceNumber":"42","EncryptionType":"NONE"})"));
+  EXPECT_EQ(p.shard_id, "sh");
+  EXPECT_EQ(p.sequence_number, "42");
+}
+
+}  // namespace
+}  // namespace kclpp::native

@@ -26,7 +26,10 @@ struct CredentialOptions {
 };
 
 // The credential chain: $AWS_ACCESS_KEY_ID + $AWS_SECRET_ACCESS_KEY (+ $AWS_SESSION_TOKEN),
-// then the profile in the shared credentials file, then in the shared config file.
+// then the profile in the shared credentials file, then in the shared config file
+// (`[profile NAME]`, or `[default]`). An explicit `options.profile` skips the environment
+// variables, as the AWS CLI's --profile does. Roles, SSO and credential_process are not
+// supported (the AuthError says so when a profile uses them).
 // Throws AuthError naming every place it looked when none has credentials, ConfigError
 // for a malformed file (naming file and line). Not retryable.
 [[nodiscard]] Credentials resolve_credentials(const CredentialOptions& options = {});

@@ -18,16 +18,26 @@ struct CheckpointKey {
 };
 
 // Held while a worker runs an application on a stream; released by its destructor (and
-// by the operating system when the process dies, even by SIGKILL). Move-only.
+// by the operating system when the process dies, even by SIGKILL). Not copyable: own it
+// through the unique_ptr claim() returns. SQLite: an flock on PATH.lock-HASH next to the
+// database; Postgres: a session advisory lock on a connection of its own (lost if the
+// server restarts); memory: per store object. Its destructor never throws.
 class StoreClaim {
  public:
+  StoreClaim() = default;
+  StoreClaim(const StoreClaim&) = delete;
+  StoreClaim& operator=(const StoreClaim&) = delete;
   virtual ~StoreClaim() = default;
 };
 
 // Thread-safe: the worker calls it from every shard thread. Every call may throw
-// StoreError (retry() says whether trying again can help).
+// StoreError (retry() says whether trying again can help: Yes for a busy or unreachable
+// database, No for schema, permission or data problems). Not copyable.
 class CheckpointStore {
  public:
+  CheckpointStore() = default;
+  CheckpointStore(const CheckpointStore&) = delete;
+  CheckpointStore& operator=(const CheckpointStore&) = delete;
   virtual ~CheckpointStore() = default;
 
   // The checkpoint of one shard, if any: a sequence number with its sub-sequence number,
@@ -47,10 +57,12 @@ class CheckpointStore {
                                                           const std::string& stream) = 0;
 };
 
-// Opens a store from a URI: "sqlite:PATH" (file created with its schema), "postgres://..."
-// or "postgresql://..." (libpq connection URI; schema created and versioned by kclpp),
-// "memory:" (process-local, for tests). Throws ConfigError for an unknown scheme,
-// StoreError when the database cannot be opened.
+// Opens a store from a URI: "sqlite:PATH" (file created with its schema; PATH relative to
+// the working directory or absolute), "postgres://..." or "postgresql://..." (libpq
+// connection URI; schema created and versioned by kclpp), "memory:" (process-local, for
+// tests). Throws ConfigError for an unknown scheme or a malformed URI; StoreError when the
+// database cannot be opened (Retry::Yes if unreachable or busy) or has a schema version
+// newer than this kclpp knows (Retry::No). Messages name the host, never the password.
 [[nodiscard]] std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri);
 
 }  // namespace kclpp::native

@@ -28,6 +28,8 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5'000};
   // Whole-request limit (GetRecords replies can be 10 MB).
   std::chrono::milliseconds request_timeout{30'000};
+  // MaxResults of each ListShards page; 0: the service's default (1,000).
+  int list_shards_page_size = 0;
 };
 
 struct Shard {
@@ -102,6 +104,8 @@ struct PutRecordsResultEntry {
 };
 
 // Not thread-safe: use one client per thread (each holds its own connection). Move-only.
+// The constructor resolves region, endpoint and credentials: ConfigError / AuthError (see
+// aws.hpp); it makes no request.
 // Every call throws: ThrottledError (ProvisionedThroughputExceeded, LimitExceeded,
 // Throttling; retryable with backoff), AuthError, TransportError (network, timeouts, 5xx;
 // retryable), InDoubtError (a put whose reply was lost), AwsError (any other service

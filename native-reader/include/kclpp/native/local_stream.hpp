@@ -11,8 +11,17 @@
 
 namespace kclpp::native {
 
+namespace detail {
+struct LocalStreamTesting;  // fault injection for kclpp's own tests (src/local_stream_testing.hpp)
+}  // namespace detail
+
 // Thread-safe. Sequence numbers are 56-digit decimal strings increasing across the stream,
-// like real ones; hash keys are MD5 of the partition key, as in Kinesis.
+// like real ones; hash keys are MD5 of the partition key, as in Kinesis, and the shards of
+// a new stream split the 128-bit key space evenly (ids shardId-000000000000, ...). Its
+// connections behave like the service: opaque iterators valid for five minutes, GetRecords
+// limit 1..10,000, millis_behind_latest > 0 while records remain, no next iterator after a
+// closed shard's last record (with child_shards), errors as AwsError with the service's
+// type ("InvalidArgumentException", "ResourceNotFoundException", "ExpiredIteratorException").
 class LocalStream final : public StreamSource {
  public:
   explicit LocalStream(std::string stream_name, int shard_count = 1);
@@ -37,6 +46,7 @@ class LocalStream final : public StreamSource {
   void set_retention(std::chrono::milliseconds retention);
 
  private:
+  friend struct detail::LocalStreamTesting;
   struct State;
   std::shared_ptr<State> state_;  // shared with connections
 };

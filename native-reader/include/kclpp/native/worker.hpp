@@ -16,7 +16,8 @@
 
 namespace kclpp::native {
 
-// Makes the processor of one shard; called on the shard's thread.
+// Makes the processor of one shard; called on the shard's thread, so possibly from several
+// threads at once (each shard has its own), and again after a failure (OnProcessorError).
 using ProcessorFactory = std::function<std::unique_ptr<RecordProcessor>(const std::string& shard_id)>;
 
 enum class EmptyBatches { Skip, Deliver };
@@ -24,25 +25,59 @@ enum class EmptyBatches { Skip, Deliver };
 struct WorkerOptions {
   std::string application;  // required: checkpoints are keyed by it
   // Where a shard without a checkpoint starts (LATEST, TRIM_HORIZON or AT_TIMESTAMP).
+  // Exceptions, as in the KCL: a child of a shard this application read to its end starts
+  // at TRIM_HORIZON (its first record); with LATEST, closed shards without a checkpoint
+  // are skipped (they have nothing after LATEST).
   StartPosition initial_position = StartPosition::latest();
   int max_records = 10'000;                                // per GetRecords, 1..10,000
   std::chrono::milliseconds idle_time_between_reads{1'000};  // when caught up
   EmptyBatches empty_batches = EmptyBatches::Skip;  // callProcessRecordsEvenForEmptyRecordList
   std::chrono::milliseconds shard_sync_interval{60'000};   // re-list shards
-  // A fixed subset: indexes into the stream's shards sorted by id (py-triton style);
-  // empty: every shard.
+  // A fixed subset: indexes into the stream's shards sorted by id (py-triton style), open
+  // and closed alike, as listed when run() starts; an index out of range is a ConfigError.
+  // Resharding is followed: a shard whose parent_shard_id is in the subset joins it (for a
+  // merge, the worker holding the first parent takes the child). Parents outside the
+  // subset are not waited for: they belong to another worker (with its own application
+  // name or store, since one application on one store is claimed by one worker).
+  // Empty: every shard.
   std::vector<std::size_t> shard_indexes;
-  // GetRecords / GetShardIterator / ListShards backoff (throttling, 5xx, network).
+  // GetRecords / GetShardIterator / ListShards / store reads backoff (throttling, 5xx,
+  // network). Also paces the restarts of a failed shard (see on_processor_error).
   RetryPolicy read_retry{};
   // How long shutdown_requested + lease_lost may take in total before the worker stops
-  // waiting for processors (shutdownGraceMillis).
+  // waiting for processors (shutdownGraceMillis). After it, run() logs an error naming the
+  // shards still busy and keeps waiting for them: a thread running user code cannot be
+  // abandoned safely, so a processor that never returns blocks run().
   std::chrono::milliseconds shutdown_grace{10'000};
+  // A processor that throws (initialize, process_records, shard_ended):
+  //  Fail: the processor gets lease_lost() and is dropped without any checkpoint by the
+  //    worker; after a backoff (read_retry's, growing while rounds keep failing with no
+  //    progress, at least 200 ms) the shard restarts from its last checkpoint with a new
+  //    processor from the factory. Nothing is lost; records after the checkpoint come again.
+  //  LogAndContinue: log and go on; the batch counts as delivered (a later checkpoint()
+  //    covers it), so its records are skipped unless the processor kept them.
+  // Exceptions from shutdown_requested and lease_lost are only logged.
   OnProcessorError on_processor_error = OnProcessorError::Fail;
 };
 
+// Drives one processor per shard, each on its own thread (plus the run() thread that lists
+// shards and starts children once their parents are at SHARD_END), through the KCL
+// lifecycle: initialize, process_records*, then shard_ended (the worker records SHARD_END
+// itself afterwards if the processor did not) or, on shutdown, shutdown_requested then
+// lease_lost. Per shard: resumes right after the stored checkpoint (inside a KPL aggregate
+// too), polls GetRecords at most 5 times a second (at once while behind, else every
+// idle_time_between_reads), re-creates expired iterators after the last record handed to
+// the processor, retries throttling and network errors with jittered backoff.
+// The Checkpointer given to processors applies the KCL's rules (spec §5): a position must
+// lie in [last checkpoint, largest delivered] (IllegalArgumentException otherwise), no
+// position = the largest delivered (SHARD_END inside shard_ended), a failing store is a
+// KinesisClientLibDependencyException (retryable), and after the terminal call every
+// checkpoint throws LeaseLostError (ShutdownException). Checkpoints are durable on return.
+//
 // Owns its shard threads and joins them before run() returns; no detached threads.
 // request_shutdown() and request_shard_sync() are thread-safe (call them from a signal
-// handling thread); everything else is for one owning thread.
+// handling thread); everything else is for one owning thread. Destroy the Worker only
+// after run() has returned.
 class Worker {
  public:
   Worker(StreamSource& source, CheckpointStore& store, ProcessorFactory factory,
@@ -54,9 +89,12 @@ class Worker {
   // Claims the application on the store (StoreError if another worker holds it), then
   // processes until request_shutdown(): stop fetching, shutdown_requested (processors may
   // checkpoint), lease_lost, join. Returns normally after a clean shutdown; throws
-  // ConfigError/StoreError/AuthError for failures that stop the whole worker.
+  // ConfigError/StoreError/AuthError for failures that stop the whole worker (after
+  // shutting every shard down the same way). Call it once per Worker. A
+  // request_shutdown() made before run() makes it return right after claiming.
   void run();
   void request_shutdown() noexcept;
+  // Re-list the shards now (SIGHUP), rather than at the next shard_sync_interval.
   void request_shard_sync() noexcept;
 
  private:

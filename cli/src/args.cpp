@@ -1,0 +1,103 @@
+#include "args.hpp"
+
+#include <charconv>
+
+#include "kclpp/processor/error.hpp"
+
+namespace kclpp::app::detail {
+
+Args::Args(std::string usage, std::string description)
+    : usage_(std::move(usage)), description_(std::move(description)) {}
+
+Args& Args::option(const std::string& name, const std::string& value_name, const std::string& help,
+                   std::optional<std::string> default_value) {
+  order_.push_back(name);
+  specs_[name] = Spec{value_name.empty() ? "VALUE" : value_name, help, std::move(default_value)};
+  return *this;
+}
+
+Args& Args::flag(const std::string& name, const std::string& help) {
+  order_.push_back(name);
+  specs_[name] = Spec{{}, help, std::nullopt};
+  return *this;
+}
+
+bool Args::parse(const std::vector<std::string>& argv) {
+  bool options_done = false;
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    const std::string& arg = argv[i];
+    if (options_done || arg.size() < 3 || arg.compare(0, 2, "--") != 0) {
+      if (arg == "--") {
+        options_done = true;
+        continue;
+      }
+      if (!options_done && arg == "-h") return false;
+      if (!options_done && arg.size() > 1 && arg[0] == '-' && arg != "-")
+        throw ConfigError("unknown option '" + arg + "' (see --help)");
+      positional_.push_back(arg);
+      continue;
+    }
+    std::string name = arg.substr(2);
+    std::optional<std::string> value;
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    if (name == "help") return false;
+    const auto spec = specs_.find(name);
+    if (spec == specs_.end()) throw ConfigError("unknown option '--" + name + "' (see --help)");
+    if (spec->second.value_name.empty()) {
+      if (value) throw ConfigError("option '--" + name + "' takes no value");
+      values_[name] = "1";
+      continue;
+    }
+    if (!value) {
+      if (i + 1 >= argv.size())
+        throw ConfigError("option '--" + name + "' needs a value (" + spec->second.value_name + ")");
+      value = argv[++i];
+    }
+    values_[name] = *value;
+  }
+  return true;
+}
+
+std::optional<std::string> Args::get(const std::string& name) const {
+  if (const auto it = values_.find(name); it != values_.end()) return it->second;
+  if (const auto spec = specs_.find(name); spec != specs_.end()) return spec->second.default_value;
+  return std::nullopt;
+}
+
+std::string Args::get_or(const std::string& name, const std::string& fallback) const {
+  return get(name).value_or(fallback);
+}
+
+bool Args::has(const std::string& name) const { return values_.count(name) != 0; }
+
+std::optional<long long> Args::get_int(const std::string& name, long long min, long long max) const {
+  const auto text = get(name);
+  if (!text) return std::nullopt;
+  long long value = 0;
+  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc{} || end != text->data() + text->size() || value < min || value > max) {
+    throw ConfigError("option '--" + name + "': '" + *text + "' is not an integer in [" +
+                      std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return value;
+}
+
+std::string Args::help() const {
+  std::string out = "usage: " + usage_ + "\n\n" + description_ + "\n\noptions:\n";
+  for (const std::string& name : order_) {
+    const Spec& spec = specs_.at(name);
+    std::string left = "  --" + name + (spec.value_name.empty() ? "" : " " + spec.value_name);
+    if (left.size() < 30) left.resize(30, ' ');
+    else left += "\n" + std::string(30, ' ');
+    out += left + spec.help;
+    if (spec.default_value) out += " (default: " + *spec.default_value + ")";
+    out += "\n";
+  }
+  out += "  --help                      this text\n";
+  return out;
+}
+
+}  // namespace kclpp::app::detail

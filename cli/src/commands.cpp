@@ -1,0 +1,277 @@
+#include "commands.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "args.hpp"
+#include "kclpp/native/deaggregate.hpp"
+#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/processor/base64.hpp"
+#include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
+#include "kclpp/processor/retry.hpp"
+#include "native_runner.hpp"
+
+namespace kclpp::app::detail {
+namespace {
+
+std::string required_stream(const Args& args) {
+  auto stream = args.get("stream");
+  if (!stream || stream->empty()) throw ConfigError("--stream NAME is required (see --help)");
+  return *stream;
+}
+
+Args stream_args(const std::string& usage, const std::string& description) {
+  Args args(usage, description);
+  args.option("stream", "NAME", "the Kinesis stream");
+  add_client_options(args);
+  return args;
+}
+
+// Throttling and transient failures of the tool's own calls.
+RetryPolicy tool_retry() {
+  RetryPolicy policy;
+  policy.max_attempts = 10;
+  return policy;
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+// Printable UTF-8 text (control bytes other than tab/newline make it binary for us).
+bool printable_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t continuation = 0;
+    if (c < 0x80) {
+      if (c < 0x20 && c != '\t' && c != '\n') return false;
+      if (c == 0x7F) return false;
+    } else if ((c >> 5) == 0x6 && c >= 0xC2) {
+      continuation = 1;
+    } else if ((c >> 4) == 0xE) {
+      continuation = 2;
+    } else if ((c >> 3) == 0x1E && c <= 0xF4) {
+      continuation = 3;
+    } else {
+      return false;
+    }
+    if (s.size() - i - 1 < continuation) return false;
+    for (std::size_t k = 1; k <= continuation; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += continuation + 1;
+  }
+  return true;
+}
+
+std::string encoded(std::string_view data) {
+  std::string out;
+  base64_encode(data, out);
+  return out;
+}
+
+std::atomic<bool> interrupted{false};
+extern "C" void on_interrupt(int) { interrupted.store(true); }
+
+}  // namespace
+
+int shards_command(const std::vector<std::string>& argv) {
+  Args args = stream_args("kclpp shards --stream NAME [options]",
+                          "Lists the shards of a stream, one JSON object per line (closed shards too).");
+  if (!args.parse(argv)) {
+    std::fputs(args.help().c_str(), stderr);
+    return 0;
+  }
+  native::KinesisClient client(client_options(args));
+  const std::string stream = required_stream(args);
+  const auto shards = retry(tool_retry(), [&] { return client.list_shards(stream); });
+  for (const native::Shard& shard : shards) {
+    nlohmann::json j{{"shardId", shard.shard_id},
+                     {"startingHashKey", shard.starting_hash_key},
+                     {"endingHashKey", shard.ending_hash_key},
+                     {"startingSequenceNumber", shard.starting_sequence_number},
+                     {"open", !shard.closed()}};
+    if (shard.parent_shard_id) j["parentShardId"] = *shard.parent_shard_id;
+    if (shard.adjacent_parent_shard_id) j["adjacentParentShardId"] = *shard.adjacent_parent_shard_id;
+    if (shard.ending_sequence_number) j["endingSequenceNumber"] = *shard.ending_sequence_number;
+    std::cout << j.dump() << '\n';
+  }
+  return 0;
+}
+
+int put_command(const std::vector<std::string>& argv) {
+  Args args = stream_args("kclpp put --stream NAME [options] < lines",
+                          "Puts each line of stdin (without its newline) as one record, in PutRecords\n"
+                          "batches of up to 500 records, retrying failed entries with backoff. Prints\n"
+                          "one JSON line per record (shard and sequence number) with --verbose.");
+  args.option("partition-key", "KEY", "partition key of every record (default: a random key per record)")
+      .flag("verbose", "print shard and sequence number of every record");
+  if (!args.parse(argv)) {
+    std::fputs(args.help().c_str(), stderr);
+    return 0;
+  }
+  const std::string stream = required_stream(args);
+  native::KinesisClient client(client_options(args));
+  const auto fixed_key = args.get("partition-key");
+  std::mt19937_64 random(std::random_device{}());
+  const bool verbose = args.has("verbose");
+
+  std::vector<native::PutRecordsEntry> batch;
+  std::size_t batch_bytes = 0;
+  std::uint64_t total = 0;
+  auto flush = [&] {
+    std::vector<native::PutRecordsEntry> pending = std::move(batch);
+    batch.clear();
+    batch_bytes = 0;
+    std::vector<native::PutRecordsResultEntry> results(pending.size());
+    std::vector<std::size_t> todo(pending.size());
+    for (std::size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+    // Failed entries only are sent again (PutRecords is per-entry), with backoff.
+    const RetryPolicy policy = tool_retry();
+    for (int attempt = 1; !todo.empty(); ++attempt) {
+      std::vector<native::PutRecordsEntry> send;
+      send.reserve(todo.size());
+      for (std::size_t i : todo) send.push_back(pending[i]);
+      const auto replies = retry(policy, [&] { return client.put_records(stream, send); });
+      std::vector<std::size_t> failed;
+      for (std::size_t k = 0; k < replies.size() && k < todo.size(); ++k) {
+        if (replies[k].ok()) results[todo[k]] = replies[k];
+        else failed.push_back(todo[k]);
+      }
+      if (!failed.empty() && attempt >= policy.max_attempts) {
+        throw TransportError(std::to_string(failed.size()) + " records still failed after " +
+                             std::to_string(attempt) + " attempts: " + replies.front().error_code,
+                             Retry::No);
+      }
+      if (!failed.empty()) std::this_thread::sleep_for(kclpp::detail::backoff_delay(policy, attempt, Retry::Throttled));
+      todo = std::move(failed);
+    }
+    if (verbose) {
+      for (const auto& r : results)
+        std::cout << nlohmann::json{{"shardId", r.shard_id}, {"sequenceNumber", r.sequence_number}}.dump() << '\n';
+    }
+    total += results.size();
+  };
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::string key = fixed_key ? *fixed_key : std::to_string(random());
+    const std::size_t size = line.size() + key.size();
+    if (size > 1024 * 1024) throw ConfigError("line " + std::to_string(total + batch.size() + 1) + " is over 1 MiB");
+    if (batch.size() == 500 || batch_bytes + size > 5 * 1024 * 1024) flush();
+    batch_bytes += size;
+    batch.push_back({std::move(line), std::move(key), {}});
+  }
+  if (!batch.empty()) flush();
+  log_info("kclpp put: ", total, " records put to ", stream);
+  return 0;
+}
+
+int get_command(const std::vector<std::string>& argv) {
+  Args args = stream_args("kclpp get --stream NAME [options]",
+                          "Prints the records of a stream as JSON lines: shardId, sequenceNumber,\n"
+                          "subSequenceNumber, partitionKey, approximateArrivalTimestamp (RFC 3339),\n"
+                          "data (base64) and, when the data is UTF-8 text, text. KPL aggregates are\n"
+                          "expanded. Stops when every shard is caught up, unless --follow.");
+  args.option("from", "POS", "LATEST | TRIM_HORIZON | AT_TIMESTAMP:<epoch seconds or RFC 3339>", "TRIM_HORIZON")
+      .option("shard", "ID", "only this shard (default: all)")
+      .flag("follow", "keep reading new records until SIGINT/SIGTERM");
+  if (!args.parse(argv)) {
+    std::fputs(args.help().c_str(), stderr);
+    return 0;
+  }
+  const std::string stream = required_stream(args);
+  const native::StartPosition from = parse_start_position(args.get_or("from", "TRIM_HORIZON"), "--from");
+  const bool follow = args.has("follow");
+  native::KinesisClient client(client_options(args));
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+
+  struct Cursor {
+    std::string shard_id;
+    std::optional<std::string> iterator;
+    bool caught_up = false;
+  };
+  std::vector<Cursor> cursors;
+  for (const auto& shard : retry(tool_retry(), [&] { return client.list_shards(stream); })) {
+    if (args.get("shard") && *args.get("shard") != shard.shard_id) continue;
+    cursors.push_back({shard.shard_id,
+                       retry(tool_retry(), [&] { return client.get_shard_iterator(stream, shard.shard_id, from); }),
+                       false});
+  }
+  if (cursors.empty()) throw ConfigError("no such shard in stream '" + stream + "'");
+  std::vector<Record> expanded;
+  while (!interrupted.load()) {
+    bool all_done = true;
+    bool any_records = false;
+    for (Cursor& c : cursors) {
+      if (!c.iterator) continue;
+      auto result = retry(tool_retry(), [&] { return client.get_records(*c.iterator, 10'000); });
+      c.iterator = result.next_shard_iterator;
+      expanded.clear();
+      for (Record& r : result.records) native::deaggregate(std::move(r), expanded);
+      for (const Record& r : expanded) {
+        nlohmann::json j{{"shardId", c.shard_id},
+                         {"sequenceNumber", r.sequence_number.str()},
+                         {"subSequenceNumber", r.sub_sequence_number},
+                         {"partitionKey", r.partition_key},
+                         {"data", encoded(r.data)}};
+        if (r.approximate_arrival_timestamp) j["approximateArrivalTimestamp"] = rfc3339(*r.approximate_arrival_timestamp);
+        if (printable_utf8(r.data)) j["text"] = r.data;
+        std::cout << j.dump() << '\n';
+      }
+      any_records = any_records || !expanded.empty();
+      c.caught_up = result.records.empty() && result.millis_behind_latest == 0;
+      if (c.iterator && !c.caught_up) all_done = false;
+    }
+    std::cout.flush();
+    if (all_done && !follow) break;
+    if (!any_records) std::this_thread::sleep_for(std::chrono::milliseconds(follow ? 1000 : 200));
+  }
+  return 0;
+}
+
+int create_stream_command(const std::vector<std::string>& argv) {
+  Args args = stream_args("kclpp create-stream --stream NAME [--shards N] [options]",
+                          "Creates a stream and waits until it is ACTIVE.");
+  args.option("shards", "N", "number of shards", "1");
+  if (!args.parse(argv)) {
+    std::fputs(args.help().c_str(), stderr);
+    return 0;
+  }
+  const std::string stream = required_stream(args);
+  const int shards = static_cast<int>(*args.get_int("shards", 1, 100'000));
+  native::KinesisClient client(client_options(args));
+  client.create_stream(stream, shards);
+  client.wait_for_active(stream, std::chrono::minutes(5));
+  log_info("kclpp create-stream: ", stream, " is ACTIVE with ", shards, " shard", shards == 1 ? "" : "s");
+  return 0;
+}
+
+int delete_stream_command(const std::vector<std::string>& argv) {
+  Args args = stream_args("kclpp delete-stream --stream NAME [options]", "Deletes a stream.");
+  if (!args.parse(argv)) {
+    std::fputs(args.help().c_str(), stderr);
+    return 0;
+  }
+  native::KinesisClient client(client_options(args));
+  client.delete_stream(required_stream(args));
+  return 0;
+}
+
+}  // namespace kclpp::app::detail

@@ -1,0 +1,53 @@
+// The `kclpp` command-line tool.
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "daemon.hpp"
+#include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
+
+namespace {
+
+constexpr const char* usage =
+    "usage: kclpp COMMAND [options]     (kclpp COMMAND --help for its options)\n"
+    "\n"
+    "commands:\n"
+    "  daemon app.properties   run multilang children per shard, in place of the Java MultiLangDaemon\n"
+    "  shards                  list the shards of a stream\n"
+    "  put                     put stdin lines as records\n"
+    "  get                     print records as JSON lines (--follow to keep reading)\n"
+    "  create-stream           create a stream and wait until it is active\n"
+    "  delete-stream           delete a stream\n"
+    "\n"
+    "Common options: --stream NAME, --endpoint URL (e.g. http://127.0.0.1:4567), --region,\n"
+    "--profile. Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN],\n"
+    "else ~/.aws/credentials and ~/.aws/config (AWS_PROFILE). Logs: stderr, KCLPP_LOG_LEVEL.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
+      std::string(argv[1]) == "help") {
+    std::fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  using namespace kclpp::app::detail;
+  try {
+    if (command == "daemon") return daemon_command(args);
+    if (command == "shards") return shards_command(args);
+    if (command == "put") return put_command(args);
+    if (command == "get") return get_command(args);
+    if (command == "create-stream") return create_stream_command(args);
+    if (command == "delete-stream") return delete_stream_command(args);
+    kclpp::log_error("kclpp: unknown command '", command, "'\n", usage);
+    return 1;
+  } catch (const std::exception& e) {
+    kclpp::log_error("kclpp ", command, ": ", e.what());
+    return 1;
+  }
+}

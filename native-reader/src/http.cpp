@@ -1,0 +1,167 @@
+#include "http.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <mutex>
+#include <utility>
+
+#include "kclpp/processor/error.hpp"
+
+namespace kclpp::native::detail {
+
+namespace {
+
+struct EasyDeleter {
+  void operator()(CURL* h) const noexcept { curl_easy_cleanup(h); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct Sink {
+  std::string* body;
+  std::size_t padding;
+};
+
+std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  const std::size_t n = size * count;
+  std::string& b = *sink->body;
+  const std::size_t need = b.size() + n + sink->padding;
+  if (b.capacity() < need) b.reserve(std::max(need, b.capacity() * 2));
+  b.append(data, n);
+  return n;
+}
+
+// Failures that happen before the request is on the wire: the server cannot have acted.
+bool before_send(CURLcode code) {
+  switch (code) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_LOGIN_DENIED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+struct HttpClient::Impl {
+  HttpOptions options;
+  std::unique_ptr<CURL, EasyDeleter> easy;
+  std::string body;
+  Sink sink{&body, 0};
+  char error[CURL_ERROR_SIZE] = {};
+  std::string sigv4;
+};
+
+HttpClient::HttpClient(HttpOptions options) : impl_(std::make_unique<Impl>()) {
+  global_init();
+  impl_->options = std::move(options);
+  impl_->easy.reset(curl_easy_init());
+  if (!impl_->easy) throw TransportError("libcurl: curl_easy_init failed", Retry::No);
+  CURL* h = impl_->easy.get();
+  const HttpOptions& o = impl_->options;
+  // Every option below is set once: the handle (and its connection cache) is reused.
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(o.request_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "kclpp/0.1");
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, impl_->error);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &impl_->sink);
+  // A body over 1 MB makes libcurl send `Expect: 100-continue`; do not wait long for the
+  // interim reply from servers that ignore it. (Removing the header with "Expect:" is not an
+  // option: libcurl 7.88's SigV4 signer then signs the removed, empty header.)
+  curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
+  if (!o.access_key_id.empty()) {
+    // libcurl's signer (7.75+) builds the canonical request from the method, URL, the
+    // headers we pass (X-Amz-Target, Content-Type, X-Amz-Security-Token), Host and the
+    // X-Amz-Date it adds, and the body: the same result as botocore, which a test checks.
+    impl_->sigv4 = "aws:amz:" + o.region + ":" + o.service;
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, impl_->sigv4.c_str());
+    curl_easy_setopt(h, CURLOPT_USERNAME, o.access_key_id.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, o.secret_access_key.c_str());
+  }
+}
+
+HttpClient::~HttpClient() = default;
+HttpClient::HttpClient(HttpClient&&) noexcept = default;
+HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
+
+std::string& HttpClient::body() noexcept { return impl_->body; }
+
+HttpResult HttpClient::post(const std::string& url, const std::vector<std::string>& headers,
+                            std::string_view body, std::size_t padding) {
+  Impl& m = *impl_;
+  CURL* h = m.easy.get();
+  std::unique_ptr<curl_slist, SlistDeleter> list;
+  for (const auto& header : headers) {
+    curl_slist* next = curl_slist_append(list.get(), header.c_str());
+    if (next == nullptr) throw TransportError("libcurl: out of memory", Retry::No);
+    (void)list.release();
+    list.reset(next);
+  }
+  std::string token_header;
+  if (!m.options.session_token.empty()) {
+    token_header = "X-Amz-Security-Token: " + m.options.session_token;
+    curl_slist* next = curl_slist_append(list.get(), token_header.c_str());
+    if (next == nullptr) throw TransportError("libcurl: out of memory", Retry::No);
+    (void)list.release();
+    list.reset(next);
+  }
+  m.body.clear();
+  m.sink.padding = padding;
+  m.error[0] = '\0';
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
+  curl_easy_setopt(h, CURLOPT_POST, 1L);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+
+  const CURLcode code = curl_easy_perform(h);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // `list` dies here
+  if (m.body.capacity() < m.body.size() + padding) m.body.reserve(m.body.size() + padding);
+
+  HttpResult r;
+  if (code == CURLE_OK) {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+    return r;
+  }
+  r.error = m.error[0] != '\0' ? std::string(m.error) : std::string(curl_easy_strerror(code));
+  r.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+  // A timeout before the connection was ready (no pre-transfer time) sent nothing either.
+  curl_off_t pretransfer_us = 0;
+  curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+  const bool not_sent = before_send(code) || (r.timed_out && pretransfer_us == 0);
+  r.outcome = not_sent ? HttpResult::Outcome::NotSent : HttpResult::Outcome::Failed;
+  return r;
+}
+
+}  // namespace kclpp::native::detail

@@ -1,0 +1,392 @@
+#include "postgres_store.hpp"
+
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
+
+namespace kclpp::native::detail {
+namespace {
+
+// libpq's default is to wait forever; a store that cannot be reached should say so soon.
+// A connect_timeout in the URI wins.
+constexpr const char* default_connect_timeout_s = "10";
+
+// The schema transaction serialises on this two-key advisory lock ('kclp', 1). Two-key
+// locks (objsubid 2) never collide with the one-key claim locks (objsubid 1).
+constexpr const char* schema_lock_sql = "SELECT pg_advisory_xact_lock(1801677936, 1)";
+
+struct ConnCloser {
+  void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
+};
+struct ResultClear {
+  void operator()(PGresult* result) const noexcept { PQclear(result); }
+};
+using Conn = std::unique_ptr<PGconn, ConnCloser>;
+using Result = std::unique_ptr<PGresult, ResultClear>;
+
+// Where the store lives, for messages: user@host:port/dbname, never the password.
+struct Target {
+  std::string uri;
+  std::string display;
+};
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  return s;
+}
+
+// The one place libpq errors become exceptions. Retry::Yes when trying again can help: the
+// connection is gone or could not be made (SQLSTATE class 08, or no result at all), the
+// server is shutting down or starting (57P01..57P03), a serialization failure or deadlock
+// (40001, 40P01), or it ran out of resources (class 53). Everything else (permissions,
+// missing objects, bad data) needs a person: Retry::No.
+[[noreturn]] void throw_pg(const Target& target, std::string_view doing, PGconn* conn,
+                           const PGresult* result) {
+  std::string sqlstate;
+  std::string message;
+  if (result != nullptr) {
+    if (const char* s = PQresultErrorField(result, PG_DIAG_SQLSTATE)) sqlstate = s;
+    message = PQresultErrorMessage(result);
+  }
+  if (message.empty() && conn != nullptr) message = PQerrorMessage(conn);
+  if (message.empty()) message = "no detail from libpq (out of memory?)";
+  // libpq's messages span lines ("...failed: Connection refused\n\tIs the server
+  // running..."): one line reads better in a log.
+  message = trim(message);
+  for (auto pos = message.find_first_of("\n\t"); pos != std::string::npos;
+       pos = message.find_first_of("\n\t", pos)) {
+    const auto end = message.find_first_not_of("\n\t ", pos);
+    message.replace(pos, (end == std::string::npos ? message.size() : end) - pos, " ");
+    ++pos;
+  }
+  const bool broken = conn == nullptr || PQstatus(conn) == CONNECTION_BAD;
+  const bool transient = broken || sqlstate.rfind("08", 0) == 0 || sqlstate == "40001" ||
+                         sqlstate == "40P01" || sqlstate == "57P01" || sqlstate == "57P02" ||
+                         sqlstate == "57P03" || sqlstate.rfind("53", 0) == 0;
+  std::string what = "checkpoint store " + target.display + ": " + std::string(doing) + ": " + message;
+  if (!sqlstate.empty()) what += " (SQLSTATE " + sqlstate + ")";
+  throw StoreError(what, transient ? Retry::Yes : Retry::No);
+}
+
+// "user:password@" in a URI's authority, for scrubbing libpq's parse errors.
+std::string uri_password(std::string_view uri) {
+  const auto start = uri.find("://");
+  if (start == std::string_view::npos) return {};
+  const auto authority = uri.substr(start + 3, uri.find_first_of("/?", start + 3) - (start + 3));
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return {};
+  const auto userinfo = authority.substr(0, at);
+  const auto colon = userinfo.find(':');
+  return colon == std::string_view::npos ? std::string() : std::string(userinfo.substr(colon + 1));
+}
+
+Target parse_target(const std::string& uri) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(uri.c_str(), &error);
+  if (options == nullptr) {
+    std::string message = error != nullptr ? trim(error) : "out of memory";
+    PQfreemem(error);
+    const std::string password = uri_password(uri);
+    if (!password.empty()) {
+      for (auto pos = message.find(password); pos != std::string::npos;
+           pos = message.find(password, pos)) {
+        message.replace(pos, password.size(), "***");
+      }
+    }
+    throw ConfigError("checkpoint store: invalid Postgres URI: " + message);
+  }
+  std::string user, host, port, dbname;
+  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    const std::string_view key = o->keyword;
+    if (key == "user") user = o->val;
+    if (key == "host") host = o->val;
+    if (key == "hostaddr" && host.empty()) host = o->val;
+    if (key == "port") port = o->val;
+    if (key == "dbname") dbname = o->val;
+  }
+  PQconninfoFree(options);
+  std::string display = "postgresql://";
+  if (!user.empty()) display += user + "@";
+  display += host.empty() ? "localhost" : host;
+  if (!port.empty()) display += ":" + port;
+  if (!dbname.empty()) display += "/" + dbname;
+  return {uri, display};
+}
+
+// Server notices go to the kclpp logger, never straight to stderr (libpq's default).
+void forward_notice(void* /*unused*/, const char* message) {
+  const std::string text = trim(message);
+  if (text.rfind("WARNING", 0) == 0) {
+    log_warn("checkpoint store (Postgres): ", text);
+  } else {
+    log_debug("checkpoint store (Postgres): ", text);
+  }
+}
+
+// Connects and prepares the session. Throws StoreError (Retry::Yes: unreachable).
+Conn connect(const Target& target, const std::string& application_name) {
+  // With expand_dbname, the URI's own parameters override the ones before it.
+  const std::array<const char*, 4> keys{"connect_timeout", "application_name", "dbname", nullptr};
+  const std::array<const char*, 4> values{default_connect_timeout_s, application_name.c_str(),
+                                          target.uri.c_str(), nullptr};
+  Conn conn(PQconnectdbParams(keys.data(), values.data(), 1));
+  if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
+    throw_pg(target, "cannot connect", conn.get(), nullptr);
+  }
+  PQsetNoticeProcessor(conn.get(), forward_notice, nullptr);
+  // A checkpoint must be durable when save() returns, whatever the server's default. The
+  // schema's CREATE ... IF NOT EXISTS would otherwise NOTICE on every open.
+  Result set(PQexec(conn.get(), "SET synchronous_commit = on; SET client_min_messages = warning"));
+  if (PQresultStatus(set.get()) != PGRES_COMMAND_OK) {
+    throw_pg(target, "setting synchronous_commit", conn.get(), set.get());
+  }
+  return conn;
+}
+
+// One statement with text parameters, no reconnect. Throws through throw_pg.
+Result run(const Target& target, PGconn* conn, std::string_view doing, const char* sql,
+           const std::vector<std::string>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.c_str());
+  Result result(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(),
+                             nullptr, nullptr, 0));
+  const auto status = PQresultStatus(result.get());
+  if (result == nullptr || (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)) {
+    throw_pg(target, doing, conn, result.get());
+  }
+  return result;
+}
+
+std::string value(const PGresult* result, int row, int column) {
+  if (PQgetisnull(result, row, column)) return {};
+  return std::string(PQgetvalue(result, row, column),
+                     static_cast<std::size_t>(PQgetlength(result, row, column)));
+}
+
+// A stable key for one (application, stream): FNV-1a 64 over "application\0stream". The
+// same in every process and build, so two workers meet on the same advisory lock.
+std::uint64_t claim_hash(std::string_view application, std::string_view stream) {
+  std::uint64_t h = 14695981039346656037ULL;
+  const auto mix = [&h](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  };
+  for (const char c : application) mix(static_cast<unsigned char>(c));
+  mix(0);
+  for (const char c : stream) mix(static_cast<unsigned char>(c));
+  return h;
+}
+
+std::string host_name() {
+  std::array<char, 256> buf{};
+  if (::gethostname(buf.data(), buf.size() - 1) != 0) return "unknown host";
+  return buf.data();
+}
+
+// Holds a session-level advisory lock on its own connection: closing the connection (the
+// destructor, or the kernel when the process dies) ends the session and frees the lock.
+// If the server restarts, the session and so the claim are lost silently.
+class PostgresClaim final : public StoreClaim {
+ public:
+  explicit PostgresClaim(Conn conn) : conn_(std::move(conn)) {}
+
+ private:
+  Conn conn_;
+};
+
+// Thread-safe: one connection, every use under mutex_.
+class PostgresStore final : public CheckpointStore {
+ public:
+  explicit PostgresStore(Target target) : target_(std::move(target)) {
+    conn_ = connect(target_, "kclpp");
+    create_schema();
+  }
+
+  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
+    const std::lock_guard lock(mutex_);
+    const Result r = exec("loading a checkpoint",
+                          "SELECT sequence_number, sub_sequence_number FROM kclpp_checkpoints "
+                          "WHERE application = $1 AND stream = $2 AND shard_id = $3",
+                          {key.application, key.stream, key.shard_id});
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    return decode(r.get(), 0, 0, key.shard_id);
+  }
+
+  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
+                                                         const std::string& stream) override {
+    const std::lock_guard lock(mutex_);
+    const Result r = exec("loading checkpoints",
+                          "SELECT shard_id, sequence_number, sub_sequence_number "
+                          "FROM kclpp_checkpoints WHERE application = $1 AND stream = $2",
+                          {application, stream});
+    std::map<std::string, ExtendedSequenceNumber> result;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      std::string shard = value(r.get(), row, 0);
+      auto position = decode(r.get(), row, 1, shard);
+      result.insert_or_assign(std::move(shard), std::move(position));
+    }
+    return result;
+  }
+
+  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
+    const std::lock_guard lock(mutex_);
+    // One autocommit statement: committed (synchronous_commit = on) when it returns.
+    (void)exec("saving a checkpoint",
+               "INSERT INTO kclpp_checkpoints (application, stream, shard_id, sequence_number, "
+               "sub_sequence_number, updated_at) VALUES ($1, $2, $3, $4, $5::bigint, now()) "
+               "ON CONFLICT (application, stream, shard_id) DO UPDATE SET "
+               "sequence_number = EXCLUDED.sequence_number, "
+               "sub_sequence_number = EXCLUDED.sub_sequence_number, "
+               "updated_at = EXCLUDED.updated_at",
+               {key.application, key.stream, key.shard_id, position.str(),
+                std::to_string(position.sub_sequence_number())});
+  }
+
+  std::unique_ptr<StoreClaim> claim(const std::string& application,
+                                    const std::string& stream) override {
+    const std::uint64_t key = claim_hash(application, stream);
+    // Named so that the refused worker can say who holds the lock (truncated at 63 bytes).
+    Conn conn = connect(target_, "kclpp worker pid " + std::to_string(::getpid()) + " on " + host_name());
+    const Result got = run(target_, conn.get(), "claiming", "SELECT pg_try_advisory_lock($1::bigint)",
+                           {std::to_string(static_cast<std::int64_t>(key))});
+    if (value(got.get(), 0, 0) == "t") return std::make_unique<PostgresClaim>(std::move(conn));
+
+    // A one-key advisory lock shows in pg_locks as classid = high 32 bits, objid = low 32
+    // bits, objsubid = 1.
+    const Result who = run(
+        target_, conn.get(), "finding the holder of a claim",
+        "SELECT coalesce(a.application_name, ''), l.pid, "
+        "coalesce(host(a.client_addr), 'local socket') "
+        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.classid::bigint = $1::bigint AND l.objid::bigint = $2::bigint "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        {std::to_string(key >> 32), std::to_string(key & 0xffffffffULL)});
+    std::string holder = "another session (it ended while we looked)";
+    if (PQntuples(who.get()) > 0) {
+      const std::string name = value(who.get(), 0, 0);
+      holder = (name.empty() ? std::string("a session") : "'" + name + "'") +
+               " (Postgres backend pid " + value(who.get(), 0, 1) + ", client " +
+               value(who.get(), 0, 2) + ")";
+    }
+    throw StoreError("cannot claim application '" + application + "' on stream '" + stream +
+                     "' in checkpoint store " + target_.display + ": held by " + holder +
+                     "; only one worker may run an application on a stream until "
+                     "multi-worker leases exist");
+  }
+
+ private:
+  // Runs one statement; if the connection turns out broken (server restarted, idle
+  // connection cut), reconnects once and runs it again. Safe because every statement here
+  // is idempotent: a SELECT, or an upsert of the same value. A second failure, or a failed
+  // reconnect, is a StoreError with Retry::Yes for the caller's retry policy.
+  Result exec(std::string_view doing, const char* sql, const std::vector<std::string>& params) {
+    if (conn_ == nullptr || PQstatus(conn_.get()) == CONNECTION_BAD) {
+      conn_.reset();
+      conn_ = connect(target_, "kclpp");
+    }
+    try {
+      return run(target_, conn_.get(), doing, sql, params);
+    } catch (const StoreError&) {
+      if (PQstatus(conn_.get()) != CONNECTION_BAD) throw;
+    }
+    conn_.reset();
+    conn_ = connect(target_, "kclpp");
+    return run(target_, conn_.get(), doing, sql, params);
+  }
+
+  ExtendedSequenceNumber decode(const PGresult* r, int row, int column, const std::string& shard) {
+    const std::string text = value(r, row, column);
+    const std::string sub_text = value(r, row, column + 1);
+    std::int64_t sub = 0;
+    try {
+      sub = sub_text.empty() ? 0 : std::stoll(sub_text);
+      return ExtendedSequenceNumber::parse(text, sub);
+    } catch (const std::exception& e) {
+      throw StoreError("checkpoint store " + target_.display + ": shard " + shard +
+                       " has an unreadable checkpoint '" + text + "'/" + sub_text + ": " +
+                       e.what());
+    }
+  }
+
+  // One transaction under a transaction-level advisory lock, so two processes creating
+  // the schema of a new database at once cannot collide (CREATE TABLE IF NOT EXISTS alone
+  // races on the catalogs).
+  void create_schema() {
+    PGconn* c = conn_.get();
+    const auto step = [&](std::string_view doing, const char* sql) {
+      return run(target_, c, doing, sql, {});
+    };
+    step("starting the schema transaction", "BEGIN");
+    try {
+      step("locking the schema", schema_lock_sql);
+      step("creating kclpp_schema_version",
+           "CREATE TABLE IF NOT EXISTS kclpp_schema_version ("
+           " id INTEGER PRIMARY KEY CHECK (id = 1),"
+           " version INTEGER NOT NULL,"
+           " updated_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+      const Result v = step("reading the schema version",
+                            "SELECT version FROM kclpp_schema_version WHERE id = 1");
+      if (PQntuples(v.get()) > 0) {
+        const long long found = std::stoll(value(v.get(), 0, 0));
+        if (found > postgres_schema_version) {
+          throw StoreError("checkpoint store " + target_.display + " has schema version " +
+                           std::to_string(found) + ", newer than version " +
+                           std::to_string(postgres_schema_version) +
+                           " that this kclpp knows: upgrade kclpp or use another database");
+        }
+        if (found < 1) {
+          throw StoreError("checkpoint store " + target_.display +
+                           " has an invalid schema version " + std::to_string(found) +
+                           " (this kclpp knows version " +
+                           std::to_string(postgres_schema_version) + ")");
+        }
+        // Version 1 is the first: nothing to migrate yet.
+      } else {
+        step("creating kclpp_checkpoints",
+             "CREATE TABLE IF NOT EXISTS kclpp_checkpoints ("
+             " application TEXT NOT NULL,"
+             " stream TEXT NOT NULL,"
+             " shard_id TEXT NOT NULL,"
+             " sequence_number TEXT NOT NULL,"  // digits, or a sentinel name such as SHARD_END
+             " sub_sequence_number BIGINT NOT NULL DEFAULT 0,"
+             " updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+             // Reserved for multi-worker leases; NULL until that protocol exists.
+             " lease_owner TEXT,"
+             " lease_counter BIGINT,"
+             " lease_expires_at TIMESTAMPTZ,"
+             " PRIMARY KEY (application, stream, shard_id))");
+        (void)run(target_, c, "recording the schema version",
+                  "INSERT INTO kclpp_schema_version (id, version) VALUES (1, $1::integer)",
+                  {std::to_string(postgres_schema_version)});
+      }
+      step("committing the schema", "COMMIT");
+    } catch (...) {
+      Result ignored(PQexec(c, "ROLLBACK"));
+      throw;
+    }
+  }
+
+  Target target_;
+  std::mutex mutex_;
+  Conn conn_;
+};
+
+}  // namespace
+
+std::unique_ptr<CheckpointStore> open_postgres_store(const std::string& uri) {
+  return std::make_unique<PostgresStore>(parse_target(uri));
+}
+
+}  // namespace kclpp::native::detail

@@ -1,0 +1,18 @@
+#pragma once
+// The Postgres checkpoint store behind "postgres://..." / "postgresql://...".
+#include <memory>
+#include <string>
+
+#include "kclpp/native/checkpoint_store.hpp"
+
+namespace kclpp::native::detail {
+
+// The schema version this build creates and understands.
+inline constexpr int postgres_schema_version = 1;
+
+// Connects with a libpq URI and creates or checks the schema. Throws ConfigError for a
+// malformed URI, StoreError naming the host otherwise (Retry::Yes when unreachable).
+// Never puts the password in a message.
+[[nodiscard]] std::unique_ptr<CheckpointStore> open_postgres_store(const std::string& uri);
+
+}  // namespace kclpp::native::detail

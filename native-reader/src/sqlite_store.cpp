@@ -1,0 +1,360 @@
+#include "sqlite_store.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <string_view>
+#include <thread>
+
+#include "kclpp/processor/error.hpp"
+
+namespace kclpp::native::detail {
+namespace {
+
+constexpr int busy_timeout_ms = 10'000;
+
+struct DbCloser {
+  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
+};
+using Db = std::unique_ptr<sqlite3, DbCloser>;
+using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// The one place SQLite result codes become exceptions. A busy or locked database may free
+// up (another process held the write lock past the busy timeout): Retry::Yes. Anything
+// else (corrupt file, not a database, read-only, I/O error, schema) will not fix itself.
+[[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view doing, const std::string& where) {
+  const int primary = rc & 0xff;
+  const Retry retry = (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) ? Retry::Yes : Retry::No;
+  std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  throw StoreError("checkpoint store sqlite:" + where + ": " + std::string(doing) + ": " + detail +
+                       " (SQLite code " + std::to_string(rc) + ")",
+                   retry);
+}
+
+void check(sqlite3* db, int rc, std::string_view doing, const std::string& where) {
+  if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE) throw_sqlite(db, rc, doing, where);
+}
+
+// Resets a cached statement when a call is done with it (also on exceptions).
+class StmtUse {
+ public:
+  explicit StmtUse(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~StmtUse() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  StmtUse(const StmtUse&) = delete;
+  StmtUse& operator=(const StmtUse&) = delete;
+  [[nodiscard]] sqlite3_stmt* get() const noexcept { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+// A stable name for one (application, stream): FNV-1a 64 over "application\0stream".
+std::uint64_t claim_hash(std::string_view application, std::string_view stream) {
+  std::uint64_t h = 14695981039346656037ULL;
+  const auto mix = [&h](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  };
+  for (const char c : application) mix(static_cast<unsigned char>(c));
+  mix(0);
+  for (const char c : stream) mix(static_cast<unsigned char>(c));
+  return h;
+}
+
+std::string host_name() {
+  std::array<char, 256> buf{};
+  if (::gethostname(buf.data(), buf.size() - 1) != 0) return "unknown host";
+  return buf.data();
+}
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  [[nodiscard]] int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// An exclusive flock on PATH.lock-HASH. flock (not fcntl) locks belong to the open file
+// description, so a second claim in the same process conflicts too, and closing some other
+// descriptor of the file (as SQLite's own fcntl locking would) cannot drop it. The kernel
+// releases it when the process dies, however it dies. The file itself stays: deleting it
+// would race with a concurrent claimer that has it open.
+class SqliteClaim final : public StoreClaim {
+ public:
+  explicit SqliteClaim(std::unique_ptr<FileDescriptor> fd) : fd_(std::move(fd)) {}
+
+ private:
+  std::unique_ptr<FileDescriptor> fd_;
+};
+
+// Thread-safe: one connection, every use under mutex_.
+class SqliteStore final : public CheckpointStore {
+ public:
+  explicit SqliteStore(std::string path) : path_(std::move(path)) {
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(path_.c_str(), &raw,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                       SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                                   nullptr);
+    db_.reset(raw);  // SQLite hands out a handle even on failure; it must be closed.
+    check(db_.get(), rc, "cannot open the database file", path_);
+    check(db_.get(), sqlite3_busy_timeout(db_.get(), busy_timeout_ms), "setting busy timeout", path_);
+    // WAL lets readers run beside the writer; synchronous=FULL fsyncs the WAL at every
+    // commit, so a save() that returned survives a power cut, not just a crash. Where WAL
+    // is impossible (no shared memory), SQLite keeps the rollback journal, which FULL also
+    // makes durable.
+    use_wal();
+    exec("PRAGMA synchronous=FULL", "setting synchronous=FULL");
+    create_schema();
+    load_ = prepare(
+        "SELECT sequence_number, sub_sequence_number FROM kclpp_checkpoints "
+        "WHERE application = ?1 AND stream = ?2 AND shard_id = ?3");
+    load_all_ = prepare(
+        "SELECT shard_id, sequence_number, sub_sequence_number FROM kclpp_checkpoints "
+        "WHERE application = ?1 AND stream = ?2");
+    // Leaves the lease columns alone: they belong to the lease protocol.
+    save_ = prepare(
+        "INSERT INTO kclpp_checkpoints (application, stream, shard_id, sequence_number, "
+        "sub_sequence_number, updated_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
+        "ON CONFLICT (application, stream, shard_id) DO UPDATE SET "
+        "sequence_number = excluded.sequence_number, "
+        "sub_sequence_number = excluded.sub_sequence_number, updated_at = excluded.updated_at");
+  }
+
+  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
+    const std::lock_guard lock(mutex_);
+    const StmtUse use(load_.get());
+    bind(use.get(), 1, key.application);
+    bind(use.get(), 2, key.stream);
+    bind(use.get(), 3, key.shard_id);
+    const int rc = sqlite3_step(use.get());
+    check(db_.get(), rc, "loading a checkpoint", path_);
+    if (rc == SQLITE_DONE) return std::nullopt;
+    return decode(use.get(), 0, key.shard_id);
+  }
+
+  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
+                                                         const std::string& stream) override {
+    const std::lock_guard lock(mutex_);
+    const StmtUse use(load_all_.get());
+    bind(use.get(), 1, application);
+    bind(use.get(), 2, stream);
+    std::map<std::string, ExtendedSequenceNumber> result;
+    for (;;) {
+      const int rc = sqlite3_step(use.get());
+      check(db_.get(), rc, "loading checkpoints", path_);
+      if (rc == SQLITE_DONE) break;
+      std::string shard = text(use.get(), 0);
+      auto position = decode(use.get(), 1, shard);
+      result.insert_or_assign(std::move(shard), std::move(position));
+    }
+    return result;
+  }
+
+  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
+    const std::string value = position.str();
+    const std::lock_guard lock(mutex_);
+    const StmtUse use(save_.get());
+    bind(use.get(), 1, key.application);
+    bind(use.get(), 2, key.stream);
+    bind(use.get(), 3, key.shard_id);
+    bind(use.get(), 4, value);
+    check(db_.get(), sqlite3_bind_int64(use.get(), 5, position.sub_sequence_number()), "binding", path_);
+    // Autocommit: the statement is its own transaction, committed (and fsynced, see the
+    // constructor) before step returns.
+    check(db_.get(), sqlite3_step(use.get()), "saving a checkpoint", path_);
+  }
+
+  std::unique_ptr<StoreClaim> claim(const std::string& application,
+                                    const std::string& stream) override {
+    char suffix[17];
+    std::snprintf(suffix, sizeof suffix, "%016llx",
+                  static_cast<unsigned long long>(claim_hash(application, stream)));
+    const std::string lock_path = path_ + ".lock-" + suffix;
+    const std::string what = "cannot claim application '" + application + "' on stream '" +
+                             stream + "' in checkpoint store sqlite:" + path_;
+    // CLOEXEC: a child the worker spawns (kclpp daemon) must not keep the claim alive.
+    auto fd = std::make_unique<FileDescriptor>(
+        ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (fd->get() < 0) {
+      throw StoreError(what + ": cannot open lock file " + lock_path + ": " + std::strerror(errno));
+    }
+    int rc = 0;
+    do {
+      rc = ::flock(fd->get(), LOCK_EX | LOCK_NB);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+      if (errno != EWOULDBLOCK) {
+        throw StoreError(what + ": cannot lock " + lock_path + ": " + std::strerror(errno));
+      }
+      std::array<char, 256> buf{};
+      const ssize_t n = ::pread(fd->get(), buf.data(), buf.size() - 1, 0);
+      std::string holder = n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : "";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      if (holder.empty()) holder = "another process (pid not yet written)";
+      throw StoreError(what + ": held by " + holder + " (lock file " + lock_path +
+                       "); only one worker may run an application on a stream until "
+                       "multi-worker leases exist");
+    }
+    const std::string holder =
+        "pid " + std::to_string(::getpid()) + " on host " + host_name() + "\n";
+    // Best effort: the lock is what counts, the text only feeds the error message.
+    if (::ftruncate(fd->get(), 0) == 0) {
+      (void)!::pwrite(fd->get(), holder.data(), holder.size(), 0);
+    }
+    return std::make_unique<SqliteClaim>(std::move(fd));
+  }
+
+ private:
+  void exec(const char* sql, std::string_view doing) {
+    check(db_.get(), sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr), doing, path_);
+  }
+
+  // Switching to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
+  // instead of calling the busy handler when waiting could deadlock (another process
+  // opening the same new file holds a shared lock and wants the same). So this one waits
+  // itself, up to the busy timeout. Once a file is in WAL mode (persistent), nothing waits.
+  void use_wal() {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+    for (unsigned attempt = 0;; ++attempt) {
+      const int rc = sqlite3_exec(db_.get(), "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+      if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= until) {
+        check(db_.get(), rc, "setting journal_mode=WAL", path_);
+        return;
+      }
+      // 1, 2, 4 ... 32 ms plus the attempt number, so waiting processes spread out.
+      std::this_thread::sleep_for(std::chrono::milliseconds((1u << std::min(attempt, 5u)) + attempt % 7));
+    }
+  }
+
+  Stmt prepare(const char* sql) {
+    sqlite3_stmt* raw = nullptr;
+    const int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    Stmt stmt(raw);
+    check(db_.get(), rc, "preparing a statement", path_);
+    return stmt;
+  }
+
+  void bind(sqlite3_stmt* stmt, int index, const std::string& value) {
+    // SQLITE_STATIC: every bound string outlives the statement's use (StmtUse resets it).
+    check(db_.get(),
+          sqlite3_bind_text(stmt, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC),
+          "binding", path_);
+  }
+
+  static std::string text(sqlite3_stmt* stmt, int column) {
+    const auto* p = sqlite3_column_text(stmt, column);
+    const int n = sqlite3_column_bytes(stmt, column);
+    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+  }
+
+  ExtendedSequenceNumber decode(sqlite3_stmt* stmt, int column, const std::string& shard) {
+    const std::string value = text(stmt, column);
+    const std::int64_t sub = sqlite3_column_int64(stmt, column + 1);
+    try {
+      return ExtendedSequenceNumber::parse(value, sub);
+    } catch (const Error& e) {
+      throw StoreError("checkpoint store sqlite:" + path_ + ": shard " + shard +
+                       " has an unreadable checkpoint '" + value + "'/" + std::to_string(sub) +
+                       ": " + e.what());
+    }
+  }
+
+  // BEGIN IMMEDIATE takes the write lock first (waiting up to the busy timeout), so two
+  // processes opening the same new file cannot both create the schema.
+  void create_schema() {
+    exec("BEGIN IMMEDIATE", "starting the schema transaction");
+    try {
+      exec(
+          "CREATE TABLE IF NOT EXISTS kclpp_schema_version ("
+          " id INTEGER PRIMARY KEY CHECK (id = 1),"
+          " version INTEGER NOT NULL,"
+          " updated_at TEXT NOT NULL)",
+          "creating kclpp_schema_version");
+      const Stmt get = prepare("SELECT version FROM kclpp_schema_version WHERE id = 1");
+      const int rc = sqlite3_step(get.get());
+      check(db_.get(), rc, "reading the schema version", path_);
+      if (rc == SQLITE_ROW) {
+        const auto found = sqlite3_column_int64(get.get(), 0);
+        if (found > sqlite_schema_version) {
+          throw StoreError("checkpoint store sqlite:" + path_ + " has schema version " +
+                           std::to_string(found) + ", newer than version " +
+                           std::to_string(sqlite_schema_version) +
+                           " that this kclpp knows: upgrade kclpp or use another file");
+        }
+        if (found < 1) {
+          throw StoreError("checkpoint store sqlite:" + path_ + " has an invalid schema version " +
+                           std::to_string(found) + " (this kclpp knows version " +
+                           std::to_string(sqlite_schema_version) + ")");
+        }
+        // Version 1 is the first: nothing to migrate yet.
+      } else {
+        exec(
+            "CREATE TABLE IF NOT EXISTS kclpp_checkpoints ("
+            " application TEXT NOT NULL,"
+            " stream TEXT NOT NULL,"
+            " shard_id TEXT NOT NULL,"
+            " sequence_number TEXT NOT NULL,"  // digits, or a sentinel name such as SHARD_END
+            " sub_sequence_number BIGINT NOT NULL DEFAULT 0,"
+            " updated_at TEXT NOT NULL,"
+            // Reserved for multi-worker leases; NULL until that protocol exists.
+            " lease_owner TEXT,"
+            " lease_counter BIGINT,"
+            " lease_expires_at TEXT,"
+            " PRIMARY KEY (application, stream, shard_id))",
+            "creating kclpp_checkpoints");
+        const std::string insert =
+            "INSERT INTO kclpp_schema_version (id, version, updated_at) VALUES (1, " +
+            std::to_string(sqlite_schema_version) + ", strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+        exec(insert.c_str(), "recording the schema version");
+      }
+      exec("COMMIT", "committing the schema");
+    } catch (...) {
+      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  std::string path_;
+  std::mutex mutex_;
+  Db db_;
+  Stmt load_;
+  Stmt load_all_;
+  Stmt save_;
+};
+
+}  // namespace
+
+std::unique_ptr<CheckpointStore> open_sqlite_store(const std::string& path) {
+  std::error_code ec;
+  auto absolute = std::filesystem::absolute(path, ec);
+  // Absolute, so the claim's lock file stays next to the database if the cwd changes.
+  return std::make_unique<SqliteStore>(ec ? path : absolute.lexically_normal().string());
+}
+
+}  // namespace kclpp::native::detail

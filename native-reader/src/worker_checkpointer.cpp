@@ -1,0 +1,85 @@
+#include "worker_checkpointer.hpp"
+
+#include <string>
+#include <utility>
+
+#include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
+
+namespace kclpp::native::detail {
+namespace {
+
+bool is_numeric(const std::optional<ExtendedSequenceNumber>& value) {
+  return value && !value->is_sentinel();
+}
+
+std::string describe(const ExtendedSequenceNumber& value) {
+  if (value.is_sentinel() || value.sub_sequence_number() == 0) return value.str();
+  return value.str() + "/" + std::to_string(value.sub_sequence_number());
+}
+
+}  // namespace
+
+WorkerCheckpointer::WorkerCheckpointer(CheckpointStore& store, CheckpointKey key)
+    : store_(store), key_(std::move(key)) {}
+
+void WorkerCheckpointer::reset(const std::optional<ExtendedSequenceNumber>& stored) {
+  stored_ = stored;
+  // As the KCL: the largest permitted value starts at the stored checkpoint.
+  largest_ = is_numeric(stored) ? stored : std::nullopt;
+  phase_ = Phase::Processing;
+}
+
+void WorkerCheckpointer::delivered(const ExtendedSequenceNumber& largest) {
+  if (!largest_ || compare_positions(*largest_, largest) < 0) largest_ = largest;
+}
+
+void WorkerCheckpointer::save(const ExtendedSequenceNumber& value) {
+  try {
+    store_.save(key_, value);
+  } catch (const ThrottledError&) {
+    throw;
+  } catch (const Error& e) {
+    // Spec §5: the KCL reports a failing lease table as KinesisClientLibDependencyException,
+    // which processors treat as retryable.
+    throw CheckpointError("checkpoint of " + key_.shard_id + " at " + describe(value) +
+                              " failed in the checkpoint store: " + e.what(),
+                          "KinesisClientLibDependencyException");
+  }
+  stored_ = value;
+}
+
+void WorkerCheckpointer::checkpoint_once(const std::optional<ExtendedSequenceNumber>& at) {
+  if (phase_ == Phase::Finished) {
+    throw LeaseLostError("Can't update checkpoint of " + key_.shard_id +
+                         ": the processor's lifecycle is over (shutdown or lease lost)");
+  }
+  const bool ending = phase_ == Phase::ShardEnding;
+  ExtendedSequenceNumber value;
+  if (!at) {
+    if (ending) {
+      value = ExtendedSequenceNumber(Sentinel::ShardEnd);
+    } else if (largest_) {
+      value = *largest_;
+    } else {
+      return;  // nothing delivered and nothing stored: nothing to record
+    }
+  } else {
+    const bool in_range =
+        !at->is_sentinel() && largest_ && compare_positions(*at, *largest_) <= 0 &&
+        (!is_numeric(stored_) || compare_positions(*stored_, *at) <= 0);
+    if (!in_range) {
+      throw CheckpointError("Checkpoint " + describe(*at) + " of " + key_.shard_id +
+                                " did not fall into acceptable range [" +
+                                (is_numeric(stored_) ? describe(*stored_) : std::string("-")) + ", " +
+                                (largest_ ? describe(*largest_) : std::string("-")) + "]",
+                            "IllegalArgumentException");
+    }
+    value = ending && *at == *largest_ ? ExtendedSequenceNumber(Sentinel::ShardEnd) : *at;
+  }
+  if (stored_ && *stored_ == value) return;  // re-checkpointing the stored value: no-op
+  save(value);
+  log_debug("checkpoint ", key_.shard_id, " at ", describe(value));
+}
+
+}  // namespace kclpp::native::detail
