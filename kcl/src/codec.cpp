@@ -184,6 +184,106 @@ std::chrono::system_clock::time_point from_epoch_ms(std::int64_t ms) {
       std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds(ms)));
 }
 
+// The fast path's reader (see Decoder::Impl::decode_fast): every function consumes what it
+// matched and returns true, or returns false (the caller then gives up on the line).
+class FastScanner {
+ public:
+  explicit FastScanner(std::string_view line) noexcept : p_(line.data()), end_(line.data() + line.size()) {}
+
+  bool at_end() const noexcept { return p_ == end_; }
+
+  // A string literal: its length is a constant, so the compare compiles to a few loads.
+  template <std::size_t N>
+  bool literal(const char (&s)[N]) noexcept {
+    constexpr std::size_t n = N - 1;
+    if (static_cast<std::size_t>(end_ - p_) < n || std::memcmp(p_, s, n) != 0) return false;
+    p_ += n;
+    return true;
+  }
+
+  // The bytes up to the next '"' (consumed), escapes or not: for tokens whose every valid
+  // form has no backslash (base64, digits), which the caller then validates.
+  bool raw_string(std::string_view& out) noexcept {
+    const void* quote = std::memchr(p_, '"', static_cast<std::size_t>(end_ - p_));
+    if (quote == nullptr) return false;
+    const char* q = static_cast<const char*>(quote);
+    out = std::string_view(p_, static_cast<std::size_t>(q - p_));
+    p_ = q + 1;
+    return true;
+  }
+
+  // A string with no escapes and no control characters, valid UTF-8 (what the general
+  // path's UTF-8 check requires of the whole line), up to its closing '"' (consumed).
+  bool plain_string(std::string_view& out) noexcept {
+    const char* q = p_;
+    unsigned char high = 0;
+    for (; q < end_ && *q != '"'; ++q) {
+      const auto c = static_cast<unsigned char>(*q);
+      if (c < 0x20 || c == '\\') return false;
+      high |= c;
+    }
+    if (q == end_) return false;
+    out = std::string_view(p_, static_cast<std::size_t>(q - p_));
+    if (high >= 0x80 && !simdjson::validate_utf8(out.data(), out.size())) return false;
+    p_ = q + 1;
+    return true;
+  }
+
+  // A JSON integer -?(0|[1-9][0-9]*) of at most 18 digits (always in the int64 range), or
+  // null. "-0" is left to the general path (simdjson may read it as a double).
+  bool integer_or_null(std::optional<std::int64_t>& out) noexcept {
+    if (literal("null")) {
+      out.reset();
+      return true;
+    }
+    const bool negative = p_ < end_ && *p_ == '-';
+    const char* first = negative ? p_ + 1 : p_;
+    const char* q = first;
+    std::uint64_t n = 0;  // wraps harmlessly past 18 digits, which are refused below
+    for (; q < end_ && *q >= '0' && *q <= '9'; ++q) n = n * 10 + static_cast<std::uint64_t>(*q - '0');
+    const auto digits = q - first;
+    if (digits == 0 || digits > 18 || (*first == '0' && (digits > 1 || negative))) return false;
+    const auto value = static_cast<std::int64_t>(n);
+    out = negative ? -value : value;
+    p_ = q;
+    return true;
+  }
+
+ private:
+  const char* p_;
+  const char* end_;
+};
+
+// One record of the fast path into `r` (any previous content). Every field is set, as
+// clear_record() would, but `data` is not cleared first: base64_decode() resizes it, and
+// growing a cleared string would zero the bytes about to be written.
+bool read_fast_record(FastScanner& in, Record& r) {
+  r.data_error.clear();
+  r.approximate_arrival_timestamp.reset();
+  if (!in.literal(R"({"data":)")) return false;
+  std::string_view text;
+  if (in.literal("null")) {  // null data -> empty data, as in the general path
+    r.data.clear();
+  } else if (!in.literal("\"") || !in.raw_string(text) || !base64_decode(text, r.data)) {
+    return false;
+  }
+  if (!in.literal(R"(,"partitionKey":")") || !in.plain_string(text)) return false;
+  r.partition_key.assign(text);
+  if (!in.literal(R"(,"sequenceNumber":")") || !in.raw_string(text) || !r.sequence_number.assign(text)) {
+    return false;
+  }
+  std::optional<std::int64_t> ms;
+  if (!in.literal(R"(,"approximateArrivalTimestamp":)") || !in.integer_or_null(ms)) return false;
+  if (ms) {
+    if (*ms < -max_timestamp_ms || *ms > max_timestamp_ms) return false;
+    r.approximate_arrival_timestamp = from_epoch_ms(*ms);
+  }
+  std::optional<std::int64_t> sub;
+  if (!in.literal(R"(,"subSequenceNumber":)") || !in.integer_or_null(sub)) return false;
+  r.sub_sequence_number = sub.value_or(0);
+  return in.literal(R"(,"action":"record"})");
+}
+
 }  // namespace
 
 std::string_view action_name(Action action) noexcept {
@@ -223,16 +323,87 @@ struct Decoder::Impl {
   // next longer one (steady state: no allocation per record).
   std::vector<Record> spare;
 
+  bool decode_fast(std::string_view line, Message& message, RecordBatch& batch);
   void decode(std::string_view line, Message& message, RecordBatch& batch);
   void read_records(LineReader& in, od::value& v, RecordBatch& batch);
   void read_record(LineReader& in, od::object& obj, Record& r, std::size_t index);
+
+  void recycle(RecordBatch& batch) {
+    for (auto& r : batch.records) spare.push_back(std::move(r));
+    batch.records.clear();
+  }
+  Record& next_record(RecordBatch& batch) {
+    if (spare.empty()) {
+      batch.records.emplace_back();
+    } else {
+      batch.records.push_back(std::move(spare.back()));
+      spare.pop_back();
+    }
+    return batch.records.back();
+  }
 };
 
 Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
 Decoder::~Decoder() = default;
 
 void Decoder::decode(std::string_view line, Message& message, RecordBatch& batch) {
+  if (impl_->decode_fast(line, message, batch)) return;
   impl_->decode(line, message, batch);
+}
+
+bool Decoder::try_decode_fast(std::string_view line, Message& message, RecordBatch& batch) {
+  return impl_->decode_fast(line, message, batch);
+}
+
+void Decoder::decode_general(std::string_view line, Message& message, RecordBatch& batch) {
+  impl_->decode(line, message, batch);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fast path: processRecords exactly as the Java daemon writes it (spec §2: Jackson, fields
+// in declaration order, no whitespace, nulls written out):
+//   {"action":"processRecords","records":[{"data":"<base64>"|null,"partitionKey":"<text>",
+//   "sequenceNumber":"<digits>","approximateArrivalTimestamp":<integer>|null,
+//   "subSequenceNumber":<integer>|null,"action":"record"},...],"millisBehindLatest":<integer>|null}
+// One pass over the line with no structural index, which is most of the general path's
+// cost. Anything else (another key order, whitespace, an extra key, escapes, a number that
+// is not a plain integer, data that does not decode, ...) returns false, and the general
+// path decodes the line from scratch: leniency and every error message stay the general
+// path's. The fast path only accepts lines the general path accepts, and yields the same
+// result (tests/unit/codec_test.cpp and the fuzz target compare the two).
+
+bool Decoder::Impl::decode_fast(std::string_view line, Message& message, RecordBatch& batch) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  // The general path's parser refuses documents beyond its maximum capacity.
+  if (line.size() > simdjson::SIMDJSON_MAXSIZE_BYTES) return false;
+  FastScanner in(line);
+  if (!in.literal(R"({"action":"processRecords","records":[)")) return false;
+  message.reset();
+  batch.millis_behind_latest.reset();
+  // The batch's records are overwritten in place (no trip through `spare` for each), and
+  // whatever is left over at the end goes to `spare`.
+  std::size_t count = 0;
+  if (!in.literal("]")) {
+    do {
+      Record& r = count < batch.records.size() ? batch.records[count] : next_record(batch);
+      ++count;
+      if (!read_fast_record(in, r)) return false;
+    } while (in.literal(","));
+    if (!in.literal("]")) return false;
+  }
+  if (count < batch.records.size()) {
+    for (std::size_t i = count; i < batch.records.size(); ++i) spare.push_back(std::move(batch.records[i]));
+    batch.records.erase(batch.records.begin() + static_cast<std::ptrdiff_t>(count), batch.records.end());
+  }
+  std::optional<std::int64_t> millis_behind;
+  if (!in.literal(R"(,"millisBehindLatest":)") || !in.integer_or_null(millis_behind) || !in.literal("}") ||
+      !in.at_end()) {
+    return false;
+  }
+  batch.millis_behind_latest = millis_behind;
+  message.action = Action::ProcessRecords;
+  message.action_name.assign("processRecords");
+  return true;
 }
 
 void Decoder::Impl::decode(std::string_view line, Message& message, RecordBatch& batch) {
@@ -282,8 +453,7 @@ void Decoder::Impl::decode(std::string_view line, Message& message, RecordBatch&
   bool saw_response_for = false;
   if (action == Action::ProcessRecords) {
     batch.millis_behind_latest.reset();
-    for (auto& r : batch.records) spare.push_back(std::move(r));
-    batch.records.clear();
+    recycle(batch);
   }
   od::object obj = in.check(doc.get_object());
   for (auto field_result : obj) {
@@ -362,8 +532,7 @@ void Decoder::Impl::read_records(LineReader& in, od::value& v, RecordBatch& batc
   const od::json_type t = in.type_of(v);
   if (t != od::json_type::array && t != od::json_type::null) in.fail_type("records", "an array", t);
   // A repeated "records" key: the last one wins, as in Jackson.
-  for (auto& r : batch.records) spare.push_back(std::move(r));
-  batch.records.clear();
+  recycle(batch);
   if (t == od::json_type::null) return;  // lenient: no records
   od::array arr = in.check(v.get_array());
   std::size_t index = 0;
@@ -375,13 +544,7 @@ void Decoder::Impl::read_records(LineReader& in, od::value& v, RecordBatch& batc
               ", expected an object");
     }
     od::object obj = in.check(element.get_object());
-    if (spare.empty()) {
-      batch.records.emplace_back();
-    } else {
-      batch.records.push_back(std::move(spare.back()));
-      spare.pop_back();
-    }
-    read_record(in, obj, batch.records.back(), index);
+    read_record(in, obj, next_record(batch), index);
     ++index;
   }
 }
@@ -402,17 +565,18 @@ void Decoder::Impl::read_record(LineReader& in, od::object& obj, Record& r, std:
       const od::json_type t = in.type_of(v);
       if (t == od::json_type::null) continue;  // null data -> empty data
       if (t != od::json_type::string) in.fail(where("\"data\" is " + std::string(type_name(t)) + ", expected a base64 string"));
-      // Hot path: base64 never needs JSON escapes, so decode straight from the input
-      // buffer. The raw token is the quoted string plus any whitespace up to the next token.
-      std::string_view raw = trim_right(v.raw_json_token());
-      std::string_view text;
-      if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"' &&
-          std::memchr(raw.data(), '\\', raw.size()) == nullptr) {
-        text = raw.substr(1, raw.size() - 2);
-      } else {
-        text = in.check(v.get_string());  // e.g. "\/" from some JSON writers
+      // Base64 never needs JSON escapes, so decode straight from the input buffer first:
+      // the raw token is the quoted string plus any whitespace up to the next token. The
+      // alphabet has no backslash, so a successful decode means there was no escape to
+      // undo. Only when that fails, look for escapes (Jackson writes none, but other
+      // writers may send "\/") and decode the unescaped string.
+      const std::string_view raw = trim_right(v.raw_json_token());
+      const bool quoted = raw.size() >= 2 && raw.front() == '"' && raw.back() == '"';
+      bool decoded = quoted && base64_decode(raw.substr(1, raw.size() - 2), r.data);
+      if (!decoded && (!quoted || std::memchr(raw.data(), '\\', raw.size()) != nullptr)) {
+        decoded = base64_decode(in.check(v.get_string()), r.data);
       }
-      if (!base64_decode(text, r.data)) {
+      if (!decoded) {
         r.data.clear();
         r.data_error = "invalid base64 in record data";
       }

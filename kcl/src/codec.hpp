@@ -68,9 +68,19 @@ class Decoder {
   // records go into `batch` (reusing its storage); undecodable base64 becomes
   // Record::data_error. Throws ProtocolError naming what is wrong: not JSON, not an object,
   // no "action", a field of the wrong type, a bad record. An unknown action is not an
-  // error: it returns Action::Unknown.
+  // error: it returns Action::Unknown. After a ProtocolError, `batch` may have been emptied.
   // `line.data()` must be followed by decode_padding readable bytes.
   void decode(std::string_view line, Message& message, RecordBatch& batch);
+
+  // The two halves of decode(), for the tests and the fuzz target that compare them.
+  // try_decode_fast() takes only a processRecords line in the exact shape the Java
+  // daemon's Jackson writes (spec §2: that key order, no whitespace, no escapes, integers or
+  // null for the numbers, data that decodes) and returns false for anything else, leaving
+  // `message` and `batch` unspecified; it throws no ProtocolError (only std::bad_alloc).
+  // decode_general() is the simdjson path that reads every variant. Whenever
+  // try_decode_fast() returns true, decode_general() gives the same message and batch.
+  [[nodiscard]] bool try_decode_fast(std::string_view line, Message& message, RecordBatch& batch);
+  void decode_general(std::string_view line, Message& message, RecordBatch& batch);
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 // libFuzzer target for the MultiLangDaemon line decoder (kcl/src/codec.cpp).
 // Each input is one line. It is decoded by a fresh Decoder and by one reused across inputs;
-// both must agree. ProtocolError is an accepted outcome; any other exception, a crash or a
+// both must agree, and so must the general (simdjson) path alone: decode() tries the
+// processRecords fast path first, which must never change the outcome. ProtocolError is an accepted outcome; any other exception, a crash or a
 // sanitizer report is a bug. Decoded messages are re-encoded (must be ASCII) and decoded
 // again (must round-trip).
 
@@ -34,6 +35,16 @@ void check(bool ok, const char* what) {
 bool try_decode(Decoder& decoder, std::string_view line, Message& message, kclpp::RecordBatch& batch) {
   try {
     decoder.decode(line, message, batch);
+    return true;
+  } catch (const kclpp::ProtocolError&) {
+    return false;
+  }
+}
+
+// decode_general() into (message, batch); false on ProtocolError.
+bool try_decode_general(Decoder& decoder, std::string_view line, Message& message, kclpp::RecordBatch& batch) {
+  try {
+    decoder.decode_general(line, message, batch);
     return true;
   } catch (const kclpp::ProtocolError&) {
     return false;
@@ -151,6 +162,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool ok = try_decode(fresh, line, message, batch);
   const bool ok_reused = try_decode(reused, line, reused_message, reused_batch);
   check(ok == ok_reused, "fresh and reused decoders disagree on success");
+  {
+    Decoder general;
+    Message general_message;
+    kclpp::RecordBatch general_batch;
+    const bool ok_general = try_decode_general(general, line, general_message, general_batch);
+    check(ok == ok_general, "decode() and decode_general() disagree on success");
+    if (ok) {
+      check(same_message(message, general_message), "decode() and decode_general() disagree on the message");
+      if (message.action == Action::ProcessRecords) {
+        check(same_records(batch, general_batch, true), "decode() and decode_general() disagree on the records");
+      }
+    }
+  }
   if (!ok) return 0;
   check(same_message(message, reused_message), "fresh and reused decoders disagree on the message");
   if (message.action == Action::ProcessRecords) {

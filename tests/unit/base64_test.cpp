@@ -12,6 +12,13 @@
 
 #include "kclpp/processor/base64.hpp"
 
+namespace kclpp::detail {
+// Defined in processor/src/base64.cpp for these tests, not part of the public API:
+// base64_decode() without the AVX2 blocks, and whether base64_decode() uses them here.
+bool base64_decode_scalar(std::string_view in, std::string& out);
+bool base64_avx2_supported() noexcept;
+}  // namespace kclpp::detail
+
 namespace kclpp {
 namespace {
 
@@ -142,6 +149,111 @@ TEST(Base64, LargeInputRoundTrips) {
   std::string corrupt = coded;
   corrupt[coded.size() / 2] = '*';
   EXPECT_FALSE(base64_decode(corrupt, out));
+}
+
+// ---- the AVX2 path against the scalar one ------------------------------------------------
+// base64_decode() decodes 32-character blocks with AVX2 when the CPU has it, and leaves the
+// rest (at least the last 16 characters) to the scalar code. The two must agree on every
+// input: same bytes when valid, both false when not.
+
+const std::string alphabet64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void expect_paths_agree(const std::string& in, const std::string& context) {
+  std::string fast = "previous";
+  std::string scalar = "previous";
+  const bool fast_ok = base64_decode(in, fast);
+  const bool scalar_ok = detail::base64_decode_scalar(in, scalar);
+  ASSERT_EQ(fast_ok, scalar_ok) << context;
+  if (fast_ok) {
+    ASSERT_EQ(fast, scalar) << context;
+  }
+}
+
+TEST(Base64Avx2, ReportsWhichPathRuns) {
+  std::printf("base64_decode uses AVX2 on this CPU: %s\n", detail::base64_avx2_supported() ? "yes" : "no");
+  std::string out;
+  ASSERT_TRUE(detail::base64_decode_scalar("Zm9vYmFy", out));
+  EXPECT_EQ(out, "foobar");
+}
+
+TEST(Base64Avx2, AgreesWithScalarAroundBlockBoundaries) {
+  const auto seed = std::random_device{}();
+  std::printf("Base64Avx2 boundaries seed: %u\n", seed);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255);
+  // Encoded lengths 0..520 cover 0 to 16 blocks, each with every remainder mod 32.
+  for (std::size_t len = 0; len <= 390; ++len) {
+    std::string plain(len, '\0');
+    for (auto& c : plain) c = static_cast<char>(byte(rng));
+    const std::string coded = encode(plain);
+    expect_paths_agree(coded, "len " + std::to_string(len));
+    std::string out;
+    ASSERT_TRUE(base64_decode(coded, out)) << "len " << len;
+    ASSERT_EQ(out, plain) << "len " << len;
+  }
+}
+
+TEST(Base64Avx2, EveryCharacterDecodesToItsValueInEveryPosition) {
+  // Each block position sees each of the 64 characters (a lookup mistake for one character
+  // in one lane would show up here, not in random data).
+  for (const std::size_t length : {48u, 64u, 96u, 100u}) {
+    for (std::size_t shift = 0; shift < 64; ++shift) {
+      std::string in(length, 'A');
+      for (std::size_t i = 0; i < length; ++i) in[i] = alphabet64[(i + shift) % 64];
+      expect_paths_agree(in, "length " + std::to_string(length) + " shift " + std::to_string(shift));
+    }
+  }
+}
+
+TEST(Base64Avx2, RejectsEveryInvalidByteInEveryPositionOfABlock) {
+  // Lengths: the smallest that uses one block, two blocks, and two blocks plus a partial
+  // tail, so every position of the first blocks, of the scalar tail and of the padded last
+  // quad is hit.
+  std::string out;
+  for (const std::size_t length : {48u, 80u, 92u}) {
+    std::string valid(length, 'A');
+    for (std::size_t i = 0; i < length; ++i) valid[i] = alphabet64[(i * 7 + 3) % 64];
+    ASSERT_TRUE(base64_decode(valid, out));
+    for (int b = 0; b < 256; ++b) {
+      const char c = static_cast<char>(b);
+      if (alphabet64.find(c) != std::string::npos) continue;
+      for (std::size_t pos = 0; pos < length; ++pos) {
+        std::string in = valid;
+        in[pos] = c;
+        const std::string context = "length " + std::to_string(length) + " byte " + std::to_string(b) +
+                                    " at " + std::to_string(pos);
+        expect_paths_agree(in, context);
+        if (c != '=' || pos < length - 2) {
+          EXPECT_FALSE(base64_decode(in, out)) << context;
+        }
+      }
+    }
+  }
+}
+
+TEST(Base64Avx2, AgreesWithScalarOnPaddingAndLengthMistakes) {
+  const auto seed = std::random_device{}();
+  std::printf("Base64Avx2 mistakes seed: %u\n", seed);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (int iter = 0; iter < 2000; ++iter) {
+    std::string in(rng() % 200, 'A');
+    for (char& c : in) c = alphabet64[rng() % 64];
+    switch (rng() % 4) {
+      case 0: break;
+      case 1:
+        if (!in.empty()) in[rng() % in.size()] = '=';
+        break;
+      case 2:
+        if (in.size() >= 2) in[in.size() - 1 - rng() % 2] = '=';
+        break;
+      default:
+        if (!in.empty()) in[rng() % in.size()] = static_cast<char>(rng() & 0xFF);
+        break;
+    }
+    expect_paths_agree(in, "input " + in);
+  }
 }
 
 }  // namespace

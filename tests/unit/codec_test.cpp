@@ -786,5 +786,351 @@ TEST_F(CodecTest, RandomRoundTrip) {
   }
 }
 
+// ---- the processRecords fast path against the general path -------------------------------
+// Decoder::decode() first tries a scanner for the exact shape Jackson writes and falls back
+// to the simdjson path for anything else. Whatever the fast path accepts, the general path
+// must accept too, with the same message and records.
+
+// What one path made of a line: the message and batch, or the ProtocolError's text.
+struct Outcome {
+  bool ok = false;
+  std::string error;
+  Message message;
+  RecordBatch batch;
+};
+
+void expect_same(const Outcome& a, const Outcome& b, std::string_view line) {
+  const std::string context = "line: " + cut_line(line, 400);
+  ASSERT_EQ(a.ok, b.ok) << context << "\nerrors: '" << a.error << "' vs '" << b.error << "'";
+  if (!a.ok) {
+    EXPECT_EQ(a.error, b.error) << context;
+    return;
+  }
+  EXPECT_EQ(a.message.action, b.message.action) << context;
+  EXPECT_EQ(a.message.action_name, b.message.action_name) << context;
+  EXPECT_EQ(a.message.shard_id, b.message.shard_id) << context;
+  EXPECT_EQ(a.message.sequence_number, b.message.sequence_number) << context;
+  EXPECT_EQ(a.message.sub_sequence_number, b.message.sub_sequence_number) << context;
+  EXPECT_EQ(a.message.error, b.message.error) << context;
+  EXPECT_EQ(a.message.reason, b.message.reason) << context;
+  EXPECT_EQ(a.message.response_for, b.message.response_for) << context;
+  EXPECT_EQ(a.message.unexpected_keys, b.message.unexpected_keys) << context;
+  EXPECT_EQ(a.message.legacy_checkpoint_key, b.message.legacy_checkpoint_key) << context;
+  EXPECT_EQ(a.batch.millis_behind_latest, b.batch.millis_behind_latest) << context;
+  ASSERT_EQ(a.batch.records.size(), b.batch.records.size()) << context;
+  for (std::size_t i = 0; i < a.batch.records.size(); ++i) {
+    const Record& x = a.batch.records[i];
+    const Record& y = b.batch.records[i];
+    EXPECT_EQ(x.data, y.data) << "record " << i << ", " << context;
+    EXPECT_EQ(x.partition_key, y.partition_key) << "record " << i << ", " << context;
+    EXPECT_EQ(x.sequence_number.str(), y.sequence_number.str()) << "record " << i << ", " << context;
+    EXPECT_EQ(x.sub_sequence_number, y.sub_sequence_number) << "record " << i << ", " << context;
+    EXPECT_EQ(x.approximate_arrival_timestamp, y.approximate_arrival_timestamp) << "record " << i << ", " << context;
+    EXPECT_EQ(x.data_error, y.data_error) << "record " << i << ", " << context;
+  }
+}
+
+// Runs `line` through decode() (fast path first), decode_general() and try_decode_fast(),
+// each on a decoder that has already decoded `previous` (so reused records are in play).
+// Returns whether the fast path took the line.
+class FastPathTest : public ::testing::Test {
+ protected:
+  bool check(std::string_view line) {
+    padded_.assign(line);
+    padded_.append(decode_padding, '\x7f');
+    const std::string_view view(padded_.data(), line.size());
+    const auto run = [&](Decoder& decoder, Outcome& out, bool general) {
+      try {
+        if (general) {
+          decoder.decode_general(view, out.message, out.batch);
+        } else {
+          decoder.decode(view, out.message, out.batch);
+        }
+        out.ok = true;
+      } catch (const ProtocolError& e) {
+        out.ok = false;
+        out.error = e.what();
+      }
+    };
+    Outcome combined;
+    Outcome general;
+    combined.batch = previous_batch();
+    general.batch = previous_batch();
+    run(combined_decoder_, combined, false);
+    run(general_decoder_, general, true);
+    expect_same(combined, general, line);
+
+    Outcome fast;
+    fast.batch = previous_batch();
+    const bool took = fast_decoder_.try_decode_fast(view, fast.message, fast.batch);
+    if (took) {
+      fast.ok = true;
+      expect_same(fast, general, line);
+    }
+    return took;
+  }
+
+  static RecordBatch previous_batch() {
+    RecordBatch b;
+    b.records.resize(2);
+    b.records[0].data = "stale";
+    b.records[0].data_error = "stale error";
+    b.records[0].sub_sequence_number = 99;
+    b.records[1].approximate_arrival_timestamp = at_ms(5);
+    b.millis_behind_latest = 77;
+    return b;
+  }
+
+  Decoder combined_decoder_;
+  Decoder general_decoder_;
+  Decoder fast_decoder_;
+  std::string padded_;
+};
+
+// One record in Jackson's order, with each field's JSON text given.
+std::string jackson_record(std::string_view data, std::string_view key, std::string_view seq,
+                           std::string_view ts, std::string_view sub) {
+  std::string r = R"({"data":)";
+  r += data;
+  r += R"(,"partitionKey":)";
+  r += key;
+  r += R"(,"sequenceNumber":)";
+  r += seq;
+  r += R"(,"approximateArrivalTimestamp":)";
+  r += ts;
+  r += R"(,"subSequenceNumber":)";
+  r += sub;
+  r += R"(,"action":"record"})";
+  return r;
+}
+
+std::string jackson_line(const std::vector<std::string>& records, std::string_view millis = "0") {
+  std::string line = R"({"action":"processRecords","records":[)";
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    if (i > 0) line += ',';
+    line += records[i];
+  }
+  line += R"(],"millisBehindLatest":)";
+  line += millis;
+  line += '}';
+  return line;
+}
+
+const std::string kRec = jackson_record(R"("bWVvdw==")", R"("cat")", "\"" + std::string(kSeq) + "\"",
+                                        "1476889707000", "0");
+
+TEST_F(FastPathTest, TakesTheLinesJacksonWrites) {
+  EXPECT_TRUE(check(R"({"action":"processRecords","records":[{"data":"bWVvdw==","partitionKey":"cat","sequenceNumber":"49590338271490256608559692538361571095921575989136588898","approximateArrivalTimestamp":1476889707000,"subSequenceNumber":0,"action":"record"}],"millisBehindLatest":0})"));
+  EXPECT_TRUE(check(jackson_line({kRec, kRec, kRec})));
+  EXPECT_TRUE(check(jackson_line({}, "null")));
+  EXPECT_TRUE(check(jackson_line({kRec}, "-12")));
+  EXPECT_TRUE(check(jackson_line({kRec}, "999999999999999999")));
+  EXPECT_TRUE(check(jackson_line({kRec}) + "\r"));
+  const std::string seq = "\"7\"";
+  for (const std::string_view data : {"null", R"("")", R"("YQ==")", R"("YWI=")", R"("++//")"}) {
+    EXPECT_TRUE(check(jackson_line({jackson_record(data, R"("k")", seq, "1", "0")}))) << data;
+  }
+  for (const std::string_view ts : {"null", "0", "1", "-1", "-1476889707000", "9000000000000", "-9000000000000"}) {
+    EXPECT_TRUE(check(jackson_line({jackson_record(R"("YQ==")", R"("k")", seq, ts, "0")}))) << ts;
+  }
+  for (const std::string_view sub : {"null", "0", "7", "-3", "123456789012345678", "-123456789012345678"}) {
+    EXPECT_TRUE(check(jackson_line({jackson_record(R"("YQ==")", R"("k")", seq, "1", sub)}))) << sub;
+  }
+  // Raw UTF-8 partition keys (a Java 18+ daemon), DEL, and every printable ASCII character
+  // but '"' and '\'.
+  std::string printable;
+  for (char c = ' '; c < 0x7f; ++c) {
+    if (c != '"' && c != '\\') printable += c;
+  }
+  for (const std::string& key : {std::string("caf\xc3\xa9"), std::string("\xe6\x97\xa5\xe6\x9c\xac"),
+                                 std::string("\xf0\x9f\x98\x80!"), std::string("\x7f"), std::string(""),
+                                 printable}) {
+    EXPECT_TRUE(check(jackson_line({jackson_record(R"("YQ==")", "\"" + key + "\"", seq, "1", "0")}))) << key;
+  }
+  // The writer's own output, for random batches (ASCII partition keys: no escapes).
+  std::mt19937_64 rng(7);
+  for (int iter = 0; iter < 50; ++iter) {
+    RecordBatch batch;
+    batch.records.resize(rng() % 6);
+    for (Record& r : batch.records) {
+      r.data.resize(rng() % 200);
+      for (char& c : r.data) c = static_cast<char>(rng() & 0xFF);
+      r.partition_key = "pk-" + std::to_string(rng());
+      ASSERT_TRUE(r.sequence_number.assign(std::to_string(rng())));
+      r.sub_sequence_number = static_cast<std::int64_t>(rng() % 1000);
+      if (rng() % 3 != 0) r.approximate_arrival_timestamp = at_ms(static_cast<std::int64_t>(rng() % 4'000'000'000'000));
+    }
+    if (rng() % 2 != 0) batch.millis_behind_latest = static_cast<std::int64_t>(rng() % 100000);
+    std::string line;
+    encode_process_records(line, batch);
+    EXPECT_TRUE(check(line)) << line;
+  }
+}
+
+TEST_F(FastPathTest, LeavesEveryOtherShapeToTheGeneralPath) {
+  const std::string seq = "\"7\"";
+  const auto rec = [&](std::string_view data, std::string_view key, std::string_view ts, std::string_view sub) {
+    return jackson_line({jackson_record(data, key, seq, ts, sub)});
+  };
+  const std::vector<std::string> lines = {
+      // Field orders.
+      R"({"records":[],"action":"processRecords","millisBehindLatest":0})",
+      R"({"action":"processRecords","millisBehindLatest":0,"records":[]})",
+      jackson_line({R"({"partitionKey":"cat","data":"bWVvdw==","sequenceNumber":"1","approximateArrivalTimestamp":1,"subSequenceNumber":0,"action":"record"})"}),
+      jackson_line({R"({"action":"record","data":"bWVvdw==","partitionKey":"cat","sequenceNumber":"1","approximateArrivalTimestamp":1,"subSequenceNumber":0})"}),
+      jackson_line({R"({"data":"bWVvdw==","partitionKey":"cat","sequenceNumber":"1","subSequenceNumber":0,"approximateArrivalTimestamp":1,"action":"record"})"}),
+      // Missing and extra fields (legacy daemons, future ones).
+      R"({"action":"processRecords","records":[]})",
+      jackson_line({R"({"data":"bWVvdw==","partitionKey":"cat","sequenceNumber":"1","approximateArrivalTimestamp":1,"action":"record"})"}),
+      jackson_line({R"({"data":"bWVvdw==","partitionKey":"cat","sequenceNumber":"1"})"}),
+      jackson_line({R"({"data":"bWVvdw==","partitionKey":"cat","sequenceNumber":"1","approximateArrivalTimestamp":1,"subSequenceNumber":0})"}),
+      jackson_line({R"({"data":"bWVvdw==","partitionKey":"cat","sequenceNumber":"1","approximateArrivalTimestamp":1,"subSequenceNumber":0,"action":"record","x":1})"}),
+      jackson_line({R"({"data":"bWVvdw==","partitionKey":"cat","sequenceNumber":"1","approximateArrivalTimestamp":1,"subSequenceNumber":0,"action":"other"})"}),
+      jackson_line({kRec}, R"(0,"shardEnd":true)"),
+      R"({"action":"processRecords","records":[],"records":[],"millisBehindLatest":0})",
+      // Escapes: in data (the "\/" some writers use), keys, sequence numbers.
+      rec(R"("\/w==")", R"("k")", "1", "0"),
+      rec(R"("YW\u0042j")", R"("k")", "1", "0"),
+      rec(R"("YQ==")", R"("caf\u00e9")", "1", "0"),
+      rec(R"("YQ==")", R"("a\"b")", "1", "0"),
+      rec(R"("YQ==")", R"("a\\b")", "1", "0"),
+      rec(R"("YQ==")", R"("\ud83d\ude00")", "1", "0"),
+      jackson_line({jackson_record(R"("YQ==")", R"("k")", R"("4\u0035")", "1", "0")}),
+      jackson_line({jackson_record(R"("YQ==")", R"("k")", "45", "1", "0")}),  // numeric sequence number
+      // Timestamps: objects (KCL 2.0.x), doubles, strings, out of range, "-0", leading zeros.
+      rec(R"("YQ==")", R"("k")", R"({"epochSecond":1476889707,"nano":123456789})", "0"),
+      rec(R"("YQ==")", R"("k")", "1476889707000.0", "0"),
+      rec(R"("YQ==")", R"("k")", "1.476889707E12", "0"),
+      rec(R"("YQ==")", R"("k")", "1e3", "0"),
+      rec(R"("YQ==")", R"("k")", R"("1476889707000")", "0"),
+      rec(R"("YQ==")", R"("k")", "9000000000001", "0"),
+      rec(R"("YQ==")", R"("k")", "-9000000000001", "0"),
+      rec(R"("YQ==")", R"("k")", "-0", "0"),
+      rec(R"("YQ==")", R"("k")", "01", "0"),
+      rec(R"("YQ==")", R"("k")", "true", "0"),
+      // Sub-sequence numbers and millisBehindLatest beyond the plain integers.
+      rec(R"("YQ==")", R"("k")", "1", R"("5")"),
+      rec(R"("YQ==")", R"("k")", "1", "-0"),
+      rec(R"("YQ==")", R"("k")", "1", "1.0"),
+      rec(R"("YQ==")", R"("k")", "1", "9223372036854775807"),
+      rec(R"("YQ==")", R"("k")", "1", "9223372036854775808"),
+      rec(R"("YQ==")", R"("k")", "1", "-9223372036854775808"),
+      rec(R"("YQ==")", R"("k")", "1", "00"),
+      jackson_line({kRec}, "1234567890123456789"),
+      jackson_line({kRec}, R"("5")"),
+      jackson_line({kRec}, "1.5"),
+      jackson_line({kRec}, "-"),
+      jackson_line({kRec}, ""),
+      // Bad records: base64, sequence numbers, types, text.
+      rec(R"("bWVvdw=")", R"("k")", "1", "0"),
+      rec(R"("!!!!")", R"("k")", "1", "0"),
+      rec(R"("YQ=\u003d")", R"("k")", "1", "0"),
+      rec("5", R"("k")", "1", "0"),
+      rec(R"("YQ==")", "null", "1", "0"),
+      rec(R"("YQ==")", "7", "1", "0"),
+      jackson_line({jackson_record(R"("YQ==")", R"("k")", R"("")", "1", "0")}),
+      jackson_line({jackson_record(R"("YQ==")", R"("k")", R"("12a")", "1", "0")}),
+      jackson_line({jackson_record(R"("YQ==")", R"("k")", "\"" + std::string(130, '9') + "\"", "1", "0")}),
+      jackson_line({jackson_record(R"("YQ==")", R"("k")", "null", "1", "0")}),
+      rec(R"("YQ==")", "\"a\tb\"", "1", "0"),
+      rec(R"("YQ==")", std::string("\"a\0b\"", 5), "1", "0"),
+      rec(R"("YQ==")", "\"\xff\"", "1", "0"),
+      rec(R"("YQ==")", "\"\xc3\"", "1", "0"),
+      rec(R"("YQ==")", "\"\xed\xa0\x80\"", "1", "0"),  // an encoded surrogate
+      rec(R"("YQ==")", "\"\xc0\xaf\"", "1", "0"),      // overlong
+      rec("\"YQ\xc3\xa9=\"", R"("k")", "1", "0"),      // non-ASCII (valid UTF-8) in data
+      rec("\"YQ\xff=\"", R"("k")", "1", "0"),          // invalid UTF-8 in data
+      // Whitespace, and bytes after the object.
+      " " + jackson_line({kRec}),
+      jackson_line({kRec}) + " ",
+      jackson_line({kRec}) + " \r",
+      jackson_line({kRec}) + "x",
+      jackson_line({kRec}) + "}",
+      R"({"action": "processRecords","records":[],"millisBehindLatest":0})",
+      R"({"action":"processRecords","records":[ ],"millisBehindLatest":0})",
+      jackson_line({R"({"data" : "YQ==","partitionKey":"k","sequenceNumber":"1","approximateArrivalTimestamp":1,"subSequenceNumber":0,"action":"record"})"}),
+      jackson_line({kRec, " " + kRec}),
+      jackson_line({kRec + " "}),
+      // Broken structure.
+      R"({"action":"processRecords","records":[,],"millisBehindLatest":0})",
+      jackson_line({kRec, ""}),
+      jackson_line({kRec}).substr(0, 60),
+      jackson_line({kRec}).substr(0, jackson_line({kRec}).size() - 1),
+      R"({"action":"processRecords","records":null,"millisBehindLatest":0})",
+      R"({"action":"processRecords","records":[1],"millisBehindLatest":0})",
+  };
+  for (const std::string& line : lines) {
+    EXPECT_FALSE(check(line)) << line;
+  }
+}
+
+TEST_F(FastPathTest, ReusesOneBatchAcrossLinesOfEverySize) {
+  // decode() on one decoder and one batch, as kcl::run does: records are overwritten in
+  // place, extra ones come from and go back to the decoder's spares. Each result must match
+  // a fresh general decode, whichever path the previous line took.
+  Decoder decoder;
+  Message message;
+  RecordBatch batch;
+  std::string padded;
+  std::mt19937_64 rng(11);
+  for (const int n : {3, 1, 5, 0, 4, 4, 2, 6, 1}) {
+    std::vector<std::string> records;
+    for (int i = 0; i < n; ++i) {
+      std::string b64;
+      base64_encode(std::string(static_cast<std::size_t>(rng() % 90), static_cast<char>('a' + i)), b64);
+      const bool has_ts = rng() % 2 == 0;
+      records.push_back(jackson_record(rng() % 7 == 0 ? "null" : "\"" + b64 + "\"", "\"pk" + std::to_string(i) + "\"",
+                                       "\"" + std::to_string(1000 + i) + "\"", has_ts ? std::to_string(rng() % 100000) : "null",
+                                       std::to_string(i)));
+    }
+    std::string line = jackson_line(records, n % 2 == 0 ? "null" : std::to_string(n));
+    if (n == 4 && rng() % 2 == 0) line.insert(1, " ");  // sometimes the general path
+    padded.assign(line);
+    padded.append(decode_padding, '\0');
+    const std::string_view view(padded.data(), line.size());
+    decoder.decode(view, message, batch);
+
+    Outcome reused{true, {}, message, batch};
+    Outcome fresh;
+    Decoder general;
+    general.decode_general(view, fresh.message, fresh.batch);
+    fresh.ok = true;
+    expect_same(reused, fresh, line);
+  }
+}
+
+TEST_F(FastPathTest, MutatedJacksonLinesDecodeAlikeOnBothPaths) {
+  // Single-byte edits of Jackson lines: whatever the fast path still takes must decode as
+  // the general path decodes it, and lines it leaves must decode as before.
+  const std::uint64_t seed = std::random_device{}();
+  std::cout << "[ FastPathTest.MutatedJacksonLinesDecodeAlikeOnBothPaths ] seed " << seed << "\n";
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const std::string base = jackson_line(
+      {kRec, jackson_record("null", "\"caf\xc3\xa9\"", R"("12")", "null", "3"),
+       jackson_record(R"("YWJjZA==")", R"("k")", R"("13")", "-5", "null")},
+      "1000");
+  ASSERT_TRUE(check(base));
+  const std::string_view interesting = "\"\\{}[],:0123456789-.eE nul\xc3\xa9\xff\x01=AZ+/";
+  int taken = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string line = base;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !line.empty(); ++e) {
+      const std::size_t pos = rng() % line.size();
+      const char c = rng() % 4 == 0 ? static_cast<char>(rng() & 0xFF) : interesting[rng() % interesting.size()];
+      switch (rng() % 3) {
+        case 0: line[pos] = c; break;
+        case 1: line.insert(pos, 1, c); break;
+        default: line.erase(pos, 1); break;
+      }
+    }
+    if (check(line)) ++taken;
+    if (HasFailure()) break;
+  }
+  std::cout << "[ FastPathTest.MutatedJacksonLinesDecodeAlikeOnBothPaths ] fast path took " << taken
+            << " of 3000 mutated lines\n";
+}
+
 }  // namespace
 }  // namespace kclpp::kcl::detail

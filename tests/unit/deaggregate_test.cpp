@@ -89,10 +89,12 @@ std::string good_protobuf() {
          ld(3, record_msg(0, "three"));
 }
 
-// Captures log lines for the duration of a test.
+// Captures log lines for the duration of a test, at Warn and above whatever
+// KCLPP_LOG_LEVEL says (the tests assert on warnings).
 class LogCapture {
  public:
   LogCapture() {
+    kclpp::set_log_level(kclpp::LogLevel::Warn);
     kclpp::set_log_sink([this](kclpp::LogLevel level, std::string_view message) {
       const std::lock_guard lock(mutex_);
       lines_.push_back({level, std::string(message)});
