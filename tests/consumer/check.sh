@@ -59,4 +59,6 @@ for action in initialize processRecords; do
     { cat "$out" "$err" >&2; fail "no status line for $action on stdout"; }
 done
 grep -q 'cat' "$err" || { cat "$err" >&2; fail "the record was not logged to stderr"; }
+help="$("$consumer_build/kclpp_consumer" --help 2>&1)" || fail "kclpp_consumer --help failed"
+grep -q -- '--stream NAME' <<<"$help" || fail "kclpp_consumer --help does not document native mode"
 echo "consumer test: passed (find_package(kclpp) from $prefix, 2 status lines)"

@@ -1,5 +1,9 @@
 // A complete kclpp record processor: logs each record and checkpoints every 100 records.
-#include <kclpp/kcl.hpp>
+#include <memory>
+#include <string>
+
+#include <kclpp/app/main.hpp>
+#include <kclpp/processor.hpp>
 
 class Printer : public kclpp::PerRecordProcessor {
  public:
@@ -13,8 +17,8 @@ class Printer : public kclpp::PerRecordProcessor {
   }
 };
 
-// Run it as the MultiLangDaemon's executableName: the protocol is on stdin/stdout.
-int main() {
-  Printer processor;
-  return kclpp::kcl::run(processor);
+// No arguments: the MultiLangDaemon protocol on stdin/stdout (as an executableName).
+// --stream NAME [--endpoint URL ...]: reads Kinesis itself, no JVM (see --help).
+int main(int argc, char** argv) {
+  return kclpp::main([](const std::string&) { return std::make_unique<Printer>(); }, argc, argv);
 }
