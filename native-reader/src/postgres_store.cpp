@@ -12,6 +12,7 @@
 
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
+#include "store_common.hpp"
 
 namespace kclpp::native::detail {
 namespace {
@@ -174,25 +175,8 @@ std::string value(const PGresult* result, int row, int column) {
                      static_cast<std::size_t>(PQgetlength(result, row, column)));
 }
 
-// A stable key for one (application, stream): FNV-1a 64 over "application\0stream". The
-// same in every process and build, so two workers meet on the same advisory lock.
-std::uint64_t claim_hash(std::string_view application, std::string_view stream) {
-  std::uint64_t h = 14695981039346656037ULL;
-  const auto mix = [&h](unsigned char c) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  };
-  for (const char c : application) mix(static_cast<unsigned char>(c));
-  mix(0);
-  for (const char c : stream) mix(static_cast<unsigned char>(c));
-  return h;
-}
-
-std::string host_name() {
-  std::array<char, 256> buf{};
-  if (::gethostname(buf.data(), buf.size() - 1) != 0) return "unknown host";
-  return buf.data();
-}
+using detail::claim_hash;
+using detail::host_name;
 
 // Holds a session-level advisory lock on its own connection: closing the connection (the
 // destructor, or the kernel when the process dies) ends the session and frees the lock.

@@ -26,15 +26,7 @@ struct StopRequested {};
 // and the service, trading a few possible duplicates for no loss.
 constexpr std::chrono::seconds latest_restart_margin{5};
 
-std::string describe_current_exception() {
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "unknown exception (not derived from std::exception)";
-  }
-}
+using kclpp::detail::describe_current_exception;
 
 bool is_fatal(const Error& e) {
   return dynamic_cast<const AuthError*>(&e) != nullptr || dynamic_cast<const ConfigError*>(&e) != nullptr;

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "kclpp/processor/error.hpp"
+#include "store_common.hpp"
 
 namespace kclpp::native::detail {
 namespace {
@@ -65,24 +66,8 @@ class StmtUse {
   sqlite3_stmt* stmt_;
 };
 
-// A stable name for one (application, stream): FNV-1a 64 over "application\0stream".
-std::uint64_t claim_hash(std::string_view application, std::string_view stream) {
-  std::uint64_t h = 14695981039346656037ULL;
-  const auto mix = [&h](unsigned char c) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  };
-  for (const char c : application) mix(static_cast<unsigned char>(c));
-  mix(0);
-  for (const char c : stream) mix(static_cast<unsigned char>(c));
-  return h;
-}
-
-std::string host_name() {
-  std::array<char, 256> buf{};
-  if (::gethostname(buf.data(), buf.size() - 1) != 0) return "unknown host";
-  return buf.data();
-}
+using detail::claim_hash;
+using detail::host_name;
 
 class FileDescriptor {
  public:

@@ -51,4 +51,14 @@ void throw_kcl_error(std::string_view kcl_name, std::string_view context) {
   throw CheckpointError(what, std::string(kcl_name));
 }
 
+std::string detail::describe_current_exception() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown exception (not derived from std::exception)";
+  }
+}
+
 }  // namespace kclpp

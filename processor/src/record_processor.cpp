@@ -24,15 +24,7 @@ void RecordProcessor::shutdown_requested(Checkpointer& checkpointer) { checkpoin
 
 namespace {
 
-std::string describe_current_exception() {
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "unknown exception (not derived from std::exception)";
-  }
-}
+using kclpp::detail::describe_current_exception;
 
 }  // namespace
 

@@ -104,4 +104,10 @@ class InDoubtError : public Error {
 // anything else. `context` goes in front of the name in what().
 [[noreturn]] void throw_kcl_error(std::string_view kcl_name, std::string_view context);
 
+namespace detail {
+// Inside a catch block: what() of the exception being handled, or a note that it is not a
+// std::exception. For logs of user code that threw.
+[[nodiscard]] std::string describe_current_exception();
+}  // namespace detail
+
 }  // namespace kclpp
