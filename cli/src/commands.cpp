@@ -42,6 +42,17 @@ RetryPolicy tool_retry() {
   return policy;
 }
 
+// The first call of a command: a wrong --endpoint (connection refused, DNS) must fail in
+// about a second, not after tool_retry()'s ten attempts (about 20 s of backoff). Once the
+// endpoint has answered, later calls get the patient policy.
+RetryPolicy first_contact_retry() {
+  RetryPolicy policy;
+  policy.max_attempts = 3;
+  policy.initial_backoff = std::chrono::milliseconds(100);
+  policy.max_backoff = std::chrono::milliseconds(400);
+  return policy;
+}
+
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -100,7 +111,7 @@ int shards_command(const std::vector<std::string>& argv) {
   }
   native::KinesisClient client(client_options(args));
   const std::string stream = required_stream(args);
-  const auto shards = retry(tool_retry(), [&] { return client.list_shards(stream); });
+  const auto shards = retry(first_contact_retry(), [&] { return client.list_shards(stream); });
   for (const native::Shard& shard : shards) {
     nlohmann::json j{{"shardId", shard.shard_id},
                      {"startingHashKey", shard.starting_hash_key},
@@ -131,6 +142,8 @@ int put_command(const std::vector<std::string>& argv) {
   const auto fixed_key = args.get("partition-key");
   std::mt19937_64 random(std::random_device{}());
   const bool verbose = args.has("verbose");
+  // Fails fast (unknown stream, unreachable endpoint) before stdin is read.
+  (void)retry(first_contact_retry(), [&] { return client.describe_stream_summary(stream); });
 
   std::vector<native::PutRecordsEntry> batch;
   std::size_t batch_bytes = 0;
@@ -150,13 +163,21 @@ int put_command(const std::vector<std::string>& argv) {
       for (std::size_t i : todo) send.push_back(pending[i]);
       const auto replies = retry(policy, [&] { return client.put_records(stream, send); });
       std::vector<std::size_t> failed;
+      std::string first_error;  // of a failed entry (replies.front() may be a success)
       for (std::size_t k = 0; k < replies.size() && k < todo.size(); ++k) {
-        if (replies[k].ok()) results[todo[k]] = replies[k];
-        else failed.push_back(todo[k]);
+        if (replies[k].ok()) {
+          results[todo[k]] = replies[k];
+        } else {
+          if (failed.empty()) first_error = replies[k].error_code + ": " + replies[k].error_message;
+          failed.push_back(todo[k]);
+        }
       }
+      // A reply shorter than the request leaves entries without a result: send them again.
+      for (std::size_t k = replies.size(); k < todo.size(); ++k) failed.push_back(todo[k]);
+      if (!failed.empty() && first_error.empty()) first_error = "PutRecords answered fewer entries than sent";
       if (!failed.empty() && attempt >= policy.max_attempts) {
         throw TransportError(std::to_string(failed.size()) + " records still failed after " +
-                             std::to_string(attempt) + " attempts: " + replies.front().error_code,
+                             std::to_string(attempt) + " attempts: " + first_error,
                              Retry::No);
       }
       if (!failed.empty()) std::this_thread::sleep_for(kclpp::detail::backoff_delay(policy, attempt, Retry::Throttled));
@@ -208,7 +229,7 @@ int get_command(const std::vector<std::string>& argv) {
     bool caught_up = false;
   };
   std::vector<Cursor> cursors;
-  for (const auto& shard : retry(tool_retry(), [&] { return client.list_shards(stream); })) {
+  for (const auto& shard : retry(first_contact_retry(), [&] { return client.list_shards(stream); })) {
     if (args.get("shard") && *args.get("shard") != shard.shard_id) continue;
     cursors.push_back({shard.shard_id,
                        retry(tool_retry(), [&] { return client.get_shard_iterator(stream, shard.shard_id, from); }),

@@ -163,6 +163,7 @@ int daemon_command(const std::vector<std::string>& argv) {
     for (const auto& key : config.ignored_keys) keys += (keys.empty() ? "" : ", ") + key;
     log_warn(path, ": kclpp daemon ignores these keys: ", keys);
   }
+  check_stream(config.client, config.stream);
   native::KinesisStream source(config.stream, config.client);
   auto store = native::open_checkpoint_store(config.checkpoint_store);
   log_info("kclpp daemon: application '", config.worker.application, "', stream '", config.stream,

@@ -89,6 +89,7 @@ int main(const ProcessorFactory& factory, int argc, char** argv) {
     }
     native::WorkerOptions options = app::detail::worker_options(args, program);
     const std::string store_uri = app::detail::checkpoint_store_uri(args, options.application);
+    app::detail::check_stream(app::detail::client_options(args), *stream);
     native::KinesisStream source(*stream, app::detail::client_options(args));
     auto store = native::open_checkpoint_store(store_uri);
     log_info("native mode: application '", options.application, "', stream '", *stream,

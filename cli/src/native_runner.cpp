@@ -31,6 +31,16 @@ native::ClientOptions client_options(const Args& args) {
   return options;
 }
 
+void check_stream(const native::ClientOptions& options, const std::string& stream) {
+  try {
+    native::KinesisClient client(options);
+    (void)client.describe_stream_summary(stream);
+  } catch (const Error& e) {
+    if (e.retry() == Retry::No) throw;
+    log_warn("stream '", stream, "' is not reachable yet (the worker keeps trying): ", e.what());
+  }
+}
+
 void add_worker_options(Args& args) {
   args.option("application", "NAME",
               "application name: checkpoints are kept per application, stream and shard "

@@ -15,6 +15,12 @@ namespace kclpp::app::detail {
 void add_client_options(Args& args);
 [[nodiscard]] native::ClientOptions client_options(const Args& args);
 
+// One DescribeStreamSummary before the worker starts: a stream that does not exist (or
+// credentials the service rejects) is a fatal error naming the stream, rather than a worker
+// that warns about it forever. Transient failures (unreachable endpoint, throttling) are
+// only logged: the worker keeps retrying them. Throws the non-retryable kclpp::Error.
+void check_stream(const native::ClientOptions& options, const std::string& stream);
+
 // --application, --checkpoint-store, --initial-position, --shards, --max-records,
 // --idle-time-ms, --shard-sync-ms, --on-error.
 void add_worker_options(Args& args);

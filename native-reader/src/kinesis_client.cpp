@@ -282,6 +282,12 @@ std::string KinesisClient::get_shard_iterator(const std::string& stream, const s
 }
 
 GetRecordsResult KinesisClient::get_records(const std::string& shard_iterator, int limit) {
+  GetRecordsResult result;
+  get_records(shard_iterator, limit, result);
+  return result;
+}
+
+void KinesisClient::get_records(const std::string& shard_iterator, int limit, GetRecordsResult& out) {
   Impl& m = *impl_;
   const Context c{"GetRecords", {}, {}, Effect::Read};
   m.begin();
@@ -289,12 +295,10 @@ GetRecordsResult KinesisClient::get_records(const std::string& shard_iterator, i
   if (limit > 0) m.field_raw("Limit", std::to_string(limit));
   m.end();
   (void)m.call(c);
-  GetRecordsResult result;
   m.parse(c, [&](const std::string& b) {
-    m.parser.get_records(b, result);
+    m.parser.get_records(b, out);
     return 0;
   });
-  return result;
 }
 
 PutRecordResult KinesisClient::put_record(const std::string& stream, std::string_view data,

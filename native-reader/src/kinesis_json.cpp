@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -120,29 +121,36 @@ std::string_view od_string(od::value v, std::string_view what) {
   return check(v.get_string(), what);
 }
 
+void set_data_result(Record& r, bool decoded) {
+  if (decoded) {
+    r.data_error.clear();
+  } else {
+    r.data.clear();
+    r.data_error = "record data is not valid base64";
+  }
+}
+
 // Data: base64 straight from the input buffer when the string has no escapes (base64 never
-// needs any; '\/' is legal JSON though), else through simdjson's unescaping.
+// needs any; '\/' is legal JSON though), else through simdjson's unescaping. Decoded
+// first and searched for a '\\' (not in the base64 alphabet) only when that fails: one pass
+// over the data instead of two (bench/native_throughput).
 void read_data(od::value v, Record& r) {
   std::string_view token = v.raw_json_token();
   while (!token.empty() && (token.back() == ' ' || token.back() == '\n' || token.back() == '\r' ||
                             token.back() == '\t')) {
     token.remove_suffix(1);
   }
-  std::string_view b64;
-  if (token.size() >= 2 && token.front() == '"' && token.back() == '"' &&
-      std::memchr(token.data() + 1, '\\', token.size() - 2) == nullptr) {
-    b64 = token.substr(1, token.size() - 2);
-    od::raw_json_string consumed;
-    if (auto e = v.get_raw_json_string().get(consumed); e != simdjson::SUCCESS) bad_json(e, "Data");
-  } else {
-    b64 = od_string(v, "Data");
+  if (token.size() >= 2 && token.front() == '"' && token.back() == '"') {
+    const std::string_view raw = token.substr(1, token.size() - 2);
+    const bool decoded = base64_decode(raw, r.data);
+    if (decoded || std::memchr(raw.data(), '\\', raw.size()) == nullptr) {
+      od::raw_json_string consumed;
+      if (auto e = v.get_raw_json_string().get(consumed); e != simdjson::SUCCESS) bad_json(e, "Data");
+      set_data_result(r, decoded);
+      return;
+    }
   }
-  if (!base64_decode(b64, r.data)) {
-    r.data.clear();
-    r.data_error = "record data is not valid base64";
-  } else {
-    r.data_error.clear();
-  }
+  set_data_result(r, base64_decode(od_string(v, "Data"), r.data));
 }
 
 void read_record(od::object obj, Record& r) {
@@ -245,6 +253,9 @@ void ReplyParser::get_records(const std::string& body, GetRecordsResult& out) {
   out.next_shard_iterator.reset();
   out.millis_behind_latest = 0;
   out.child_shards.clear();
+  // One allocation for the records rather than a dozen doublings (each moving every
+  // Record): a record takes at least ~48 bytes of JSON, so this bounds the count.
+  out.records.reserve(std::min<std::size_t>(body.size() / 48 + 1, 10'000));
   std::size_t n = 0;
   for (auto field : root) {
     const std::string_view key = check(field.unescaped_key(), "key");

@@ -62,12 +62,19 @@ std::string trim(std::string s) {
   if (message.empty()) message = "no detail from libpq (out of memory?)";
   // libpq's messages span lines ("...failed: Connection refused\n\tIs the server
   // running..."): one line reads better in a log.
-  message = trim(message);
-  for (auto pos = message.find_first_of("\n\t"); pos != std::string::npos;
-       pos = message.find_first_of("\n\t", pos)) {
-    const auto end = message.find_first_not_of("\n\t ", pos);
-    message.replace(pos, (end == std::string::npos ? message.size() : end) - pos, " ");
-    ++pos;
+  {
+    const std::string raw = trim(message);
+    message.clear();
+    bool in_break = false;  // folding a run of newlines/tabs (and the blanks after them)
+    for (const char c : raw) {
+      if (c == '\n' || c == '\t' || (in_break && c == ' ')) {
+        if (!in_break) message.push_back(' ');
+        in_break = true;
+      } else {
+        message.push_back(c);
+        in_break = false;
+      }
+    }
   }
   const bool broken = conn == nullptr || PQstatus(conn) == CONNECTION_BAD;
   const bool transient = broken || sqlstate.rfind("08", 0) == 0 || sqlstate == "40001" ||

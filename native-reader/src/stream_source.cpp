@@ -19,6 +19,9 @@ class KinesisConnection final : public StreamConnection {
   GetRecordsResult get_records(const std::string& shard_iterator, int limit) override {
     return client_.get_records(shard_iterator, limit);
   }
+  void get_records_into(const std::string& shard_iterator, int limit, GetRecordsResult& out) override {
+    client_.get_records(shard_iterator, limit, out);
+  }
 
  private:
   std::string stream_;

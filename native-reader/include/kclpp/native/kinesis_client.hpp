@@ -129,6 +129,11 @@ class KinesisClient {
   [[nodiscard]] std::string get_shard_iterator(const std::string& stream, const std::string& shard_id,
                                                const StartPosition& position);
   [[nodiscard]] GetRecordsResult get_records(const std::string& shard_iterator, int limit = 10'000);
+  // The same into `out`, replacing its contents but reusing the storage of the records it
+  // already holds (their strings keep their capacity): a reader that hands the previous
+  // batch's records back allocates nothing per record in steady state. Throws as above;
+  // after a throw `out` is unspecified (pass it again).
+  void get_records(const std::string& shard_iterator, int limit, GetRecordsResult& out);
   PutRecordResult put_record(const std::string& stream, std::string_view data,
                              const std::string& partition_key,
                              const std::string& explicit_hash_key = {});

@@ -18,6 +18,11 @@ class StreamConnection {
   [[nodiscard]] virtual std::string get_shard_iterator(const std::string& shard_id,
                                                        const StartPosition& position) = 0;
   [[nodiscard]] virtual GetRecordsResult get_records(const std::string& shard_iterator, int limit) = 0;
+  // The same into `out`, reusing the storage of the records it holds where the connection
+  // can (KinesisStream's do; see KinesisClient::get_records). The worker calls this one.
+  virtual void get_records_into(const std::string& shard_iterator, int limit, GetRecordsResult& out) {
+    out = get_records(shard_iterator, limit);
+  }
 };
 
 // Thread-safe factory of connections to one stream.

@@ -1,0 +1,383 @@
+// `kclpp daemon app.properties` end to end, against a local Kinesis server the test starts:
+// the same properties file a Java MultiLangDaemon reads, and a multilang child per shard,
+// either our Node processor on the official aws-kcl library (tests/node/daemon_processor.js)
+// or our C++ example kclpp_echo (seen through kclpp_protocol_tap, which logs every message
+// the child receives). Every record put is delivered, checkpoints land in the SQLite store,
+// an ignored key gets exactly one warning, SIGTERM ends the daemon with exit 0 after every
+// child got shutdownRequested then leaseLost and exited (no process left behind), and a
+// restarted daemon resumes after its checkpoints.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "e2e_support.hpp"
+#include "kclpp/native/kinesis_client.hpp"
+#include "kinesalite_fixture.hpp"
+#include "support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using kclpp::test::become_subreaper;
+using kclpp::test::eventually;
+using kclpp::test::Kinesalite;
+using kclpp::test::KinesisServer;
+using kclpp::test::Subprocess;
+using kclpp::test::TempDir;
+
+enum class Child { Node, Echo };
+
+struct DaemonCase {
+  Child child;
+  KinesisServer server;
+};
+
+std::string case_name(const ::testing::TestParamInfo<DaemonCase>& info) {
+  return std::string(info.param.child == Child::Node ? "node_aws_kcl" : "cpp_echo") + "_" +
+         kclpp::test::server_name(info.param.server);
+}
+
+// The C++ child checkpoints every 7 records (and at shutdown): some checkpoints land while
+// it runs, and the last one is the shutdownRequested checkpoint.
+constexpr int echo_checkpoint_every = 7;
+
+// What the children of one daemon run saw.
+struct ChildrenView {
+  // pid -> the actions it received, in order ("initialize", "processRecords",
+  // "shutdownRequested", "leaseLost", ...), ending with "exit N" once it exited.
+  std::map<int, std::vector<std::string>> actions;
+  std::map<int, std::string> shard_of_pid;
+  // shard -> data of the records it was handed, in order.
+  std::map<std::string, std::vector<std::string>> records;
+
+  [[nodiscard]] std::set<std::string> all_data() const {
+    std::set<std::string> out;
+    for (const auto& [shard, data] : records) out.insert(data.begin(), data.end());
+    return out;
+  }
+  [[nodiscard]] std::size_t record_count() const {
+    std::size_t n = 0;
+    for (const auto& [shard, data] : records) n += data.size();
+    return n;
+  }
+  [[nodiscard]] std::string dump() const {
+    std::ostringstream out;
+    for (const auto& [pid, list] : actions) {
+      out << "  pid " << pid << " (" << (shard_of_pid.count(pid) ? shard_of_pid.at(pid) : "?") << "):";
+      for (const auto& a : list) out << ' ' << a;
+      out << '\n';
+    }
+    for (const auto& [shard, data] : records) out << "  " << shard << ": " << data.size() << " records\n";
+    return out.str();
+  }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
+ protected:
+  void SetUp() override {
+    become_subreaper();
+    if (GetParam().child == Child::Node) {
+      const std::filesystem::path source(KCLPP_SOURCE_DIR);
+      node_ = kclpp::test::which("node");
+      std::string why;
+      if (node_.empty()) why = "node is not on PATH";
+      else if (!std::filesystem::exists(source / "node_modules" / "aws-kcl" / "index.js"))
+        why = "node_modules/aws-kcl is missing (npm ci in " + source.string() + ")";
+      if (!why.empty()) {
+        if (kclpp::test::in_ci()) FAIL() << why;
+        GTEST_SKIP() << why;
+      }
+      script_ = (source / "tests" / "node" / "daemon_processor.js").string();
+    }
+    server_ = std::make_unique<Kinesalite>(GetParam().server);
+    KCLPP_REQUIRE_SERVER(*server_);
+    client_ = std::make_unique<kclpp::native::KinesisClient>(server_->client_options());
+    client_->create_stream(stream_, 2);
+    client_->wait_for_active(stream_, 10s);
+  }
+
+  // The properties file of a run; `log` names the children's log (Node) / tap log (C++).
+  std::string write_properties(const std::string& name, const std::string& log) {
+    std::string executable;
+    if (GetParam().child == Child::Node) {
+      executable = node_ + " " + script_;
+    } else {
+      executable = std::string(KCLPP_PROTOCOL_TAP) + " " + log + " " + KCLPP_EXAMPLE_ECHO + " " +
+                   std::to_string(echo_checkpoint_every);
+    }
+    // executableName is split on spaces, with no quoting (spec §1).
+    EXPECT_EQ(executable.find("  "), std::string::npos);
+    const std::string path = dir_.file(name);
+    std::ofstream out(path);
+    out << "# kclpp daemon end-to-end test (Java MultiLangDaemon format)\n"
+        << "executableName = " << executable << "\n"
+        << "streamName = " << stream_ << "\n"
+        << "applicationName = " << application_ << "\n"
+        << "initialPositionInStream = TRIM_HORIZON\n"
+        << "kinesisEndpoint = " << server_->endpoint() << "\n"
+        << "regionName = us-east-1\n"
+        << "idleTimeBetweenReadsInMillis = 200\n"
+        << "checkpointStore = sqlite:" << db_ << "\n"
+        << "metricsLevel = NONE\n";
+    return path;
+  }
+
+  std::unique_ptr<Subprocess> start_daemon(const std::string& properties, const std::string& log) {
+    kclpp::test::SpawnOptions options;
+    options.env = kclpp::test::tool_env("debug", {"KCLPP_NODE_LOG=" + log});
+    return std::make_unique<Subprocess>(std::vector<std::string>{KCLPP_TOOL, "daemon", properties},
+                                        options);
+  }
+
+  // Reads the children's view of one run: the Node log, or the tap log plus the echo
+  // lines the daemon forwarded from the children's stderr.
+  ChildrenView view(const std::string& log, Subprocess& daemon) {
+    ChildrenView v;
+    std::istringstream lines(read_file(log));
+    std::string line;
+    if (GetParam().child == Child::Node) {
+      while (std::getline(lines, line)) {
+        const auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.contains("event") || !j.contains("pid")) continue;
+        const int pid = j["pid"].get<int>();
+        const std::string event = j["event"].get<std::string>();
+        if (event == "checkpointResult") continue;
+        if (event == "initialize") v.shard_of_pid[pid] = j["shardId"].get<std::string>();
+        if (event == "processRecords") {
+          const std::string shard = j["shard"].is_string() ? j["shard"].get<std::string>() : "?";
+          for (const auto& r : j["records"]) v.records[shard].push_back(r["data"].get<std::string>());
+        }
+        v.actions[pid].push_back(event == "exit" ? "exit " + std::to_string(j["code"].get<int>()) : event);
+      }
+      return v;
+    }
+    while (std::getline(lines, line)) {
+      std::istringstream words(line);
+      int pid = 0;
+      std::string action;
+      std::string arg;
+      if (!(words >> pid >> action)) continue;
+      words >> arg;
+      // "checkpoint" lines are the daemon's answers to the child's checkpoint requests.
+      if (action == "start" || action == "stdin-eof" || action == "checkpoint") continue;
+      if (action == "initialize") v.shard_of_pid[pid] = arg;
+      v.actions[pid].push_back(action == "exit" || action == "signal" ? action + " " + arg : action);
+    }
+    // "[shardId-...] child: <time> INFO shardId-... seq=N sub=0 key=K data=D"
+    for (const std::string& l : kclpp::test::lines_with(daemon.stderr_text(), " data=")) {
+      const auto tag_end = l.find("] child: ");
+      const auto open = l.rfind('[', tag_end);
+      if (tag_end == std::string::npos || open == std::string::npos) continue;
+      v.records[l.substr(open + 1, tag_end - open - 1)].push_back(l.substr(l.find(" data=") + 6));
+    }
+    return v;
+  }
+
+  // Waits until every one of `data` was delivered.
+  ::testing::AssertionResult all_delivered(const std::string& log, Subprocess& daemon,
+                                           const std::vector<std::string>& data,
+                                           std::chrono::milliseconds timeout) {
+    ChildrenView v;
+    const bool ok = eventually(
+        [&] {
+          v = view(log, daemon);
+          const auto got = v.all_data();
+          return std::all_of(data.begin(), data.end(), [&](const auto& d) { return got.count(d) != 0; });
+        },
+        timeout);
+    if (ok) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "not every record was delivered within " << timeout.count()
+                                         << " ms; children:\n"
+                                         << v.dump() << "daemon stderr:\n"
+                                         << daemon.stderr_text();
+  }
+
+  std::map<std::string, std::string> checkpoint_seqs() {
+    std::map<std::string, std::string> out;
+    for (const auto& [shard, pos] : kclpp::test::sqlite_checkpoints(db_, application_, stream_))
+      out[shard] = pos.str();
+    return out;
+  }
+
+  // SIGTERM; the daemon must exit 0 within `bound`. Returns the time it took.
+  std::chrono::milliseconds stop(Subprocess& daemon, std::chrono::milliseconds bound = 10s) {
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(::kill(daemon.pid(), SIGTERM), 0);
+    const auto status = daemon.wait(bound);
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    EXPECT_TRUE(status.has_value()) << "the daemon did not exit within " << bound.count()
+                                    << " ms of SIGTERM; stderr:\n"
+                                    << daemon.stderr_text();
+    if (status) {
+      EXPECT_TRUE(status->exited && status->code == 0)
+          << "daemon: " << status->str() << "; stderr:\n"
+          << daemon.stderr_text();
+    }
+    return took;
+  }
+
+  TempDir dir_{"kclpp-daemon-test"};
+  std::string node_;
+  std::string script_;
+  std::unique_ptr<Kinesalite> server_;
+  std::unique_ptr<kclpp::native::KinesisClient> client_;
+  const std::string stream_ = "daemon-e2e";
+  const std::string application_ = "daemon-e2e-app";
+  const std::string db_ = dir_.file("checkpoints.db");
+};
+
+TEST_P(DaemonTest, DeliversEveryRecordCheckpointsAndShutsDownCleanly) {
+  const auto data = kclpp::test::numbered("a", 40);
+  const auto put = kclpp::test::put_all(*client_, stream_, data);
+  ASSERT_EQ(put.size(), 2u) << "the records should land on both shards";
+
+  const std::string log = dir_.file("children.log");
+  auto daemon = start_daemon(write_properties("app.properties", log), log);
+  kclpp::test::PidReaper reaper;  // destroyed first: no child outlives a failed test
+  ASSERT_TRUE(all_delivered(log, *daemon, data, 30s));
+
+  // The children, one per shard, are the daemon's own children (the C++ one behind its tap).
+  const auto direct = kclpp::test::children_of(daemon->pid());
+  const auto family = kclpp::test::descendants_of(daemon->pid());
+  for (pid_t pid : family) reaper.add(pid);
+  EXPECT_EQ(direct.size(), 2u) << "one child per shard";
+  EXPECT_EQ(family.size(), GetParam().child == Child::Node ? 2u : 4u);
+
+  // Each record exactly once, on the shard it was put to.
+  ChildrenView v = view(log, *daemon);
+  EXPECT_EQ(v.record_count(), data.size()) << v.dump();
+  for (const auto& [shard, seqs] : put) {
+    EXPECT_EQ(v.records[shard].size(), seqs.size()) << shard << "\n" << v.dump();
+  }
+
+  // Checkpoints while running: Node checkpoints every batch, at its last record; the C++
+  // child every 7 records.
+  std::map<std::string, std::string> expected_running;
+  for (const auto& [shard, seqs] : put) {
+    if (GetParam().child == Child::Node) {
+      expected_running[shard] = seqs.back();
+    } else if (seqs.size() >= static_cast<std::size_t>(echo_checkpoint_every)) {
+      expected_running[shard] = seqs[seqs.size() / echo_checkpoint_every * echo_checkpoint_every - 1];
+    }
+  }
+  EXPECT_TRUE(eventually([&] { return checkpoint_seqs() == expected_running; }, 10s))
+      << "checkpoints in the store while running do not match what the children checkpointed";
+
+  // The one ignored key is named in exactly one warning; the keys it uses are not.
+  const std::string err = daemon->stderr_text();
+  const auto mentions = kclpp::test::lines_with(err, "metricsLevel");
+  ASSERT_EQ(mentions.size(), 1u) << err;
+  EXPECT_NE(mentions[0].find("WARN"), std::string::npos) << mentions[0];
+  for (const char* used : {"executableName", "streamName", "applicationName", "initialPositionInStream",
+                           "kinesisEndpoint", "regionName", "idleTimeBetweenReadsInMillis",
+                           "checkpointStore"}) {
+    EXPECT_EQ(mentions[0].find(used), std::string::npos) << used << " is used, not ignored: " << mentions[0];
+  }
+
+  const auto took = stop(*daemon);
+  EXPECT_LT(took, 10s);
+
+  // Every child: shutdownRequested, then leaseLost, then it exited with 0.
+  v = view(log, *daemon);
+  ASSERT_EQ(v.actions.size(), 2u) << v.dump();
+  std::set<std::string> shards;
+  for (const auto& [pid, actions] : v.actions) {
+    shards.insert(v.shard_of_pid[pid]);
+    ASSERT_GE(actions.size(), 4u) << v.dump();
+    EXPECT_EQ(actions.front(), "initialize") << v.dump();
+    const std::vector<std::string> tail(actions.end() - 3, actions.end());
+    EXPECT_EQ(tail, (std::vector<std::string>{"shutdownRequested", "leaseLost", "exit 0"})) << v.dump();
+    EXPECT_EQ(std::count(actions.begin(), actions.end(), "shardEnded"), 0) << v.dump();
+  }
+  EXPECT_EQ(shards.size(), 2u) << v.dump();
+
+  // No child outlives the daemon, none is left a zombie (this process is their subreaper:
+  // an orphan would show up here, alive or as a zombie).
+  for (pid_t pid : family) {
+    EXPECT_TRUE(eventually([&] { return !kclpp::test::process_state(pid).has_value(); }, 2s))
+        << "pid " << pid << " is still there, state "
+        << kclpp::test::process_state(pid).value_or('?');
+  }
+
+  // The shutdownRequested checkpoint leaves every shard at its last record.
+  std::map<std::string, std::string> expected_final;
+  for (const auto& [shard, seqs] : put) expected_final[shard] = seqs.back();
+  EXPECT_EQ(checkpoint_seqs(), expected_final);
+}
+
+TEST_P(DaemonTest, RestartResumesAfterTheCheckpoints) {
+  const auto first = kclpp::test::numbered("first", 30);
+  const auto put_first = kclpp::test::put_all(*client_, stream_, first);
+  const std::string properties = write_properties("app.properties", dir_.file("run1.log"));
+  {
+    const std::string log = dir_.file("run1.log");
+    auto daemon = start_daemon(properties, log);
+    kclpp::test::PidReaper reaper;
+    ASSERT_TRUE(all_delivered(log, *daemon, first, 30s));
+    for (pid_t pid : kclpp::test::descendants_of(daemon->pid())) reaper.add(pid);
+    stop(*daemon);
+  }
+  std::map<std::string, std::string> after_first;
+  for (const auto& [shard, seqs] : put_first) after_first[shard] = seqs.back();
+  ASSERT_EQ(checkpoint_seqs(), after_first);
+
+  const auto second = kclpp::test::numbered("second", 20);
+  (void)kclpp::test::put_all(*client_, stream_, second, first.size());
+  // The tap log path is part of executableName: the second run writes its own.
+  const std::string log = dir_.file("run2.log");
+  auto daemon = start_daemon(write_properties("app2.properties", log), log);
+  kclpp::test::PidReaper reaper;
+  ASSERT_TRUE(all_delivered(log, *daemon, second, 30s));
+  for (pid_t pid : kclpp::test::descendants_of(daemon->pid())) reaper.add(pid);
+  // Give the children a few more polls (idle 200 ms) to show an old record, if any comes.
+  std::this_thread::sleep_for(1s);
+  const ChildrenView v = view(log, *daemon);
+  for (const auto& d : v.all_data()) {
+    EXPECT_EQ(d.rfind("record-first-", 0), std::string::npos) << "redelivered after a clean restart: " << d;
+  }
+  EXPECT_EQ(v.record_count(), second.size()) << v.dump();
+  stop(*daemon);
+}
+
+INSTANTIATE_TEST_SUITE_P(EndToEnd, DaemonTest,
+                         ::testing::Values(DaemonCase{Child::Node, KinesisServer::Kinesalite},
+                                           DaemonCase{Child::Echo, KinesisServer::Kinesalite},
+                                           DaemonCase{Child::Echo, KinesisServer::KinesisLocal}),
+                         case_name);
+
+// A properties file kclpp cannot run: exit 1 and a message naming the problem, at once.
+TEST(DaemonCliConfigTest, MissingExecutableNameIsAnErrorNamingTheKey) {
+  TempDir dir("kclpp-daemon-config");
+  const std::string path = dir.file("bad.properties");
+  {
+    std::ofstream out(path);
+    out << "streamName = s\napplicationName = a\nkinesisEndpoint = http://127.0.0.1:"
+        << kclpp::test::unused_port() << "\n";
+  }
+  const auto r = kclpp::test::run_program({KCLPP_TOOL, "daemon", path}, {}, 10s);
+  ASSERT_TRUE(r.status) << r.describe();
+  EXPECT_TRUE(r.status->exited && r.status->code == 1) << r.describe();
+  EXPECT_NE(r.err.find("executableName"), std::string::npos) << r.describe();
+  EXPECT_LT(r.elapsed, 5s);
+}
+
+}  // namespace

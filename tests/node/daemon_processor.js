@@ -1,0 +1,91 @@
+'use strict';
+// The child of the `kclpp daemon` end-to-end tests (tests/integration/daemon_test.cpp): a
+// copy of kcl_processor.js (official aws-kcl npm library) whose events also carry the
+// process id and the shard id, because one daemon runs one child per shard and they all
+// append to the same KCLPP_NODE_LOG file (one appendFileSync per line, O_APPEND).
+//
+// Every event is appended as one JSON line to the file named by KCLPP_NODE_LOG, so the
+// test can assert what each child saw. Behaviour:
+//   initialize        -> logged
+//   processRecords    -> logged; checkpoints at the last record's sequence number, retrying
+//                        up to 3 times on ThrottlingException (retries belong to the child)
+//   shutdownRequested -> checkpoint() with no sequence number
+//   shardEnded        -> checkpoint() with no sequence number (records SHARD_END)
+//   leaseLost         -> logged; no checkpoint possible
+// Nothing is printed to stdout: it belongs to the protocol.
+
+const fs = require('fs');
+const kcl = require('aws-kcl');
+
+const logFile = process.env.KCLPP_NODE_LOG;
+
+let shardId = null;
+
+function record(event) {
+  event.pid = process.pid;
+  event.shard = shardId;
+  if (logFile) fs.appendFileSync(logFile, JSON.stringify(event) + '\n');
+  process.stderr.write('daemon_processor.js: ' + JSON.stringify(event) + '\n');
+}
+
+function checkpointWithRetry(checkpointer, sequenceNumber, attempt, done) {
+  const onResult = function (err, echoed) {
+    record({ event: 'checkpointResult', sequenceNumber: sequenceNumber === undefined ? null : sequenceNumber,
+             attempt: attempt, error: err || null, echoed: echoed === undefined ? null : echoed });
+    if (err === 'ThrottlingException' && attempt < 3) {
+      checkpointWithRetry(checkpointer, sequenceNumber, attempt + 1, done);
+      return;
+    }
+    done();
+  };
+  if (sequenceNumber === undefined) {
+    checkpointer.checkpoint(onResult);
+  } else {
+    checkpointer.checkpoint(sequenceNumber, onResult);
+  }
+}
+
+const processor = {
+  initialize: function (input, completeCallback) {
+    shardId = input.shardId;
+    record({ event: 'initialize', shardId: input.shardId, sequenceNumber: input.sequenceNumber,
+             subSequenceNumber: input.subSequenceNumber });
+    completeCallback();
+  },
+
+  processRecords: function (input, completeCallback) {
+    const records = (input.records || []).map(function (r) {
+      return { data: Buffer.from(r.data || '', 'base64').toString('utf8'), partitionKey: r.partitionKey,
+               sequenceNumber: r.sequenceNumber, subSequenceNumber: r.subSequenceNumber,
+               approximateArrivalTimestamp: r.approximateArrivalTimestamp };
+    });
+    record({ event: 'processRecords', records: records, millisBehindLatest: input.millisBehindLatest });
+    if (records.length === 0) {
+      completeCallback();
+      return;
+    }
+    const last = records[records.length - 1].sequenceNumber;
+    checkpointWithRetry(input.checkpointer, last, 1, completeCallback);
+  },
+
+  shutdownRequested: function (input, completeCallback) {
+    record({ event: 'shutdownRequested' });
+    checkpointWithRetry(input.checkpointer, undefined, 1, completeCallback);
+  },
+
+  leaseLost: function (input, completeCallback) {
+    record({ event: 'leaseLost' });
+    completeCallback();
+  },
+
+  shardEnded: function (input, completeCallback) {
+    record({ event: 'shardEnded' });
+    checkpointWithRetry(input.checkpointer, undefined, 1, completeCallback);
+  }
+};
+
+process.on('exit', function (code) {
+  record({ event: 'exit', code: code });
+});
+
+kcl(processor).run();
