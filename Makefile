@@ -3,7 +3,7 @@
 #   make test    deps, build (-Werror), all ctest tests, ASan+UBSan unit tests,
 #                the find_package consumer test, 30 s of fuzzing per parser   (what CI runs)
 #   make demo    deps, build, start kinesalite, run the echo example natively against it
-#   make bench   deps, Release build, run the protocol throughput benchmark
+#   make bench   deps, Release build, run the protocol and native-reader throughput benchmarks
 #
 # Build trees: build/ (RelWithDebInfo), build-asan/, build-fuzz/ (clang), build-release/.
 # KCLPP_CI=1 (set automatically when CI is set) makes tests fail, not skip, when a
@@ -88,6 +88,7 @@ bench: deps
 	  -DKCLPP_BUILD_EXAMPLES=OFF
 	cmake --build build-release -j $(JOBS)
 	build-release/bench/kclpp_bench_protocol_throughput
+	build-release/bench/kclpp_bench_native_throughput
 
 clean:
 	rm -rf build build-asan build-fuzz build-release
