@@ -103,12 +103,17 @@ native::WorkerOptions worker_options(const Args& args, const std::string& defaul
   return options;
 }
 
+// Year 2261: system_clock counts nanoseconds in 64 bits, so later times overflow it
+// (found by fuzzing).
+constexpr double max_epoch_seconds = 9'200'000'000.0;
+
 std::chrono::system_clock::time_point parse_time(const std::string& text, const std::string& what) {
   using namespace std::chrono;
   // Epoch seconds, with an optional fraction.
   double seconds = 0;
   if (auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-      ec == std::errc{} && end == text.data() + text.size() && std::isfinite(seconds) && seconds >= 0) {
+      ec == std::errc{} && end == text.data() + text.size() && std::isfinite(seconds) && seconds >= 0 &&
+      seconds <= max_epoch_seconds) {
     return system_clock::time_point(duration_cast<system_clock::duration>(duration<double>(seconds)));
   }
   // RFC 3339 UTC: YYYY-MM-DDTHH:MM:SS[.fff]Z
@@ -124,12 +129,14 @@ std::chrono::system_clock::time_point parse_time(const std::string& text, const 
     }
     if (std::strcmp(rest, "Z") == 0) {
       const std::time_t t = ::timegm(&tm);
+      if (t < 0 || static_cast<double>(t) > max_epoch_seconds)
+        throw ConfigError(what + ": '" + text + "' is outside 1970..2261");
       return system_clock::from_time_t(t) +
              duration_cast<system_clock::duration>(duration<double>(fraction));
     }
   }
   throw ConfigError(what + ": '" + text +
-                    "' is not a time (epoch seconds, or YYYY-MM-DDTHH:MM:SS[.fff]Z in UTC)");
+                    "' is not a time (epoch seconds up to 9200000000, or YYYY-MM-DDTHH:MM:SS[.fff]Z in UTC)");
 }
 
 native::StartPosition parse_start_position(const std::string& text, const std::string& what) {

@@ -96,7 +96,7 @@ class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
     become_subreaper();
     if (GetParam().child == Child::Node) {
       const std::filesystem::path source(KCLPP_SOURCE_DIR);
-      node_ = kclpp::test::which("node");
+      node_ = kclpp::test::find_on_path("node");
       std::string why;
       if (node_.empty()) why = "node is not on PATH";
       else if (!std::filesystem::exists(source / "node_modules" / "aws-kcl" / "index.js"))

@@ -170,19 +170,6 @@ std::vector<std::string> numbered(const std::string& prefix, std::size_t n) {
   return out;
 }
 
-std::string which(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  std::string p = path == nullptr ? "/usr/local/bin:/usr/bin:/bin" : path;
-  std::size_t start = 0;
-  while (start <= p.size()) {
-    const std::size_t end = std::min(p.find(':', start), p.size());
-    const fs::path candidate = fs::path(p.substr(start, end - start)) / program;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    start = end + 1;
-  }
-  return {};
-}
-
 std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);

@@ -100,8 +100,6 @@ class PidReaper {
 // "record-<prefix>-<i>" for i in [0, n).
 [[nodiscard]] std::vector<std::string> numbered(const std::string& prefix, std::size_t n);
 
-// Full path of `program` on PATH, or "".
-[[nodiscard]] std::string which(const std::string& program);
 
 // Lines of `text`.
 [[nodiscard]] std::vector<std::string> split_lines(const std::string& text);

@@ -28,8 +28,6 @@ bool in_ci() noexcept {
   return v != nullptr && *v != '\0';
 }
 
-namespace {
-
 std::string find_on_path(const std::string& program) {
   const char* path = std::getenv("PATH");
   std::string p = path == nullptr ? "/usr/local/bin:/usr/bin:/bin" : path;
@@ -42,6 +40,8 @@ std::string find_on_path(const std::string& program) {
   }
   return {};
 }
+
+namespace {
 
 native::Credentials dummy_credentials() {
   return {"AKIDKCLPPTEST", "kclpp-test-secret", ""};

@@ -67,6 +67,8 @@ class Kinesalite {
 
 // A loopback port nothing listens on (bound, then closed).
 [[nodiscard]] int unused_port();
+// The executable `program` on $PATH, or empty.
+[[nodiscard]] std::string find_on_path(const std::string& program);
 
 }  // namespace kclpp::test
 

@@ -186,6 +186,13 @@ TEST(StartPosition, ParsesNamesEpochAndRfc3339) {
   EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(rfc.timestamp.time_since_epoch()).count(),
             1700000000250);
   EXPECT_THROW((void)parse_start_position("yesterday", "--from"), ConfigError);
+  // Beyond year 2261 the clock cannot represent it: an error, not an overflow (fuzzing).
+  EXPECT_THROW((void)parse_start_position("AT_TIMESTAMP:16999699999999", "--from"), ConfigError);
+  EXPECT_THROW((void)parse_start_position("1e300", "--from"), ConfigError);
+  EXPECT_THROW((void)parse_start_position("17000001000", "--from"), ConfigError);
+  EXPECT_THROW((void)parse_start_position("2300-01-01T00:00:00Z", "--from"), ConfigError);
+  EXPECT_NO_THROW((void)parse_start_position("2200-01-01T00:00:00Z", "--from"));
+  EXPECT_THROW((void)parse_start_position("AT_TIMESTAMP:99999999-01-01T00:00:00Z", "--from"), ConfigError);
   EXPECT_THROW((void)parse_start_position("AT_TIMESTAMP:2023-11-14 22:13:20", "--from"), ConfigError);
 }
 
