@@ -26,117 +26,13 @@
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/processor/error.hpp"
 #include "postgres_fixture.hpp"
+#include "../store_test_support.hpp"
 
 namespace kclpp::native {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-// Every test runs under a deadline (see tests/unit/checkpoint_store_test.cpp).
-class Deadline {
- public:
-  explicit Deadline(std::chrono::seconds limit) : thread_([this, limit] {
-    std::unique_lock lock(mutex_);
-    if (!done_cv_.wait_for(lock, limit, [this] { return done_; })) {
-      const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-      std::fprintf(stderr, "DEADLINE: %s.%s exceeded %lld s\n", info ? info->test_suite_name() : "?",
-                   info ? info->name() : "?", static_cast<long long>(limit.count()));
-      std::_Exit(124);
-    }
-  }) {}
-  ~Deadline() {
-    {
-      const std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    done_cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable done_cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
-// A forked child running `body(write_fd)`; SIGKILLed and reaped by the destructor.
-class Child {
- public:
-  explicit Child(const std::function<void(int)>& body) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      ::close(fds[0]);
-      try {
-        body(fds[1]);
-      } catch (const std::exception& e) {
-        const std::string msg = std::string("E") + e.what() + "\n";
-        (void)!::write(fds[1], msg.data(), msg.size());
-        ::_exit(2);
-      }
-      ::_exit(0);
-    }
-    ::close(fds[1]);
-    fd_ = fds[0];
-  }
-  ~Child() {
-    kill();
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  [[nodiscard]] pid_t pid() const { return pid_; }
-
-  std::string read(std::size_t n, std::chrono::milliseconds deadline = 10s) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(deadline.count())) <= 0) return {};
-    std::string buf(n, '\0');
-    const ssize_t got = ::read(fd_, buf.data(), n);
-    buf.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
-    return buf;
-  }
-  std::string read_to_eof(std::chrono::milliseconds deadline = 10s) {
-    std::string all;
-    const auto until = Clock::now() + deadline;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
-      if (left.count() <= 0) break;
-      const std::string part = read(4096, left);
-      if (part.empty()) break;
-      all += part;
-    }
-    return all;
-  }
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-      pid_ = -1;
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-};
-
-void write_all(int fd, const std::string& s) { (void)!::write(fd, s.data(), s.size()); }
-
-std::string digits(std::size_t n, unsigned seed) {
-  std::string s(n, '0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('0' + (i * 7 + seed * 13 + 3) % 10);
-  if (s[0] == '0') s[0] = '1';
-  return s;
-}
-
-ExtendedSequenceNumber seq(const std::string& d, std::int64_t sub = 0) {
-  return ExtendedSequenceNumber(SequenceNumber(d), sub);
-}
+using namespace store_test;
 
 int closed_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
