@@ -1,6 +1,6 @@
 // `kclpp daemon app.properties` end to end, against a local Kinesis server the test starts:
 // the same properties file a Java MultiLangDaemon reads, and a multilang child per shard,
-// either our Node processor on the official aws-kcl library (tests/node/daemon_processor.js)
+// either our Node processor on the official aws-kcl library (tests/node/kcl_processor.js)
 // or our C++ example kclpp_echo (seen through kclpp_protocol_tap, which logs every message
 // the child receives). Every record put is delivered, checkpoints land in the SQLite store,
 // an ignored key gets exactly one warning, SIGTERM ends the daemon with exit 0 after every
@@ -105,7 +105,7 @@ class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
         if (kclpp::test::in_ci()) FAIL() << why;
         GTEST_SKIP() << why;
       }
-      script_ = (source / "tests" / "node" / "daemon_processor.js").string();
+      script_ = (source / "tests" / "node" / "kcl_processor.js").string();
     }
     server_ = std::make_unique<Kinesalite>(GetParam().server);
     KCLPP_REQUIRE_SERVER(*server_);
@@ -142,7 +142,7 @@ class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
 
   std::unique_ptr<Subprocess> start_daemon(const std::string& properties, const std::string& log) {
     kclpp::test::SpawnOptions options;
-    options.env = kclpp::test::tool_env("debug", {"KCLPP_NODE_LOG=" + log});
+    options.env = kclpp::test::tool_env("debug", {"KCLPP_NODE_LOG=" + log, "KCLPP_NODE_LOG_IDS=1"});
     return std::make_unique<Subprocess>(std::vector<std::string>{KCLPP_TOOL, "daemon", properties},
                                         options);
   }

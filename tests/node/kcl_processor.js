@@ -1,7 +1,10 @@
 'use strict';
 // A multilang record processor built on the official aws-kcl npm library (someone else's
 // implementation of the child side of the protocol), driven by kcl::ChildProcess in
-// tests/integration/child_process_test.cpp.
+// tests/integration/child_process_test.cpp and by `kclpp daemon` in
+// tests/integration/daemon_test.cpp. With KCLPP_NODE_LOG_IDS=1 every event also carries the
+// process id and the shard id, because a daemon runs one child per shard and they all
+// append to the same KCLPP_NODE_LOG file (one appendFileSync per line, O_APPEND).
 //
 // Every event is appended as one JSON line to the file named by KCLPP_NODE_LOG, so the
 // test can assert what the child saw. Behaviour:
@@ -17,8 +20,14 @@ const fs = require('fs');
 const kcl = require('aws-kcl');
 
 const logFile = process.env.KCLPP_NODE_LOG;
+const withIds = process.env.KCLPP_NODE_LOG_IDS === '1';
+let shardId = null;
 
 function record(event) {
+  if (withIds) {
+    event.pid = process.pid;
+    event.shard = shardId;
+  }
   if (logFile) fs.appendFileSync(logFile, JSON.stringify(event) + '\n');
   process.stderr.write('kcl_processor.js: ' + JSON.stringify(event) + '\n');
 }
@@ -42,6 +51,7 @@ function checkpointWithRetry(checkpointer, sequenceNumber, attempt, done) {
 
 const processor = {
   initialize: function (input, completeCallback) {
+    shardId = input.shardId;
     record({ event: 'initialize', shardId: input.shardId, sequenceNumber: input.sequenceNumber,
              subSequenceNumber: input.subSequenceNumber });
     completeCallback();
