@@ -67,6 +67,9 @@ class Kinesalite {
 
 // A loopback port nothing listens on (bound, then closed).
 [[nodiscard]] int unused_port();
+// A listening TCP socket on 127.0.0.1 and a free port (SO_REUSEADDR); sets `port`.
+// Throws std::runtime_error naming `who` on failure.
+[[nodiscard]] int listen_on_loopback(int backlog, int& port, const char* who);
 // The executable `program` on $PATH, or empty.
 [[nodiscard]] std::string find_on_path(const std::string& program);
 

@@ -533,20 +533,9 @@ class FaultProxy {
     if (plan_.other_faults.empty()) {
       for (int f = 1; f < fault_kinds - 2; ++f) plan_.other_faults.push_back(static_cast<Fault>(f));
     }
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (listen_fd_ < 0) throw std::runtime_error("socket() failed");
-    const int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 64) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ::close(listen_fd_);
-      throw std::runtime_error("FaultProxy: bind/listen failed");
-    }
-    endpoint_ = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    int port = 0;
+    listen_fd_ = kclpp::test::listen_on_loopback(64, port, "FaultProxy");
+    endpoint_ = "http://127.0.0.1:" + std::to_string(port);
     accept_thread_ = std::thread([this] { accept_loop(); });
   }
   ~FaultProxy() {
