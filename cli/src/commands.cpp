@@ -155,13 +155,14 @@ int put_command(const std::vector<std::string>& argv) {
     std::vector<native::PutRecordsResultEntry> results(pending.size());
     std::vector<std::size_t> todo(pending.size());
     for (std::size_t i = 0; i < todo.size(); ++i) todo[i] = i;
-    // Failed entries only are sent again (PutRecords is per-entry), with backoff.
-    const RetryPolicy policy = tool_retry();
-    for (int attempt = 1; !todo.empty(); ++attempt) {
+    // One retry loop (kclpp::retry) for both whole-call failures and failed entries: each
+    // attempt sends only the entries without a result yet (PutRecords is per-entry), and
+    // entries still failing count as throttling for the backoff.
+    retry(tool_retry(), [&] {
       std::vector<native::PutRecordsEntry> send;
       send.reserve(todo.size());
       for (std::size_t i : todo) send.push_back(pending[i]);
-      const auto replies = retry(policy, [&] { return client.put_records(stream, send); });
+      const auto replies = client.put_records(stream, send);
       std::vector<std::size_t> failed;
       std::string first_error;  // of a failed entry (replies.front() may be a success)
       for (std::size_t k = 0; k < replies.size() && k < todo.size(); ++k) {
@@ -175,14 +176,11 @@ int put_command(const std::vector<std::string>& argv) {
       // A reply shorter than the request leaves entries without a result: send them again.
       for (std::size_t k = replies.size(); k < todo.size(); ++k) failed.push_back(todo[k]);
       if (!failed.empty() && first_error.empty()) first_error = "PutRecords answered fewer entries than sent";
-      if (!failed.empty() && attempt >= policy.max_attempts) {
-        throw TransportError(std::to_string(failed.size()) + " records still failed after " +
-                             std::to_string(attempt) + " attempts: " + first_error,
-                             Retry::No);
-      }
-      if (!failed.empty()) std::this_thread::sleep_for(kclpp::detail::backoff_delay(policy, attempt, Retry::Throttled));
       todo = std::move(failed);
-    }
+      if (!todo.empty())
+        throw ThrottledError(std::to_string(todo.size()) + " of " + std::to_string(pending.size()) +
+                             " records not put: " + first_error);
+    });
     if (verbose) {
       for (const auto& r : results)
         std::cout << nlohmann::json{{"shardId", r.shard_id}, {"sequenceNumber", r.sequence_number}}.dump() << '\n';
