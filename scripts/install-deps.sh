@@ -22,6 +22,9 @@ debian_packages=(
   libsqlite3-dev libpq-dev sqlite3   # checkpoint stores (sqlite3: the demo shows the rows)
   postgresql                         # a Postgres the integration tests start themselves
   python3-botocore python3-boto3     # independent SigV4 signer (tests), boto3 baseline (bench)
+  libmsgpack-cxx-dev libsnappy-dev libyaml-cpp-dev   # pipeline: records, .tri archives, config
+  libzmq3-dev cppzmq-dev             # pipeline: tritond-compatible spool daemon and client
+  python3-msgpack python3-snappy python3-crc32c python3-zmq   # py-triton cross-checks, baselines
 )
 # Node.js may come from elsewhere than Debian (it does on the dev machines): only when no
 # node/npm is on PATH do we ask Debian for its own.

@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "daemon.hpp"
+#include "pipeline_commands.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 
@@ -21,6 +22,12 @@ constexpr const char* usage =
     "  get                     print records as JSON lines (--follow to keep reading)\n"
     "  create-stream           create a stream and wait until it is active\n"
     "  delete-stream           delete a stream\n"
+    "\n"
+    "Triton pipeline (logical stream names from --config, $TRITON_CONFIG or /etc/triton.yaml):\n"
+    "  store                   archive a stream to S3 as .tri files, checkpointing after each upload\n"
+    "  cat                     print archived records of a day range as JSON lines\n"
+    "  spoold                  the non-blocking spool daemon (tritond wire) feeding PutRecords\n"
+    "  stats                   checkpoint ages per shard, Graphite plaintext\n"
     "\n"
     "Common options: --stream NAME, --endpoint URL (e.g. http://127.0.0.1:4567), --region,\n"
     "--profile. Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN],\n"
@@ -44,6 +51,10 @@ int main(int argc, char** argv) {
     if (command == "get") return get_command(args);
     if (command == "create-stream") return create_stream_command(args);
     if (command == "delete-stream") return delete_stream_command(args);
+    if (command == "store") return store_command(args);
+    if (command == "cat") return cat_command(args);
+    if (command == "spoold") return spoold_command(args);
+    if (command == "stats") return stats_command(args);
     kclpp::log_error("kclpp: unknown command '", command, "'\n", usage);
     return 1;
   } catch (const std::exception& e) {

@@ -1,0 +1,96 @@
+#pragma once
+// A small Amazon S3 client over libcurl with SigV4: PUT (multipart above a threshold),
+// streaming GET, ListObjectsV2 with pagination, DELETE, bucket creation (for tools/tests).
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kclpp/native/aws.hpp"
+
+namespace kclpp::pipeline {
+
+enum class Addressing { Auto, PathStyle, VirtualHosted };
+
+struct S3Options {
+  // Empty: native::resolve_region().
+  std::string region;
+  // Empty: https://s3.<region>.amazonaws.com. For local servers, e.g. "http://127.0.0.1:4569".
+  std::string endpoint;
+  // Auto: path-style when an endpoint is given or the bucket name has dots, else
+  // virtual-hosted.
+  Addressing addressing = Addressing::Auto;
+  std::optional<native::Credentials> credentials;  // empty: resolve_credentials()
+  native::CredentialOptions credential_options;
+  std::chrono::milliseconds connect_timeout{5'000};
+  // Without any byte moving for this long, a request fails (large bodies may take longer
+  // in total).
+  std::chrono::milliseconds low_speed_timeout{30'000};
+  // Files of at least this size go up as multipart uploads of part_size parts.
+  std::uint64_t multipart_threshold = 16ull << 20;
+  std::uint64_t part_size = 8ull << 20;  // S3's minimum is 5 MiB (except the last part)
+};
+
+struct S3Object {
+  std::string key;
+  std::uint64_t size = 0;
+  std::string etag;
+  std::string last_modified;  // as S3 sends it (ISO 8601)
+};
+
+struct PutObjectResult {
+  std::string etag;
+  int parts = 1;  // 1 for a single PUT
+};
+
+// Not thread-safe: one per thread (each holds its own connection). Move-only.
+// Every call throws: native::AwsError with the S3 error code (NoSuchKey, NoSuchBucket,
+// AccessDenied; not retryable), AuthError (InvalidAccessKeyId, SignatureDoesNotMatch),
+// ThrottledError (SlowDown, 503), TransportError (network, 5xx; retryable), ProtocolError
+// (unparseable reply). The client never retries by itself except inside put_file, where
+// each part is retried (parts are idempotent) and a failed multipart upload is aborted.
+class S3Client {
+ public:
+  explicit S3Client(S3Options options);
+  ~S3Client();
+  S3Client(S3Client&&) noexcept;
+  S3Client& operator=(S3Client&&) noexcept;
+
+  [[nodiscard]] const S3Options& options() const noexcept;
+
+  PutObjectResult put_object(const std::string& bucket, const std::string& key,
+                             std::string_view body, const std::string& content_type = {});
+  // Uploads a file: a single PUT below multipart_threshold, else a multipart upload.
+  PutObjectResult put_file(const std::string& bucket, const std::string& key,
+                           const std::string& path, const std::string& content_type = {});
+  // Streams the object's body into `sink` as it arrives (memory bounded by the transfer
+  // buffer). Returns the object's size. A sink that throws aborts the transfer (its
+  // exception propagates).
+  std::uint64_t get_object(const std::string& bucket, const std::string& key,
+                           const std::function<void(std::string_view)>& sink);
+  [[nodiscard]] std::string get_object(const std::string& bucket, const std::string& key);
+  // Bytes [offset, offset + length) of the object (fewer at its end; empty past it): a
+  // ranged GET, so that a pulling reader needs no thread.
+  [[nodiscard]] std::string get_object_range(const std::string& bucket, const std::string& key,
+                                             std::uint64_t offset, std::uint64_t length);
+  // Every object under `prefix`, following continuation tokens; `page_size` is max-keys
+  // (0: S3's default of 1,000). In key order.
+  [[nodiscard]] std::vector<S3Object> list_objects(const std::string& bucket,
+                                                   const std::string& prefix,
+                                                   int page_size = 0);
+  // nullopt when the object does not exist.
+  [[nodiscard]] std::optional<S3Object> head_object(const std::string& bucket,
+                                                    const std::string& key);
+  void delete_object(const std::string& bucket, const std::string& key);
+  void create_bucket(const std::string& bucket);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kclpp::pipeline

@@ -1,0 +1,114 @@
+#pragma once
+// The non-blocking producer path, wire-compatible with tritond (spec/TRITON.md §7): a
+// client that hands records to a local spool daemon over ZeroMQ PUSH without ever
+// blocking, and the daemon (`kclpp spoold`) that batches them into PutRecords.
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/pipeline/config.hpp"
+#include "kclpp/pipeline/value.hpp"
+#include "kclpp/processor/retry.hpp"
+
+namespace kclpp::pipeline {
+
+// "tcp://$TRITON_ZMQ_HOST:$TRITON_ZMQ_PORT", defaults 127.0.0.1 and 3515 (spec §7).
+[[nodiscard]] std::string default_spool_endpoint();
+
+enum class HeaderFormat { Binary, Json };  // 0x04 struct (py-triton) / JSON (go-triton)
+
+struct SpoolClientOptions {
+  std::string endpoint;  // empty: default_spool_endpoint()
+  // Records queued in this process (and in ZeroMQ) before send() starts counting drops.
+  int high_water_mark = 4'000;
+  std::chrono::milliseconds linger{3'000};  // how long close() waits for queued records
+  HeaderFormat header = HeaderFormat::Json;
+};
+
+// Never blocks the caller: send() enqueues or counts a drop. Thread-safe: send() may be
+// called from any number of threads. Move-less (owns a ZeroMQ context and sender state);
+// the destructor calls close(). Throws TransportError from the constructor only when the
+// endpoint is malformed.
+class SpoolClient {
+ public:
+  explicit SpoolClient(SpoolClientOptions options = {});
+  ~SpoolClient();
+  SpoolClient(const SpoolClient&) = delete;
+  SpoolClient& operator=(const SpoolClient&) = delete;
+
+  // Hands one packed record for the logical stream to the spool. False (and counted in
+  // dropped()) when it could not be enqueued: queue full, client closed, a stream name or
+  // partition key over 63 bytes with the binary header (the 64p limit of spec §7).
+  bool send(std::string_view logical_stream, std::string_view partition_key,
+            std::string_view msgpack_map) noexcept;
+  // Encodes `record` and derives the key from `partition_key_field`; false when the field
+  // is missing (counted as dropped, logged at most once a second).
+  bool send(std::string_view logical_stream, const std::string& partition_key_field,
+            const Map& record) noexcept;
+
+  [[nodiscard]] std::uint64_t sent() const noexcept;
+  [[nodiscard]] std::uint64_t dropped() const noexcept;
+  // Refuses new sends, waits up to `linger` for queued records to leave. Idempotent.
+  void close() noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SpoolDaemonOptions {
+  std::string endpoint;  // bind address; empty: default_spool_endpoint()
+  std::chrono::milliseconds flush_interval{100};
+  // Bounded memory: records held for Kinesis (queued or being retried), in bytes of data +
+  // keys. Past it, new records are dropped and counted (unlike tritond, which grows).
+  std::size_t max_buffered_bytes = 64u << 20;
+  native::ClientOptions client;  // endpoint/credentials; region from the config if empty
+  // Per PutRecords round: failed entries and whole-request failures are retried with
+  // this policy before the records are dropped (and counted).
+  RetryPolicy retry{5, std::chrono::milliseconds{100}, std::chrono::milliseconds{2'000},
+                    std::chrono::milliseconds{500}};
+  int receive_high_water_mark = 3'500;  // the PULL socket's, as tritond
+};
+
+struct SpoolStats {
+  std::uint64_t received = 0;   // messages taken off the socket
+  std::uint64_t written = 0;    // records Kinesis accepted
+  std::uint64_t malformed = 0;  // bad frame count or header (logged, dropped)
+  std::uint64_t unknown_stream = 0;  // logical name not in the config (dropped)
+  std::uint64_t dropped_full = 0;    // over max_buffered_bytes (dropped)
+  std::uint64_t failed = 0;          // still failing after the retries (dropped)
+  std::uint64_t retried = 0;         // entries resent at least once
+};
+
+// The spool daemon: binds a ZeroMQ PULL socket, accepts both header formats, resolves
+// logical names through `config`, and every flush_interval writes what it holds with
+// PutRecords (≤ 500 records, ≤ 5 MiB per request) from a sender thread, so receiving
+// never waits for Kinesis. run() returns after request_stop(): it stops receiving, drains
+// the socket, flushes everything it holds (with the retries) and returns.
+// request_stop() and stats() are thread-safe; run() is called once, from one thread.
+class SpoolDaemon {
+ public:
+  // Binds at once: throws TransportError naming the endpoint when it cannot.
+  SpoolDaemon(TritonConfig config, SpoolDaemonOptions options = {});
+  ~SpoolDaemon();
+  SpoolDaemon(const SpoolDaemon&) = delete;
+  SpoolDaemon& operator=(const SpoolDaemon&) = delete;
+
+  // The endpoint actually bound (a "tcp://127.0.0.1:*" request gets its port here).
+  [[nodiscard]] const std::string& endpoint() const noexcept;
+  void run();
+  void request_stop() noexcept;
+  [[nodiscard]] SpoolStats stats() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kclpp::pipeline
