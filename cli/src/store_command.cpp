@@ -3,5 +3,4 @@
 #include "kclpp/processor/error.hpp"
 namespace kclpp::app::detail {
 int store_command(const std::vector<std::string>&) { throw ConfigError("store_command: not built yet"); }
-int cat_command(const std::vector<std::string>&) { throw ConfigError("cat_command: not built yet"); }
 }

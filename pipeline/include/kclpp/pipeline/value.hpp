@@ -2,6 +2,7 @@
 // Triton records (spec/TRITON.md §2): one msgpack map per Kinesis record. Value is a
 // msgpack-independent tree of every type Triton data can hold; decode/encode convert.
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -92,6 +93,12 @@ struct DecodedRecord {
 // consumes bytes from the front of `bytes` and returns the value; nullopt with `error` set
 // when the data is bad, nullopt with `error` empty when `bytes` holds only part of a value.
 [[nodiscard]] std::optional<Value> decode_value(std::string_view& bytes, std::string& error);
+
+// The size in bytes of the one msgpack value at the front of `bytes` (without decoding
+// it): 0 with `error` empty when `bytes` holds only part of a value, 0 with `error` set
+// when the data is not msgpack (or nests deeper than 256). The archive reader's record
+// splitter: it must be fast (no allocation).
+[[nodiscard]] std::size_t msgpack_value_size(std::string_view bytes, std::string& error) noexcept;
 
 // Encodes a map with string keys (str8/16/32 and the shortest int formats, as
 // msgpack-python and msgp do). Appends to `out`.
