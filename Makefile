@@ -2,7 +2,8 @@
 #
 #   make test    deps, build (-Werror), all ctest tests, ASan+UBSan unit tests,
 #                the find_package consumer test, 30 s of fuzzing per parser   (what CI runs)
-#   make demo    deps, build, start kinesalite, run the echo example natively against it
+#   make demo    deps, build, start kinesalite, run the echo example natively against it;
+#                then the Triton pipeline: spoold, the producer example, store to s3rver, cat, stats
 #   make bench   deps, Release build, run the protocol and native-reader throughput benchmarks
 #
 # Build trees: build/ (RelWithDebInfo), build-asan/, build-fuzz/ (clang), build-release/.
@@ -63,7 +64,7 @@ test-consumer: build
 
 # libFuzzer on every parser of outside bytes, FUZZ_TIME seconds each, each from a copy of
 # its committed corpus tests/fuzz/corpus/<name> (target kclpp_fuzz_<name>).
-FUZZ_TARGETS := protocol_line kpl_aggregate get_records properties
+FUZZ_TARGETS := protocol_line kpl_aggregate get_records properties msgpack_record snappy_frames
 test-fuzz: deps
 	CC=clang CXX=clang++ $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -DKCLPP_FUZZ=ON $(SANITIZE) -DKCLPP_BUILD_EXAMPLES=OFF -DKCLPP_BUILD_BENCH=OFF
@@ -80,8 +81,9 @@ test-fuzz: deps
 	done
 
 demo: configure
-	cmake --build build -j $(JOBS) --target kclpp kclpp_echo
+	cmake --build build -j $(JOBS) --target kclpp kclpp_echo kclpp_triton_producer
 	scripts/demo.sh build
+	scripts/demo-pipeline.sh build
 
 bench: deps
 	$(CMAKE) -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DKCLPP_BUILD_TESTS=OFF \

@@ -1,6 +1,160 @@
-// placeholder: being written
-#include "pipeline_commands.hpp"
+// `kclpp store`: archive a Triton stream to S3 (spec/TRITON.md §6, §8), run by the native
+// worker with one ArchiveStore shared by the processors of every shard.
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "args.hpp"
+#include "kclpp/native/checkpoint_store.hpp"
+#include "kclpp/native/worker.hpp"
+#include "kclpp/pipeline/config.hpp"
+#include "kclpp/pipeline/store.hpp"
 #include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
+#include "native_runner.hpp"
+#include "pipeline_commands.hpp"
+
 namespace kclpp::app::detail {
-int store_command(const std::vector<std::string>&) { throw ConfigError("store_command: not built yet"); }
+
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? std::string(value) : fallback;
 }
+
+double parse_positive(const std::string& text, const std::string& what) {
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(value) || value <= 0)
+    throw ConfigError(what + ": '" + text + "' is not a positive number");
+  return value;
+}
+
+}  // namespace
+
+int store_command(const std::vector<std::string>& argv) {
+  Args args("kclpp store --stream NAME --bucket BUCKET [options]",
+            "Archive every shard of a Triton stream to S3 (a drop-in for go-triton's `triton store`):\n"
+            "records are spooled to one local .tri file, rotated at each multiple of the rotate\n"
+            "interval (UTC, also when the stream is idle) and at a size limit, uploaded as\n"
+            "YYYYMMDD/<stream>-<client>-<unix>.tri with a <key>.metadata JSON, and only then\n"
+            "checkpointed. A crash loses nothing: what was not uploaded is read again.\n"
+            "Checkpoints go to the triton_checkpoint table by default, so a go-triton or\n"
+            "triton-python deployment keeps its position. Shards without a checkpoint start at\n"
+            "TRIM_HORIZON, as triton-python's reader does. SIGTERM/SIGINT: final upload and\n"
+            "checkpoint, then exit 0.");
+  args.option("stream", "NAME", "the stream's logical name in the Triton config (required)")
+      .option("config", "PATH", "Triton stream config (default: $TRITON_CONFIG, else /etc/triton.yaml); its region "
+              "is used for Kinesis and S3 unless --region is given")
+      .option("bucket", "BUCKET", "S3 bucket (default: $TRITON_BUCKET; required)")
+      .option("client", "NAME", "client name: key part and checkpoint client, no '-' (default: $TRITON_CLIENT, else store)")
+      .option("checkpoint-db", "URI",
+              "the triton_checkpoint table: triton+sqlite:PATH | triton+postgres://... (go-triton's "
+              "sqlite://PATH and postgres://... mean the same); or kclpp's own sqlite:PATH | memory: "
+              "(default: $TRITON_DB, else triton+sqlite:triton.db)")
+      .option("spool-dir", "DIR", "where the spool file <stream>-<client>.tri lives", ".")
+      .option("rotate-interval-s", "S", "rotate at each multiple of this many seconds (UTC)", "3600")
+      .option("max-file-mb", "MB", "rotate when the spool file reaches this size (fractions allowed)", "512")
+      .option("s3-endpoint", "URL", "S3 endpoint, e.g. http://127.0.0.1:4569 (default: AWS, path-style when set)")
+      .option("initial-position", "POS", "where a shard without a checkpoint starts: TRIM_HORIZON | LATEST | AT_TIMESTAMP:<time>",
+              "TRIM_HORIZON")
+      .option("shards", "I,J,...", "archive only these shards: indexes into the sorted shard list (default: all)")
+      .option("max-records", "N", "records per GetRecords call, 1..10000", "10000")
+      .option("idle-time-ms", "MS", "pause between reads of a shard that is caught up", "1000")
+      .option("shard-sync-ms", "MS", "how often to re-list shards (SIGHUP: now)", "60000")
+      .option("shutdown-grace-ms", "MS", "how long the final upload and checkpoints may take after SIGTERM", "60000")
+      .option("statsd", "HOST:PORT", "send statsd metrics over UDP (default: none)")
+      .option("statsd-prefix", "PREFIX", "prefix of every metric name", "kclpp.store")
+      .option("notify", "CMD", "run `CMD KEY SIZE RECORDS SHA256` (through /bin/sh) after each upload")
+      .option("notify-timeout-ms", "MS", "kill the notify command after this long", "30000")
+      .flag("no-metadata", "do not write <key>.metadata objects");
+  add_client_options(args);
+  if (!args.parse(argv)) {
+    std::fputs(args.help().c_str(), stderr);
+    return 0;
+  }
+  if (!args.positional().empty())
+    throw ConfigError("unexpected argument '" + args.positional().front() + "' (see --help)");
+  const auto logical = args.get("stream");
+  if (!logical) throw ConfigError("--stream is required");
+  const pipeline::TritonConfig config = pipeline::TritonConfig::load(args.get_or("config", ""));
+  const pipeline::StreamConfig& stream = config.stream(*logical);
+
+  pipeline::ArchiveStoreOptions options;
+  options.stream = stream.name;
+  options.bucket = args.get_or("bucket", env_or("TRITON_BUCKET", ""));
+  if (options.bucket.empty()) throw ConfigError("--bucket (or $TRITON_BUCKET) is required");
+  options.client = args.get_or("client", env_or("TRITON_CLIENT", "store"));
+  options.spool_dir = args.get_or("spool-dir", ".");
+  options.rotate_interval = std::chrono::seconds(*args.get_int("rotate-interval-s", 1, 86'400 * 366));
+  const double max_mb = parse_positive(args.get_or("max-file-mb", "512"), "--max-file-mb");
+  options.max_file_bytes = static_cast<std::uint64_t>(std::max(1.0, max_mb * 1024.0 * 1024.0));
+  options.write_metadata = !args.has("no-metadata");
+  options.notify_command = args.get_or("notify", "");
+  options.notify_timeout = std::chrono::milliseconds(*args.get_int("notify-timeout-ms", 1, 86'400'000));
+  options.statsd = args.get_or("statsd", "");
+  options.statsd_prefix = args.get_or("statsd-prefix", "kclpp.store");
+
+  native::ClientOptions kinesis = client_options(args);
+  // The stream's region from the config, as go-triton's store uses for Kinesis and S3
+  // (spec §6); --region overrides it.
+  if (kinesis.region.empty()) kinesis.region = stream.region;
+  options.s3.region = kinesis.region;
+  options.s3.endpoint = args.get_or("s3-endpoint", "");
+  options.s3.credential_options = kinesis.credential_options;
+
+  // What go-triton takes (spec §4, §8) means its triton_checkpoint table: "sqlite://PATH"
+  // and "postgres://..." become triton+sqlite: / triton+postgres:// (triton_db_uri), so
+  // that a Triton deployment's $TRITON_DB or --checkpoint-db works unchanged.
+  const std::string checkpoint_db =
+      native::triton_db_uri(args.get_or("checkpoint-db", env_or("TRITON_DB", "triton+sqlite:triton.db")));
+
+  native::WorkerOptions worker_opts;
+  // The checkpoint "application" is the Triton client name: rows (client, stream, shard).
+  worker_opts.application = options.client;
+  worker_opts.initial_position = parse_start_position(args.get_or("initial-position", "TRIM_HORIZON"),
+                                                      "--initial-position");
+  worker_opts.max_records = static_cast<int>(*args.get_int("max-records", 1, 10'000));
+  worker_opts.idle_time_between_reads = std::chrono::milliseconds(*args.get_int("idle-time-ms", 0, 86'400'000));
+  worker_opts.shard_sync_interval = std::chrono::milliseconds(*args.get_int("shard-sync-ms", 100, 86'400'000));
+  worker_opts.shutdown_grace = std::chrono::milliseconds(*args.get_int("shutdown-grace-ms", 0, 86'400'000));
+  // Idle shards checkpoint after an idle rotation only when their processor is called.
+  worker_opts.empty_batches = native::EmptyBatches::Deliver;
+  // A failed upload throws: the shard restarts from its checkpoint (nothing lost).
+  worker_opts.on_processor_error = OnProcessorError::Fail;
+  if (const auto shards = args.get("shards")) {
+    std::string_view rest = *shards;
+    while (!rest.empty()) {
+      const std::size_t comma = rest.find(',');
+      const std::string_view item = rest.substr(0, comma);
+      std::size_t index = 0;
+      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), index);
+      if (item.empty() || ec != std::errc{} || end != item.data() + item.size())
+        throw ConfigError("--shards: '" + std::string(item) + "' is not a shard index (0, 1, ...)");
+      worker_opts.shard_indexes.push_back(index);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+  }
+
+  pipeline::ArchiveStore archive(options);
+  check_stream(kinesis, stream.name);
+  native::KinesisStream source(stream.name, kinesis);
+  auto checkpoints = native::open_checkpoint_store(checkpoint_db);
+  log_info("kclpp store: stream '", *logical, "' (", stream.name, "), client '", options.client, "', bucket '",
+           options.bucket, "', checkpoints in ", checkpoint_db, ", rotating every ", options.rotate_interval.count(),
+           " s or at ", options.max_file_bytes, " bytes");
+  {
+    native::Worker worker(
+        source, *checkpoints,
+        [&archive](const std::string& shard_id) { return archive.make_processor(shard_id); }, worker_opts);
+    run_until_signalled(worker);
+  }
+  const auto stats = archive.stats();
+  log_info("kclpp store: done: ", stats.records, " records spooled, ", stats.bad_records, " skipped, ",
+           stats.uploads, " archives uploaded, ", stats.upload_failures, " failed uploads");
+  return 0;
+}
+
+}  // namespace kclpp::app::detail

@@ -2,12 +2,14 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "kclpp/processor/error.hpp"
 
@@ -20,7 +22,11 @@ using StreamKey = std::pair<std::string, std::string>;
 // Shared by the store and its claims, so a claim may outlive the store object.
 struct MemoryState {
   std::mutex mutex;
-  std::map<ShardKey, ExtendedSequenceNumber> checkpoints;
+  struct Entry {
+    ExtendedSequenceNumber position;
+    std::chrono::system_clock::time_point updated;
+  };
+  std::map<ShardKey, Entry> checkpoints;
   std::set<StreamKey> claims;
 };
 
@@ -46,7 +52,7 @@ class MemoryStore final : public CheckpointStore {
     const std::lock_guard lock(state_->mutex);
     const auto it = state_->checkpoints.find({key.application, key.stream, key.shard_id});
     if (it == state_->checkpoints.end()) return std::nullopt;
-    return it->second;
+    return it->second.position;
   }
 
   std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
@@ -57,14 +63,26 @@ class MemoryStore final : public CheckpointStore {
          it != state_->checkpoints.end() && std::get<0>(it->first) == application &&
          std::get<1>(it->first) == stream;
          ++it) {
-      result.emplace(std::get<2>(it->first), it->second);
+      result.emplace(std::get<2>(it->first), it->second.position);
     }
     return result;
   }
 
   void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
     const std::lock_guard lock(state_->mutex);
-    state_->checkpoints.insert_or_assign({key.application, key.stream, key.shard_id}, position);
+    state_->checkpoints.insert_or_assign({key.application, key.stream, key.shard_id},
+                                         MemoryState::Entry{position, std::chrono::system_clock::now()});
+  }
+
+  std::vector<StoredCheckpoint> list(const std::string& application) override {
+    const std::lock_guard lock(state_->mutex);
+    std::vector<StoredCheckpoint> result;
+    for (auto it = state_->checkpoints.lower_bound({application, std::string(), std::string()});
+         it != state_->checkpoints.end() && std::get<0>(it->first) == application; ++it) {
+      result.push_back({std::get<1>(it->first), std::get<2>(it->first), it->second.position,
+                        it->second.updated});
+    }
+    return result;
   }
 
   std::unique_ptr<StoreClaim> claim(const std::string& application,

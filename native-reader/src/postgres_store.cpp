@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -199,13 +200,23 @@ class PostgresClaim final : public StoreClaim {
 // Thread-safe: one connection, every use under mutex_.
 class PostgresStore final : public CheckpointStore {
  public:
-  explicit PostgresStore(Target target) : target_(std::move(target)) {
+  PostgresStore(Target target, StoreLayout layout) : target_(std::move(target)), layout_(layout) {
+    if (layout_ == StoreLayout::Triton) target_.display = "triton+" + target_.display;
     conn_ = connect(target_, "kclpp");
-    create_schema();
+    if (layout_ == StoreLayout::Triton) {
+      create_triton_schema();
+    } else {
+      create_schema();
+    }
   }
 
   std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
     const std::lock_guard lock(mutex_);
+    if (layout_ == StoreLayout::Triton) {
+      auto found = triton_read(TritonFilter::Shard, {key.application, key.stream, key.shard_id});
+      if (found.empty()) return std::nullopt;
+      return std::move(found.front().position);
+    }
     const Result r = exec("loading a checkpoint",
                           "SELECT sequence_number, sub_sequence_number FROM kclpp_checkpoints "
                           "WHERE application = $1 AND stream = $2 AND shard_id = $3",
@@ -217,6 +228,13 @@ class PostgresStore final : public CheckpointStore {
   std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
                                                          const std::string& stream) override {
     const std::lock_guard lock(mutex_);
+    if (layout_ == StoreLayout::Triton) {
+      std::map<std::string, ExtendedSequenceNumber> result;
+      for (auto& c : triton_read(TritonFilter::Stream, {application, stream})) {
+        result.insert_or_assign(std::move(c.shard_id), std::move(c.position));
+      }
+      return result;
+    }
     const Result r = exec("loading checkpoints",
                           "SELECT shard_id, sequence_number, sub_sequence_number "
                           "FROM kclpp_checkpoints WHERE application = $1 AND stream = $2",
@@ -232,6 +250,10 @@ class PostgresStore final : public CheckpointStore {
 
   void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
     const std::lock_guard lock(mutex_);
+    if (layout_ == StoreLayout::Triton) {
+      triton_save(key, position);
+      return;
+    }
     // One autocommit statement: committed (synchronous_commit = on) when it returns.
     (void)exec("saving a checkpoint",
                "INSERT INTO kclpp_checkpoints (application, stream, shard_id, sequence_number, "
@@ -242,6 +264,27 @@ class PostgresStore final : public CheckpointStore {
                "updated_at = EXCLUDED.updated_at",
                {key.application, key.stream, key.shard_id, position.str(),
                 std::to_string(position.sub_sequence_number())});
+  }
+
+  std::vector<StoredCheckpoint> list(const std::string& application) override {
+    const std::lock_guard lock(mutex_);
+    if (layout_ == StoreLayout::Triton) return triton_read(TritonFilter::Client, {application});
+    const Result r = exec("listing checkpoints",
+                          "SELECT stream, shard_id, sequence_number, sub_sequence_number, "
+                          "(extract(epoch FROM updated_at) * 1000)::bigint "
+                          "FROM kclpp_checkpoints WHERE application = $1 ORDER BY stream, shard_id",
+                          {application});
+    std::vector<StoredCheckpoint> result;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      StoredCheckpoint c;
+      c.stream = value(r.get(), row, 0);
+      c.shard_id = value(r.get(), row, 1);
+      c.position = decode(r.get(), row, 2, c.shard_id);
+      c.updated = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(std::stoll(value(r.get(), row, 4))));
+      result.push_back(std::move(c));
+    }
+    return result;
   }
 
   std::unique_ptr<StoreClaim> claim(const std::string& application,
@@ -369,15 +412,124 @@ class PostgresStore final : public CheckpointStore {
     }
   }
 
+  // --- the triton layout (triton_layout.hpp, spec/TRITON.md §4) -------------------------
+
+  // No kclpp_schema_version: the database is Triton's as much as ours, and its table is
+  // never altered. Serialised like create_schema(). Tables that exist are not created
+  // again, so a user without CREATE (`kclpp stats` with a monitoring role, as `triton
+  // stats` ran) can open a database set up before; without the side table and the right
+  // to create it, the store reads the main table only and refuses to save.
+  void create_triton_schema() {
+    PGconn* c = conn_.get();
+    const auto step = [&](std::string_view doing, const char* sql) {
+      return run(target_, c, doing, sql, {});
+    };
+    const Result have = step("looking for the checkpoint tables",
+                             "SELECT to_regclass('triton_checkpoint') IS NOT NULL, "
+                             "to_regclass('kclpp_triton_checkpoint_ext') IS NOT NULL, "
+                             "coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), "
+                             "CASE WHEN to_regclass('kclpp_triton_checkpoint_ext') IS NULL THEN false "
+                             "ELSE has_table_privilege('kclpp_triton_checkpoint_ext', 'SELECT') END");
+    const bool have_main = value(have.get(), 0, 0) == "t";
+    const bool have_side = value(have.get(), 0, 1) == "t";
+    const bool may_create = value(have.get(), 0, 2) == "t";
+    const bool may_read_side = value(have.get(), 0, 3) == "t";
+    if (have_main && have_side && may_read_side) return;
+    if (have_main && (have_side || !may_create)) {
+      side_ = SideTable::Absent;
+      log_info("checkpoint store ", target_.display, ": kclpp_triton_checkpoint_ext ",
+               have_side ? "is not readable by this user" : "is missing and this user may not create it",
+               ": reading triton_checkpoint only (saving needs that table)");
+      return;
+    }
+    step("starting the schema transaction", "BEGIN");
+    try {
+      step("locking the schema", schema_lock_sql);
+      step("creating triton_checkpoint", triton_table_ddl);
+      step("creating kclpp_triton_checkpoint_ext", triton_ext_ddl);
+      step("committing the schema", "COMMIT");
+    } catch (...) {
+      Result ignored(PQexec(c, "ROLLBACK"));
+      throw;
+    }
+  }
+
+  // Caller holds mutex_. Each save is one statement (data-modifying CTE), so it is atomic,
+  // committed when it returns, and idempotent for exec()'s reconnect-and-rerun.
+  void triton_save(const CheckpointKey& key, const ExtendedSequenceNumber& position) {
+    if (side_ == SideTable::Absent) {
+      throw StoreError("checkpoint store " + target_.display +
+                       ": cannot save: this user may not read the table "
+                       "kclpp_triton_checkpoint_ext, or it is missing and may not be created "
+                       "(open the store once as a user who may, and grant access)");
+    }
+    const std::string now = std::to_string(unix_now());
+    const std::string sub = std::to_string(position.sub_sequence_number());
+    if (!position.is_sentinel()) {
+      // A real UPSERT: row-compatible with Triton's select-then-update/insert (§11.5).
+      (void)exec("saving a checkpoint",
+                 "WITH main AS (INSERT INTO triton_checkpoint (client, stream, shard, seq_num, updated) "
+                 "VALUES ($1, $2, $3, $4, $6::integer) ON CONFLICT (client, stream, shard) DO UPDATE "
+                 "SET seq_num = EXCLUDED.seq_num, updated = EXCLUDED.updated RETURNING 1) "
+                 "INSERT INTO kclpp_triton_checkpoint_ext (client, stream, shard, seq_num, "
+                 "sub_sequence_number, sentinel, updated) "
+                 "VALUES ($1, $2, $3, $4, $5::bigint, '', $6::integer) "
+                 "ON CONFLICT (client, stream, shard) DO UPDATE SET seq_num = EXCLUDED.seq_num, "
+                 "sub_sequence_number = EXCLUDED.sub_sequence_number, sentinel = EXCLUDED.sentinel, "
+                 "updated = EXCLUDED.updated",
+                 {key.application, key.stream, key.shard_id, position.str(), sub, now});
+      return;
+    }
+    // A sentinel keeps the main row's last real sequence number (Triton resumes after it)
+    // and only touches `updated`; the side row records the main value it goes with.
+    (void)exec("saving a checkpoint",
+               "WITH main AS (UPDATE triton_checkpoint SET updated = $6::integer "
+               "WHERE client = $1 AND stream = $2 AND shard = $3 RETURNING seq_num) "
+               "INSERT INTO kclpp_triton_checkpoint_ext (client, stream, shard, seq_num, "
+               "sub_sequence_number, sentinel, updated) "
+               "VALUES ($1, $2, $3, coalesce((SELECT seq_num FROM main), ''), $5::bigint, $4, "
+               "$6::integer) "
+               "ON CONFLICT (client, stream, shard) DO UPDATE SET seq_num = EXCLUDED.seq_num, "
+               "sub_sequence_number = EXCLUDED.sub_sequence_number, sentinel = EXCLUDED.sentinel, "
+               "updated = EXCLUDED.updated",
+               {key.application, key.stream, key.shard_id, position.str(), sub, now});
+  }
+
+  // Caller holds mutex_. `params` are client[, stream[, shard]] as `filter` says.
+  std::vector<StoredCheckpoint> triton_read(TritonFilter filter, const std::vector<std::string>& params) {
+    const std::string sql = triton_select(filter, "$", side_);
+    const Result r = exec("loading checkpoints", sql.c_str(), params);
+    std::vector<TritonRow> rows;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      TritonRow row;
+      row.side = value(r.get(), i, 0) == "1";
+      row.stream = value(r.get(), i, 1);
+      row.shard = value(r.get(), i, 2);
+      row.seq_num = value(r.get(), i, 3);
+      row.sentinel = value(r.get(), i, 5);
+      try {
+        row.sub_sequence_number = std::stoll(value(r.get(), i, 4));
+        row.updated = std::stoll(value(r.get(), i, 6));
+      } catch (const std::exception&) {
+        throw StoreError("checkpoint store " + target_.display + ": shard " + row.shard +
+                         " has an unreadable row");
+      }
+      rows.push_back(std::move(row));
+    }
+    return merge_triton_rows(rows, target_.display);
+  }
+
   Target target_;
+  StoreLayout layout_;
+  SideTable side_ = SideTable::Present;
   std::mutex mutex_;
   Conn conn_;
 };
 
 }  // namespace
 
-std::unique_ptr<CheckpointStore> open_postgres_store(const std::string& uri) {
-  return std::make_unique<PostgresStore>(parse_target(uri));
+std::unique_ptr<CheckpointStore> open_postgres_store(const std::string& uri, StoreLayout layout) {
+  return std::make_unique<PostgresStore>(parse_target(uri), layout);
 }
 
 }  // namespace kclpp::native::detail

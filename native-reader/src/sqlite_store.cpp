@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "kclpp/processor/error.hpp"
 #include "store_common.hpp"
@@ -99,7 +100,7 @@ class SqliteClaim final : public StoreClaim {
 // Thread-safe: one connection, every use under mutex_.
 class SqliteStore final : public CheckpointStore {
  public:
-  explicit SqliteStore(std::string path) : path_(std::move(path)) {
+  SqliteStore(std::string path, StoreLayout layout) : path_(std::move(path)), layout_(layout) {
     sqlite3* raw = nullptr;
     const int rc = sqlite3_open_v2(path_.c_str(), &raw,
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -114,7 +115,16 @@ class SqliteStore final : public CheckpointStore {
     // makes durable.
     use_wal();
     exec("PRAGMA synchronous=FULL", "setting synchronous=FULL");
+    if (layout_ == StoreLayout::Triton) {
+      create_triton_schema();
+      prepare_triton();
+      return;
+    }
     create_schema();
+    list_ = prepare(
+        "SELECT stream, shard_id, sequence_number, sub_sequence_number, "
+        "CAST(round((julianday(updated_at) - 2440587.5) * 86400000.0) AS INTEGER) "
+        "FROM kclpp_checkpoints WHERE application = ?1 ORDER BY stream, shard_id");
     load_ = prepare(
         "SELECT sequence_number, sub_sequence_number FROM kclpp_checkpoints "
         "WHERE application = ?1 AND stream = ?2 AND shard_id = ?3");
@@ -133,6 +143,11 @@ class SqliteStore final : public CheckpointStore {
 
   std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
     const std::lock_guard lock(mutex_);
+    if (layout_ == StoreLayout::Triton) {
+      auto found = triton_read(triton_load_.get(), key.application, &key.stream, &key.shard_id);
+      if (found.empty()) return std::nullopt;
+      return std::move(found.front().position);
+    }
     const StmtUse use(load_.get());
     bind(use.get(), 1, key.application);
     bind(use.get(), 2, key.stream);
@@ -146,6 +161,13 @@ class SqliteStore final : public CheckpointStore {
   std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
                                                          const std::string& stream) override {
     const std::lock_guard lock(mutex_);
+    if (layout_ == StoreLayout::Triton) {
+      std::map<std::string, ExtendedSequenceNumber> result;
+      for (auto& c : triton_read(triton_load_all_.get(), application, &stream, nullptr)) {
+        result.insert_or_assign(std::move(c.shard_id), std::move(c.position));
+      }
+      return result;
+    }
     const StmtUse use(load_all_.get());
     bind(use.get(), 1, application);
     bind(use.get(), 2, stream);
@@ -164,6 +186,10 @@ class SqliteStore final : public CheckpointStore {
   void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
     const std::string value = position.str();
     const std::lock_guard lock(mutex_);
+    if (layout_ == StoreLayout::Triton) {
+      triton_save(key, position);
+      return;
+    }
     const StmtUse use(save_.get());
     bind(use.get(), 1, key.application);
     bind(use.get(), 2, key.stream);
@@ -173,6 +199,29 @@ class SqliteStore final : public CheckpointStore {
     // Autocommit: the statement is its own transaction, committed (and fsynced, see the
     // constructor) before step returns.
     check(db_.get(), sqlite3_step(use.get()), "saving a checkpoint", path_);
+  }
+
+  std::vector<StoredCheckpoint> list(const std::string& application) override {
+    const std::lock_guard lock(mutex_);
+    if (layout_ == StoreLayout::Triton) {
+      return triton_read(triton_list_.get(), application, nullptr, nullptr);
+    }
+    const StmtUse use(list_.get());
+    bind(use.get(), 1, application);
+    std::vector<StoredCheckpoint> result;
+    for (;;) {
+      const int rc = sqlite3_step(use.get());
+      check(db_.get(), rc, "listing checkpoints", path_);
+      if (rc == SQLITE_DONE) break;
+      StoredCheckpoint c;
+      c.stream = text(use.get(), 0);
+      c.shard_id = text(use.get(), 1);
+      c.position = decode(use.get(), 2, c.shard_id);
+      c.updated = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(sqlite3_column_int64(use.get(), 4)));
+      result.push_back(std::move(c));
+    }
+    return result;
   }
 
   std::unique_ptr<StoreClaim> claim(const std::string& application,
@@ -325,21 +374,135 @@ class SqliteStore final : public CheckpointStore {
     }
   }
 
+  // --- the triton layout (triton_layout.hpp, spec/TRITON.md §4) -------------------------
+
+  // No kclpp_schema_version here: the database is Triton's as much as ours, and its table
+  // is never altered. BEGIN IMMEDIATE as in create_schema().
+  void create_triton_schema() {
+    exec("BEGIN IMMEDIATE", "starting the schema transaction");
+    try {
+      exec(triton_table_ddl, "creating triton_checkpoint");
+      exec(triton_ext_ddl, "creating kclpp_triton_checkpoint_ext");
+      exec("COMMIT", "committing the schema");
+    } catch (...) {
+      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  void prepare_triton() {
+    triton_load_ = prepare(triton_select(TritonFilter::Shard, "?").c_str());
+    triton_load_all_ = prepare(triton_select(TritonFilter::Stream, "?").c_str());
+    triton_list_ = prepare(triton_select(TritonFilter::Client, "?").c_str());
+    // A real UPSERT: row-compatible with Triton's select-then-update/insert (§11.5).
+    triton_save_main_ = prepare(
+        "INSERT INTO triton_checkpoint (client, stream, shard, seq_num, updated) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (client, stream, shard) DO UPDATE SET "
+        "seq_num = excluded.seq_num, updated = excluded.updated");
+    // A sentinel keeps the main row's last real sequence number (Triton resumes after it)
+    // and only touches `updated`.
+    triton_touch_main_ = prepare(
+        "UPDATE triton_checkpoint SET updated = ?4 WHERE client = ?1 AND stream = ?2 AND shard = ?3");
+    // seq_num NULL: the main row's current value ('' without one), read in the same
+    // transaction.
+    triton_save_side_ = prepare(
+        "INSERT INTO kclpp_triton_checkpoint_ext "
+        "(client, stream, shard, seq_num, sub_sequence_number, sentinel, updated) "
+        "VALUES (?1, ?2, ?3, coalesce(?4, (SELECT seq_num FROM triton_checkpoint "
+        "WHERE client = ?1 AND stream = ?2 AND shard = ?3), ''), ?5, ?6, ?7) "
+        "ON CONFLICT (client, stream, shard) DO UPDATE SET seq_num = excluded.seq_num, "
+        "sub_sequence_number = excluded.sub_sequence_number, sentinel = excluded.sentinel, "
+        "updated = excluded.updated");
+  }
+
+  // Caller holds mutex_. Both rows in one transaction, committed (fsynced) on return.
+  void triton_save(const CheckpointKey& key, const ExtendedSequenceNumber& position) {
+    const std::string value = position.str();
+    const std::string sentinel = position.is_sentinel() ? value : std::string();
+    const std::int64_t now = unix_now();
+    exec("BEGIN IMMEDIATE", "starting a checkpoint transaction");
+    try {
+      {
+        const StmtUse use(position.is_sentinel() ? triton_touch_main_.get() : triton_save_main_.get());
+        bind(use.get(), 1, key.application);
+        bind(use.get(), 2, key.stream);
+        bind(use.get(), 3, key.shard_id);
+        if (position.is_sentinel()) {
+          check(db_.get(), sqlite3_bind_int64(use.get(), 4, now), "binding", path_);
+        } else {
+          bind(use.get(), 4, value);
+          check(db_.get(), sqlite3_bind_int64(use.get(), 5, now), "binding", path_);
+        }
+        check(db_.get(), sqlite3_step(use.get()), "saving a checkpoint (triton_checkpoint)", path_);
+      }
+      {
+        const StmtUse use(triton_save_side_.get());
+        bind(use.get(), 1, key.application);
+        bind(use.get(), 2, key.stream);
+        bind(use.get(), 3, key.shard_id);
+        if (!position.is_sentinel()) bind(use.get(), 4, value);  // else NULL: the main row's
+        check(db_.get(), sqlite3_bind_int64(use.get(), 5, position.sub_sequence_number()), "binding", path_);
+        bind(use.get(), 6, sentinel);
+        check(db_.get(), sqlite3_bind_int64(use.get(), 7, now), "binding", path_);
+        check(db_.get(), sqlite3_step(use.get()), "saving a checkpoint (kclpp_triton_checkpoint_ext)", path_);
+      }
+      exec("COMMIT", "committing a checkpoint");
+    } catch (...) {
+      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  // Caller holds mutex_. `stream`/`shard` are bound when the statement has them.
+  std::vector<StoredCheckpoint> triton_read(sqlite3_stmt* stmt, const std::string& client,
+                                            const std::string* stream, const std::string* shard) {
+    const StmtUse use(stmt);
+    bind(use.get(), 1, client);
+    if (stream != nullptr) bind(use.get(), 2, *stream);
+    if (shard != nullptr) bind(use.get(), 3, *shard);
+    std::vector<TritonRow> rows;
+    for (;;) {
+      const int rc = sqlite3_step(use.get());
+      check(db_.get(), rc, "loading checkpoints", path_);
+      if (rc == SQLITE_DONE) break;
+      TritonRow row;
+      row.side = sqlite3_column_int64(use.get(), 0) != 0;
+      row.stream = text(use.get(), 1);
+      row.shard = text(use.get(), 2);
+      row.seq_num = text(use.get(), 3);
+      row.sub_sequence_number = sqlite3_column_int64(use.get(), 4);
+      row.sentinel = text(use.get(), 5);
+      row.updated = sqlite3_column_int64(use.get(), 6);
+      rows.push_back(std::move(row));
+    }
+    return merge_triton_rows(rows, "triton+sqlite:" + path_);
+  }
+
   std::string path_;
+  StoreLayout layout_;
   std::mutex mutex_;
   Db db_;
+  // kclpp's layout
   Stmt load_;
   Stmt load_all_;
   Stmt save_;
+  Stmt list_;
+  // the triton layout
+  Stmt triton_load_;
+  Stmt triton_load_all_;
+  Stmt triton_list_;
+  Stmt triton_save_main_;
+  Stmt triton_touch_main_;
+  Stmt triton_save_side_;
 };
 
 }  // namespace
 
-std::unique_ptr<CheckpointStore> open_sqlite_store(const std::string& path) {
+std::unique_ptr<CheckpointStore> open_sqlite_store(const std::string& path, StoreLayout layout) {
   std::error_code ec;
   auto absolute = std::filesystem::absolute(path, ec);
   // Absolute, so the claim's lock file stays next to the database if the cwd changes.
-  return std::make_unique<SqliteStore>(ec ? path : absolute.lexically_normal().string());
+  return std::make_unique<SqliteStore>(ec ? path : absolute.lexically_normal().string(), layout);
 }
 
 }  // namespace kclpp::native::detail

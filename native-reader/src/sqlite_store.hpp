@@ -4,14 +4,17 @@
 #include <string>
 
 #include "kclpp/native/checkpoint_store.hpp"
+#include "triton_layout.hpp"
 
 namespace kclpp::native::detail {
 
 // The schema version this build creates and understands.
 inline constexpr int sqlite_schema_version = 1;
 
-// Opens (creating if needed) the database file at `path` and its schema. Throws
+// Opens (creating if needed) the database file at `path` and the schema of `layout`
+// (kclpp's versioned tables, or triton_checkpoint + kclpp's side table: triton_layout.hpp). Throws
 // StoreError naming the path (Retry::Yes only when the database was busy).
-[[nodiscard]] std::unique_ptr<CheckpointStore> open_sqlite_store(const std::string& path);
+[[nodiscard]] std::unique_ptr<CheckpointStore> open_sqlite_store(const std::string& path,
+                                                                StoreLayout layout = StoreLayout::Kclpp);
 
 }  // namespace kclpp::native::detail

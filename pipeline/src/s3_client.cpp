@@ -1,1 +1,651 @@
-// placeholder: being written
+// The S3 client: one libcurl easy handle per client (its connection cache gives
+// keep-alive), our own SigV4 signer (s3_sigv4.cpp) and XML reader (s3_xml.cpp). Every
+// HTTP outcome becomes an exception in exactly one place: Impl::fail().
+//
+// Idempotency: every S3 call we make can be repeated without harm (PUT of a whole object
+// or of one part replaces it, DELETE of a missing key succeeds, CreateMultipartUpload only
+// leaves an unused upload behind that the caller aborts or S3's lifecycle rules reap), so a
+// failure after the request was sent is a retryable TransportError, never an InDoubtError.
+#include "kclpp/pipeline/s3_client.hpp"
+
+#include <curl/curl.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <utility>
+
+#include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
+#include "kclpp/processor/retry.hpp"
+#include "s3_internal.hpp"
+
+namespace kclpp::pipeline {
+
+namespace {
+
+struct EasyDeleter {
+  void operator()(CURL* h) const noexcept { curl_easy_cleanup(h); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+struct FileDeleter {
+  void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+};
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// S3 refuses parts below 5 MiB (except the last) and uploads of more than 10,000 parts.
+constexpr std::uint64_t max_parts = 10'000;
+
+bool throttling_code(std::string_view code) {
+  return code == "SlowDown" || code == "Throttling" || code == "ThrottlingException" ||
+         code == "RequestLimitExceeded" || code == "TooManyRequests" || code == "RequestThrottled";
+}
+
+bool auth_code(std::string_view code) {
+  return code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "ExpiredToken" ||
+         code == "InvalidToken" || code == "TokenRefreshRequired" || code == "RequestTimeTooSkewed" ||
+         code == "AuthorizationHeaderMalformed" || code == "InvalidSecurity";
+}
+
+// Codes S3 documents as "retry the request" although some come with a 4xx status.
+bool transient_code(std::string_view code) {
+  return code == "InternalError" || code == "RequestTimeout" || code == "ServiceUnavailable" ||
+         code == "OperationAborted";
+}
+
+// Failures before any byte of the request left: the server cannot have acted.
+bool before_send(CURLcode code) {
+  switch (code) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A status with no XML body (HEAD replies, proxies): a code like the ones S3 sends.
+std::string status_code_name(long status) {
+  switch (status) {
+    case 301: return "PermanentRedirect";
+    case 307: return "TemporaryRedirect";
+    case 400: return "BadRequest";
+    case 403: return "AccessDenied";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 409: return "Conflict";
+    case 412: return "PreconditionFailed";
+    case 416: return "InvalidRange";
+    default: return "HTTP" + std::to_string(status);
+  }
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string snippet(const std::string& body) {
+  std::string s = body.substr(0, 200);
+  for (char& ch : s) {
+    if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+  }
+  return s.empty() ? "(empty body)" : "'" + s + (body.size() > 200 ? "...'" : "'");
+}
+
+// The per-request state the libcurl callbacks see.
+struct Transfer {
+  CURL* easy = nullptr;
+  std::string_view upload;
+  std::size_t upload_pos = 0;
+  const std::function<void(std::string_view)>* sink = nullptr;
+  std::exception_ptr sink_error;
+  std::uint64_t delivered = 0;  // bytes given to the sink
+  std::string body;             // the reply body (error bodies, and everything without a sink)
+  // Reply headers we use (of the final response: reset on each status line).
+  std::string etag;
+  std::string last_modified;
+  std::string content_length;
+};
+
+std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t n = std::min(size * count, t->upload.size() - t->upload_pos);
+  std::copy_n(t->upload.data() + t->upload_pos, n, buffer);
+  t->upload_pos += n;
+  return n;
+}
+
+// libcurl rewinds the body when it must send it again (a redirect, an auth retry, a
+// connection that died before the reply on a reused handle).
+int on_seek(void* user, curl_off_t offset, int origin) {
+  auto* t = static_cast<Transfer*>(user);
+  if (origin != SEEK_SET || offset < 0 || static_cast<std::uint64_t>(offset) > t->upload.size()) {
+    return CURL_SEEKFUNC_FAIL;
+  }
+  t->upload_pos = static_cast<std::size_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
+std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  long status = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (t->sink != nullptr && status >= 200 && status < 300) {
+    try {
+      (*t->sink)(std::string_view(data, n));
+    } catch (...) {
+      // Returning a short count aborts the transfer (CURLE_WRITE_ERROR); the exception
+      // is rethrown once curl_easy_perform returns.
+      t->sink_error = std::current_exception();
+      return 0;
+    }
+    t->delivered += n;
+    return n;
+  }
+  if (t->body.empty()) {
+    curl_off_t length = -1;
+    if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK &&
+        length > 0 && length < (curl_off_t{1} << 31)) {
+      t->body.reserve(static_cast<std::size_t>(length));
+    }
+  }
+  t->body.append(data, n);
+  return n;
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  std::string_view line(data, n);
+  if (line.rfind("HTTP/", 0) == 0) {  // a new response (after 100 Continue, a redirect)
+    t->etag.clear();
+    t->last_modified.clear();
+    t->content_length.clear();
+    return n;
+  }
+  const std::size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return n;
+  const std::string_view name = line.substr(0, colon);
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+    value.remove_suffix(1);
+  }
+  if (iequals(name, "etag")) t->etag = std::string(value);
+  if (iequals(name, "last-modified")) t->last_modified = std::string(value);
+  if (iequals(name, "content-length")) t->content_length = std::string(value);
+  return n;
+}
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+// One S3 call as the client builds it.
+struct Call {
+  Call(std::string_view o, const std::string& b, const std::string& k) : op(o), bucket(b), key(k) {}
+  std::string_view op;  // S3's operation name, for messages
+  const std::string& bucket;
+  const std::string& key;  // empty: a bucket-level call
+  std::string method = "GET";
+  Params query;
+  Params headers;  // extra headers to send and sign (lower-case names)
+  std::string_view body;
+  const std::function<void(std::string_view)>* sink = nullptr;
+};
+
+}  // namespace
+
+namespace detail {
+
+Endpoint parse_endpoint(const std::string& endpoint, const std::string& region) {
+  Endpoint e;
+  e.explicit_endpoint = !endpoint.empty();
+  std::string url = e.explicit_endpoint ? endpoint : "https://s3." + region + ".amazonaws.com";
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const std::size_t sep = url.find("://");
+  if (sep == std::string::npos || (url.compare(0, sep, "http") != 0 && url.compare(0, sep, "https") != 0)) {
+    throw ConfigError("S3 endpoint '" + endpoint + "' must start with http:// or https://");
+  }
+  e.scheme = url.substr(0, sep);
+  e.host = url.substr(sep + 3);
+  if (e.host.empty() || e.host.find_first_of("/?#@ ") != std::string::npos) {
+    throw ConfigError("S3 endpoint '" + endpoint + "' must be scheme://host[:port] (no path)");
+  }
+  const std::string default_port = e.scheme == "https" ? ":443" : ":80";
+  if (e.host.size() > default_port.size() &&
+      e.host.compare(e.host.size() - default_port.size(), default_port.size(), default_port) == 0) {
+    e.host.resize(e.host.size() - default_port.size());
+  }
+  return e;
+}
+
+Target request_target(const Endpoint& endpoint, Addressing addressing, const std::string& bucket,
+                      const std::string& key) {
+  if (bucket.empty() || bucket.find('/') != std::string::npos) {
+    throw ConfigError("S3: invalid bucket name '" + bucket + "'");
+  }
+  bool path_style = endpoint.explicit_endpoint || bucket.find('.') != std::string::npos;
+  if (addressing == Addressing::PathStyle) path_style = true;
+  if (addressing == Addressing::VirtualHosted) path_style = false;
+  Target t;
+  if (path_style) {
+    t.host = endpoint.host;
+    t.path = "/" + uri_encode(bucket, false);
+    if (!key.empty()) t.path += "/" + uri_encode(key, true);
+  } else {
+    t.host = bucket + "." + endpoint.host;
+    t.path = "/" + uri_encode(key, true);
+  }
+  return t;
+}
+
+}  // namespace detail
+
+struct S3Client::Impl {
+  S3Options options;
+  native::Credentials credentials;
+  detail::Endpoint endpoint;
+  std::unique_ptr<CURL, EasyDeleter> easy;
+  char error[CURL_ERROR_SIZE] = {};
+
+  std::string describe(const Call& c) const {
+    std::string s = "S3 " + std::string(c.op) + " s3://" + c.bucket;
+    if (!c.key.empty()) s += "/" + c.key;
+    return s + " at " + endpoint.scheme + "://" + endpoint.host;
+  }
+
+  // The outcome of one request: a response (status + Transfer), or a libcurl failure.
+  struct Result {
+    CURLcode code = CURLE_OK;
+    long status = 0;
+    std::string error;
+  };
+
+  Result perform(const Call& c, Transfer& t) {
+    const detail::Target target = detail::request_target(endpoint, options.addressing, c.bucket, c.key);
+    const std::string& request_host = target.host;
+    const std::string& path = target.path;
+    const std::string query = detail::canonical_query(c.query);
+    const std::string url = endpoint.scheme + "://" + request_host + path + (query.empty() ? "" : "?" + query);
+
+    const bool has_body = c.method == "PUT" || c.method == "POST";
+    detail::SigningInput in;
+    in.method = c.method;
+    in.canonical_uri = path;
+    in.canonical_query = query;
+    in.payload_hash = has_body && !c.body.empty() ? detail::sha256_hex(c.body)
+                                                  : std::string(detail::empty_sha256);
+    const auto now = std::chrono::system_clock::now();
+    in.amz_date = detail::amz_date(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+    in.region = options.region;
+    in.headers = {{"host", request_host}, {"x-amz-content-sha256", in.payload_hash}, {"x-amz-date", in.amz_date}};
+    if (!credentials.session_token.empty()) in.headers.emplace_back("x-amz-security-token", credentials.session_token);
+    for (const auto& h : c.headers) in.headers.push_back(h);
+    const std::string auth = detail::authorization(in, credentials);
+
+    std::vector<std::string> lines;
+    lines.reserve(in.headers.size() + 3);
+    for (const auto& [name, value] : in.headers) lines.push_back(name + ": " + value);
+    lines.push_back("Authorization: " + auth);
+    lines.emplace_back("Expect:");  // no 100-continue round trip (we sign ourselves)
+    std::unique_ptr<curl_slist, SlistDeleter> list;
+    for (const auto& line : lines) {
+      curl_slist* next = curl_slist_append(list.get(), line.c_str());
+      if (next == nullptr) throw TransportError("libcurl: out of memory", Retry::No);
+      (void)list.release();
+      list.reset(next);
+    }
+
+    CURL* h = easy.get();
+    // Reset keeps the connection cache (keep-alive) but forgets the previous call's method,
+    // body and callbacks, so no option leaks from one call into the next.
+    curl_easy_reset(h);
+    error[0] = '\0';
+    t.easy = h;
+    t.upload = c.body;
+    t.sink = c.sink;
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);  // keys with "../" are keys, not paths
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                     std::max(1L, static_cast<long>((options.low_speed_timeout.count() + 999) / 1000)));
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "kclpp/0.1");
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
+    if (has_body) {
+      // PUT and POST both go as an "upload" (read callback, Content-Length, no
+      // Content-Type that libcurl would add to a POST: S3 would store it on the object).
+      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(h, CURLOPT_READFUNCTION, &on_read);
+      curl_easy_setopt(h, CURLOPT_READDATA, &t);
+      curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &on_seek);
+      curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
+      curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(c.body.size()));
+      curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024L);
+      if (c.method == "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
+    } else if (c.method == "HEAD") {
+      curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (c.method != "GET") {
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c.method.c_str());
+    }
+
+    Result r;
+    r.code = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // `list` dies here
+    if (t.sink_error) std::rethrow_exception(t.sink_error);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+    if (r.code != CURLE_OK) r.error = error[0] != '\0' ? std::string(error) : std::string(curl_easy_strerror(r.code));
+    return r;
+  }
+
+  // The one place where libcurl failures and S3 error replies become exceptions.
+  [[noreturn]] void fail(const Call& c, const Result& r, const Transfer& t) const {
+    const std::string where = describe(c);
+    if (r.code != CURLE_OK) {
+      const char* stage = before_send(r.code)                    ? ": request not sent: "
+                          : r.code == CURLE_OPERATION_TIMEDOUT ? ": timed out: "
+                                                                 : ": connection failed: ";
+      throw TransportError(where + stage + r.error);
+    }
+    fail_reply(where, r.status, t.body);
+  }
+
+  [[noreturn]] static void fail_reply(const std::string& where, long status, const std::string& body) {
+    const auto reply = detail::parse_error_reply(body);
+    const std::string code = reply ? reply->code : status_code_name(status);
+    const std::string what = where + ": " + code + (reply && !reply->message.empty() ? ": " + reply->message : "") +
+                             " (HTTP " + std::to_string(status) + ")";
+    if (throttling_code(code) || status == 503 || status == 429) throw ThrottledError(what);
+    if (auth_code(code)) throw AuthError(what);
+    if (status >= 500 || transient_code(code)) throw TransportError(what);
+    if (!reply && !body.empty() && status != 404 && status != 403) {
+      throw ProtocolError(where + ": unparseable error reply (HTTP " + std::to_string(status) + "): " + snippet(body));
+    }
+    throw native::AwsError(what, code, static_cast<int>(status), Retry::No);
+  }
+
+  // Performs `c`; returns its Transfer for a 2xx reply, throws otherwise.
+  Transfer call(const Call& c) {
+    Transfer t;
+    const Result r = perform(c, t);
+    if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) fail(c, r, t);
+    return t;
+  }
+
+  PutObjectResult put(const std::string& bucket, const std::string& key, std::string_view body,
+                      const std::string& content_type) {
+    Call c{"PutObject", bucket, key};
+    c.method = "PUT";
+    c.body = body;
+    if (!content_type.empty()) c.headers.emplace_back("content-type", content_type);
+    const Transfer t = call(c);
+    return {detail::unquote_etag(t.etag), 1};
+  }
+
+  PutObjectResult multipart(const std::string& bucket, const std::string& key, std::FILE* file,
+                            std::uint64_t size, const std::string& path, const std::string& content_type);
+};
+
+S3Client::S3Client(S3Options options) : impl_(std::make_unique<Impl>()) {
+  global_init();
+  Impl& m = *impl_;
+  options.region = native::resolve_region(options.region, options.credential_options);
+  m.endpoint = detail::parse_endpoint(options.endpoint, options.region);
+  m.credentials = options.credentials ? *options.credentials : native::resolve_credentials(options.credential_options);
+  if (m.credentials.access_key_id.empty() || m.credentials.secret_access_key.empty()) {
+    throw ConfigError("S3 client: empty access key id or secret access key");
+  }
+  if (options.part_size == 0) throw ConfigError("S3 client: part_size must be positive");
+  m.options = std::move(options);
+  m.easy.reset(curl_easy_init());
+  if (!m.easy) throw TransportError("libcurl: curl_easy_init failed", Retry::No);
+}
+
+S3Client::~S3Client() = default;
+S3Client::S3Client(S3Client&&) noexcept = default;
+S3Client& S3Client::operator=(S3Client&&) noexcept = default;
+
+const S3Options& S3Client::options() const noexcept { return impl_->options; }
+
+PutObjectResult S3Client::put_object(const std::string& bucket, const std::string& key, std::string_view body,
+                                     const std::string& content_type) {
+  return impl_->put(bucket, key, body, content_type);
+}
+
+namespace {
+
+void read_exactly(std::FILE* file, std::uint64_t n, const std::string& path, std::string& buffer) {
+  buffer.resize(static_cast<std::size_t>(n));
+  const std::size_t got = n == 0 ? 0 : std::fread(buffer.data(), 1, buffer.size(), file);
+  if (got != buffer.size()) {
+    throw TransportError("S3 upload: reading '" + path + "' failed (short read: the file changed?)", Retry::No);
+  }
+}
+
+}  // namespace
+
+PutObjectResult S3Client::Impl::multipart(const std::string& bucket, const std::string& key, std::FILE* file,
+                                          std::uint64_t size, const std::string& path,
+                                          const std::string& content_type) {
+  std::uint64_t part_size = options.part_size;
+  if ((size + part_size - 1) / part_size > max_parts) part_size = (size + max_parts - 1) / max_parts;
+  const RetryPolicy policy;
+
+  Call create{"CreateMultipartUpload", bucket, key};
+  create.method = "POST";
+  create.query = {{"uploads", ""}};
+  if (!content_type.empty()) create.headers.emplace_back("content-type", content_type);
+  const std::string upload_id = retry(policy, [&] {
+    const Transfer t = call(create);
+    try {
+      return detail::parse_upload_id(t.body);
+    } catch (const ProtocolError& e) {
+      throw ProtocolError(describe(create) + ": " + e.what());
+    }
+  });
+
+  std::vector<std::string> etags;
+  try {
+    std::string buffer;
+    for (std::uint64_t offset = 0; offset < size; offset += part_size) {
+      const std::uint64_t n = std::min(part_size, size - offset);
+      read_exactly(file, n, path, buffer);
+      Call part{"UploadPart", bucket, key};
+      part.method = "PUT";
+      part.query = {{"partNumber", std::to_string(etags.size() + 1)}, {"uploadId", upload_id}};
+      part.body = buffer;
+      std::string etag = retry(policy, [&] {
+        const Transfer t = call(part);
+        if (t.etag.empty()) throw ProtocolError(describe(part) + ": UploadPart reply without an ETag");
+        return t.etag;
+      });
+      etags.push_back(std::move(etag));
+    }
+    Call complete{"CompleteMultipartUpload", bucket, key};
+    complete.method = "POST";
+    complete.query = {{"uploadId", upload_id}};
+    const std::string body = detail::complete_multipart_body(etags);
+    complete.body = body;
+    std::string etag = retry(policy, [&] {
+      const Transfer t = call(complete);
+      // S3 may answer 200 and then report a failure in the body (the status line goes out
+      // before the parts are assembled).
+      if (detail::parse_error_reply(t.body)) fail_reply(describe(complete), 500, t.body);
+      const auto e = detail::xml_element(t.body, "ETag");
+      if (!e) {
+        throw ProtocolError(describe(complete) + ": not a CompleteMultipartUploadResult: " + snippet(t.body));
+      }
+      return detail::unquote_etag(*e);
+    });
+    return {std::move(etag), static_cast<int>(etags.size())};
+  } catch (...) {
+    // Without an abort, S3 keeps (and bills) the uploaded parts.
+    try {
+      Call abort{"AbortMultipartUpload", bucket, key};
+      abort.method = "DELETE";
+      abort.query = {{"uploadId", upload_id}};
+      (void)call(abort);
+    } catch (const Error& e) {
+      log_warn("S3: aborting multipart upload ", upload_id, " of s3://", bucket, "/", key,
+               " failed (its parts stay until a lifecycle rule removes them): ", e.what());
+    }
+    throw;
+  }
+}
+
+PutObjectResult S3Client::put_file(const std::string& bucket, const std::string& key, const std::string& path,
+                                   const std::string& content_type) {
+  std::unique_ptr<std::FILE, FileDeleter> file(std::fopen(path.c_str(), "rb"));
+  if (!file) throw TransportError("S3 upload: cannot open '" + path + "'", Retry::No);
+  if (::fseeko(file.get(), 0, SEEK_END) != 0) throw TransportError("S3 upload: cannot seek '" + path + "'", Retry::No);
+  const off_t end = ::ftello(file.get());
+  if (end < 0) throw TransportError("S3 upload: cannot size '" + path + "'", Retry::No);
+  std::rewind(file.get());
+  const auto size = static_cast<std::uint64_t>(end);
+  if (size >= impl_->options.multipart_threshold && size > 0) {
+    return impl_->multipart(bucket, key, file.get(), size, path, content_type);
+  }
+  std::string buffer;
+  read_exactly(file.get(), size, path, buffer);
+  // A whole-object PUT is idempotent: retried like the parts of a multipart upload.
+  return retry(RetryPolicy{}, [&] { return impl_->put(bucket, key, buffer, content_type); });
+}
+
+std::uint64_t S3Client::get_object(const std::string& bucket, const std::string& key,
+                                   const std::function<void(std::string_view)>& sink) {
+  Call c{"GetObject", bucket, key};
+  c.sink = &sink;
+  const Transfer t = impl_->call(c);
+  return t.delivered;
+}
+
+std::string S3Client::get_object(const std::string& bucket, const std::string& key) {
+  Call c{"GetObject", bucket, key};
+  Transfer t = impl_->call(c);
+  return std::move(t.body);
+}
+
+std::string S3Client::get_object_range(const std::string& bucket, const std::string& key, std::uint64_t offset,
+                                       std::uint64_t length) {
+  if (length == 0) return {};
+  Call c{"GetObject", bucket, key};
+  c.headers.emplace_back("range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
+  Transfer t;
+  const Impl::Result r = impl_->perform(c, t);
+  if (r.code == CURLE_OK && r.status == 416) return {};  // offset at or past the end
+  if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) impl_->fail(c, r, t);
+  if (r.status == 200) {
+    // A server that ignores Range sends the whole object.
+    if (offset >= t.body.size()) return {};
+    return t.body.substr(static_cast<std::size_t>(offset), static_cast<std::size_t>(length));
+  }
+  if (t.body.size() > length) t.body.resize(static_cast<std::size_t>(length));
+  return std::move(t.body);
+}
+
+std::vector<S3Object> S3Client::list_objects(const std::string& bucket, const std::string& prefix, int page_size) {
+  std::vector<S3Object> out;
+  std::string token;
+  const std::string no_key;
+  for (;;) {
+    Call c{"ListObjectsV2", bucket, no_key};
+    c.query = {{"list-type", "2"}};
+    if (!prefix.empty()) c.query.emplace_back("prefix", prefix);
+    if (page_size > 0) c.query.emplace_back("max-keys", std::to_string(page_size));
+    if (!token.empty()) c.query.emplace_back("continuation-token", token);
+    const Transfer t = impl_->call(c);
+    detail::ListPage page;
+    try {
+      page = detail::parse_list_page(t.body);
+    } catch (const ProtocolError& e) {
+      throw ProtocolError(impl_->describe(c) + ": " + e.what());
+    }
+    for (auto& o : page.objects) out.push_back(std::move(o));
+    if (!page.truncated) break;
+    if (page.next_token == token) {
+      throw ProtocolError(impl_->describe(c) + ": the continuation token did not advance");
+    }
+    token = std::move(page.next_token);
+  }
+  return out;
+}
+
+std::optional<S3Object> S3Client::head_object(const std::string& bucket, const std::string& key) {
+  Call c{"HeadObject", bucket, key};
+  c.method = "HEAD";
+  Transfer t;
+  const Impl::Result r = impl_->perform(c, t);
+  if (r.code == CURLE_OK && r.status == 404) return std::nullopt;
+  if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) impl_->fail(c, r, t);
+  S3Object o;
+  o.key = key;
+  o.etag = detail::unquote_etag(t.etag);
+  o.last_modified = detail::http_date_to_iso8601(t.last_modified);
+  curl_off_t length = -1;
+  if (curl_easy_getinfo(impl_->easy.get(), CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length >= 0) {
+    o.size = static_cast<std::uint64_t>(length);
+  } else {
+    throw ProtocolError(impl_->describe(c) + ": HEAD reply without Content-Length");
+  }
+  return o;
+}
+
+void S3Client::delete_object(const std::string& bucket, const std::string& key) {
+  Call c{"DeleteObject", bucket, key};
+  c.method = "DELETE";
+  (void)impl_->call(c);
+}
+
+void S3Client::create_bucket(const std::string& bucket) {
+  const std::string no_key;
+  Call c{"CreateBucket", bucket, no_key};
+  c.method = "PUT";
+  std::string body;
+  if (impl_->options.region != "us-east-1") {
+    body = "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>" +
+           detail::xml_escape(impl_->options.region) + "</LocationConstraint></CreateBucketConfiguration>";
+  }
+  c.body = body;
+  try {
+    (void)impl_->call(c);
+  } catch (const native::AwsError& e) {
+    if (e.type() != "BucketAlreadyOwnedByYou") throw;  // ours already: done (as us-east-1 says)
+  }
+}
+
+}  // namespace kclpp::pipeline

@@ -1,11 +1,14 @@
 #pragma once
 // Where checkpoints live in native mode: one interface, three stores (SQLite file, the
-// default; Postgres; memory). Keyed by application, stream and shard.
+// default; Postgres; memory), the first two also in go-triton's `triton_checkpoint` layout.
+// Keyed by application, stream and shard.
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kclpp/processor/sequence_number.hpp"
 
@@ -15,6 +18,15 @@ struct CheckpointKey {
   std::string application;
   std::string stream;
   std::string shard_id;
+};
+
+// One stored checkpoint with where it belongs and when it was last written (`kclpp stats`).
+struct StoredCheckpoint {
+  std::string stream;
+  std::string shard_id;
+  ExtendedSequenceNumber position;
+  // The last save: milliseconds in kclpp's layout, whole seconds in the triton layout.
+  std::chrono::system_clock::time_point updated;
 };
 
 // Held while a worker runs an application on a stream; released by its destructor (and
@@ -49,6 +61,10 @@ class CheckpointStore {
   // Durable (committed, fsynced by the database) before it returns. Accepts any value:
   // range rules are the Checkpointer's job.
   virtual void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) = 0;
+  // Every checkpoint of an application, on every stream, ordered by (stream, shard id).
+  // Every store of open_checkpoint_store implements it; the default (for test doubles)
+  // throws StoreError(Retry::No).
+  [[nodiscard]] virtual std::vector<StoredCheckpoint> list(const std::string& application);
 
   // Until multi-worker leases exist: only one worker may run an application on a stream
   // against one store. Throws StoreError(Retry::No) naming the application, the stream and
@@ -60,9 +76,31 @@ class CheckpointStore {
 // Opens a store from a URI: "sqlite:PATH" (file created with its schema; PATH relative to
 // the working directory or absolute), "postgres://..." or "postgresql://..." (libpq
 // connection URI; schema created and versioned by kclpp), "memory:" (process-local, for
-// tests). Throws ConfigError for an unknown scheme or a malformed URI; StoreError when the
+// tests). The scheme is case-insensitive.
+//
+// "triton+sqlite:PATH", "triton+postgres://..." and "triton+postgresql://..." open the same
+// databases in go-triton's layout (spec/TRITON.md §4), so that a Triton deployment can
+// switch to kclpp, or back, without losing its position: application = `client`, stream =
+// `stream` (the real stream name), shard = `shard`, the sequence number = `seq_num`,
+// `updated` = Unix seconds. The table is created as Triton creates it (CREATE TABLE IF NOT
+// EXISTS triton_checkpoint ...) and never altered; rows are written with an UPSERT, which
+// Triton's readers see as their own rows. What the table cannot hold (a sub-sequence
+// number, SHARD_END or another sentinel) goes into kclpp's side table
+// kclpp_triton_checkpoint_ext, keyed the same way, while the triton_checkpoint row keeps
+// the last real sequence number (Triton resumes AFTER it). A side row counts only while its
+// seq_num equals the main row's: a Triton process that wrote the row since then wins.
+// Claims work as in kclpp's layout (Triton processes take none).
+//
+// Throws ConfigError for an unknown scheme or a malformed URI; StoreError when the
 // database cannot be opened (Retry::Yes if unreachable or busy) or has a schema version
 // newer than this kclpp knows (Retry::No). Messages name the host, never the password.
 [[nodiscard]] std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri);
+
+// A database URL as go-triton's --checkpoint-db / $TRITON_DB takes it, as a URI for
+// open_checkpoint_store: "sqlite://PATH" -> "triton+sqlite:PATH" (go-triton itself opened
+// ./triton-s3.db whatever PATH said, spec §1: pass sqlite://triton-s3.db for that file),
+// "postgres://..." / "postgresql://..." -> "triton+postgres..."; anything else (kclpp's own
+// URIs, "sqlite:PATH" included) unchanged. Never throws.
+[[nodiscard]] std::string triton_db_uri(std::string_view url);
 
 }  // namespace kclpp::native

@@ -48,9 +48,19 @@ class FileSink {
 // (then stored uncompressed, as both Triton writers do), with the masked CRC-32C of the
 // uncompressed bytes. Records are buffered and may straddle chunks (spec §3.2).
 // Not thread-safe. Move-only. The destructor does not flush: call finish().
+struct ArchiveWriterOptions {
+  // Compress full chunks and call the sink on a helper thread (started by the constructor,
+  // joined by the destructor), up to this many chunks queued (64 KiB each), so that
+  // compression overlaps the caller's appends. The sink is then called from the helper
+  // thread (one call at a time); what it throws comes out of the next append/flush/finish.
+  // flush() and finish() return once the sink has had everything. 0: all on the caller's
+  // thread. The bytes written are the same either way.
+  std::size_t compress_behind_chunks = 0;
+};
 class ArchiveWriter {
  public:
   explicit ArchiveWriter(ByteSink sink);
+  ArchiveWriter(ByteSink sink, ArchiveWriterOptions options);
   ~ArchiveWriter();
   ArchiveWriter(ArchiveWriter&&) noexcept;
   ArchiveWriter& operator=(ArchiveWriter&&) noexcept;
@@ -59,7 +69,7 @@ class ArchiveWriter {
   // the sink throws.
   void append(std::string_view msgpack_map);
   void append(const Map& record);
-  // Emits the buffered bytes as a (possibly short) chunk.
+  // Emits the buffered bytes as a (possibly short) chunk. Throws what the sink throws.
   void flush();
   // flush(); the writer must not be used after.
   void finish();
@@ -80,14 +90,23 @@ class ArchiveWriter {
 // a chunk over 65,536 uncompressed bytes, a bad CRC, a corrupt snappy block, a truncated
 // chunk or record, a value that is not msgpack. A top-level value that is not a map is
 // not fatal: next() returns it with `error` set (see ArchiveRecord), and reading goes on.
-// Not thread-safe. Move-only.
+// A memory_source() is read in place. Not thread-safe. Move-only.
 struct ArchiveRecord {
   std::string_view bytes;  // the record's msgpack bytes, valid until the next call
   std::uint64_t offset = 0;  // of the record in the uncompressed stream
 };
+struct ArchiveReaderOptions {
+  // Read, check and decompress up to this many chunks ahead on a helper thread (started by
+  // the constructor, joined by the destructor), so that decompression overlaps the
+  // caller's decoding; memory grows by that many 64 KiB chunks. The ByteSource is then
+  // called from the helper thread (one call at a time). 0: everything on the caller's
+  // thread. Records and errors come out the same either way.
+  std::size_t read_ahead_chunks = 0;
+};
 class ArchiveReader {
  public:
   explicit ArchiveReader(ByteSource source, std::string name = "archive");
+  ArchiveReader(ByteSource source, std::string name, ArchiveReaderOptions options);
   ~ArchiveReader();
   ArchiveReader(ArchiveReader&&) noexcept;
   ArchiveReader& operator=(ArchiveReader&&) noexcept;
@@ -144,7 +163,8 @@ struct ArchiveMetadata {
   std::uint64_t records = 0;
   std::uint64_t bytes = 0;  // of the .tri object
   std::string sha256;       // hex, of the .tri object
-  // Widens the shard's range to include `sequence_number`.
+  // Widens the shard's range to include `sequence_number`. Throws ProtocolError when it is
+  // not a decimal sequence number.
   void add(const std::string& shard_id, const std::string& sequence_number);
   // {"shards": {"<id>": {"min_sequence_number": "...", "max_sequence_number": "..."}},
   //  "records": N, "bytes": N, "sha256": "..."}

@@ -9,14 +9,19 @@
 
 namespace kclpp::pipeline {
 
-// Thread-safe: one socket, sendto() per metric (never blocks: MSG_DONTWAIT; a full socket
-// buffer drops the metric). A default-constructed or empty-address client does nothing.
+// Thread-safe: one connected UDP socket, one send() per metric (never blocks: MSG_DONTWAIT;
+// a full socket buffer or nobody listening drops the metric). A default-constructed,
+// moved-from or empty-address client does nothing. Names are used as given except that
+// characters outside [A-Za-z0-9_.-] become '_' (build parts with metric_name_part). A
+// negative gauge goes out as "NAME:0|g\nNAME:-V|g" (statsd reads a signed gauge as a
+// change); NaN and infinite gauges are not sent.
 class Statsd {
  public:
   Statsd() = default;
-  // `address` "HOST:PORT" (IPv4 literal or a name resolved once, here). `prefix` is put
-  // in front of every name with a '.', unless empty. Throws ConfigError naming the
-  // address when it is malformed or does not resolve.
+  // `address` "HOST:PORT" or "[IPV6]:PORT" (a literal or a name resolved once, here); ""
+  // turns metrics off. `prefix` is put in front of every name with a '.', unless empty.
+  // Throws ConfigError naming the address when it is malformed, does not resolve, or no
+  // socket can be made for it (not retryable).
   Statsd(const std::string& address, std::string prefix);
   ~Statsd();
   Statsd(Statsd&&) noexcept;

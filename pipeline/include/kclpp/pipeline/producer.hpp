@@ -62,9 +62,13 @@ class Producer {
   // PutRecords in requests of at most 500 records and 5 MiB (data + keys); entries that
   // fail individually (throttled, internal errors) are resent with backoff, alone, up to
   // the retry policy's attempts; what still fails is reported, not thrown. Whole-request
-  // failures are retried the same way; if one persists, every entry of that request is
-  // reported failed (error_code names the error). A record over 1 MiB is reported failed
-  // without being sent. Throws ConfigError for a missing key field (before sending).
+  // failures are retried the same way, 5xx and lost replies included (unlike put(): a
+  // record may then be written twice, as with py-triton's retries); if one persists, every
+  // entry of that request is reported failed (error_code names the error: the AWS type,
+  // or "ThrottledError", "TransportError", "InDoubtError", "AuthError"). A record over
+  // 1 MiB ("RecordTooLarge") or with an empty or over-256-character key
+  // ("InvalidPartitionKey") is reported failed without being sent. Throws ConfigError for
+  // a missing key field (before sending).
   PutManyResult put_many(std::span<const Map> records);
   PutManyResult put_many_packed(std::span<const PackedRecord> records);
 

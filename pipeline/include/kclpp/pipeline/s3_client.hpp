@@ -38,12 +38,12 @@ struct S3Options {
 struct S3Object {
   std::string key;
   std::uint64_t size = 0;
-  std::string etag;
+  std::string etag;  // without S3's surrounding double quotes (everywhere in this API)
   std::string last_modified;  // as S3 sends it (ISO 8601)
 };
 
 struct PutObjectResult {
-  std::string etag;
+  std::string etag;  // unquoted; empty if the server sent none
   int parts = 1;  // 1 for a single PUT
 };
 
@@ -51,10 +51,14 @@ struct PutObjectResult {
 // Every call throws: native::AwsError with the S3 error code (NoSuchKey, NoSuchBucket,
 // AccessDenied; not retryable), AuthError (InvalidAccessKeyId, SignatureDoesNotMatch),
 // ThrottledError (SlowDown, 503), TransportError (network, 5xx; retryable), ProtocolError
-// (unparseable reply). The client never retries by itself except inside put_file, where
-// each part is retried (parts are idempotent) and a failed multipart upload is aborted.
+// (unparseable reply). Every S3 call made here is idempotent, so a connection lost after
+// the request was sent is a TransportError, never an InDoubtError. The client never
+// retries by itself except inside put_file (see there). Messages name bucket and key.
 class S3Client {
  public:
+  // Resolves region and credentials when not given. Throws ConfigError (no region, an
+  // endpoint that is not scheme://host[:port], part_size 0), AuthError (no credentials
+  // anywhere). An invalid bucket name (empty, '/') in a call: ConfigError.
   explicit S3Client(S3Options options);
   ~S3Client();
   S3Client(S3Client&&) noexcept;
@@ -64,7 +68,10 @@ class S3Client {
 
   PutObjectResult put_object(const std::string& bucket, const std::string& key,
                              std::string_view body, const std::string& content_type = {});
-  // Uploads a file: a single PUT below multipart_threshold, else a multipart upload.
+  // Uploads a file: a single PUT below multipart_threshold, else a multipart upload (parts
+  // of part_size, raised so that there are at most 10,000). Both are retried with
+  // kclpp::retry (idempotent); a multipart upload that fails is aborted before the error
+  // propagates. A file that cannot be read: TransportError(Retry::No).
   PutObjectResult put_file(const std::string& bucket, const std::string& key,
                            const std::string& path, const std::string& content_type = {});
   // Streams the object's body into `sink` as it arrives (memory bounded by the transfer
@@ -82,10 +89,13 @@ class S3Client {
   [[nodiscard]] std::vector<S3Object> list_objects(const std::string& bucket,
                                                    const std::string& prefix,
                                                    int page_size = 0);
-  // nullopt when the object does not exist.
+  // nullopt when the object does not exist (404). last_modified converted to ISO 8601.
   [[nodiscard]] std::optional<S3Object> head_object(const std::string& bucket,
                                                     const std::string& key);
+  // Deleting a missing key succeeds (as on S3).
   void delete_object(const std::string& bucket, const std::string& key);
+  // With a LocationConstraint outside us-east-1. A bucket we already own counts as created
+  // (BucketAlreadyOwnedByYou); one owned by someone else is AwsError BucketAlreadyExists.
   void create_bucket(const std::string& bucket);
 
  private:

@@ -25,16 +25,19 @@ enum class HeaderFormat { Binary, Json };  // 0x04 struct (py-triton) / JSON (go
 
 struct SpoolClientOptions {
   std::string endpoint;  // empty: default_spool_endpoint()
-  // Records queued in this process (and in ZeroMQ) before send() starts counting drops.
+  // Records queued before send() starts counting drops: in this process's ring (this
+  // many, rounded up to a power of two) and again in ZeroMQ's queue (its send HWM).
   int high_water_mark = 4'000;
   std::chrono::milliseconds linger{3'000};  // how long close() waits for queued records
   HeaderFormat header = HeaderFormat::Json;
 };
 
-// Never blocks the caller: send() enqueues or counts a drop. Thread-safe: send() may be
-// called from any number of threads. Move-less (owns a ZeroMQ context and sender state);
-// the destructor calls close(). Throws TransportError from the constructor only when the
-// endpoint is malformed.
+// Never blocks the caller: send() copies the record into a bounded lock-free ring (no
+// system call, no lock) or counts a drop; one sender thread owns the PUSH socket and
+// feeds it (ZeroMQ sockets are not thread-safe). bench/spool_latency measures send().
+// Thread-safe: send() may be called from any number of threads. Move-less (owns a ZeroMQ
+// context and the sender thread); the destructor calls close(). Throws TransportError
+// from the constructor only when the endpoint is malformed.
 class SpoolClient {
  public:
   explicit SpoolClient(SpoolClientOptions options = {});
@@ -43,8 +46,10 @@ class SpoolClient {
   SpoolClient& operator=(const SpoolClient&) = delete;
 
   // Hands one packed record for the logical stream to the spool. False (and counted in
-  // dropped()) when it could not be enqueued: queue full, client closed, a stream name or
-  // partition key over 63 bytes with the binary header (the 64p limit of spec §7).
+  // dropped()) when it could not be enqueued: queue full, client closed, an empty stream
+  // name or key, a key over 256 characters or a record over 1 MiB (Kinesis limits), a
+  // stream name or partition key over 63 bytes with the binary header (the 64p limit of
+  // spec §7).
   bool send(std::string_view logical_stream, std::string_view partition_key,
             std::string_view msgpack_map) noexcept;
   // Encodes `record` and derives the key from `partition_key_field`; false when the field
@@ -52,7 +57,10 @@ class SpoolClient {
   bool send(std::string_view logical_stream, const std::string& partition_key_field,
             const Map& record) noexcept;
 
+  // Records send() accepted (minus those close() had to give up on).
   [[nodiscard]] std::uint64_t sent() const noexcept;
+  // Records send() refused, plus those still in this process when close()'s linger ran
+  // out. (What ZeroMQ itself discards at the end of the linger cannot be counted.)
   [[nodiscard]] std::uint64_t dropped() const noexcept;
   // Refuses new sends, waits up to `linger` for queued records to leave. Idempotent.
   void close() noexcept;
@@ -69,14 +77,17 @@ struct SpoolDaemonOptions {
   // keys. Past it, new records are dropped and counted (unlike tritond, which grows).
   std::size_t max_buffered_bytes = 64u << 20;
   native::ClientOptions client;  // endpoint/credentials; region from the config if empty
-  // Per PutRecords round: failed entries and whole-request failures are retried with
-  // this policy before the records are dropped (and counted).
+  // Per PutRecords request: failed entries and whole-request failures (throttling, 5xx,
+  // network, lost replies: resent, so a record may be written twice) are retried with
+  // this policy before the records are dropped (and counted in `failed`).
   RetryPolicy retry{5, std::chrono::milliseconds{100}, std::chrono::milliseconds{2'000},
                     std::chrono::milliseconds{500}};
   int receive_high_water_mark = 3'500;  // the PULL socket's, as tritond
 };
 
 struct SpoolStats {
+  // received = written + malformed + unknown_stream + dropped_full + failed once run()
+  // returned (before: the difference is still held).
   std::uint64_t received = 0;   // messages taken off the socket
   std::uint64_t written = 0;    // records Kinesis accepted
   std::uint64_t malformed = 0;  // bad frame count or header (logged, dropped)

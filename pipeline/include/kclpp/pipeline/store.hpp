@@ -29,13 +29,17 @@ struct ArchiveStoreOptions {
   // Write `<key>.metadata` next to each archive (spec §3.5; old readers ignore it).
   bool write_metadata = true;
   // Run after each upload (and its metadata): `notify_command KEY SIZE RECORDS SHA256`
-  // through /bin/sh -c with the four values also in KCLPP_ARCHIVE_KEY, _SIZE, _RECORDS,
-  // _SHA256. Its failure is logged, never fatal. Empty: none.
+  // through /bin/sh -c (the values as positional parameters, never parsed by the shell)
+  // with the four values also in KCLPP_ARCHIVE_KEY, _SIZE, _RECORDS, _SHA256 (and the
+  // bucket in KCLPP_ARCHIVE_BUCKET), stdout onto stderr, in its own process group (killed
+  // after notify_timeout). It runs before the shards may checkpoint the archive's records.
+  // Its failure is logged, never fatal. Empty: none.
   std::string notify_command;
   std::chrono::milliseconds notify_timeout{30'000};
-  // statsd "HOST:PORT"; empty: no metrics. Names under statsd_prefix: records, bytes,
-  // bad_records, lag_ms (gauge, per shard), checkpoint_age_s (gauge, per shard),
-  // upload_ms (timing), uploads, upload_failures.
+  // statsd "HOST:PORT"; empty: no metrics. Names under statsd_prefix: records, bytes (of
+  // the records spooled), bad_records, lag_ms.<shard> (gauge: millis behind latest),
+  // checkpoint_age_s.<shard> (gauge: since the shard's last checkpoint), upload_ms
+  // (timing), uploads, upload_failures.
   std::string statsd;
   std::string statsd_prefix = "kclpp.store";
 };
@@ -58,7 +62,9 @@ struct ArchiveStoreStats {
 // records were never checkpointed and are read again from Kinesis.
 // Checkpoints of idle shards advance when the processor is called again: run it with
 // empty batches delivered (the native worker's EmptyBatches::Deliver, the daemon's
-// callProcessRecordsEvenForEmptyRecordList).
+// callProcessRecordsEvenForEmptyRecordList). Processors must not outlive the store.
+// Test only: KCLPP_STORE_TEST_CRASH=before_upload|after_upload|after_metadata (read by
+// the constructor) makes the store SIGKILL itself at that point of its first rotation.
 class ArchiveStore {
  public:
   // Throws ConfigError for bad options, TransportError when the spool dir is unusable.

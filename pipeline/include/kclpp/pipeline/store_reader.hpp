@@ -21,6 +21,7 @@ struct StoreReaderOptions {
   std::string end_day;    // YYYYMMDD, empty = start_day; before start_day: ConfigError
   S3Options s3;
   std::uint64_t read_size = 8ull << 20;  // bytes fetched per ranged GET
+  int list_page_size = 0;  // max-keys per ListObjectsV2 page (0: S3's 1,000)
 };
 
 struct ArchiveEntry {
@@ -29,14 +30,19 @@ struct ArchiveEntry {
   std::uint64_t size = 0;
 };
 
-// Every archive of the stream in the day range, in (day folder, timestamp, key) order.
-// Keys that do not parse (`.metadata`, other streams sharing the prefix, legacy per-shard
-// keys) are skipped. Throws ConfigError for bad days or several clients, and S3Client's
-// errors.
+// Every archive of the stream in the day range (UTC days, both ends included), in (day
+// folder, timestamp, key) order: one paginated listing per day, prefix
+// `YYYYMMDD/<stream>-[<client>-]`. Keys that do not parse (`.metadata`, other streams
+// sharing the prefix, legacy per-shard keys) are skipped. Throws ConfigError for a bad day,
+// an end before the start, a stream or client name that cannot be in a key, or several
+// clients when none was chosen (naming them, as go-triton's "Multiple clients found");
+// and S3Client's errors (a day's listing is retried when retryable).
 [[nodiscard]] std::vector<ArchiveEntry> list_archives(S3Client& s3, const StoreReaderOptions& options);
 
 // Streams the records of every listed archive, one archive after another, with memory
-// bounded by read_size plus one chunk. Not thread-safe. Move-only.
+// bounded by read_size plus one chunk: each archive is pulled through ranged GETs of
+// read_size bytes (each retried when retryable). The constructor lists (list_archives) and
+// throws what it throws. Not thread-safe. Move-only.
 class StoreReader {
  public:
   explicit StoreReader(StoreReaderOptions options);

@@ -47,8 +47,10 @@ struct Extension {
   friend bool operator==(const Extension&, const Extension&) = default;
 };
 
-// One msgpack value. Signed and unsigned integers stay apart so that a record is written
-// back with the family it was read with. Value type (copyable, movable).
+// One msgpack value. Decoding gives std::int64_t for every integer that fits (fixint,
+// int8..64, uint8..64 alike) and std::uint64_t only above INT64_MAX, so that callers test
+// one type and a decoded record re-encodes (shortest formats) to a record that decodes
+// equal. Value type (copyable, movable).
 class Value {
  public:
   using Storage = std::variant<Nil, bool, std::int64_t, std::uint64_t, Float32, double,
@@ -65,7 +67,8 @@ class Value {
   [[nodiscard]] Storage& storage() noexcept { return v_; }
   template <class T> [[nodiscard]] bool is() const noexcept { return std::holds_alternative<T>(v_); }
   template <class T> [[nodiscard]] const T* get_if() const noexcept { return std::get_if<T>(&v_); }
-  // The entry `key` of a map value; nullptr when absent or not a map.
+  // The entry `key` of a map value (the last one if the map repeats the key, the value Go
+  // and Python readers see); nullptr when absent or not a map.
   [[nodiscard]] const Value* find(std::string_view key) const noexcept;
 
   friend bool operator==(const Value& a, const Value& b) = default;
@@ -101,7 +104,9 @@ struct DecodedRecord {
 [[nodiscard]] std::size_t msgpack_value_size(std::string_view bytes, std::string& error) noexcept;
 
 // Encodes a map with string keys (str8/16/32 and the shortest int formats, as
-// msgpack-python and msgp do). Appends to `out`.
+// msgpack-python with use_bin_type=True does; Float32 as float32, double as float64 even
+// when integral; Time as msgp's ext 5). Appends to `out`. Throws kclpp::Error (not
+// retryable) only for a string or container longer than msgpack's 32-bit lengths.
 void encode_record(const Map& record, std::string& out);
 [[nodiscard]] std::string encode_record(const Map& record);
 void encode_value(const Value& value, std::string& out);
@@ -115,9 +120,10 @@ void to_json(const Value& value, std::string& out);
 
 // The partition key a producer derives from a record (spec §2, py-triton): the value of
 // field `field` as text: str as is, bin as its bytes, integers in decimal, floats as
-// Python's repr would print them, true/false, nil as "None". Throws ConfigError naming the
-// field when the record has no such field; ConfigError when the key is empty or longer
-// than 256 bytes (the Kinesis limit).
+// Python's repr would print them ("1.0", "1e+20"), "True"/"False", nil as "None". Throws
+// ConfigError (not retryable) naming the field when the record has no such field or it
+// holds an array, map or extension; ConfigError when the key is empty or longer than 256
+// characters (the Kinesis limit, counted in UTF-16 units as Kinesis does).
 [[nodiscard]] std::string partition_key_of(const Map& record, const std::string& field);
 
 }  // namespace kclpp::pipeline
