@@ -11,8 +11,10 @@
 //   libsnappy         snappy::RawCompress over the same bytes in 64 KiB blocks (no framing)
 //   python-write      bench/archive_throughput.py: StreamCompressor.add_chunk over 1 MiB
 //                     buffers of packed records
-//   kclpp-read        ArchiveReader::next() over the .tri in memory: every record decoded to
-//                     a Map of Values, as a consumer gets it
+//   kclpp-read        ArchiveReader::next(DecodedRecord&) over the .tri in memory: every
+//                     record decoded to a Map of Values, as a consumer gets it, into one
+//                     DecodedRecord reused from record to record (no allocation per record)
+//   kclpp-read-alloc  the same with next() returning a new DecodedRecord per record
 //   kclpp-read-raw    ArchiveReader::next_raw(): the records' bytes only
 //   kclpp-read-ahead  kclpp-read with ArchiveReaderOptions::read_ahead_chunks = 4:
 //                     decompression on a helper thread, decoding on the caller's
@@ -229,15 +231,26 @@ Timing libsnappy_uncompress(const Data& d) {
   });
 }
 
-Timing kclpp_read(const Data& d, std::size_t& records, std::size_t read_ahead = 0) {
+// reuse: ArchiveReader::next(DecodedRecord&) into one record (what a consumer reading in a
+// loop would do); else next() returning a new record each time.
+Timing kclpp_read(const Data& d, std::size_t& records, std::size_t read_ahead = 0, bool reuse = true) {
   return time_it([&] {
     ArchiveReader reader(memory_source(d.archive), "bench.tri", ArchiveReaderOptions{read_ahead});
     std::size_t n = 0;
     std::size_t fields = 0;
-    while (auto r = reader.next()) {
-      if (!r->ok()) std::abort();
-      fields += r->map.size();
-      ++n;
+    if (reuse) {
+      DecodedRecord r;
+      while (reader.next(r)) {
+        if (!r.ok()) std::abort();
+        fields += r.map.size();
+        ++n;
+      }
+    } else {
+      while (auto r = reader.next()) {
+        if (!r->ok()) std::abort();
+        fields += r->map.size();
+        ++n;
+      }
     }
     records = n;
     sink_counter = sink_counter + fields;
@@ -487,6 +500,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "kclpp-read: %zu records, want %zu\n", n, o.records);
         return 1;
       }
+      record("kclpp-read-alloc", kclpp_read(d, n, 0, false));
+      if (n != o.records) return 1;
       record("kclpp-read-raw", kclpp_read_raw(d, n));
       if (n != o.records) return 1;
       // The wall clock of the caller; CPU time of the caller's thread only (the helper
@@ -513,7 +528,7 @@ int main(int argc, char** argv) {
   std::map<std::string, double> rate;
   std::map<std::string, double> cpu_rate;
   for (const char* kind : {"kclpp-write", "kclpp-write-behind", "kclpp-write-maps", "libsnappy", "python-write", "kclpp-read",
-                           "kclpp-read-raw", "kclpp-read-ahead", "libsnappy-uncompress", "python-read"}) {
+                           "kclpp-read-alloc", "kclpp-read-raw", "kclpp-read-ahead", "libsnappy-uncompress", "python-read"}) {
     const auto it = seconds.find(kind);
     if (it == seconds.end()) continue;
     const double med = median(it->second);
@@ -539,6 +554,7 @@ int main(int argc, char** argv) {
   ratio("write: kclpp-write / libsnappy RawCompress", "kclpp-write", "libsnappy", 0.70, true);
   ratio("write: kclpp-write-behind / python-write", "kclpp-write-behind", "python-write", 2.5, false);
   ratio("read:  kclpp-read / python-read", "kclpp-read", "python-read", 4.0, false);
+  ratio("read:  kclpp-read-alloc / python-read", "kclpp-read-alloc", "python-read", 4.0, false);
   ratio("read:  kclpp-read-ahead / python-read", "kclpp-read-ahead", "python-read", 4.0, false);
   std::printf("load average at end: %s\n", loadavg().c_str());
   return 0;

@@ -390,6 +390,32 @@ struct ArchiveReader::Impl {
       if (!more()) return std::nullopt;
     }
   }
+
+  // next() into the caller's record, reusing its storage (decode_map_prefix): the same
+  // records, errors and throws as next(), without allocating per record in steady state.
+  bool next_into(DecodedRecord& out) {
+    for (;;) {
+      if (pos < end) {
+        const std::string_view view(data.get() + pos, end - pos);
+        std::string_view rest = view;
+        std::string error;
+        if (decode_map_prefix(rest, out.map, error)) {
+          out.error.clear();
+          (void)take(view.size() - rest.size());
+          return true;
+        }
+        const std::size_t n = msgpack_value_size(view, error);
+        if (n > 0) {
+          const std::uint64_t offset = data_offset;
+          decode_record_into(take(n), out);
+          if (!out.ok()) out.error = "record at byte " + std::to_string(offset) + " of " + name + ": " + out.error;
+          return true;
+        }
+        if (!error.empty()) fail_not_msgpack(error);
+      }
+      if (!more()) return false;
+    }
+  }
 };
 
 ArchiveReader::ArchiveReader(ByteSource source, std::string name)
@@ -403,6 +429,8 @@ ArchiveReader& ArchiveReader::operator=(ArchiveReader&&) noexcept = default;
 std::optional<ArchiveRecord> ArchiveReader::next_raw() { return impl_->next_raw(); }
 
 std::optional<DecodedRecord> ArchiveReader::next() { return impl_->next(); }
+
+bool ArchiveReader::next(DecodedRecord& out) { return impl_->next_into(out); }
 
 std::uint64_t ArchiveReader::records() const noexcept { return impl_->records; }
 

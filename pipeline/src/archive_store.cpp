@@ -217,7 +217,9 @@ ArchiveStore::Impl::Impl(ArchiveStoreOptions o) : options(std::move(o)) {
     if (ec) throw TransportError("store: cannot remove " + spool_path + ": " + ec.message(), Retry::No);
   }
   if (!options.statsd.empty()) statsd = Statsd(options.statsd, options.statsd_prefix);
-  s3.emplace(options.s3);
+  S3Options s3_options = options.s3;
+  s3_options.retry = options.upload_retry;  // put_file's own retries (upload_locked)
+  s3.emplace(std::move(s3_options));
   timer = std::jthread([this](const std::stop_token& stop) { timer_loop(stop); });
 }
 
@@ -390,7 +392,9 @@ std::string ArchiveStore::Impl::take_key_locked() {
 
 void ArchiveStore::Impl::upload_locked(const std::string& key, std::uint64_t size, const std::string& sha256) {
   const auto started = std::chrono::steady_clock::now();
-  (void)kclpp::retry(options.upload_retry, [&] { return s3->put_file(options.bucket, key, spool_path); });
+  // put_file retries each of its requests with upload_retry (S3Options::retry, set where
+  // the client is made): an outer loop would multiply the attempts and restart every part.
+  (void)s3->put_file(options.bucket, key, spool_path);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   log_info("store: uploaded s3://", options.bucket, "/", key, " (", metadata.records, " records, ", size,
            " bytes, sha256 ", sha256, ") in ", took.count(), " ms");

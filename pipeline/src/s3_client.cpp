@@ -464,7 +464,7 @@ PutObjectResult S3Client::Impl::multipart(const std::string& bucket, const std::
                                           const std::string& content_type) {
   std::uint64_t part_size = options.part_size;
   if ((size + part_size - 1) / part_size > max_parts) part_size = (size + max_parts - 1) / max_parts;
-  const RetryPolicy policy;
+  const RetryPolicy& policy = options.retry;
 
   Call create{"CreateMultipartUpload", bucket, key};
   create.method = "POST";
@@ -543,7 +543,7 @@ PutObjectResult S3Client::put_file(const std::string& bucket, const std::string&
   std::string buffer;
   read_exactly(file.get(), size, path, buffer);
   // A whole-object PUT is idempotent: retried like the parts of a multipart upload.
-  return retry(RetryPolicy{}, [&] { return impl_->put(bucket, key, buffer, content_type); });
+  return retry(impl_->options.retry, [&] { return impl_->put(bucket, key, buffer, content_type); });
 }
 
 std::uint64_t S3Client::get_object(const std::string& bucket, const std::string& key,

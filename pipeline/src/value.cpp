@@ -225,6 +225,8 @@ class Decoder {
 
   bool value(Value& out, int depth);
   bool map_body(Map& m, std::uint64_t count, int depth);
+  // The top-level map (the lead byte must be a map's), as value(top, 0) would read it.
+  bool top_map(Map& m);
 
   std::size_t pos() const noexcept { return pos_; }
   const ScanResult& failure() const noexcept { return fail_; }
@@ -292,14 +294,46 @@ bool Decoder::ext(Value::Storage& s, std::int8_t type, std::size_t len) {
   return true;
 }
 
+// Every decode writes into `out` as it finds it: a fresh Value for decode_record, the
+// previous record's tree for decode_record_into. Strings, maps and arrays already there are
+// assigned into (their capacity reused), so that a reader decoding records of one shape in
+// a loop allocates nothing per record in steady state; anything else is replaced.
+inline void assign_text(Value::Storage& s, const char* p, std::size_t len) {
+  if (auto* str = std::get_if<std::string>(&s)) {
+    str->assign(p, len);
+  } else {
+    s.emplace<std::string>(p, len);
+  }
+}
+
 bool Decoder::map_body(Map& m, std::uint64_t count, int depth) {
   // Never trust a count for the reservation: each pair takes at least 2 bytes.
   m.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(count, (n_ - pos_) / 2)));
-  for (std::uint64_t i = 0; i < count; ++i) {
-    auto& entry = m.emplace_back();
+  std::size_t i = 0;
+  for (; i < count; ++i) {
+    auto& entry = i < m.size() ? m[i] : m.emplace_back();
     if (!key(entry.first) || !value(entry.second, depth + 1)) return false;
   }
+  if (m.size() > i) m.erase(m.begin() + static_cast<std::ptrdiff_t>(i), m.end());
   return true;
+}
+
+bool Decoder::top_map(Map& m) {
+  const std::size_t at = pos_;
+  const unsigned char b = p_[pos_++];
+  std::uint64_t count = 0;
+  if (b <= 0x8f) {
+    count = b & 0x0fU;
+  } else if (b == 0xde) {
+    if (!need(2, at, b)) return false;
+    count = detail::load16(p_ + pos_);
+    pos_ += 2;
+  } else {
+    if (!need(4, at, b)) return false;
+    count = detail::load32(p_ + pos_);
+    pos_ += 4;
+  }
+  return map_body(m, count, 0);
 }
 
 bool Decoder::value(Value& out, int depth) {
@@ -329,7 +363,7 @@ bool Decoder::value(Value& out, int depth) {
   } else if (b <= 0xbf) {
     len = b & 0x1fU;
     if (!need(len, at, b)) return false;
-    s.emplace<std::string>(ptr(), len);
+    assign_text(s, ptr(), len);
     pos_ += len;
     return true;
   } else {
@@ -345,7 +379,9 @@ bool Decoder::value(Value& out, int depth) {
         pos_ += hl;
         if (!need(len, at, b)) return false;
         if (b >= 0xd9) {
-          s.emplace<std::string>(ptr(), len);
+          assign_text(s, ptr(), len);
+        } else if (auto* bin = std::get_if<Binary>(&s)) {
+          bin->bytes.assign(ptr(), len);
         } else {
           s.emplace<Binary>(Binary{std::string(ptr(), len)});
         }
@@ -425,13 +461,17 @@ bool Decoder::value(Value& out, int depth) {
   // A container at nesting level depth + 1.
   if (depth >= detail::kMaxDepth) return fail(ScanFail::TooDeep, at, b);
   if (is_map) {
-    return map_body(s.emplace<Map>(), count, depth);
+    Map* m = std::get_if<Map>(&s);
+    return map_body(m != nullptr ? *m : s.emplace<Map>(), count, depth);
   }
-  Array& a = s.emplace<Array>();
+  Array* old = std::get_if<Array>(&s);
+  Array& a = old != nullptr ? *old : s.emplace<Array>();
   a.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(count, n_ - pos_)));
-  for (std::uint64_t i = 0; i < count; ++i) {
-    if (!value(a.emplace_back(), depth + 1)) return false;
+  std::size_t i = 0;
+  for (; i < count; ++i) {
+    if (!value(i < a.size() ? a[i] : a.emplace_back(), depth + 1)) return false;
   }
+  if (a.size() > i) a.erase(a.begin() + static_cast<std::ptrdiff_t>(i), a.end());
   return true;
 }
 
@@ -633,6 +673,40 @@ DecodedRecord decode_record(std::string_view bytes) {
   }
   rec.map = std::move(std::get<Map>(top.storage()));
   return rec;
+}
+
+void decode_record_into(std::string_view bytes, DecodedRecord& out) {
+  if (bytes.empty() || !is_map_lead(static_cast<unsigned char>(bytes[0]))) {
+    out.map.clear();
+    out.error = not_a_map(bytes);
+    return;
+  }
+  Decoder d(bytes);
+  if (!d.top_map(out.map)) {
+    out.map.clear();
+    out.error = detail::describe_failure(d.failure(), bytes.size());
+    return;
+  }
+  if (d.pos() != bytes.size()) {
+    out.map.clear();
+    out.error = trailing(d.pos(), bytes.size());
+    return;
+  }
+  out.error.clear();
+}
+
+bool decode_map_prefix(std::string_view& bytes, Map& out, std::string& error) {
+  error.clear();
+  if (bytes.empty() || !is_map_lead(static_cast<unsigned char>(bytes[0]))) return false;
+  Decoder d(bytes);
+  if (!d.top_map(out)) {
+    if (d.failure().fail != ScanFail::Truncated) {
+      error = detail::describe_failure(d.failure(), bytes.size());
+    }
+    return false;
+  }
+  bytes.remove_prefix(d.pos());
+  return true;
 }
 
 std::string validate_record(std::string_view bytes) {

@@ -4,10 +4,14 @@
 //     and checkpoints, every record once, .metadata (shards, records, bytes, sha256),
 //     the notify hook, statsd lines on a UDP socket;
 //   - rotation by size, and at the interval boundary while the stream is idle;
+//   - a bucket that is missing at first (failed uploads: nothing checkpointed, recovery);
+//   - a split shard archived to SHARD_END before its children;
+//   - resuming from go-triton's triton_checkpoint rows in SQLite and Postgres;
 //   - SIGKILL between spool, upload, metadata and checkpoint (a test-only hook,
 //     KCLPP_STORE_TEST_CRASH, and a notify hook that blocks): after a restart every record
 //     put is in S3, the checkpoint was never ahead of the uploads, duplicates only when
 //     the crash fell after an upload, at most one copy more.
+// KCLPP_STORE_TEST_VERBOSE=1 prints the restarted store's log in the crash tests.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -368,6 +372,29 @@ TEST_F(StoreTest, RotatesAtTheIntervalBoundaryWhileTheStreamIsIdle) {
   stop(*store);
   EXPECT_EQ(archives().size(), 2u) << "SIGTERM uploaded an empty spool";
   EXPECT_EQ(expect_all_archived(archives()), 1);
+}
+
+TEST_F(StoreTest, FailingUploadsCheckpointNothingAndRecoverWhenS3Does) {
+  const std::string bucket = "created-later";
+  put(20);
+  auto store = start_store({"--rotate-interval-s", "2", "--bucket", bucket});
+  ASSERT_TRUE(store->wait_stderr("archive upload failed", 15s)) << store->stderr_text();
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(checkpoints().empty()) << "checkpointed records whose upload failed";
+  s3_.create_bucket(bucket);
+  ASSERT_TRUE(eventually([&] { return all_checkpointed(); }, 30s)) << store->stderr_text();
+  stop(*store);
+  pipeline::S3Client s3(s3_.s3_options());
+  std::map<long long, int> found;
+  for (const auto& object : s3.list_objects(bucket, "")) {
+    if (!pipeline::ArchiveKey::parse(object.key)) continue;
+    const std::string body = s3.get_object(bucket, object.key);
+    pipeline::ArchiveReader reader(pipeline::memory_source(body), object.key);
+    while (auto record = reader.next())
+      for (const auto& [k, v] : record->map)
+        if (const auto* i = v.get_if<std::int64_t>(); k == "n" && i != nullptr) ++found[*i];
+  }
+  for (const long long n : put_) EXPECT_EQ(found[n], 1) << "record " << n;
 }
 
 TEST_F(StoreTest, ArchivesAClosedShardToItsEndBeforeItsChildren) {

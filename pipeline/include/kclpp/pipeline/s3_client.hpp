@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kclpp/native/aws.hpp"
+#include "kclpp/processor/retry.hpp"
 
 namespace kclpp::pipeline {
 
@@ -33,6 +34,9 @@ struct S3Options {
   // Files of at least this size go up as multipart uploads of part_size parts.
   std::uint64_t multipart_threshold = 16ull << 20;
   std::uint64_t part_size = 8ull << 20;  // S3's minimum is 5 MiB (except the last part)
+  // put_file's retries of each of its requests (a whole-object PUT, each multipart call):
+  // all are idempotent. The only retries the client makes; other calls never retry.
+  RetryPolicy retry{};
 };
 
 struct S3Object {

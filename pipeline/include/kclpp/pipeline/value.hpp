@@ -88,6 +88,17 @@ struct DecodedRecord {
 
 // Decodes exactly one msgpack map filling all of `bytes`. Never throws (except bad_alloc).
 [[nodiscard]] DecodedRecord decode_record(std::string_view bytes);
+// decode_record into `out`, reusing its storage: the previous record's map entries are
+// assigned into where the shape matches (the vector, the keys' and strings' capacity), so
+// that decoding records of one shape in a loop allocates nothing per record in steady
+// state. The same map and error as decode_record (on error `out.map` is empty). Never
+// throws (except bad_alloc).
+void decode_record_into(std::string_view bytes, DecodedRecord& out);
+// The archive reader's one-pass decoder: when `bytes` starts with a whole msgpack map,
+// decodes it into `out` (reusing its storage as decode_record_into does), consumes it from
+// the front of `bytes` and returns true. Otherwise false, with `out` unspecified and
+// `error` set when the data is bad, empty when it is not a map or holds only part of one.
+[[nodiscard]] bool decode_map_prefix(std::string_view& bytes, Map& out, std::string& error);
 // The same without building the tree: an empty string when `bytes` is exactly one msgpack
 // map with string (or bin) keys, else what is wrong. Used by the archiver to keep records
 // byte for byte.
