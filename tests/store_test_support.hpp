@@ -1,6 +1,6 @@
 #pragma once
 // Helpers shared by the checkpoint store tests (tests/unit and tests/integration): a
-// per-test deadline, a forked child that reports over a pipe, and sequence-number makers.
+// per-test deadline, a temp directory, a forked child that reports over a pipe, and sequence-number makers.
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,10 +10,12 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "kclpp/processor/sequence_number.hpp"
@@ -50,6 +52,27 @@ class Deadline {
   std::condition_variable done_cv_;
   bool done_ = false;
   std::thread thread_;
+};
+
+// A fresh directory (mkdtemp under the system temp dir), removed recursively by the
+// destructor. Throws std::runtime_error if it cannot be made. Thread safety: const accessors.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "kclpp-store") {
+    std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
 };
 
 // A forked child running `body(write_fd)`; the child reports on the pipe and the parent

@@ -1,8 +1,5 @@
 #include "native_runner.hpp"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -52,16 +49,44 @@ void add_worker_options(Args& args) {
               "AT_TIMESTAMP:<epoch seconds or RFC 3339 UTC>",
               "LATEST")
       .option("shards", "I,J,...",
-              "process only these shards: indexes into the stream's shards sorted by id (default: all)")
-      .option("max-records", "N", "records per GetRecords call, 1..10000", "10000")
-      .option("idle-time-ms", "MS", "pause between reads of a shard that is caught up", "1000")
-      .option("shard-sync-ms", "MS", "how often to re-list shards (SIGHUP: now)", "60000")
-      .option("shutdown-grace-ms", "MS", "how long processors get to finish after SIGTERM", "10000")
+              "process only these shards: indexes into the stream's shards sorted by id (default: all)");
+  add_read_options(args);
+  args.option("shutdown-grace-ms", "MS", "how long processors get to finish after SIGTERM", "10000")
       .option("on-error", "POLICY",
               "when a processor throws: fail (restart the shard from its last checkpoint) | "
               "continue (log and skip the records, as the KCL does)",
               "fail")
       .flag("deliver-empty-batches", "call process_records for empty reads too");
+}
+
+void add_read_options(Args& args) {
+  args.option("max-records", "N", "records per GetRecords call, 1..10000", "10000")
+      .option("idle-time-ms", "MS", "pause between reads of a shard that is caught up", "1000")
+      .option("shard-sync-ms", "MS", "how often to re-list shards (SIGHUP: now)", "60000");
+}
+
+void apply_read_options(const Args& args, native::WorkerOptions& options) {
+  options.max_records = static_cast<int>(*args.get_int("max-records", 1, 10'000));
+  options.idle_time_between_reads = std::chrono::milliseconds(*args.get_int("idle-time-ms", 0, 86'400'000));
+  options.shard_sync_interval = std::chrono::milliseconds(*args.get_int("shard-sync-ms", 100, 86'400'000));
+  options.shutdown_grace = std::chrono::milliseconds(*args.get_int("shutdown-grace-ms", 0, 86'400'000));
+  if (const auto shards = args.get("shards")) options.shard_indexes = parse_shard_indexes(*shards);
+}
+
+std::vector<std::size_t> parse_shard_indexes(const std::string& text) {
+  std::vector<std::size_t> indexes;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const std::size_t comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    std::size_t index = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), index);
+    if (item.empty() || ec != std::errc{} || end != item.data() + item.size())
+      throw ConfigError("--shards: '" + std::string(item) + "' is not a shard index (0, 1, ...)");
+    indexes.push_back(index);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  return indexes;
 }
 
 std::string checkpoint_store_uri(const Args& args, const std::string& application) {
@@ -74,10 +99,7 @@ native::WorkerOptions worker_options(const Args& args, const std::string& defaul
   if (options.application.empty()) throw ConfigError("--application must not be empty");
   options.initial_position = parse_start_position(args.get_or("initial-position", "LATEST"),
                                                   "--initial-position");
-  options.max_records = static_cast<int>(*args.get_int("max-records", 1, 10'000));
-  options.idle_time_between_reads = std::chrono::milliseconds(*args.get_int("idle-time-ms", 0, 86'400'000));
-  options.shard_sync_interval = std::chrono::milliseconds(*args.get_int("shard-sync-ms", 100, 86'400'000));
-  options.shutdown_grace = std::chrono::milliseconds(*args.get_int("shutdown-grace-ms", 0, 86'400'000));
+  apply_read_options(args, options);
   if (args.has("deliver-empty-batches")) options.empty_batches = native::EmptyBatches::Deliver;
   const std::string on_error = args.get_or("on-error", "fail");
   if (on_error == "fail") {
@@ -86,19 +108,6 @@ native::WorkerOptions worker_options(const Args& args, const std::string& defaul
     options.on_processor_error = OnProcessorError::LogAndContinue;
   } else {
     throw ConfigError("--on-error: '" + on_error + "' is neither 'fail' nor 'continue'");
-  }
-  if (const auto shards = args.get("shards")) {
-    std::string_view rest = *shards;
-    while (!rest.empty()) {
-      const std::size_t comma = rest.find(',');
-      const std::string_view item = rest.substr(0, comma);
-      std::size_t index = 0;
-      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), index);
-      if (item.empty() || ec != std::errc{} || end != item.data() + item.size())
-        throw ConfigError("--shards: '" + std::string(item) + "' is not a shard index (0, 1, ...)");
-      options.shard_indexes.push_back(index);
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
   }
   return options;
 }
@@ -151,33 +160,8 @@ native::StartPosition parse_start_position(const std::string& text, const std::s
                     "' is not LATEST, TRIM_HORIZON or AT_TIMESTAMP:<time>");
 }
 
-namespace {
-
-// Blocks the worker signals in the calling thread for its lifetime (threads started
-// meanwhile inherit the mask) and restores the previous mask after.
-class SignalBlock {
- public:
-  SignalBlock() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGHUP);
-    ::pthread_sigmask(SIG_BLOCK, &set_, &previous_);
-  }
-  ~SignalBlock() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
-  SignalBlock(const SignalBlock&) = delete;
-  SignalBlock& operator=(const SignalBlock&) = delete;
-  [[nodiscard]] const sigset_t& set() const noexcept { return set_; }
-
- private:
-  sigset_t set_{};
-  sigset_t previous_{};
-};
-
-}  // namespace
-
 void run_until_signalled(native::Worker& worker) {
-  SignalBlock block;
+  SignalBlock block{SIGTERM, SIGINT, SIGHUP};
   std::jthread waiter([&worker, &block](const std::stop_token& stop) {
     const timespec tick{0, 100'000'000};
     while (!stop.stop_requested()) {

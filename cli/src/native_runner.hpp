@@ -1,7 +1,13 @@
 #pragma once
-// What kclpp::main (native mode) and `kclpp daemon` share: the options that build a
-// native worker, and running it under signal control.
+// What kclpp::main (native mode), `kclpp daemon`, `kclpp store` and `kclpp spoold` share:
+// the options that build a native worker, and running it under signal control.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstddef>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "args.hpp"
 #include "kclpp/app/main.hpp"
@@ -25,6 +31,17 @@ void check_stream(const native::ClientOptions& options, const std::string& strea
 // --idle-time-ms, --shard-sync-ms, --on-error.
 void add_worker_options(Args& args);
 [[nodiscard]] native::WorkerOptions worker_options(const Args& args, const std::string& default_application);
+// --max-records, --idle-time-ms, --shard-sync-ms: how a worker reads, the same for every
+// command that runs one (kclpp::main, `kclpp daemon`, `kclpp store`).
+void add_read_options(Args& args);
+// Sets max_records, idle_time_between_reads, shard_sync_interval and shutdown_grace from
+// --max-records, --idle-time-ms, --shard-sync-ms and --shutdown-grace-ms, and shard_indexes
+// from --shards when given (the caller declares --shards and --shutdown-grace-ms, whose help
+// and default differ per command). ConfigError on a value out of range.
+void apply_read_options(const Args& args, native::WorkerOptions& options);
+// "I,J,...": shard indexes into the stream's shards sorted by id. ConfigError naming --shards
+// on anything but comma-separated decimal numbers.
+[[nodiscard]] std::vector<std::size_t> parse_shard_indexes(const std::string& text);
 // "sqlite:<application>.checkpoints.db" unless --checkpoint-store.
 [[nodiscard]] std::string checkpoint_store_uri(const Args& args, const std::string& application);
 
@@ -39,5 +56,25 @@ void add_worker_options(Args& args);
 // lease_lost, join); SIGHUP re-lists shards. The signals are blocked in every thread and
 // taken by one waiting thread, joined before returning. Throws what Worker::run throws.
 void run_until_signalled(native::Worker& worker);
+
+// Blocks `signals` in the calling thread for its lifetime, so that threads started meanwhile
+// inherit the mask and only a thread waiting in sigtimedwait(set()) takes them; restores the
+// previous mask after. Not thread-safe: create, use and destroy it in one thread.
+class SignalBlock {
+ public:
+  explicit SignalBlock(std::initializer_list<int> signals) {
+    sigemptyset(&set_);
+    for (const int sig : signals) sigaddset(&set_, sig);
+    ::pthread_sigmask(SIG_BLOCK, &set_, &previous_);
+  }
+  ~SignalBlock() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  SignalBlock(const SignalBlock&) = delete;
+  SignalBlock& operator=(const SignalBlock&) = delete;
+  [[nodiscard]] const sigset_t& set() const noexcept { return set_; }
+
+ private:
+  sigset_t set_{};
+  sigset_t previous_{};
+};
 
 }  // namespace kclpp::app::detail

@@ -1,5 +1,4 @@
 // `kclpp spoold`: the tritond-compatible spool daemon (spec/TRITON.md §7).
-#include <pthread.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -11,34 +10,10 @@
 #include "kclpp/pipeline/spool.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
+#include "native_runner.hpp"
 #include "pipeline_commands.hpp"
 
 namespace kclpp::app::detail {
-namespace {
-
-// SIGTERM and SIGINT blocked in this thread for the command's lifetime, so that every
-// thread started meanwhile (ZeroMQ's, the daemon's sender) inherits the mask and only the
-// waiter below takes them. tritond flushes on both (spec §7); so do we.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGINT);
-    ::pthread_sigmask(SIG_BLOCK, &set_, &previous_);
-  }
-  ~StopSignals() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-  [[nodiscard]] const sigset_t& set() const noexcept { return set_; }
-
- private:
-  sigset_t set_{};
-  sigset_t previous_{};
-};
-
-}  // namespace
-
 int spoold_command(const std::vector<std::string>& argv) {
   Args args("kclpp spoold [--config PATH] [--endpoint tcp://HOST:PORT] [options]",
             "The non-blocking spool daemon, wire-compatible with tritond: a ZeroMQ PULL socket\n"
@@ -78,7 +53,10 @@ int spoold_command(const std::vector<std::string>& argv) {
   options.receive_high_water_mark = static_cast<int>(*args.get_int("receive-hwm", 1, 10'000'000));
 
   pipeline::TritonConfig config = pipeline::TritonConfig::load(args.get_or("config", ""));
-  StopSignals signals;
+  // SIGTERM and SIGINT blocked for the command's lifetime, so that every thread started
+  // meanwhile (ZeroMQ's, the daemon's sender) inherits the mask and only the waiter below
+  // takes them. tritond flushes on both (spec §7); so do we.
+  SignalBlock signals{SIGTERM, SIGINT};
   pipeline::SpoolDaemon daemon(std::move(config), std::move(options));
   std::jthread waiter([&daemon, &signals](const std::stop_token& stop) {
     const timespec tick{0, 100'000'000};

@@ -60,11 +60,9 @@ int store_command(const std::vector<std::string>& argv) {
       .option("s3-endpoint", "URL", "S3 endpoint, e.g. http://127.0.0.1:4569 (default: AWS, path-style when set)")
       .option("initial-position", "POS", "where a shard without a checkpoint starts: TRIM_HORIZON | LATEST | AT_TIMESTAMP:<time>",
               "TRIM_HORIZON")
-      .option("shards", "I,J,...", "archive only these shards: indexes into the sorted shard list (default: all)")
-      .option("max-records", "N", "records per GetRecords call, 1..10000", "10000")
-      .option("idle-time-ms", "MS", "pause between reads of a shard that is caught up", "1000")
-      .option("shard-sync-ms", "MS", "how often to re-list shards (SIGHUP: now)", "60000")
-      .option("shutdown-grace-ms", "MS", "how long the final upload and checkpoints may take after SIGTERM", "60000")
+      .option("shards", "I,J,...", "archive only these shards: indexes into the sorted shard list (default: all)");
+  add_read_options(args);
+  args.option("shutdown-grace-ms", "MS", "how long the final upload and checkpoints may take after SIGTERM", "60000")
       .option("statsd", "HOST:PORT", "send statsd metrics over UDP (default: none)")
       .option("statsd-prefix", "PREFIX", "prefix of every metric name", "kclpp.store")
       .option("notify", "CMD", "run `CMD KEY SIZE RECORDS SHA256` (through /bin/sh) after each upload")
@@ -116,27 +114,11 @@ int store_command(const std::vector<std::string>& argv) {
   worker_opts.application = options.client;
   worker_opts.initial_position = parse_start_position(args.get_or("initial-position", "TRIM_HORIZON"),
                                                       "--initial-position");
-  worker_opts.max_records = static_cast<int>(*args.get_int("max-records", 1, 10'000));
-  worker_opts.idle_time_between_reads = std::chrono::milliseconds(*args.get_int("idle-time-ms", 0, 86'400'000));
-  worker_opts.shard_sync_interval = std::chrono::milliseconds(*args.get_int("shard-sync-ms", 100, 86'400'000));
-  worker_opts.shutdown_grace = std::chrono::milliseconds(*args.get_int("shutdown-grace-ms", 0, 86'400'000));
+  apply_read_options(args, worker_opts);
   // Idle shards checkpoint after an idle rotation only when their processor is called.
   worker_opts.empty_batches = native::EmptyBatches::Deliver;
   // A failed upload throws: the shard restarts from its checkpoint (nothing lost).
   worker_opts.on_processor_error = OnProcessorError::Fail;
-  if (const auto shards = args.get("shards")) {
-    std::string_view rest = *shards;
-    while (!rest.empty()) {
-      const std::size_t comma = rest.find(',');
-      const std::string_view item = rest.substr(0, comma);
-      std::size_t index = 0;
-      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), index);
-      if (item.empty() || ec != std::errc{} || end != item.data() + item.size())
-        throw ConfigError("--shards: '" + std::string(item) + "' is not a shard index (0, 1, ...)");
-      worker_opts.shard_indexes.push_back(index);
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
-  }
 
   pipeline::ArchiveStore archive(options);
   check_stream(kinesis, stream.name);

@@ -71,6 +71,17 @@ struct Framer {
   std::uint64_t in_offset = 0;  // archive offset of in_data[in_begin]
   bool source_done = false;
   bool seen_identifier = false;
+  // Set by the read-ahead thread: next_chunk() leaves the CRC check of each data chunk to
+  // the caller's thread (check_crc), which has less to do; the last chunk's CRC and offset.
+  bool defer_crc = false;
+  std::uint32_t deferred_crc = 0;
+  std::uint64_t deferred_offset = 0;
+
+  void check_crc(const char* bytes, std::size_t size, std::uint32_t expected, std::uint64_t chunk_offset) const {
+    if (detail::mask_crc32c(detail::crc32c(0, bytes, size)) != expected) {
+      fail(chunk_offset, "CRC-32C mismatch in chunk");
+    }
+  }
 
   [[noreturn]] void fail(std::uint64_t offset, const std::string& what) const {
     throw ProtocolError(name + ": " + what + " at byte " + std::to_string(offset));
@@ -161,8 +172,11 @@ struct Framer {
         } else {
           std::memcpy(target, body, size);
         }
-        if (detail::mask_crc32c(detail::crc32c(0, target, size)) != expected) {
-          fail(chunk_offset, "CRC-32C mismatch in chunk");
+        if (defer_crc) {
+          deferred_crc = expected;
+          deferred_offset = chunk_offset;
+        } else {
+          check_crc(target, size, expected, chunk_offset);
         }
         consume(chunk_header + length);
         return size;
@@ -181,6 +195,7 @@ struct Framer {
 class ReadAhead {
  public:
   ReadAhead(std::unique_ptr<Framer> framer, std::size_t depth) : framer_(std::move(framer)), depth_(depth) {
+    framer_->defer_crc = true;
     thread_ = std::thread([this] { run(); });
   }
   ~ReadAhead() {
@@ -194,11 +209,18 @@ class ReadAhead {
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;
 
-  // Copies the next chunk to `target`; its size, or Framer::end_of_stream. Rethrows the
-  // framer's failure.
+  // Copies the next chunk to `target` and checks its CRC there (the helper thread, which
+  // decompresses, is the slower of the two); its size, or Framer::end_of_stream. Rethrows
+  // the framer's failure. A chunk's CRC error comes before any later failure the helper
+  // queued, as without read-ahead.
   std::size_t take(char* target) {
+    if (crc_error_) std::rethrow_exception(crc_error_);
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return !ready_.empty() || finished_; });
+    if (ready_.empty() && !finished_) {
+      caller_waiting_ = true;
+      changed_.wait(lock, [&] { return !ready_.empty() || finished_; });
+      caller_waiting_ = false;
+    }
     if (ready_.empty()) {
       if (error_) std::rethrow_exception(error_);
       return Framer::end_of_stream;
@@ -208,10 +230,18 @@ class ReadAhead {
     lock.unlock();
     std::memcpy(target, c.bytes.get(), c.size);
     const std::size_t size = c.size;
+    try {
+      framer_->check_crc(target, size, c.crc, c.offset);  // reads the name only: safe beside the helper
+    } catch (...) {
+      crc_error_ = std::current_exception();  // sticky, as the helper's failures are
+      throw;
+    }
     lock.lock();
     free_.push_back(std::move(c.bytes));
+    // A wake-up (a futex call) only when the helper sleeps: one per chunk otherwise.
+    const bool wake = helper_waiting_;
     lock.unlock();
-    changed_.notify_all();
+    if (wake) changed_.notify_all();
     return size;
   }
 
@@ -219,6 +249,8 @@ class ReadAhead {
   struct Chunk {
     std::unique_ptr<char[]> bytes;
     std::size_t size = 0;
+    std::uint32_t crc = 0;     // masked CRC-32C from the chunk, not yet checked
+    std::uint64_t offset = 0;  // of the chunk in the archive
   };
 
   void run() noexcept {
@@ -227,7 +259,11 @@ class ReadAhead {
         std::unique_ptr<char[]> buffer;
         {
           std::unique_lock lock(mutex_);
-          changed_.wait(lock, [&] { return stop_ || ready_.size() < depth_; });
+          if (!stop_ && ready_.size() >= depth_) {
+            helper_waiting_ = true;
+            changed_.wait(lock, [&] { return stop_ || ready_.size() < depth_; });
+            helper_waiting_ = false;
+          }
           if (stop_) return;
           if (!free_.empty()) {
             buffer = std::move(free_.back());
@@ -236,15 +272,17 @@ class ReadAhead {
         }
         if (!buffer) buffer = std::make_unique_for_overwrite<char[]>(max_chunk_data);
         const std::size_t n = framer_->next_chunk(buffer.get());
+        bool wake = false;
         {
           const std::lock_guard lock(mutex_);
           if (n == Framer::end_of_stream) {
             finished_ = true;
           } else {
-            ready_.push_back(Chunk{std::move(buffer), n});
+            ready_.push_back(Chunk{std::move(buffer), n, framer_->deferred_crc, framer_->deferred_offset});
           }
+          wake = caller_waiting_ || finished_;
         }
-        changed_.notify_all();
+        if (wake) changed_.notify_all();
         if (n == Framer::end_of_stream) return;
       }
     } catch (...) {
@@ -265,7 +303,10 @@ class ReadAhead {
   std::vector<std::unique_ptr<char[]>> free_;
   bool finished_ = false;
   bool stop_ = false;
+  bool caller_waiting_ = false;  // in take(), for a chunk
+  bool helper_waiting_ = false;  // in run(), for room in the queue
   std::exception_ptr error_;
+  std::exception_ptr crc_error_;  // the caller's thread only
   std::thread thread_;  // last: started once everything above exists
 };
 

@@ -40,13 +40,38 @@ void put_header(char* out, unsigned char type, std::size_t payload, std::uint32_
   for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<char>((masked_crc >> (8 * i)) & 0xffU);
 }
 
+std::size_t out_buffer_size() noexcept {
+  return header_size + std::max(snappy::MaxCompressedLength(max_chunk_data), max_chunk_data);
+}
+
+// Packs `size` bytes at `data` into one chunk and returns it: in `out` (room for
+// out_buffer_size()), or in place when stored uncompressed with `headroom` (== data -
+// header_size, writable; nullptr when `data` is the caller's bytes).
+std::string_view pack_chunk(const char* data, std::size_t size, char* headroom, char* out) {
+  const std::uint32_t crc = detail::mask_crc32c(detail::crc32c(0, data, size));
+  std::size_t packed = 0;
+  snappy::RawCompress(data, size, out + header_size, &packed);
+  // Go's snappy.Writer rule (py-triton's is the same up to rounding): keep the compressed
+  // form only when it saves at least 1/8.
+  if (packed < size - size / 8) {
+    put_header(out, chunk_compressed, packed, crc);
+    return {out, header_size + packed};
+  }
+  if (headroom != nullptr) {
+    put_header(headroom, chunk_uncompressed, size, crc);
+    return {headroom, header_size + size};
+  }
+  std::memcpy(out + header_size, data, size);
+  put_header(out, chunk_uncompressed, size, crc);
+  return {out, header_size + size};
+}
+
 // Compresses chunks and hands them to the sink. A chunk buffer has header_size bytes of
 // headroom before its data, so that a chunk stored uncompressed is handed over in place.
 struct Emitter {
   explicit Emitter(ByteSink s)
       : sink(std::move(s)),
-        out(std::make_unique_for_overwrite<char[]>(
-            header_size + std::max(snappy::MaxCompressedLength(max_chunk_data), max_chunk_data))) {}
+        out(std::make_unique_for_overwrite<char[]>(out_buffer_size())) {}
 
   ByteSink sink;
   std::unique_ptr<char[]> out;  // header, then the compressed block
@@ -64,23 +89,12 @@ struct Emitter {
   // writable) an uncompressed chunk goes out in place; without, `data` is the caller's bytes.
   void emit(const char* data, std::size_t size, char* headroom) {
     start();
-    const std::uint32_t crc = detail::mask_crc32c(detail::crc32c(0, data, size));
-    std::size_t packed = 0;
-    snappy::RawCompress(data, size, out.get() + header_size, &packed);
-    std::string_view piece;
-    // Go's snappy.Writer rule (py-triton's is the same up to rounding): keep the compressed
-    // form only when it saves at least 1/8.
-    if (packed < size - size / 8) {
-      put_header(out.get(), chunk_compressed, packed, crc);
-      piece = std::string_view(out.get(), header_size + packed);
-    } else if (headroom != nullptr) {
-      put_header(headroom, chunk_uncompressed, size, crc);
-      piece = std::string_view(headroom, header_size + size);
-    } else {
-      std::memcpy(out.get() + header_size, data, size);
-      put_header(out.get(), chunk_uncompressed, size, crc);
-      piece = std::string_view(out.get(), header_size + size);
-    }
+    put(pack_chunk(data, size, headroom, out.get()));
+  }
+
+  // Hands a chunk packed elsewhere to the sink.
+  void put(std::string_view piece) {
+    start();
     sink(piece);
     compressed += piece.size();
   }
@@ -90,8 +104,11 @@ using ChunkBuffer = std::unique_ptr<char[]>;
 ChunkBuffer new_chunk_buffer() { return std::make_unique_for_overwrite<char[]>(header_size + max_chunk_data); }
 
 // The compress-behind thread: full chunk buffers queue up (at most `depth`), the thread
-// compresses them and calls the sink, in order. A failure is kept and rethrown to the
-// caller by its next call.
+// compresses them and calls the sink, in order. Every other chunk is compressed by the
+// caller's thread before it is queued (the thread then only hands it to the sink): with
+// all compression on the helper, the caller would only copy records and wait, and two
+// threads would be no faster than one. A failure is kept and rethrown to the caller by
+// its next call.
 class CompressBehind {
  public:
   CompressBehind(Emitter& emitter, std::size_t depth) : emitter_(emitter), depth_(depth) {
@@ -111,10 +128,23 @@ class CompressBehind {
   // Queues `buffer` (`size` bytes after the headroom; 0 = only the stream identifier) and
   // returns an empty buffer for the next chunk. Waits while `depth` chunks are queued.
   ChunkBuffer push(ChunkBuffer buffer, std::size_t size) {
+    Job job{std::move(buffer), size, nullptr, {}};
+    if (size > 0) compress_here_ = !compress_here_;
+    if (size > 0 && compress_here_) {
+      {
+        const std::lock_guard lock(mutex_);
+        if (!free_out_.empty()) {
+          job.out = std::move(free_out_.back());
+          free_out_.pop_back();
+        }
+      }
+      if (!job.out) job.out = std::make_unique_for_overwrite<char[]>(out_buffer_size());
+      job.piece = pack_chunk(job.buffer.get() + header_size, size, job.buffer.get(), job.out.get());
+    }
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return queue_.size() < depth_ || error_; });
     rethrow();
-    queue_.push_back(Job{std::move(buffer), size});
+    queue_.push_back(std::move(job));
     ChunkBuffer next;
     if (!free_.empty()) {
       next = std::move(free_.back());
@@ -136,6 +166,8 @@ class CompressBehind {
   struct Job {
     ChunkBuffer buffer;
     std::size_t size = 0;
+    ChunkBuffer out;  // set when the caller packed the chunk: `piece` is in it or in `buffer`
+    std::string_view piece;
   };
 
   void rethrow() const {
@@ -155,6 +187,8 @@ class CompressBehind {
       try {
         if (job.size == 0) {
           emitter_.start();
+        } else if (job.out) {
+          emitter_.put(job.piece);
         } else {
           emitter_.emit(job.buffer.get() + header_size, job.size, job.buffer.get());
         }
@@ -164,6 +198,7 @@ class CompressBehind {
       lock.lock();
       busy_ = false;
       free_.push_back(std::move(job.buffer));
+      if (job.out) free_out_.push_back(std::move(job.out));
       if (error) {
         error_ = error;
         queue_.clear();
@@ -178,6 +213,8 @@ class CompressBehind {
   std::condition_variable changed_;
   std::deque<Job> queue_;
   std::vector<ChunkBuffer> free_;
+  std::vector<ChunkBuffer> free_out_;  // packed-chunk buffers of the caller's half
+  bool compress_here_ = false;  // the caller's thread only: whose turn the next chunk is
   bool busy_ = false;
   bool stop_ = false;
   std::exception_ptr error_;

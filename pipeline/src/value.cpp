@@ -274,7 +274,12 @@ bool Decoder::key(std::string& out) {
     return fail(ScanFail::BadKey, at, b);
   }
   if (!need(len, at, b)) return false;
-  out.assign(ptr(), len);
+  // The previous record's key in the same place is usually the same key. Keys are short:
+  // a byte loop beats a call to memcmp.
+  bool same = out.size() == len;
+  const char* k = ptr();
+  for (std::size_t i = 0; same && i < len; ++i) same = out[i] == k[i];
+  if (!same) out.assign(k, len);
   pos_ += len;
   return true;
 }
@@ -298,6 +303,15 @@ bool Decoder::ext(Value::Storage& s, std::int8_t type, std::size_t len) {
 // previous record's tree for decode_record_into. Strings, maps and arrays already there are
 // assigned into (their capacity reused), so that a reader decoding records of one shape in
 // a loop allocates nothing per record in steady state; anything else is replaced.
+template <class T>
+inline void assign_scalar(Value::Storage& s, T v) noexcept {
+  if (auto* x = std::get_if<T>(&s)) {
+    *x = v;  // no variant reset when the type repeats
+  } else {
+    s.emplace<T>(v);
+  }
+}
+
 inline void assign_text(Value::Storage& s, const char* p, std::size_t len) {
   if (auto* str = std::get_if<std::string>(&s)) {
     str->assign(p, len);
@@ -312,7 +326,44 @@ bool Decoder::map_body(Map& m, std::uint64_t count, int depth) {
   std::size_t i = 0;
   for (; i < count; ++i) {
     auto& entry = i < m.size() ? m[i] : m.emplace_back();
-    if (!key(entry.first) || !value(entry.second, depth + 1)) return false;
+    if (!key(entry.first)) return false;
+    // Inline fast paths for a Triton event's usual values (fixint, fixstr/str8, float64)
+    // when they are whole; anything else, or a truncated one, goes through value(), which
+    // also reports every failure.
+    if (pos_ < n_) {
+      const unsigned char b = p_[pos_];
+      const std::size_t left = n_ - pos_ - 1;
+      Value::Storage& s = entry.second.storage();
+      if (b <= 0x7f) {
+        assign_scalar<std::int64_t>(s, b);
+        pos_ += 1;
+        continue;
+      }
+      if (b >= 0xa0 && b <= 0xbf && left >= (b & 0x1fU)) {
+        const std::size_t len = b & 0x1fU;
+        assign_text(s, reinterpret_cast<const char*>(p_ + pos_ + 1), len);
+        pos_ += 1 + len;
+        continue;
+      }
+      if (b == 0xd9 && left >= 1 && left - 1 >= p_[pos_ + 1]) {
+        const std::size_t len = p_[pos_ + 1];
+        assign_text(s, reinterpret_cast<const char*>(p_ + pos_ + 2), len);
+        pos_ += 2 + len;
+        continue;
+      }
+      if (b == 0xda && left >= 2 && left - 2 >= detail::load16(p_ + pos_ + 1)) {
+        const std::size_t len = detail::load16(p_ + pos_ + 1);
+        assign_text(s, reinterpret_cast<const char*>(p_ + pos_ + 3), len);
+        pos_ += 3 + len;
+        continue;
+      }
+      if (b == 0xcb && left >= 8) {
+        assign_scalar<double>(s, std::bit_cast<double>(detail::load64(p_ + pos_ + 1)));
+        pos_ += 9;
+        continue;
+      }
+    }
+    if (!value(entry.second, depth + 1)) return false;
   }
   if (m.size() > i) m.erase(m.begin() + static_cast<std::ptrdiff_t>(i), m.end());
   return true;
@@ -345,11 +396,11 @@ bool Decoder::value(Value& out, int depth) {
   // int8..64), unsigned only above INT64_MAX: the shortest re-encoding (as msgpack-python
   // writes) then decodes to an equal value, and callers test one type for ordinary ints.
   if (b <= 0x7f) {
-    s.emplace<std::int64_t>(b);
+    assign_scalar<std::int64_t>(s, b);
     return true;
   }
   if (b >= 0xe0) {
-    s.emplace<std::int64_t>(static_cast<std::int8_t>(b));
+    assign_scalar<std::int64_t>(s, static_cast<std::int8_t>(b));
     return true;
   }
   std::uint64_t count = 0;
@@ -412,7 +463,7 @@ bool Decoder::value(Value& out, int depth) {
       }
       case 0xcb: {
         if (!need(8, at, b)) return false;
-        s.emplace<double>(std::bit_cast<double>(detail::load64(p_ + pos_)));
+        assign_scalar<double>(s, std::bit_cast<double>(detail::load64(p_ + pos_)));
         pos_ += 8;
         return true;
       }
@@ -423,9 +474,9 @@ bool Decoder::value(Value& out, int depth) {
                                 : w == 4 ? detail::load32(p_ + pos_) : detail::load64(p_ + pos_);
         pos_ += w;
         if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-          s.emplace<std::uint64_t>(u);
+          assign_scalar<std::uint64_t>(s, u);
         } else {
-          s.emplace<std::int64_t>(static_cast<std::int64_t>(u));
+          assign_scalar<std::int64_t>(s, static_cast<std::int64_t>(u));
         }
         return true;
       }
@@ -440,7 +491,7 @@ bool Decoder::value(Value& out, int depth) {
           default: i = static_cast<std::int64_t>(detail::load64(p_ + pos_)); break;
         }
         pos_ += w;
-        s.emplace<std::int64_t>(i);
+        assign_scalar<std::int64_t>(s, i);
         return true;
       }
       case 0xdc: case 0xde:

@@ -19,6 +19,37 @@ namespace kclpp::test {
 
 namespace fs = std::filesystem;
 
+ServerStart wait_until_answering(Subprocess& process, const std::function<void()>& probe,
+                                 std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      probe();
+      return ServerStart::Answering;
+    } catch (const native::AwsError&) {
+      return ServerStart::Answering;  // an error reply is an answer
+    } catch (const Error&) {
+      // not listening yet
+    }
+    if (process.wait(std::chrono::milliseconds{50})) return ServerStart::Exited;
+  }
+  return ServerStart::TimedOut;
+}
+
+std::vector<Record> read_stream(native::KinesisClient& client, const std::string& stream, int max_reads) {
+  std::vector<Record> out;
+  for (const auto& shard : client.list_shards(stream)) {
+    auto iterator = client.get_shard_iterator(stream, shard.shard_id, native::StartPosition::trim_horizon());
+    for (int round = 0; round < max_reads; ++round) {
+      auto result = client.get_records(iterator);
+      for (auto& r : result.records) out.push_back(std::move(r));
+      if (!result.next_shard_iterator || (result.records.empty() && result.millis_behind_latest == 0)) break;
+      iterator = *result.next_shard_iterator;
+    }
+  }
+  return out;
+}
+
 const char* server_name(KinesisServer kind) noexcept {
   return kind == KinesisServer::Kinesalite ? "kinesalite" : "kinesis_local";
 }
@@ -130,25 +161,14 @@ Kinesalite::Kinesalite(KinesisServer kind) : kind_(kind) {
     probe_options.connect_timeout = std::chrono::milliseconds{500};
     probe_options.request_timeout = std::chrono::milliseconds{2'000};
     native::KinesisClient probe(probe_options);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
-    bool exited = false;
-    while (std::chrono::steady_clock::now() < deadline) {
-      try {
-        (void)probe.describe_stream_summary("kclpp-readiness-probe");
-        return;  // (the stream does not exist: unreachable in practice)
-      } catch (const native::AwsError&) {
-        return;  // it answered
-      } catch (const Error&) {
-        // not listening yet
-      }
-      if (process_->wait(std::chrono::milliseconds{50})) {
-        exited = true;
-        break;
-      }
-    }
+    // (The stream does not exist: the probe ends in an AwsError, which is an answer.)
+    const ServerStart started = wait_until_answering(
+        *process_, [&probe] { (void)probe.describe_stream_summary("kclpp-readiness-probe"); },
+        std::chrono::seconds{30});
+    if (started == ServerStart::Answering) return;
     last_log = process_->stderr_text();
     process_.reset();
-    if (!exited) break;  // it runs but never answered: retrying will not help
+    if (started == ServerStart::TimedOut) break;  // it runs but never answered: retrying will not help
   }
   throw std::runtime_error(std::string(server_name(kind)) + " did not start; its stderr:\n" + last_log);
 }

@@ -73,6 +73,20 @@ class Kinesalite {
 // The executable `program` on $PATH, or empty.
 [[nodiscard]] std::string find_on_path(const std::string& program);
 
+// How waiting for a server just started as `process` ended (wait_until_answering).
+enum class ServerStart { Answering, Exited, TimedOut };
+// Calls `probe` (one request to the server, short timeouts) until the server answers:
+// `probe` returns, or throws native::AwsError (an error reply is an answer); any other
+// kclpp::Error means "not listening yet". Stops early when `process` exits.
+[[nodiscard]] ServerStart wait_until_answering(Subprocess& process, const std::function<void()>& probe,
+                                               std::chrono::milliseconds timeout);
+
+// Every record of `stream` as stored, shard by shard in ListShards order: GetRecords from
+// TRIM_HORIZON until each shard is caught up or closed (at most `max_reads` per shard).
+// Throws what the client throws.
+[[nodiscard]] std::vector<Record> read_stream(native::KinesisClient& client, const std::string& stream,
+                                              int max_reads = 1000);
+
 }  // namespace kclpp::test
 
 // In a test body: skips the test (locally) or fails it (KCLPP_CI set) when `server` could

@@ -19,6 +19,7 @@
 #include "kclpp/native/kinesis_client.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kinesalite_fixture.hpp"
+#include "support.hpp"
 
 namespace kclpp::native {
 namespace {
@@ -542,13 +543,7 @@ print(req.headers['Authorization'])
                           req.header("x-amz-target") + "' '" + req.header("x-amz-date") + "' '" +
                           creds.access_key_id + "' '" + creds.secret_access_key + "' '" +
                           creds.session_token + "' " + (dir / "body").string() + " 2>&1";
-  std::string out;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
+  std::string out = ::kclpp::test::shell_output(cmd);
   fs::remove_all(dir);
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   return out;

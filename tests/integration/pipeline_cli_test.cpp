@@ -17,6 +17,7 @@
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/pipeline/s3_client.hpp"
 #include "kclpp/pipeline/value.hpp"
+#include "e2e_support.hpp"
 #include "postgres_fixture.hpp"
 #include "s3rver_fixture.hpp"
 #include "support.hpp"
@@ -27,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using test::Subprocess;
+using test::TempDir;
 
 struct ToolRun {
   int code = -1;
@@ -53,19 +55,6 @@ std::int64_t now_s() {
       .count();
 }
 
-struct TempDir {
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "kclpp-pipeline-cli-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path path;
-};
-
 // "<client>.<stream>.<shard>.age <seconds> <unix_now>" → checks the name and returns the age,
 // after checking that unix_now is now.
 double graphite_age(const std::string& line, const std::string& name) {
@@ -86,8 +75,8 @@ TEST(KclppStats, SqliteRowsWrittenByTritonPrintAsGraphiteLines) {
     if (test::in_ci()) FAIL() << "the sqlite3 CLI is not installed";
     GTEST_SKIP() << "the sqlite3 CLI is not installed";
   }
-  TempDir dir;
-  const std::string db = (dir.path / "triton.db").string();
+  TempDir dir{"kclpp-pipeline-cli"};
+  const std::string db = (dir.path() / "triton.db").string();
   const std::int64_t now = now_s();
   // go-triton's DDL and positional INSERT (spec §4).
   const std::string sql =
@@ -123,8 +112,8 @@ TEST(KclppStats, SqliteRowsWrittenByTritonPrintAsGraphiteLines) {
 }
 
 TEST(KclppStats, KclppLayoutShardEndAndErrors) {
-  TempDir dir;
-  const std::string db = (dir.path / "app.checkpoints.db").string();
+  TempDir dir{"kclpp-pipeline-cli"};
+  const std::string db = (dir.path() / "app.checkpoints.db").string();
   {
     auto store = native::open_checkpoint_store("sqlite:" + db);
     store->save({"app", "orders", "shardId-000000000000"}, ExtendedSequenceNumber(SequenceNumber("5"), 0));
@@ -141,7 +130,7 @@ TEST(KclppStats, KclppLayoutShardEndAndErrors) {
   const auto no_client = run_tool({"stats", "--checkpoint-db", "sqlite:" + db}, {"TRITON_CLIENT="});
   EXPECT_EQ(no_client.code, 1);
   EXPECT_NE(no_client.err.find("--client"), std::string::npos) << no_client.err;
-  const std::string missing = (dir.path / "typo.db").string();
+  const std::string missing = (dir.path() / "typo.db").string();
   const auto typo = run_tool({"stats", "--checkpoint-db", "sqlite://" + missing, "--client", "app"});
   EXPECT_EQ(typo.code, 1);
   EXPECT_NE(typo.err.find("does not exist"), std::string::npos) << typo.err;
@@ -174,7 +163,7 @@ class KclppCat : public ::testing::Test {
     KCLPP_REQUIRE_SERVER(s3_);
     s3_.create_bucket("archive");
     client_ = std::make_unique<S3Client>(s3_.s3_options());
-    config_ = (dir_.path / "triton.yaml").string();
+    config_ = (dir_.path() / "triton.yaml").string();
     std::ofstream(config_) << "events:\n  name: events_v3\n  partition_key: user\n  region: us-east-1\n";
   }
 
@@ -194,7 +183,7 @@ class KclppCat : public ::testing::Test {
                            "TRITON_CLIENT=", "TRITON_BUCKET="});
   }
 
-  TempDir dir_;
+  TempDir dir_{"kclpp-pipeline-cli"};
   std::string config_;
   test::S3rver s3_;
   std::unique_ptr<S3Client> client_;

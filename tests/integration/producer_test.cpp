@@ -40,15 +40,8 @@ struct ReadRecord {
 
 std::vector<ReadRecord> read_all(KinesisClient& client, const std::string& stream) {
   std::vector<ReadRecord> out;
-  for (const auto& shard : client.list_shards(stream)) {
-    auto iterator = client.get_shard_iterator(stream, shard.shard_id, kclpp::native::StartPosition::trim_horizon());
-    for (int round = 0; round < 100; ++round) {
-      auto result = client.get_records(iterator);
-      for (auto& r : result.records) out.push_back({r.partition_key, r.data, r.sequence_number.str()});
-      if (!result.next_shard_iterator || (result.records.empty() && result.millis_behind_latest == 0)) break;
-      iterator = *result.next_shard_iterator;
-    }
-  }
+  for (auto& r : kclpp::test::read_stream(client, stream, 100))
+    out.push_back({std::move(r.partition_key), std::move(r.data), r.sequence_number.str()});
   return out;
 }
 

@@ -20,6 +20,7 @@
 #include "kclpp/processor/error.hpp"
 #include "kinesalite_fixture.hpp"
 #include "s3rver_fixture.hpp"
+#include "support.hpp"
 
 namespace kclpp::pipeline {
 namespace {
@@ -568,13 +569,7 @@ for line in open(path, encoding='utf-8'):
   const std::string cmd = "/usr/bin/python3 " + (dir / "sign.py").string() + " '" + creds.access_key_id + "' '" +
                           creds.secret_access_key + "' '" + creds.session_token + "' " +
                           (dir / "requests.tsv").string() + " 2>&1";
-  std::string out;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
+  std::string out = ::kclpp::test::shell_output(cmd);
   fs::remove_all(dir);
   std::vector<std::string> lines;
   std::size_t pos = 0;

@@ -46,25 +46,13 @@ S3rver::S3rver() {
     probe_options.connect_timeout = std::chrono::milliseconds{500};
     probe_options.low_speed_timeout = std::chrono::milliseconds{2'000};
     pipeline::S3Client probe(probe_options);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
-    bool exited = false;
-    while (std::chrono::steady_clock::now() < deadline) {
-      try {
-        (void)probe.head_object("kclpp-readiness-probe", "k");
-        return;
-      } catch (const native::AwsError&) {
-        return;  // it answered (NoSuchBucket)
-      } catch (const Error&) {
-        // not listening yet
-      }
-      if (process_->wait(std::chrono::milliseconds{50})) {
-        exited = true;
-        break;
-      }
-    }
+    // (NoSuchBucket is an answer.)
+    const ServerStart started = wait_until_answering(
+        *process_, [&probe] { (void)probe.head_object("kclpp-readiness-probe", "k"); }, std::chrono::seconds{30});
+    if (started == ServerStart::Answering) return;
     last_log = process_->stderr_text();
     process_.reset();
-    if (!exited) break;  // it runs but never answered: retrying will not help
+    if (started == ServerStart::TimedOut) break;  // it runs but never answered: retrying will not help
   }
   std::error_code ec;
   fs::remove_all(data_dir_, ec);

@@ -109,15 +109,7 @@ class TempDir {
 // "KEY HEXDATA" lines of every record in `stream`, sorted.
 std::vector<std::string> stream_contents(KinesisClient& client, const std::string& stream) {
   std::vector<std::string> out;
-  for (const auto& shard : client.list_shards(stream)) {
-    auto iterator = client.get_shard_iterator(stream, shard.shard_id, kclpp::native::StartPosition::trim_horizon());
-    for (int round = 0; round < 1000; ++round) {
-      auto result = client.get_records(iterator);
-      for (const auto& r : result.records) out.push_back(r.partition_key + " " + hex(r.data));
-      if (!result.next_shard_iterator || (result.records.empty() && result.millis_behind_latest == 0)) break;
-      iterator = *result.next_shard_iterator;
-    }
-  }
+  for (const auto& r : kclpp::test::read_stream(client, stream)) out.push_back(r.partition_key + " " + hex(r.data));
   std::sort(out.begin(), out.end());
   return out;
 }

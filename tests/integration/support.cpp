@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -348,6 +349,17 @@ std::optional<std::vector<std::string>> json_keys(std::string_view line) {
     if (i != line.size()) return std::nullopt;
     return keys;
   }
+}
+
+std::string shell_output(const std::string& command) {
+  std::string out;
+  if (FILE* p = ::popen(command.c_str(), "r")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
 }
 
 std::vector<std::string> lines_with(std::string_view text, std::string_view needle) {

@@ -108,4 +108,8 @@ std::optional<std::vector<std::string>> json_keys(std::string_view line);
 // Lines of `text` containing `needle`.
 std::vector<std::string> lines_with(std::string_view text, std::string_view needle);
 
+// Runs `command` through /bin/sh (popen) to completion and returns what it wrote on stdout
+// ("" if it could not be started). For short reference scripts, e.g. a python3 signer.
+std::string shell_output(const std::string& command);
+
 }  // namespace kclpp::test

@@ -34,19 +34,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace store_test;
 
-struct TempDir {
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "kclpp-store-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path path;
-};
-
 // --- the contract, for memory and SQLite -----------------------------------------------
 
 class StoreContract : public ::testing::TestWithParam<std::string> {
@@ -54,7 +41,7 @@ class StoreContract : public ::testing::TestWithParam<std::string> {
   // A fresh store URI of the kind under test.
   std::string fresh_uri() {
     if (GetParam() == "memory") return "memory:";
-    return "sqlite:" + (dir_.path / ("store-" + std::to_string(++n_) + ".db")).string();
+    return "sqlite:" + (dir_.path() / ("store-" + std::to_string(++n_) + ".db")).string();
   }
   std::unique_ptr<CheckpointStore> open(const std::string& uri) { return open_checkpoint_store(uri); }
 
@@ -236,14 +223,14 @@ TEST(CheckpointStoreUri, SchemeIsCaseInsensitiveAndRelativeSqlitePathsWork) {
   const Deadline deadline(10s);
   TempDir dir;
   const fs::path old = fs::current_path();
-  fs::current_path(dir.path);
+  fs::current_path(dir.path());
   try {
     auto store = open_checkpoint_store("SQLite:relative.db");
     store->save({"a", "s", "shard"}, seq("5"));
     store.reset();
     fs::current_path(old);
-    EXPECT_TRUE(fs::exists(dir.path / "relative.db"));
-    auto again = open_checkpoint_store("sqlite:" + (dir.path / "relative.db").string());
+    EXPECT_TRUE(fs::exists(dir.path() / "relative.db"));
+    auto again = open_checkpoint_store("sqlite:" + (dir.path() / "relative.db").string());
     EXPECT_EQ(again->load({"a", "s", "shard"}), seq("5"));
   } catch (...) {
     fs::current_path(old);
@@ -279,7 +266,7 @@ std::vector<std::string> sql_column(const fs::path& path, const std::string& sql
 TEST(SqliteStore, CreatesVersionedSchemaWithLeaseColumnsInWalMode) {
   const Deadline deadline(10s);
   TempDir dir;
-  const auto path = dir.path / "c.db";
+  const auto path = dir.path() / "c.db";
   auto store = open_checkpoint_store("sqlite:" + path.string());
   store->save({"a", "s", "shard"}, seq("5"));
   store.reset();
@@ -301,7 +288,7 @@ TEST(SqliteStore, CreatesVersionedSchemaWithLeaseColumnsInWalMode) {
 TEST(SqliteStore, NewerSchemaVersionIsRefusedNamingBothVersions) {
   const Deadline deadline(10s);
   TempDir dir;
-  const auto path = dir.path / "c.db";
+  const auto path = dir.path() / "c.db";
   (void)open_checkpoint_store("sqlite:" + path.string());
   sql_column(path, "UPDATE kclpp_schema_version SET version = 42");
   try {
@@ -319,7 +306,7 @@ TEST(SqliteStore, NewerSchemaVersionIsRefusedNamingBothVersions) {
 TEST(SqliteStore, NotADatabaseOrMissingDirectoryIsAStoreErrorNamingThePath) {
   const Deadline deadline(10s);
   TempDir dir;
-  const auto text = dir.path / "notes.txt";
+  const auto text = dir.path() / "notes.txt";
   {
     std::FILE* f = std::fopen(text.c_str(), "w");
     ASSERT_NE(f, nullptr);
@@ -332,7 +319,7 @@ TEST(SqliteStore, NotADatabaseOrMissingDirectoryIsAStoreErrorNamingThePath) {
   } catch (const StoreError& e) {
     EXPECT_NE(std::string(e.what()).find(text.string()), std::string::npos) << e.what();
   }
-  const auto missing = dir.path / "no" / "such" / "dir" / "c.db";
+  const auto missing = dir.path() / "no" / "such" / "dir" / "c.db";
   try {
     (void)open_checkpoint_store("sqlite:" + missing.string());
     FAIL() << "opened in a missing directory";
@@ -344,7 +331,7 @@ TEST(SqliteStore, NotADatabaseOrMissingDirectoryIsAStoreErrorNamingThePath) {
 TEST(SqliteStore, CorruptRowIsAStoreErrorNotACrash) {
   const Deadline deadline(10s);
   TempDir dir;
-  const auto path = dir.path / "c.db";
+  const auto path = dir.path() / "c.db";
   open_checkpoint_store("sqlite:" + path.string())->save({"a", "s", "shard"}, seq("5"));
   sql_column(path, "UPDATE kclpp_checkpoints SET sequence_number = 'garbage'");
   auto store = open_checkpoint_store("sqlite:" + path.string());
@@ -357,7 +344,7 @@ TEST(SqliteStore, CorruptRowIsAStoreErrorNotACrash) {
 TEST(SqliteStore, CheckpointSurvivesSigkillRightAfterSaveReturns) {
   const Deadline deadline(60s);
   TempDir dir;
-  const std::string uri = "sqlite:" + (dir.path / "c.db").string();
+  const std::string uri = "sqlite:" + (dir.path() / "c.db").string();
   for (int round = 0; round < 3; ++round) {
     Child child([&](int fd) {
       auto store = open_checkpoint_store(uri);
@@ -396,7 +383,7 @@ TEST(SqliteStore, CheckpointSurvivesSigkillRightAfterSaveReturns) {
 TEST(SqliteStore, ClaimHeldByAnotherProcessNamesItsPidAndIsFreedBySigkill) {
   const Deadline deadline(30s);
   TempDir dir;
-  const std::string path = (dir.path / "c.db").string();
+  const std::string path = (dir.path() / "c.db").string();
   // The child opens the store before the parent does: SQLite connections must not cross
   // a fork, so the parent has none yet.
   Child child([&](int fd) {
@@ -428,7 +415,7 @@ TEST(SqliteStore, ClaimHeldByAnotherProcessNamesItsPidAndIsFreedBySigkill) {
 TEST(SqliteStore, ProcessesCreatingTheSameNewDatabaseAtOnceAllSucceed) {
   const Deadline deadline(60s);
   TempDir dir;
-  const std::string uri = "sqlite:" + (dir.path / "new.db").string();
+  const std::string uri = "sqlite:" + (dir.path() / "new.db").string();
   constexpr int processes = 6;
   int go[2];
   ASSERT_EQ(::pipe2(go, O_CLOEXEC), 0);
@@ -452,7 +439,7 @@ TEST(SqliteStore, ProcessesCreatingTheSameNewDatabaseAtOnceAllSucceed) {
   }
   auto store = open_checkpoint_store(uri);
   EXPECT_EQ(store->load_all("app", "stream").size(), static_cast<std::size_t>(processes));
-  EXPECT_EQ(sql_column(dir.path / "new.db", "SELECT count(*) FROM kclpp_schema_version"),
+  EXPECT_EQ(sql_column(dir.path() / "new.db", "SELECT count(*) FROM kclpp_schema_version"),
             std::vector<std::string>{"1"});
 }
 

@@ -23,6 +23,7 @@
 #include "kclpp/pipeline/value.hpp"
 #include "kclpp/processor/error.hpp"
 #include "notify.hpp"
+#include "../store_test_support.hpp"
 
 namespace {
 
@@ -47,24 +48,7 @@ int closed_port() {
   return ntohs(addr.sin_port);
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "kclpp-store-unit-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using kclpp::native::store_test::TempDir;
 
 // Records every checkpoint a processor makes.
 class RecordingCheckpointer final : public kclpp::Checkpointer {
@@ -103,7 +87,7 @@ class StoreUnitTest : public ::testing::Test {
   }
   [[nodiscard]] fs::path spool() const { return dir.path() / "unit_stream-store.tri"; }
 
-  TempDir dir;
+  TempDir dir{"kclpp-store-unit"};
   int port = closed_port();
 };
 
@@ -277,7 +261,7 @@ std::string read_file(const fs::path& path) {
 }
 
 TEST(StoreNotifyTest, PassesTheValuesAsArgumentsAndEnvironment) {
-  TempDir dir;
+  TempDir dir{"kclpp-store-unit"};
   const fs::path out = dir.path() / "out";
   const fs::path marker = dir.path() / "injected";
   const std::string command = "printf '%s|%s|%s|%s|%s\\n' >" + out.string() + " \"$KCLPP_ARCHIVE_KEY\"";
@@ -289,7 +273,7 @@ TEST(StoreNotifyTest, PassesTheValuesAsArgumentsAndEnvironment) {
 }
 
 TEST(StoreNotifyTest, DoesNotInheritTheStoresFileDescriptors) {
-  TempDir dir;
+  TempDir dir{"kclpp-store-unit"};
   const fs::path out = dir.path() / "fds";
   // Like a lock file or a spool opened without O_CLOEXEC.
   const int fd = ::open((dir.path() / "held").c_str(), O_CREAT | O_WRONLY, 0600);
@@ -310,7 +294,7 @@ TEST(StoreNotifyTest, ReportsTheExitCode) {
 }
 
 TEST(StoreNotifyTest, KillsACommandThatOverrunsItsTimeoutWithWhatItStarted) {
-  TempDir dir;
+  TempDir dir{"kclpp-store-unit"};
   const fs::path pid_file = dir.path() / "pid";
   const auto started = std::chrono::steady_clock::now();
   const auto result =

@@ -49,10 +49,12 @@ class FileSink {
 // uncompressed bytes. Records are buffered and may straddle chunks (spec §3.2).
 // Not thread-safe. Move-only. The destructor does not flush: call finish().
 struct ArchiveWriterOptions {
-  // Compress full chunks and call the sink on a helper thread (started by the constructor,
-  // joined by the destructor), up to this many chunks queued (64 KiB each), so that
-  // compression overlaps the caller's appends. The sink is then called from the helper
-  // thread (one call at a time); what it throws comes out of the next append/flush/finish.
+  // Compress full chunks on two threads and call the sink on a helper thread (started by
+  // the constructor, joined by the destructor), up to this many chunks queued (64 KiB
+  // each): the caller compresses every other chunk itself, the helper the others, so that
+  // writing runs up to twice as fast on two free cores. The sink is then called from the
+  // helper thread (one call at a time, in order); what it throws comes out of the next
+  // append/flush/finish.
   // flush() and finish() return once the sink has had everything. 0: all on the caller's
   // thread. The bytes written are the same either way.
   std::size_t compress_behind_chunks = 0;
