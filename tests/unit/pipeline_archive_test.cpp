@@ -495,6 +495,71 @@ TEST(ArchiveReader, NextDecodesMapsAndReportsNonMapsWithoutStopping) {
   EXPECT_THROW((void)junk.next(), kclpp::ProtocolError);
 }
 
+// The storage-reusing next(out) must give exactly what next() gives, also when the shape of
+// the records changes from one to the next (fewer or more fields, a field changing type,
+// nested maps and arrays growing and shrinking, a non-map in between).
+TEST(ArchiveReader, ReusedRecordEqualsFreshDecodingWhateverTheShapes) {
+  const std::uint64_t seed = std::random_device{}();
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  std::vector<std::string> records;
+  for (int i = 0; i < 400; ++i) {
+    if (rng() % 17 == 0) {
+      records.push_back(std::string(1, static_cast<char>(0x07)));  // a non-map value
+      continue;
+    }
+    Map record;
+    const std::size_t fields = rng() % 6;
+    for (std::size_t f = 0; f < fields; ++f) {
+      const std::string key = rng() % 2 ? "k" + std::to_string(f) : random_text(rng, rng() % 40);
+      switch (rng() % 6) {
+        case 0: record.emplace_back(key, Value(static_cast<std::int64_t>(rng() % 100'000) - 50'000)); break;
+        case 1: record.emplace_back(key, Value(random_text(rng, rng() % 300))); break;
+        case 2: record.emplace_back(key, Value(Binary{random_text(rng, rng() % 20)})); break;
+        case 3: record.emplace_back(key, Value(static_cast<double>(rng() % 1000) / 8.0)); break;
+        case 4: {
+          Array items;
+          for (std::size_t n = rng() % 4; n > 0; --n) items.emplace_back(Value(random_text(rng, rng() % 10)));
+          record.emplace_back(key, Value(std::move(items)));
+          break;
+        }
+        default: {
+          Map inner;
+          for (std::size_t n = rng() % 3; n > 0; --n) inner.emplace_back("i" + std::to_string(n), Value(Nil{}));
+          record.emplace_back(key, Value(std::move(inner)));
+          break;
+        }
+      }
+    }
+    records.push_back(encode_record(record));
+  }
+  const std::string archive = write_archive(records);
+  ArchiveReader fresh(memory_source(archive), "shapes.tri");
+  ArchiveReader reused(memory_source(archive), "shapes.tri");
+  DecodedRecord out;
+  std::size_t n = 0;
+  while (auto want = fresh.next()) {
+    ASSERT_TRUE(reused.next(out)) << "record " << n;
+    EXPECT_EQ(out.error, want->error) << "record " << n;
+    if (want->ok()) {
+      EXPECT_EQ(out.map, want->map) << "record " << n;
+    }
+    ++n;
+  }
+  EXPECT_FALSE(reused.next(out));
+  EXPECT_EQ(n, records.size());
+  // decode_record_into on its own, over the same records in reverse order.
+  DecodedRecord into;
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    const DecodedRecord want = decode_record(*it);
+    decode_record_into(*it, into);
+    EXPECT_EQ(into.error, want.error);
+    if (want.ok()) {
+      EXPECT_EQ(into.map, want.map);
+    }
+  }
+}
+
 // --- files -------------------------------------------------------------------------------
 
 TEST(ArchiveFiles, FileSinkAndFileSourceRoundTrip) {
