@@ -1,5 +1,6 @@
 #include "native_runner.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -74,17 +75,23 @@ void apply_read_options(const Args& args, native::WorkerOptions& options) {
 }
 
 std::vector<std::size_t> parse_shard_indexes(const std::string& text) {
+  // An empty list would mean "every shard" to the worker: refuse it rather than read all
+  // shards because of a typo (`--shards=` or `--shards "$UNSET"`).
+  if (text.empty()) throw ConfigError("--shards: empty list (give shard indexes: 0,1,...)");
   std::vector<std::size_t> indexes;
   std::string_view rest = text;
-  while (!rest.empty()) {
+  for (;;) {
     const std::size_t comma = rest.find(',');
     const std::string_view item = rest.substr(0, comma);
     std::size_t index = 0;
     const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), index);
     if (item.empty() || ec != std::errc{} || end != item.data() + item.size())
-      throw ConfigError("--shards: '" + std::string(item) + "' is not a shard index (0, 1, ...)");
+      throw ConfigError("--shards: '" + std::string(item) + "' is not a shard index (0, 1, ...) in '" + text + "'");
+    if (std::find(indexes.begin(), indexes.end(), index) != indexes.end())
+      throw ConfigError("--shards: shard index " + std::to_string(index) + " given twice in '" + text + "'");
     indexes.push_back(index);
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);  // "1," leaves an empty item: refused above
   }
   return indexes;
 }

@@ -249,6 +249,10 @@ TEST(S3Xml, EtagsAndDates) {
   EXPECT_EQ(http_date_to_iso8601("Tue, 01 Dec 2026 09:29:42 GMT"), "2026-12-01T09:29:42.000Z");
   EXPECT_EQ(http_date_to_iso8601("Fri, 24 May 2013 00:00:00 GMT"), "2013-05-24T00:00:00.000Z");
   EXPECT_EQ(http_date_to_iso8601("garbage"), "garbage");
+  // Fields out of range (found by the s3_xml fuzz target) come back unchanged.
+  EXPECT_EQ(http_date_to_iso8601("Tue, 01 Dec 2 0:206929:42 GMT"), "Tue, 01 Dec 2 0:206929:42 GMT");
+  EXPECT_EQ(http_date_to_iso8601("Tue, 32 Dec 2026 09:29:42 GMT"), "Tue, 32 Dec 2026 09:29:42 GMT");
+  EXPECT_EQ(http_date_to_iso8601("Tue, 01 Dec 2026 24:00:00 GMT"), "Tue, 01 Dec 2026 24:00:00 GMT");
 }
 
 }  // namespace

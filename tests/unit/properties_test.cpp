@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "daemon.hpp"
 #include "kclpp/processor/error.hpp"
@@ -194,6 +195,29 @@ TEST(StartPosition, ParsesNamesEpochAndRfc3339) {
   EXPECT_NO_THROW((void)parse_start_position("2200-01-01T00:00:00Z", "--from"));
   EXPECT_THROW((void)parse_start_position("AT_TIMESTAMP:99999999-01-01T00:00:00Z", "--from"), ConfigError);
   EXPECT_THROW((void)parse_start_position("AT_TIMESTAMP:2023-11-14 22:13:20", "--from"), ConfigError);
+}
+
+TEST(ShardIndexes, ParsesAListAndNamesWhatIsWrong) {
+  EXPECT_EQ(parse_shard_indexes("0"), (std::vector<std::size_t>{0}));
+  EXPECT_EQ(parse_shard_indexes("3,0,12"), (std::vector<std::size_t>{3, 0, 12}));
+  const auto message = [](const std::string& text) {
+    try {
+      (void)parse_shard_indexes(text);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // Empty would mean every shard to the worker: refused.
+  EXPECT_NE(message("").find("empty list"), std::string::npos);
+  EXPECT_NE(message("1,").find("'' is not a shard index"), std::string::npos);
+  EXPECT_NE(message(",1").find("'' is not a shard index"), std::string::npos);
+  EXPECT_NE(message("1,,2").find("'' is not a shard index"), std::string::npos);
+  EXPECT_NE(message("1,x").find("'x' is not a shard index"), std::string::npos);
+  EXPECT_NE(message("-1").find("'-1' is not a shard index"), std::string::npos);
+  EXPECT_NE(message(" 1").find("' 1' is not a shard index"), std::string::npos);
+  EXPECT_NE(message("99999999999999999999999").find("is not a shard index"), std::string::npos);
+  EXPECT_NE(message("2,1,2").find("shard index 2 given twice"), std::string::npos);
 }
 
 }  // namespace
