@@ -7,6 +7,7 @@
 #include <mutex>
 #include <utility>
 
+#include "kclpp/native/aws.hpp"
 #include "kclpp/processor/error.hpp"
 
 namespace kclpp::native::detail {
@@ -52,9 +53,11 @@ std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user
   return n;
 }
 
+}  // namespace
+
 // Failures that happen before the request is on the wire: the server cannot have acted.
-bool before_send(CURLcode code) {
-  switch (code) {
+bool curl_failed_before_send(int curl_code) noexcept {
+  switch (static_cast<CURLcode>(curl_code)) {
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -73,8 +76,6 @@ bool before_send(CURLcode code) {
       return false;
   }
 }
-
-}  // namespace
 
 struct HttpClient::Impl {
   HttpOptions options;
@@ -177,7 +178,7 @@ HttpResult HttpClient::post(const std::string& url, const std::vector<std::strin
   // A timeout before the connection was ready (no pre-transfer time) sent nothing either.
   curl_off_t pretransfer_us = 0;
   curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
-  const bool not_sent = before_send(code) || (r.timed_out && pretransfer_us == 0);
+  const bool not_sent = curl_failed_before_send(code) || (r.timed_out && pretransfer_us == 0);
   r.outcome = not_sent ? HttpResult::Outcome::NotSent : HttpResult::Outcome::Failed;
   return r;
 }

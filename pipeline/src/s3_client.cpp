@@ -18,6 +18,7 @@
 #include <mutex>
 #include <utility>
 
+#include "kclpp/native/aws.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 #include "kclpp/processor/retry.hpp"
@@ -60,25 +61,6 @@ bool auth_code(std::string_view code) {
 bool transient_code(std::string_view code) {
   return code == "InternalError" || code == "RequestTimeout" || code == "ServiceUnavailable" ||
          code == "OperationAborted";
-}
-
-// Failures before any byte of the request left: the server cannot have acted.
-bool before_send(CURLcode code) {
-  switch (code) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-      return true;
-    default:
-      return false;
-  }
 }
 
 // A status with no XML body (HEAD replies, proxies): a code like the ones S3 sends.
@@ -377,9 +359,9 @@ struct S3Client::Impl {
   [[noreturn]] void fail(const Call& c, const Result& r, const Transfer& t) const {
     const std::string where = describe(c);
     if (r.code != CURLE_OK) {
-      const char* stage = before_send(r.code)                    ? ": request not sent: "
-                          : r.code == CURLE_OPERATION_TIMEDOUT ? ": timed out: "
-                                                                 : ": connection failed: ";
+      const char* stage = native::detail::curl_failed_before_send(r.code) ? ": request not sent: "
+                          : r.code == CURLE_OPERATION_TIMEDOUT               ? ": timed out: "
+                                                                             : ": connection failed: ";
       throw TransportError(where + stage + r.error);
     }
     fail_reply(where, r.status, t.body);

@@ -54,4 +54,11 @@ class AwsError : public Error {
   int http_status_;
 };
 
+namespace detail {
+// True when a libcurl result code (a CURLcode, passed as int so that this header does not
+// need curl.h) means the request never left: nothing was sent, so the server cannot have
+// acted on it. Shared by the Kinesis HTTP client and the S3 client (kclpp::pipeline).
+[[nodiscard]] bool curl_failed_before_send(int curl_code) noexcept;
+}  // namespace detail
+
 }  // namespace kclpp::native
