@@ -10,13 +10,19 @@
 
 #include <curl/curl.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <mutex>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "kclpp/native/aws.hpp"
 #include "kclpp/processor/error.hpp"
@@ -262,7 +268,11 @@ struct S3Client::Impl {
     std::string error;
   };
 
-  Result perform(const Call& c, Transfer& t) {
+  Result perform(const Call& c, Transfer& t) { return perform(c, t, easy.get(), error); }
+
+  // `c` on handle `h` (its error buffer `error_buffer`, CURL_ERROR_SIZE bytes): the
+  // client's own, or a multipart helper thread's.
+  Result perform(const Call& c, Transfer& t, CURL* h, char* error_buffer) {
     const detail::Target target = detail::request_target(endpoint, options.addressing, c.bucket, c.key);
     const std::string& request_host = target.host;
     const std::string& path = target.path;
@@ -281,7 +291,7 @@ struct S3Client::Impl {
     in.region = options.region;
     in.headers = {{"host", request_host}, {"x-amz-content-sha256", in.payload_hash}, {"x-amz-date", in.amz_date}};
     if (!credentials.session_token.empty()) in.headers.emplace_back("x-amz-security-token", credentials.session_token);
-    for (const auto& h : c.headers) in.headers.push_back(h);
+    for (const auto& header : c.headers) in.headers.push_back(header);
     const std::string auth = detail::authorization(in, credentials);
 
     std::vector<std::string> lines;
@@ -297,16 +307,15 @@ struct S3Client::Impl {
       list.reset(next);
     }
 
-    CURL* h = easy.get();
     // Reset keeps the connection cache (keep-alive) but forgets the previous call's method,
     // body and callbacks, so no option leaks from one call into the next.
     curl_easy_reset(h);
-    error[0] = '\0';
+    error_buffer[0] = '\0';
     t.easy = h;
     t.upload = c.body;
     t.sink = c.sink;
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);  // keys with "../" are keys, not paths
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
@@ -351,7 +360,9 @@ struct S3Client::Impl {
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // `list` dies here
     if (t.sink_error) std::rethrow_exception(t.sink_error);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
-    if (r.code != CURLE_OK) r.error = error[0] != '\0' ? std::string(error) : std::string(curl_easy_strerror(r.code));
+    if (r.code != CURLE_OK) {
+      r.error = error_buffer[0] != '\0' ? std::string(error_buffer) : std::string(curl_easy_strerror(r.code));
+    }
     return r;
   }
 
@@ -382,9 +393,10 @@ struct S3Client::Impl {
   }
 
   // Performs `c`; returns its Transfer for a 2xx reply, throws otherwise.
-  Transfer call(const Call& c) {
+  Transfer call(const Call& c) { return call(c, easy.get(), error); }
+  Transfer call(const Call& c, CURL* h, char* error_buffer) {
     Transfer t;
-    const Result r = perform(c, t);
+    const Result r = perform(c, t, h, error_buffer);
     if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) fail(c, r, t);
     return t;
   }
@@ -401,6 +413,18 @@ struct S3Client::Impl {
 
   PutObjectResult multipart(const std::string& bucket, const std::string& key, std::FILE* file,
                             std::uint64_t size, const std::string& path, const std::string& content_type);
+  // Uploads parts 1..N of `upload_id` (N = ceil(size / part_size)), returning their ETags.
+  std::vector<std::string> upload_parts(const std::string& bucket, const std::string& key,
+                                        const std::string& upload_id, int fd, std::uint64_t size,
+                                        std::uint64_t part_size, const std::string& path);
+
+  // Handles of the multipart helper threads, kept between uploads (their connections
+  // stay open, as the client's own does). Each is used by one thread at a time.
+  struct Helper {
+    std::unique_ptr<CURL, EasyDeleter> easy;
+    char error[CURL_ERROR_SIZE] = {};
+  };
+  std::vector<std::unique_ptr<Helper>> helpers;
 };
 
 S3Client::S3Client(S3Options options) : impl_(std::make_unique<Impl>()) {
@@ -413,6 +437,10 @@ S3Client::S3Client(S3Options options) : impl_(std::make_unique<Impl>()) {
     throw ConfigError("S3 client: empty access key id or secret access key");
   }
   if (options.part_size == 0) throw ConfigError("S3 client: part_size must be positive");
+  if (options.upload_parallelism < 1 || options.upload_parallelism > 64) {
+    throw ConfigError("S3 client: upload_parallelism must be between 1 and 64, not " +
+                      std::to_string(options.upload_parallelism));
+  }
   m.options = std::move(options);
   m.easy.reset(curl_easy_init());
   if (!m.easy) throw TransportError("libcurl: curl_easy_init failed", Retry::No);
@@ -436,6 +464,24 @@ void read_exactly(std::FILE* file, std::uint64_t n, const std::string& path, std
   const std::size_t got = n == 0 ? 0 : std::fread(buffer.data(), 1, buffer.size(), file);
   if (got != buffer.size()) {
     throw TransportError("S3 upload: reading '" + path + "' failed (short read: the file changed?)", Retry::No);
+  }
+}
+
+
+// `n` bytes at `offset` of the file (pread: the threads of one upload share the descriptor).
+void pread_exactly(int fd, std::uint64_t offset, std::uint64_t n, const std::string& path, std::string& buffer) {
+  buffer.resize(static_cast<std::size_t>(n));
+  std::size_t done = 0;
+  while (done < buffer.size()) {
+    const ssize_t got = ::pread(fd, buffer.data() + done, buffer.size() - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      throw TransportError("S3 upload: reading '" + path + "' failed (" +
+                               (got < 0 ? std::string(std::strerror(errno)) : std::string("short read: the file changed?")) +
+                               ")",
+                           Retry::No);
+    }
+    done += static_cast<std::size_t>(got);
   }
 }
 
@@ -463,21 +509,7 @@ PutObjectResult S3Client::Impl::multipart(const std::string& bucket, const std::
 
   std::vector<std::string> etags;
   try {
-    std::string buffer;
-    for (std::uint64_t offset = 0; offset < size; offset += part_size) {
-      const std::uint64_t n = std::min(part_size, size - offset);
-      read_exactly(file, n, path, buffer);
-      Call part{"UploadPart", bucket, key};
-      part.method = "PUT";
-      part.query = {{"partNumber", std::to_string(etags.size() + 1)}, {"uploadId", upload_id}};
-      part.body = buffer;
-      std::string etag = retry(policy, [&] {
-        const Transfer t = call(part);
-        if (t.etag.empty()) throw ProtocolError(describe(part) + ": UploadPart reply without an ETag");
-        return t.etag;
-      });
-      etags.push_back(std::move(etag));
-    }
+    etags = upload_parts(bucket, key, upload_id, ::fileno(file), size, part_size, path);
     Call complete{"CompleteMultipartUpload", bucket, key};
     complete.method = "POST";
     complete.query = {{"uploadId", upload_id}};
@@ -508,6 +540,65 @@ PutObjectResult S3Client::Impl::multipart(const std::string& bucket, const std::
     }
     throw;
   }
+}
+
+std::vector<std::string> S3Client::Impl::upload_parts(const std::string& bucket, const std::string& key,
+                                                      const std::string& upload_id, int fd, std::uint64_t size,
+                                                      std::uint64_t part_size, const std::string& path) {
+  const std::uint64_t parts = (size + part_size - 1) / part_size;
+  std::vector<std::string> etags(static_cast<std::size_t>(parts));
+  std::atomic<std::uint64_t> next{0};  // the next part index to take
+  std::atomic<bool> stop{false};       // a part failed: take no more
+  std::mutex failure_mutex;
+  std::exception_ptr failure;  // the first part that failed after its retries
+
+  // One worker per connection: takes part indexes in order until none are left.
+  const auto work = [&](CURL* h, char* error_buffer) noexcept {
+    std::string buffer;
+    try {
+      for (;;) {
+        if (stop.load()) return;
+        const std::uint64_t i = next.fetch_add(1);
+        if (i >= parts) return;
+        const std::uint64_t offset = i * part_size;
+        pread_exactly(fd, offset, std::min(part_size, size - offset), path, buffer);
+        Call part{"UploadPart", bucket, key};
+        part.method = "PUT";
+        part.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
+        part.body = buffer;
+        etags[static_cast<std::size_t>(i)] = retry(options.retry, [&] {
+          const Transfer t = call(part, h, error_buffer);
+          if (t.etag.empty()) throw ProtocolError(describe(part) + ": UploadPart reply without an ETag");
+          return t.etag;
+        });
+      }
+    } catch (...) {
+      stop = true;
+      const std::lock_guard lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  };
+
+  const std::size_t helper_count =
+      static_cast<std::size_t>(std::min<std::uint64_t>(parts, static_cast<std::uint64_t>(options.upload_parallelism)) - 1);
+  while (helpers.size() < helper_count) {
+    auto helper = std::make_unique<Helper>();
+    helper->easy.reset(curl_easy_init());
+    if (!helper->easy) throw TransportError("libcurl: curl_easy_init failed", Retry::No);
+    helpers.push_back(std::move(helper));
+  }
+  {
+    // jthreads: joined when this scope ends, whatever happens on the caller's thread.
+    std::vector<std::jthread> threads;
+    threads.reserve(helper_count);
+    for (std::size_t k = 0; k < helper_count; ++k) {
+      Helper& helper = *helpers[k];
+      threads.emplace_back([&work, &helper] { work(helper.easy.get(), helper.error); });
+    }
+    work(easy.get(), error);
+  }
+  if (failure) std::rethrow_exception(failure);
+  return etags;
 }
 
 PutObjectResult S3Client::put_file(const std::string& bucket, const std::string& key, const std::string& path,

@@ -201,7 +201,7 @@ HttpReply HttpReply::aws_error(int status, std::string_view type, std::string_vi
               status);
 }
 
-FakeHttpServer::FakeHttpServer(Handler handler) : handler_(std::move(handler)) {
+FakeHttpServer::FakeHttpServer(Handler handler, Mode mode) : handler_(std::move(handler)), mode_(mode) {
   int port = 0;
   listen_fd_ = listen_on_loopback(16, port, "FakeHttpServer");
   endpoint_ = "http://127.0.0.1:" + std::to_string(port);
@@ -230,14 +230,22 @@ native::ClientOptions FakeHttpServer::client_options(std::chrono::milliseconds r
 }
 
 void FakeHttpServer::run() {
+  std::vector<std::thread> workers;  // ThreadPerConnection: they end when stop_ is set
   while (!stop_) {
     pollfd p{listen_fd_, POLLIN, 0};
     if (::poll(&p, 1, 20) <= 0) continue;
     const int fd = ::accept(listen_fd_, nullptr, nullptr);
     if (fd < 0) continue;
     ++connections_;
-    if (serve_connection(fd)) ::close(fd);
+    if (mode_ == Mode::ThreadPerConnection) {
+      workers.emplace_back([this, fd] {
+        if (serve_connection(fd)) ::close(fd);
+      });
+    } else if (serve_connection(fd)) {
+      ::close(fd);
+    }
   }
+  for (auto& w : workers) w.join();
 }
 
 namespace {

@@ -151,7 +151,12 @@ struct HttpReply {
 class FakeHttpServer {
  public:
   using Handler = std::function<HttpReply(const HttpRequest&)>;
-  explicit FakeHttpServer(Handler handler);
+  // Sequential: one connection served at a time, in the order accepted (a client's next
+  // connection waits until its previous one closes). ThreadPerConnection: each accepted
+  // connection on its own thread (joined by the destructor); the handler must then be
+  // thread-safe.
+  enum class Mode { Sequential, ThreadPerConnection };
+  explicit FakeHttpServer(Handler handler, Mode mode = Mode::Sequential);
   ~FakeHttpServer();
   FakeHttpServer(const FakeHttpServer&) = delete;
   FakeHttpServer& operator=(const FakeHttpServer&) = delete;
@@ -170,6 +175,7 @@ class FakeHttpServer {
   bool serve_connection(int fd);
 
   Handler handler_;
+  Mode mode_;
   int listen_fd_ = -1;
   std::string endpoint_;
   std::atomic<bool> stop_{false};

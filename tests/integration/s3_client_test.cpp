@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kclpp/pipeline/s3_client.hpp"
@@ -154,12 +157,22 @@ TEST_F(S3ClientTest, PutFileGoesMultipartAboveTheThreshold) {
   S3Client c(o);
   const std::string big = random_bytes((12ull << 20) + 12345, 4);
   const TempFile f(big);
+  // Three parts, sent at once (upload_parallelism 4 by default).
   const PutObjectResult r = c.put_file(b, "multi/part", f.path.string(), "application/x-tri");
   EXPECT_EQ(r.parts, 3);
   EXPECT_EQ(c.get_object(b, "multi/part"), big);
   const auto head = c.head_object(b, "multi/part");
   ASSERT_TRUE(head);
   EXPECT_EQ(head->size, big.size());
+  // The same file one part at a time: the same ETag (s3rver's is the MD5 of the assembled
+  // object, S3's the MD5 of the parts' MD5s in part order with "-3": equal either way only
+  // when the parallel upload put the same parts under the same numbers).
+  o.upload_parallelism = 1;
+  S3Client serial(o);
+  const PutObjectResult one_by_one = serial.put_file(b, "multi/serial", f.path.string());
+  EXPECT_EQ(one_by_one.parts, 3);
+  EXPECT_EQ(one_by_one.etag, r.etag);
+  EXPECT_EQ(serial.get_object(b, "multi/serial"), big);
 
   const std::string small = random_bytes(1'000, 5);
   const TempFile g(small);
@@ -379,12 +392,37 @@ struct MultipartServer {
   }
 };
 
+// One part at a time (the tests below check the exact order of the calls).
 S3Options small_parts(const FakeHttpServer& server) {
   S3Options o = fake_options(server);
   o.multipart_threshold = 1'500;
   o.part_size = 1'000;
+  o.upload_parallelism = 1;
   return o;
 }
+
+// MultipartServer behind a server with a thread per connection, where each UploadPart
+// takes `part_time` (outside the MultipartServer's lock) and the most parts in flight at
+// once are counted.
+struct ConcurrentParts {
+  MultipartServer m;
+  std::chrono::milliseconds part_time{100};
+  std::atomic<int> in_flight{0};
+  std::atomic<int> max_in_flight{0};
+
+  HttpReply handle(const HttpRequest& req) {
+    const bool is_part = req.method == "PUT" && contains(req.path, "partNumber=");
+    if (!is_part) return m.handle(req);
+    const int now = ++in_flight;
+    int seen = max_in_flight.load();
+    while (now > seen && !max_in_flight.compare_exchange_weak(seen, now)) {
+    }
+    HttpReply r = m.handle(req);
+    if (r.status == 200) std::this_thread::sleep_for(part_time);  // a failing part fails at once
+    --in_flight;
+    return r;
+  }
+};
 
 std::vector<std::string> methods_and_paths(const FakeHttpServer& server) {
   std::vector<std::string> out;
@@ -459,6 +497,77 @@ TEST(S3ClientFaults, AFailedPartAbortsTheUpload) {
   ASSERT_EQ(calls.size(), 4u);  // create, part 1, part 2, abort
   EXPECT_EQ(calls.back(), "DELETE /b/k?uploadId=up%2Fid%2B1%3D");
   EXPECT_EQ(m.complete_attempts, 0);
+}
+
+TEST(S3ClientFaults, PartsGoUpInParallelEachOnItsOwnConnection) {
+  ConcurrentParts p;
+  FakeHttpServer server([&](const HttpRequest& req) { return p.handle(req); },
+                        FakeHttpServer::Mode::ThreadPerConnection);
+  S3Options o = small_parts(server);
+  o.upload_parallelism = 4;
+  S3Client c(o);
+  const std::string body = random_bytes(7'500, 11);  // 8 parts
+  const TempFile f(body);
+  const PutObjectResult r = c.put_file("b", "k", f.path.string());
+  EXPECT_EQ(r.parts, 8);
+  EXPECT_GE(p.max_in_flight.load(), 2);
+  EXPECT_LE(p.max_in_flight.load(), 4);
+  EXPECT_LE(server.connections(), 4);  // the client's own handle and three helpers
+  std::string joined;
+  for (const auto& [n, bytes] : p.m.parts) joined += bytes;
+  EXPECT_EQ(p.m.parts.size(), 8u);
+  EXPECT_EQ(joined, body);
+  const auto requests = server.requests();
+  ASSERT_FALSE(requests.empty());
+  EXPECT_EQ(requests.back().method, "POST");  // Complete, after every part
+  std::string want;
+  for (int n = 1; n <= 8; ++n) {
+    want += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>&quot;etag-" + std::to_string(n) +
+            "&quot;</ETag></Part>";
+  }
+  EXPECT_TRUE(contains(requests.back().body, want)) << requests.back().body;
+
+  // A second upload reuses the helpers' connections.
+  const int before = server.connections();
+  (void)c.put_file("b", "k2", f.path.string());
+  EXPECT_EQ(server.connections(), before);
+}
+
+TEST(S3ClientFaults, AFailedPartInParallelStopsNewPartsAndAbortsAfterTheOthers) {
+  ConcurrentParts p;
+  p.m.fail_part = 2;
+  p.m.fail_times = 100;
+  p.m.fail_reply = s3_error(403, "AccessDenied");  // not retryable
+  FakeHttpServer server([&](const HttpRequest& req) { return p.handle(req); },
+                        FakeHttpServer::Mode::ThreadPerConnection);
+  S3Options o = small_parts(server);
+  o.upload_parallelism = 3;
+  S3Client c(o);
+  const TempFile f(random_bytes(11'500, 12));  // 12 parts
+  try {
+    (void)c.put_file("b", "k", f.path.string());
+    FAIL() << "no exception";
+  } catch (const native::AwsError& e) {
+    EXPECT_EQ(e.type(), "AccessDenied");
+    EXPECT_NE(std::string(e.what()).find("UploadPart"), std::string::npos) << e.what();
+  }
+  const auto calls = methods_and_paths(server);
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back(), "DELETE /b/k?uploadId=up%2Fid%2B1%3D");  // after the parts in flight
+  int part_puts = 0;
+  for (const auto& call : calls) part_puts += contains(call, "partNumber=") ? 1 : 0;
+  EXPECT_LT(part_puts, 12);  // no new part after the failure (3 in flight, a few taken meanwhile)
+  EXPECT_EQ(p.m.complete_attempts, 0);
+}
+
+TEST(S3ClientFaults, UploadParallelismIsChecked) {
+  S3Options o;
+  o.region = "us-east-1";
+  o.credentials = native::Credentials{"AKIDKCLPPTEST", "kclpp-test-secret", ""};
+  o.upload_parallelism = 0;
+  EXPECT_THROW(S3Client{o}, ConfigError);
+  o.upload_parallelism = 65;
+  EXPECT_THROW(S3Client{o}, ConfigError);
 }
 
 TEST(S3ClientFaults, ASilentServerTimesOut) {

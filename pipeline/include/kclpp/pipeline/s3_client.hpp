@@ -34,6 +34,10 @@ struct S3Options {
   // Files of at least this size go up as multipart uploads of part_size parts.
   std::uint64_t multipart_threshold = 16ull << 20;
   std::uint64_t part_size = 8ull << 20;  // S3's minimum is 5 MiB (except the last part)
+  // Parts of a multipart upload in flight at once, each on its own connection (the
+  // caller's thread and upload_parallelism - 1 helper threads, joined before put_file
+  // returns; memory: about upload_parallelism * part_size). go-triton's uploader sends 5.
+  int upload_parallelism = 4;
   // put_file's retries of each of its requests (a whole-object PUT, each multipart call):
   // all are idempotent. The only retries the client makes; other calls never retry.
   RetryPolicy retry{};
@@ -73,9 +77,11 @@ class S3Client {
   PutObjectResult put_object(const std::string& bucket, const std::string& key,
                              std::string_view body, const std::string& content_type = {});
   // Uploads a file: a single PUT below multipart_threshold, else a multipart upload (parts
-  // of part_size, raised so that there are at most 10,000). Both are retried with
-  // kclpp::retry (idempotent); a multipart upload that fails is aborted before the error
-  // propagates. A file that cannot be read: TransportError(Retry::No).
+  // of part_size, raised so that there are at most 10,000; upload_parallelism of them at
+  // a time). Every request is retried with kclpp::retry (idempotent); when a part fails
+  // after its retries, no further part starts, the ones in flight finish, the upload is
+  // aborted and that part's error propagates. A file that cannot be read:
+  // TransportError(Retry::No).
   PutObjectResult put_file(const std::string& bucket, const std::string& key,
                            const std::string& path, const std::string& content_type = {});
   // Streams the object's body into `sink` as it arrives (memory bounded by the transfer
