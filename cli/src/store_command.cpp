@@ -1,12 +1,16 @@
 // `kclpp store`: archive a Triton stream to S3 (spec/TRITON.md §6, §8), run by the native
-// worker with one ArchiveStore shared by the processors of every shard.
+// worker with one ArchiveStore shared by the processors of every shard; or, with
+// --multilang, as a MultiLangDaemon child (Java daemon or `kclpp daemon`): one process per
+// shard, each with a store of its own.
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 #include "args.hpp"
 #include "kclpp/native/checkpoint_store.hpp"
+#include "kclpp/kcl/run.hpp"
 #include "kclpp/native/worker.hpp"
 #include "kclpp/pipeline/config.hpp"
 #include "kclpp/pipeline/store.hpp"
@@ -31,6 +35,47 @@ double parse_positive(const std::string& text, const std::string& what) {
     throw ConfigError(what + ": '" + text + "' is not a positive number");
   return value;
 }
+
+// The processor of a `kclpp store --multilang` child. The daemon gives each shard a
+// process of its own, so each child makes its own ArchiveStore when initialize names the
+// shard: its spool file carries the shard id (children share the spool dir, and their key
+// clock there keeps their archive keys apart). Checkpoints go through the daemon.
+class DaemonShardStore final : public RecordProcessor {
+ public:
+  explicit DaemonShardStore(pipeline::ArchiveStoreOptions options) : options_(std::move(options)) {}
+
+  void initialize(const std::string& shard_id, const ExtendedSequenceNumber& position) override {
+    std::string name = shard_id;
+    for (char& c : name) {
+      const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+      if (!plain) c = '_';
+    }
+    options_.spool_name = options_.stream + "-" + options_.client + "-" + name + ".tri";
+    store_ = std::make_unique<pipeline::ArchiveStore>(options_);
+    processor_ = store_->make_processor(shard_id);
+    processor_->initialize(shard_id, position);
+    log_info("kclpp store: shard ", shard_id, " of ", options_.stream, " under a daemon, spooling to ",
+             options_.spool_dir, "/", options_.spool_name);
+  }
+  void process_records(const RecordBatch& batch, Checkpointer& checkpointer) override {
+    processor().process_records(batch, checkpointer);
+  }
+  void lease_lost() override {
+    if (processor_) processor_->lease_lost();
+  }
+  void shard_ended(Checkpointer& checkpointer) override { processor().shard_ended(checkpointer); }
+  void shutdown_requested(Checkpointer& checkpointer) override { processor().shutdown_requested(checkpointer); }
+
+ private:
+  RecordProcessor& processor() {
+    if (!processor_) throw ProtocolError("kclpp store: the daemon sent records before initialize");
+    return *processor_;
+  }
+
+  pipeline::ArchiveStoreOptions options_;
+  std::unique_ptr<pipeline::ArchiveStore> store_;
+  std::unique_ptr<RecordProcessor> processor_;  // after store_: destroyed first
+};
 
 }  // namespace
 
@@ -67,7 +112,10 @@ int store_command(const std::vector<std::string>& argv) {
       .option("statsd-prefix", "PREFIX", "prefix of every metric name", "kclpp.store")
       .option("notify", "CMD", "run `CMD KEY SIZE RECORDS SHA256` (through /bin/sh) after each upload")
       .option("notify-timeout-ms", "MS", "kill the notify command after this long", "30000")
-      .flag("no-metadata", "do not write <key>.metadata objects");
+      .flag("no-metadata", "do not write <key>.metadata objects")
+      .flag("multilang", "run as a MultiLangDaemon child (executableName of the Java daemon or of `kclpp daemon`): "
+            "one process per shard, spooling to <stream>-<client>-<shard>.tri, checkpoints through the daemon "
+            "(set callProcessRecordsEvenForEmptyRecordList = true so that idle shards checkpoint)");
   add_client_options(args);
   if (!args.parse(argv)) {
     std::fputs(args.help().c_str(), stderr);
@@ -75,6 +123,17 @@ int store_command(const std::vector<std::string>& argv) {
   }
   if (!args.positional().empty())
     throw ConfigError("unexpected argument '" + args.positional().front() + "' (see --help)");
+  if (args.has("multilang")) {
+    // The daemon reads Kinesis and keeps the checkpoints: options about either would be
+    // silently ignored under it, so they are refused.
+    for (const char* daemon_side : {"checkpoint-db", "initial-position", "shards", "endpoint"}) {
+      if (args.has(daemon_side)) {
+        throw ConfigError(std::string("--") + daemon_side +
+                          " does not apply with --multilang: the daemon reads the stream and keeps the checkpoints "
+                          "(set it in the daemon's properties)");
+      }
+    }
+  }
   const auto logical = args.get("stream");
   if (!logical) throw ConfigError("--stream is required");
   const pipeline::TritonConfig config = pipeline::TritonConfig::load(args.get_or("config", ""));
@@ -94,6 +153,16 @@ int store_command(const std::vector<std::string>& argv) {
   options.notify_timeout = std::chrono::milliseconds(*args.get_int("notify-timeout-ms", 1, 86'400'000));
   options.statsd = args.get_or("statsd", "");
   options.statsd_prefix = args.get_or("statsd-prefix", "kclpp.store");
+
+  if (args.has("multilang")) {
+    options.s3.region = args.get_or("region", stream.region);
+    options.s3.endpoint = args.get_or("s3-endpoint", "");
+    options.s3.credential_options.profile = args.get_or("profile", "");
+    DaemonShardStore processor(options);
+    kcl::RunOptions run_options;
+    run_options.on_processor_error = OnProcessorError::Fail;  // a lost upload: the shard restarts
+    return kcl::run(processor, run_options);
+  }
 
   native::ClientOptions kinesis = client_options(args);
   // The stream's region from the config, as go-triton's store uses for Kinesis and S3

@@ -8,9 +8,11 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -154,6 +156,7 @@ struct ArchiveStore::Impl {
 
   ArchiveStoreOptions options;
   std::string spool_path;
+  std::string key_clock_path;  // the last key time taken by any store of this spool dir
   FdHandle spool_lock;  // flock held while the store lives
   CrashPoint crash = CrashPoint::None;
   Statsd statsd;
@@ -196,7 +199,12 @@ ArchiveStore::Impl::Impl(ArchiveStoreOptions o) : options(std::move(o)) {
     throw TransportError("store: spool dir '" + options.spool_dir + "' is not writable: " +
                              std::strerror(errno),
                          Retry::No);
-  spool_path = (std::filesystem::path(options.spool_dir) / (options.stream + "-" + options.client + ".tri")).string();
+  if (options.spool_name.empty()) options.spool_name = options.stream + "-" + options.client + ".tri";
+  if (options.spool_name.find('/') != std::string::npos || options.spool_name == "." || options.spool_name == "..")
+    throw ConfigError("store: spool_name '" + options.spool_name + "' is not a file name");
+  spool_path = (std::filesystem::path(options.spool_dir) / options.spool_name).string();
+  key_clock_path =
+      (std::filesystem::path(options.spool_dir) / (options.stream + "-" + options.client + ".keys")).string();
   // One store per spool file: a second one would discard the first one's spool below.
   // The lock goes with the process, even on SIGKILL.
   const std::string lock_path = spool_path + ".lock";
@@ -375,19 +383,40 @@ std::string ArchiveStore::Impl::take_key_locked() {
   // The key's time is when the spool was opened (its first record), as in Triton
   // (spec §3.1), made unique: a second archive in the same second, or a key left by an
   // earlier run (a quick restart), would otherwise be overwritten and its records lost.
+  // Stores of one spool dir (the per-shard processes of a daemon) also take their times
+  // from one clock file, under its flock: two of them rotating in the same second would
+  // both find the key free and the second upload would replace the first.
+  FdHandle clock;  // closing it releases the flock
+  clock.reset(::open(key_clock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644));
+  if (!clock) throw TransportError("store: cannot open " + key_clock_path + ": " + std::strerror(errno));
+  while (::flock(clock.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) throw TransportError("store: cannot lock " + key_clock_path + ": " + std::strerror(errno));
+  }
+  char text[32] = {};
+  const ssize_t got = ::pread(clock.get(), text, sizeof text - 1, 0);
+  std::int64_t shared_last = 0;
+  if (got > 0) {
+    const auto [end, ec] = std::from_chars(text, text + got, shared_last);
+    if (ec != std::errc{}) shared_last = 0;  // unreadable: the HEAD check below still guards
+    (void)end;
+  }
   std::int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(opened.time_since_epoch()).count();
-  if (seconds <= last_key_seconds) seconds = last_key_seconds + 1;
+  seconds = std::max({seconds, last_key_seconds + 1, shared_last + 1});
   for (;;) {
     const std::string key = ArchiveKey{options.stream, options.client, seconds, {}}.str();
     const bool exists = kclpp::retry(options.upload_retry,
                                      [&] { return s3->head_object(options.bucket, key).has_value(); });
-    if (!exists) {
-      last_key_seconds = seconds;
-      return key;
-    }
+    if (!exists) break;
     log_warn("store: ", key, " already exists in ", options.bucket, ": using the next second");
     ++seconds;
   }
+  last_key_seconds = seconds;
+  const std::string value = std::to_string(seconds) + "\n";
+  if (::ftruncate(clock.get(), 0) != 0 ||
+      ::pwrite(clock.get(), value.data(), value.size(), 0) != static_cast<ssize_t>(value.size())) {
+    throw TransportError("store: cannot write " + key_clock_path + ": " + std::strerror(errno));
+  }
+  return ArchiveKey{options.stream, options.client, seconds, {}}.str();
 }
 
 void ArchiveStore::Impl::upload_locked(const std::string& key, std::uint64_t size, const std::string& sha256) {

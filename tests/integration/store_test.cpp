@@ -185,6 +185,10 @@ class StoreTest : public ::testing::Test {
                                   "--endpoint", kinesis_.endpoint(), "--region", "us-east-1",
                                   "--idle-time-ms", "100", "--shard-sync-ms", "1000"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    return std::make_unique<Subprocess>(argv, spawn_options(std::move(extra_env)));
+  }
+
+  static kclpp::test::SpawnOptions spawn_options(std::vector<std::string> extra_env = {}) {
     kclpp::test::SpawnOptions options;
     options.env = kclpp::test::tool_env("info", std::move(extra_env));
     // s3rver knows only its own access key (Kinesalite takes any).
@@ -192,7 +196,7 @@ class StoreTest : public ::testing::Test {
       if (e.rfind("AWS_ACCESS_KEY_ID=", 0) == 0) e = "AWS_ACCESS_KEY_ID=S3RVER";
       if (e.rfind("AWS_SECRET_ACCESS_KEY=", 0) == 0) e = "AWS_SECRET_ACCESS_KEY=S3RVER";
     }
-    return std::make_unique<Subprocess>(argv, options);
+    return options;
   }
 
   std::map<std::string, kclpp::ExtendedSequenceNumber> checkpoints() {
@@ -252,8 +256,10 @@ class StoreTest : public ::testing::Test {
   }
   // The checkpoint of each shard is not past the last record of the shard in an archive
   // with metadata (metadata is written after the upload, before the checkpoint).
-  void expect_checkpoints_not_ahead(const std::vector<Archive>& all) {
-    for (const auto& [shard, position] : checkpoints()) {
+  void expect_checkpoints_not_ahead(const std::vector<Archive>& all) { expect_not_ahead(all, checkpoints()); }
+  static void expect_not_ahead(const std::vector<Archive>& all,
+                               const std::map<std::string, kclpp::ExtendedSequenceNumber>& positions) {
+    for (const auto& [shard, position] : positions) {
       if (position.is_sentinel()) continue;
       std::optional<SequenceNumber> uploaded;
       for (const auto& a : all) {
@@ -330,6 +336,79 @@ TEST_F(StoreTest, UploadsAtShutdownWithMetadataNotifyAndStatsdAndOnlyThenCheckpo
   EXPECT_TRUE(statsd.has_prefix("kclpp.store.checkpoint_age_s.shardId-"));
   EXPECT_FALSE(std::filesystem::exists(dir_.file(std::string(kStream) + "-store.tri")))
       << "the spool file is left after its upload";
+}
+
+// `kclpp store --multilang` as the child of `kclpp daemon` (as it would be of the Java
+// MultiLangDaemon): one process per shard, each with its own spool file in the shared spool
+// dir, archive keys kept apart by the key clock there, checkpoints kept by the daemon only
+// once the records are uploaded.
+TEST_F(StoreTest, RunsUnderKclppDaemonWithOneChildPerShard) {
+  put(40);
+  const std::string db = dir_.file("daemon.db");
+  const std::string properties = dir_.file("store.properties");
+  {
+    std::ofstream out(properties);
+    // executableName is split on spaces (KCL-PROTOCOL.md §1): the temp paths have none.
+    out << "executableName = " << KCLPP_TOOL << " store --multilang --config " << config_ << " --stream " << kLogical
+        << " --bucket " << kBucket << " --spool-dir " << dir_.path().string() << " --s3-endpoint " << s3_.endpoint()
+        << " --region us-east-1 --rotate-interval-s 2\n"
+        << "streamName = " << kStream << "\n"
+        << "applicationName = store\n"
+        << "initialPositionInStream = TRIM_HORIZON\n"
+        << "kinesisEndpoint = " << kinesis_.endpoint() << "\n"
+        << "regionName = us-east-1\n"
+        << "idleTimeBetweenReadsInMillis = 100\n"
+        << "callProcessRecordsEvenForEmptyRecordList = true\n"
+        << "checkpointStore = sqlite:" << db << "\n"
+        << "metricsLevel = NONE\n";
+  }
+  Subprocess daemon({KCLPP_TOOL, "daemon", properties}, spawn_options());
+  const auto daemon_checkpoints = [&] {
+    return kclpp::native::open_checkpoint_store("sqlite:" + db)->load_all("store", kStream);
+  };
+  const auto all_checkpointed_by_daemon = [&] {
+    if (!std::filesystem::exists(db)) return false;
+    const auto cps = daemon_checkpoints();
+    for (const auto& [shard, seq] : last_) {
+      const auto it = cps.find(shard);
+      if (it == cps.end() || it->second.is_sentinel() || it->second.sequence_number().str() != seq) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(eventually(all_checkpointed_by_daemon, 40s)) << daemon.stderr_text();
+  expect_not_ahead(archives(), daemon_checkpoints());
+  put(20);  // more, while both children run
+  ASSERT_TRUE(eventually(all_checkpointed_by_daemon, 40s)) << daemon.stderr_text();
+
+  ::kill(daemon.pid(), SIGTERM);
+  const auto status = daemon.wait(40s);
+  ASSERT_TRUE(status.has_value()) << "still running 40 s after SIGTERM\n" << daemon.stderr_text();
+  EXPECT_TRUE(status->exited && status->code == 0) << status->str() << "\n" << daemon.stderr_text();
+
+  const auto all = archives();
+  EXPECT_EQ(expect_all_archived(all), 1) << "duplicates in a clean run";
+  std::set<std::string> shards;
+  for (const auto& a : all) {
+    ASSERT_TRUE(a.metadata) << a.key;
+    EXPECT_EQ(a.metadata->shards.size(), 1u) << a.key << ": one child, one shard";
+    for (const auto& [shard, range] : a.metadata->shards) shards.insert(shard);
+  }
+  EXPECT_EQ(shards.size(), last_.size()) << "every shard had its own child";
+  expect_not_ahead(all, daemon_checkpoints());
+  for (const auto& [shard, seq] : last_) {
+    EXPECT_FALSE(std::filesystem::exists(dir_.file(std::string(kStream) + "-store-" + shard + ".tri")))
+        << "the spool of " << shard << " is left after its upload";
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir_.file(std::string(kStream) + "-store.keys")));
+}
+
+TEST(StoreCli, MultilangRefusesTheDaemonsOptions) {
+  const auto r = kclpp::test::run_program(
+      {KCLPP_TOOL, "store", "--multilang", "--stream", "s", "--bucket", "b", "--checkpoint-db", "sqlite:x.db"},
+      {}, 20s);
+  ASSERT_TRUE(r.status.has_value()) << r.describe();
+  EXPECT_FALSE(r.status->exited && r.status->code == 0) << r.describe();
+  EXPECT_NE(r.err.find("--checkpoint-db does not apply with --multilang"), std::string::npos) << r.describe();
 }
 
 TEST_F(StoreTest, RotatesAtTheSizeLimit) {

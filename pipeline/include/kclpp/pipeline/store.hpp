@@ -18,7 +18,12 @@ struct ArchiveStoreOptions {
   std::string stream;          // the real stream name (keys, metadata); required, no '-'
   std::string bucket;          // required
   std::string client = "store";  // key part and checkpoint client; no '-'
-  std::string spool_dir = ".";   // local spool file: <spool_dir>/<stream>-<client>.tri
+  std::string spool_dir = ".";   // local spool file: <spool_dir>/<spool_name>
+  // Empty: <stream>-<client>.tri. Stores sharing a spool dir need names of their own (one
+  // store per shard process under a daemon: `kclpp store --multilang` adds the shard id).
+  // Stores sharing a spool dir (and stream and client) never pick the same key: they take
+  // key times from one clock file there, <spool_dir>/<stream>-<client>.keys.
+  std::string spool_name;
   // Rotate when the wall clock crosses a multiple of this interval (UTC), checked once a
   // second by the store's timer thread whether or not records arrive.
   std::chrono::seconds rotate_interval{3'600};
