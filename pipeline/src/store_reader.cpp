@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <future>
 #include <set>
 #include <string>
 #include <tuple>
@@ -101,25 +102,38 @@ struct StoreReader::Impl {
   // which does not move while a reader uses it (StoreReader holds Impl by unique_ptr).
   std::string chunk;
   std::size_t chunk_pos = 0;
-  std::uint64_t offset = 0;
+  std::uint64_t offset = 0;  // where the next range starts (after the pending one, if any)
   bool eof = false;
+  // The next range, being fetched by a helper (std::async: its future joins it when it
+  // is waited for or destroyed). Only one thread uses `s3` at a time: the helper while
+  // this is valid, the caller's thread otherwise.
+  std::future<std::string> pending;
 
   explicit Impl(StoreReaderOptions o) : options(std::move(o)), s3(options.s3) {
     if (options.read_size == 0) throw ConfigError("archive reader: read_size must be positive");
     archives = list_archives(s3, options);
   }
 
+  std::string fetch(const std::string& s3_key, std::uint64_t at) {
+    return retry(s3_retry(), [&] { return s3.get_object_range(options.bucket, s3_key, at, options.read_size); });
+  }
+
   std::size_t pull(const ArchiveEntry& entry, char* buffer, std::size_t size) {
     if (chunk_pos == chunk.size()) {
       if (eof) return 0;
-      chunk = retry(s3_retry(), [&] {
-        return s3.get_object_range(options.bucket, entry.s3_key, offset, options.read_size);
-      });
+      if (pending.valid()) {
+        chunk = pending.get();  // rethrows the helper's failure, here where the range is needed
+      } else {
+        chunk = fetch(entry.s3_key, offset);
+      }
       chunk_pos = 0;
       offset += chunk.size();
       // A short answer is the end of the object: no request past it.
       if (chunk.size() < options.read_size) eof = true;
       if (chunk.empty()) return 0;
+      if (!eof && options.prefetch) {
+        pending = std::async(std::launch::async, [this, key = entry.s3_key, at = offset] { return fetch(key, at); });
+      }
     }
     const std::size_t n = std::min(size, chunk.size() - chunk_pos);
     std::memcpy(buffer, chunk.data() + chunk_pos, n);
@@ -127,7 +141,17 @@ struct StoreReader::Impl {
     return n;
   }
 
+  // Waits for a range still being fetched and drops it (its failure too).
+  void drop_pending() noexcept {
+    if (!pending.valid()) return;
+    try {
+      (void)pending.get();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a range nobody will read
+    }
+  }
+
   void open(std::size_t index) {
+    drop_pending();
     chunk.clear();
     chunk.shrink_to_fit();
     chunk_pos = 0;
@@ -151,6 +175,7 @@ struct StoreReader::Impl {
       auto record = reader->next();
       if (record) return record;
       reader.reset();
+      drop_pending();
       chunk.clear();
       chunk.shrink_to_fit();
     }

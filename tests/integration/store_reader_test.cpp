@@ -2,7 +2,9 @@
 // ArchiveWriter over three days, listed page by page, ordered by (day, timestamp), read
 // through small ranged GETs; prefixes shared with other streams, .metadata keys, several
 // clients, a corrupt archive.
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "kclpp/pipeline/store_reader.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "kclpp/processor/error.hpp"
+#include "kinesalite_fixture.hpp"
 #include "s3rver_fixture.hpp"
 
 namespace kclpp::pipeline {
@@ -161,17 +164,96 @@ TEST_F(StoreReaderTest, SmallRangedReadsReassembleRecordsAcrossChunks) {
   (void)client_->put_object(bucket_, key, bytes);
   for (const std::uint64_t read_size : {std::uint64_t{1000}, std::uint64_t{65543},
                                         static_cast<std::uint64_t>(bytes.size()), std::uint64_t{8} << 20}) {
-    auto o = options("big", "20010909");
-    o.read_size = read_size;
-    StoreReader reader(o);
-    std::size_t i = 0;
-    while (auto r = reader.next()) {
-      ASSERT_LT(i, records.size());
-      ASSERT_EQ(r->map, records[i]) << "record " << i << " with read_size " << read_size;
-      ++i;
+    for (const bool prefetch : {true, false}) {
+      auto o = options("big", "20010909");
+      o.read_size = read_size;
+      o.prefetch = prefetch;
+      StoreReader reader(o);
+      std::size_t i = 0;
+      while (auto r = reader.next()) {
+        ASSERT_LT(i, records.size());
+        ASSERT_EQ(r->map, records[i]) << "record " << i << " with read_size " << read_size << ", prefetch "
+                                      << prefetch;
+        ++i;
+      }
+      EXPECT_EQ(i, records.size()) << "read_size " << read_size << ", prefetch " << prefetch;
     }
-    EXPECT_EQ(i, records.size()) << "read_size " << read_size;
   }
+}
+
+// With prefetch, the next range is fetched on a helper thread while the current one is
+// decoded. The records are the same as without it, and a range that cannot be read fails
+// where that range is needed: the records before it come first, in both modes alike.
+// (FakeHttpServer as S3: one archive, ranges from 150,000 on refused with AccessDenied.)
+TEST(StoreReaderPrefetch, AFailingRangeFailsWhereItIsNeededWithAndWithoutPrefetch) {
+  std::mt19937 random(3);
+  std::vector<Map> records;
+  for (int i = 0; i < 300; ++i) {
+    std::string text(static_cast<std::size_t>(500 + random() % 1000), ' ');
+    for (char& c : text) c = static_cast<char>('a' + random() % 26);
+    records.push_back(Map{{"n", Value(static_cast<std::int64_t>(i))}, {"text", Value(text)}});
+  }
+  const std::string bytes = archive_of(records);
+  const std::string key = key_of("s", "store", day1 + 5);
+  constexpr std::size_t fail_from = 150'000;  // after two 64 KiB chunks (random text: stored)
+  ASSERT_GT(bytes.size(), fail_from + 10'000);
+  test::FakeHttpServer server([&](const test::HttpRequest& req) {
+    test::HttpReply r;
+    r.content_type = "application/xml";
+    if (req.method == "GET" && req.path.find("list-type=2") != std::string::npos) {
+      r.body = "<ListBucketResult><Contents><Key>" + key + "</Key><Size>" + std::to_string(bytes.size()) +
+               "</Size></Contents><IsTruncated>false</IsTruncated></ListBucketResult>";
+      return r;
+    }
+    const std::string range = req.header("range");  // "bytes=A-B"
+    if (req.method != "GET" || range.rfind("bytes=", 0) != 0) {
+      r.status = 400;
+      r.body = "<Error><Code>Unexpected</Code></Error>";
+      return r;
+    }
+    const std::size_t dash = range.find('-');
+    const std::size_t from = std::stoul(range.substr(6, dash - 6));
+    const std::size_t to = std::min<std::size_t>(std::stoul(range.substr(dash + 1)) + 1, bytes.size());
+    if (from >= fail_from) {
+      r.status = 403;
+      r.body = "<Error><Code>AccessDenied</Code><Message>injected</Message></Error>";
+      return r;
+    }
+    r.status = 206;
+    r.content_type = "application/octet-stream";
+    r.body = bytes.substr(from, to - from);
+    return r;
+  });
+  std::map<bool, std::size_t> delivered;
+  for (const bool prefetch : {false, true}) {
+    StoreReaderOptions o;
+    o.bucket = "b";
+    o.stream = "s";
+    o.start_day = "20010909";
+    o.s3.endpoint = server.endpoint();
+    o.s3.region = "us-east-1";
+    o.s3.credentials = native::Credentials{"AKIDKCLPPTEST", "kclpp-test-secret", ""};
+    o.read_size = 10'000;
+    o.prefetch = prefetch;
+    StoreReader reader(o);
+    std::size_t n = 0;
+    bool failed = false;
+    try {
+      while (auto r = reader.next()) {
+        ASSERT_LT(n, records.size());
+        EXPECT_EQ(r->map, records[n]) << "record " << n << (prefetch ? " with" : " without") << " prefetch";
+        ++n;
+      }
+    } catch (const native::AwsError& e) {
+      failed = true;
+      EXPECT_EQ(e.type(), "AccessDenied");
+    }
+    EXPECT_TRUE(failed) << (prefetch ? "with" : "without") << " prefetch";
+    delivered[prefetch] = n;
+  }
+  EXPECT_GT(delivered[false], 0u);
+  EXPECT_LT(delivered[false], records.size());
+  EXPECT_EQ(delivered[true], delivered[false]);
 }
 
 TEST_F(StoreReaderTest, SeveralClientsAreAnErrorUnlessOneIsChosen) {

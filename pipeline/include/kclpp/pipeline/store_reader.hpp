@@ -21,6 +21,10 @@ struct StoreReaderOptions {
   std::string end_day;    // YYYYMMDD, empty = start_day; before start_day: ConfigError
   S3Options s3;
   std::uint64_t read_size = 8ull << 20;  // bytes fetched per ranged GET
+  // Fetch the next range of an archive on a helper thread while the current one is
+  // decoded (and, in `kclpp cat`, rendered), so that S3's latency overlaps the work.
+  // Memory: two ranges instead of one.
+  bool prefetch = true;
   int list_page_size = 0;  // max-keys per ListObjectsV2 page (0: S3's 1,000)
 };
 
@@ -40,8 +44,10 @@ struct ArchiveEntry {
 [[nodiscard]] std::vector<ArchiveEntry> list_archives(S3Client& s3, const StoreReaderOptions& options);
 
 // Streams the records of every listed archive, one archive after another, with memory
-// bounded by read_size plus one chunk: each archive is pulled through ranged GETs of
-// read_size bytes (each retried when retryable). The constructor lists (list_archives) and
+// bounded by read_size (2 * read_size with prefetch) plus one chunk: each archive is pulled
+// through ranged GETs of read_size bytes (each retried when retryable; with prefetch the
+// next one runs on a helper thread, joined before the reader moves on or goes, and its
+// failure is thrown where the reader needs that range, as without prefetch). The constructor lists (list_archives) and
 // throws what it throws. Not thread-safe. Move-only.
 class StoreReader {
  public:
