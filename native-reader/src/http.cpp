@@ -77,6 +77,24 @@ bool curl_failed_before_send(int curl_code) noexcept {
   }
 }
 
+void curl_set_common_options(void* curl_easy) noexcept {
+  CURL* h = curl_easy;
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "kclpp/0.1");
+  // 512 KiB is the most libcurl 7.88 takes; untouched pages of an idle shard's buffer stay
+  // virtual.
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024L);
+}
+
 struct HttpClient::Impl {
   HttpOptions options;
   std::unique_ptr<CURL, EasyDeleter> easy;
@@ -95,24 +113,10 @@ HttpClient::HttpClient(HttpOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->sink.easy = h;
   const HttpOptions& o = impl_->options;
   // Every option below is set once: the handle (and its connection cache) is reused.
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
+  curl_set_common_options(h);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(o.request_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "kclpp/0.1");
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, impl_->error);
-  // GetRecords replies run to 15 MB: libcurl's default 16 KiB receive buffer costs a
-  // recv() and a write callback per 16 KiB. 512 KiB (the most 7.88 takes) cuts both 32-fold
-  // (bench/native_throughput); untouched pages of an idle shard's buffer stay virtual.
-  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &impl_->sink);
   // A body over 1 MB makes libcurl send `Expect: 100-continue`; do not wait long for the

@@ -402,13 +402,13 @@ std::string ArchiveStore::Impl::take_key_locked() {
   }
   std::int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(opened.time_since_epoch()).count();
   seconds = std::max({seconds, last_key_seconds + 1, shared_last + 1});
-  for (;;) {
-    const std::string key = ArchiveKey{options.stream, options.client, seconds, {}}.str();
+  std::string key;
+  for (;; ++seconds) {
+    key = ArchiveKey{options.stream, options.client, seconds, {}}.str();
     const bool exists = kclpp::retry(options.upload_retry,
                                      [&] { return s3->head_object(options.bucket, key).has_value(); });
     if (!exists) break;
     log_warn("store: ", key, " already exists in ", options.bucket, ": using the next second");
-    ++seconds;
   }
   last_key_seconds = seconds;
   const std::string value = std::to_string(seconds) + "\n";
@@ -416,7 +416,7 @@ std::string ArchiveStore::Impl::take_key_locked() {
       ::pwrite(clock.get(), value.data(), value.size(), 0) != static_cast<ssize_t>(value.size())) {
     throw TransportError("store: cannot write " + key_clock_path + ": " + std::strerror(errno));
   }
-  return ArchiveKey{options.stream, options.client, seconds, {}}.str();
+  return key;
 }
 
 void ArchiveStore::Impl::upload_locked(const std::string& key, std::uint64_t size, const std::string& sha256) {

@@ -174,8 +174,7 @@ struct StoreReader::Impl {
       }
       auto record = reader->next();
       if (record) return record;
-      reader.reset();
-      drop_pending();
+      reader.reset();  // at the archive's end: no range is pending (none starts after the last)
       chunk.clear();
       chunk.shrink_to_fit();
     }

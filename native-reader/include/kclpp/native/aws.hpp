@@ -59,6 +59,12 @@ namespace detail {
 // need curl.h) means the request never left: nothing was sent, so the server cannot have
 // acted on it. Shared by the Kinesis HTTP client and the S3 client (kclpp::pipeline).
 [[nodiscard]] bool curl_failed_before_send(int curl_code) noexcept;
+// Sets the transport options both clients want on a libcurl easy handle (a CURL*, passed
+// as void* for the same reason): no signals, TLS peer and host verification, http and
+// https only, TCP keep-alive and no-delay, kclpp's User-Agent, a 512 KiB receive buffer
+// (GetRecords replies run to 15 MB: the default 16 KiB costs a recv() and a callback per
+// 16 KiB; bench/native_throughput).
+void curl_set_common_options(void* curl_easy) noexcept;
 }  // namespace detail
 
 }  // namespace kclpp::native
