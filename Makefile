@@ -51,7 +51,7 @@ test-ctest: build
 	cd build && $(CTEST) -j $(JOBS)
 
 # The unit tests once more, under AddressSanitizer + UndefinedBehaviorSanitizer.
-UNIT_TESTS := kclpp_unit_tests kclpp_native_unit_tests kclpp_cli_unit_tests kclpp_pipeline_unit_tests
+UNIT_TESTS := kclpp_unit_tests kclpp_aws_unit_tests kclpp_native_unit_tests kclpp_cli_unit_tests kclpp_pipeline_unit_tests
 test-asan: deps
 	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DKCLPP_WERROR=ON $(SANITIZE) \
 	  -DKCLPP_BUILD_BENCH=OFF

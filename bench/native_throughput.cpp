@@ -41,11 +41,13 @@
 
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/native/deaggregate.hpp"
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
 #include "kclpp/processor/log.hpp"
 #include "kclpp/processor/record_processor.hpp"
+
+namespace aws = kclpp::aws;
 
 #ifndef KCLPP_BENCH_SOURCE_DIR
 #define KCLPP_BENCH_SOURCE_DIR "."
@@ -82,11 +84,11 @@ struct ReaderOptions {
   long max_records = 0;  // client: stop after this many (0: read every shard to its end)
 };
 
-kclpp::native::ClientOptions client_options(const std::string& endpoint) {
-  kclpp::native::ClientOptions o;
+aws::KinesisOptions client_options(const std::string& endpoint) {
+  aws::KinesisOptions o;
   o.region = "us-east-1";
   o.endpoint = endpoint;
-  o.credentials = kclpp::native::Credentials{"AKIDBENCHMARK", "bench-secret", ""};
+  o.credentials = aws::static_credentials({"AKIDBENCHMARK", "bench-secret", ""});
   return o;
 }
 
@@ -131,7 +133,7 @@ int run_worker(const ReaderOptions& ro) {
   Totals totals;
   native::WorkerOptions wo;
   wo.application = "native-throughput";
-  wo.initial_position = native::StartPosition::trim_horizon();
+  wo.initial_position = aws::StartPosition::trim_horizon();
   wo.max_records = 10'000;
   std::unique_ptr<native::Worker> worker;
   std::mutex end_mutex;
@@ -161,17 +163,17 @@ int run_worker(const ReaderOptions& ro) {
 
 int run_client(const ReaderOptions& ro) {
   namespace native = kclpp::native;
-  native::KinesisClient client(client_options(ro.endpoint));
+  aws::KinesisClient client(client_options(ro.endpoint));
   std::uint64_t records = 0;
   std::uint64_t bytes = 0;
   const double cpu0 = cpu_seconds();
   const auto t0 = Clock::now();
   std::vector<kclpp::Record> batch;
-  native::GetRecordsResult r;  // reused, as the worker does: the batch's records go back into it
+  aws::GetRecordsResult r;  // reused, as the worker does: the batch's records go back into it
   const auto shards = client.list_shards("bench");
   for (const auto& shard : shards) {
     std::optional<std::string> it = client.get_shard_iterator("bench", shard.shard_id,
-                                                              native::StartPosition::trim_horizon());
+                                                              aws::StartPosition::trim_horizon());
     while (it) {
 #ifdef KCLPP_BENCH_BY_VALUE
       r = client.get_records(*it, 10'000);  // a kclpp without the reusing overload (--kclpp-b)

@@ -88,12 +88,12 @@ int cat_command(const std::vector<std::string>& argv) {
   options.end_day = args.get_or("end-date", "");
   options.read_size = static_cast<std::uint64_t>(*args.get_int("read-size-mb", 1, 1024)) << 20;
   options.list_page_size = static_cast<int>(*args.get_int("list-page-size", 1, 1000));
-  const native::ClientOptions aws = client_options(args);
+  const aws::KinesisOptions aws = client_options(args);
   // --region, else the stream's region from the config (go-triton's cat hard-coded
   // us-west-1, spec §1), else the AWS chain.
   options.s3.region = aws.region.empty() ? stream.region : aws.region;
   options.s3.endpoint = args.get_or("s3-endpoint", "");
-  options.s3.credential_options = aws.credential_options;
+  options.s3.profile = aws.profile;
 
   pipeline::StoreReader reader(options);
   log_info("kclpp cat: ", reader.archives().size(), " archive", reader.archives().size() == 1 ? "" : "s",

@@ -12,7 +12,7 @@
 
 #include "args.hpp"
 #include "kclpp/native/deaggregate.hpp"
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
@@ -109,10 +109,10 @@ int shards_command(const std::vector<std::string>& argv) {
     std::fputs(args.help().c_str(), stderr);
     return 0;
   }
-  native::KinesisClient client(client_options(args));
+  aws::KinesisClient client(client_options(args));
   const std::string stream = required_stream(args);
   const auto shards = retry(first_contact_retry(), [&] { return client.list_shards(stream); });
-  for (const native::Shard& shard : shards) {
+  for (const aws::Shard& shard : shards) {
     nlohmann::json j{{"shardId", shard.shard_id},
                      {"startingHashKey", shard.starting_hash_key},
                      {"endingHashKey", shard.ending_hash_key},
@@ -138,28 +138,28 @@ int put_command(const std::vector<std::string>& argv) {
     return 0;
   }
   const std::string stream = required_stream(args);
-  native::KinesisClient client(client_options(args));
+  aws::KinesisClient client(client_options(args));
   const auto fixed_key = args.get("partition-key");
   std::mt19937_64 random(std::random_device{}());
   const bool verbose = args.has("verbose");
   // Fails fast (unknown stream, unreachable endpoint) before stdin is read.
   (void)retry(first_contact_retry(), [&] { return client.describe_stream_summary(stream); });
 
-  std::vector<native::PutRecordsEntry> batch;
+  std::vector<aws::PutRecordsEntry> batch;
   std::size_t batch_bytes = 0;
   std::uint64_t total = 0;
   auto flush = [&] {
-    std::vector<native::PutRecordsEntry> pending = std::move(batch);
+    std::vector<aws::PutRecordsEntry> pending = std::move(batch);
     batch.clear();
     batch_bytes = 0;
-    std::vector<native::PutRecordsResultEntry> results(pending.size());
+    std::vector<aws::PutRecordsResultEntry> results(pending.size());
     std::vector<std::size_t> todo(pending.size());
     for (std::size_t i = 0; i < todo.size(); ++i) todo[i] = i;
     // One retry loop (kclpp::retry) for both whole-call failures and failed entries: each
     // attempt sends only the entries without a result yet (PutRecords is per-entry), and
     // entries still failing count as throttling for the backoff.
     retry(tool_retry(), [&] {
-      std::vector<native::PutRecordsEntry> send;
+      std::vector<aws::PutRecordsEntry> send;
       send.reserve(todo.size());
       for (std::size_t i : todo) send.push_back(pending[i]);
       const auto replies = client.put_records(stream, send);
@@ -215,9 +215,9 @@ int get_command(const std::vector<std::string>& argv) {
     return 0;
   }
   const std::string stream = required_stream(args);
-  const native::StartPosition from = parse_start_position(args.get_or("from", "TRIM_HORIZON"), "--from");
+  const aws::StartPosition from = parse_start_position(args.get_or("from", "TRIM_HORIZON"), "--from");
   const bool follow = args.has("follow");
-  native::KinesisClient client(client_options(args));
+  aws::KinesisClient client(client_options(args));
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
 
@@ -275,7 +275,7 @@ int create_stream_command(const std::vector<std::string>& argv) {
   }
   const std::string stream = required_stream(args);
   const int shards = static_cast<int>(*args.get_int("shards", 1, 100'000));
-  native::KinesisClient client(client_options(args));
+  aws::KinesisClient client(client_options(args));
   client.create_stream(stream, shards);
   client.wait_for_active(stream, std::chrono::minutes(5));
   log_info("kclpp create-stream: ", stream, " is ACTIVE with ", shards, " shard", shards == 1 ? "" : "s");
@@ -288,7 +288,7 @@ int delete_stream_command(const std::vector<std::string>& argv) {
     std::fputs(args.help().c_str(), stderr);
     return 0;
   }
-  native::KinesisClient client(client_options(args));
+  aws::KinesisClient client(client_options(args));
   client.delete_stream(required_stream(args));
   return 0;
 }

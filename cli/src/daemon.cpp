@@ -92,18 +92,18 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
     config.stream = r.required("streamName");
   }
 
-  config.worker.initial_position = native::StartPosition::latest();  // the KCL's default
+  config.worker.initial_position = aws::StartPosition::latest();  // the KCL's default
   if (const Property* p = r.find("initialPositionInStream")) {
     const std::string v = upper(p->value);  // enum values are upper-cased (spec §6)
-    if (v == "LATEST") config.worker.initial_position = native::StartPosition::latest();
-    else if (v == "TRIM_HORIZON") config.worker.initial_position = native::StartPosition::trim_horizon();
+    if (v == "LATEST") config.worker.initial_position = aws::StartPosition::latest();
+    else if (v == "TRIM_HORIZON") config.worker.initial_position = aws::StartPosition::trim_horizon();
     else if (v != "AT_TIMESTAMP") r.bad("initialPositionInStream", "not TRIM_HORIZON, LATEST or AT_TIMESTAMP");
   }
   // Epoch seconds; means AT_TIMESTAMP (2.x, spec §6).
   for (const char* key : {"initialPositionInStreamExtended", "timestampAtInitialPositionInStream"}) {
     if (const Property* p = r.find(key)) {
       try {
-        config.worker.initial_position = native::StartPosition::at_timestamp(parse_time(p->value, key));
+        config.worker.initial_position = aws::StartPosition::at_timestamp(parse_time(p->value, key));
       } catch (const ConfigError&) {
         r.bad(key, "not a time in epoch seconds");
       }
@@ -111,7 +111,7 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
   }
   if (const Property* p = r.find("initialPositionInStream");
       p != nullptr && upper(p->value) == "AT_TIMESTAMP" &&
-      config.worker.initial_position.type != native::IteratorType::AtTimestamp)
+      config.worker.initial_position.type != aws::IteratorType::AtTimestamp)
     r.bad("initialPositionInStream", "AT_TIMESTAMP needs initialPositionInStreamExtended (epoch seconds)");
 
   if (const Property* p = r.find("regionName")) config.client.region = p->value;

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kclpp/kcl/child_process.hpp"
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/worker.hpp"
 #include "properties.hpp"
 
@@ -14,7 +14,7 @@ namespace kclpp::app::detail {
 
 struct DaemonConfig {
   std::string stream;
-  native::ClientOptions client;
+  aws::KinesisOptions client;
   native::WorkerOptions worker;
   kcl::ChildProcessOptions child;
   std::string checkpoint_store;

@@ -21,17 +21,17 @@ void add_client_options(Args& args) {
       .option("profile", "NAME", "profile of ~/.aws/credentials and ~/.aws/config (default: $AWS_PROFILE)");
 }
 
-native::ClientOptions client_options(const Args& args) {
-  native::ClientOptions options;
+aws::KinesisOptions client_options(const Args& args) {
+  aws::KinesisOptions options;
   options.endpoint = args.get_or("endpoint", "");
   options.region = args.get_or("region", "");
-  options.credential_options.profile = args.get_or("profile", "");
+  options.profile.profile = args.get_or("profile", "");
   return options;
 }
 
-void check_stream(const native::ClientOptions& options, const std::string& stream) {
+void check_stream(const aws::KinesisOptions& options, const std::string& stream) {
   try {
-    native::KinesisClient client(options);
+    aws::KinesisClient client(options);
     (void)client.describe_stream_summary(stream);
   } catch (const Error& e) {
     if (e.retry() == Retry::No) throw;
@@ -155,14 +155,14 @@ std::chrono::system_clock::time_point parse_time(const std::string& text, const 
                     "' is not a time (epoch seconds up to 9200000000, or YYYY-MM-DDTHH:MM:SS[.fff]Z in UTC)");
 }
 
-native::StartPosition parse_start_position(const std::string& text, const std::string& what) {
-  if (text == "LATEST") return native::StartPosition::latest();
-  if (text == "TRIM_HORIZON") return native::StartPosition::trim_horizon();
+aws::StartPosition parse_start_position(const std::string& text, const std::string& what) {
+  if (text == "LATEST") return aws::StartPosition::latest();
+  if (text == "TRIM_HORIZON") return aws::StartPosition::trim_horizon();
   constexpr std::string_view prefix = "AT_TIMESTAMP:";
   if (text.rfind(prefix, 0) == 0)
-    return native::StartPosition::at_timestamp(parse_time(text.substr(prefix.size()), what));
+    return aws::StartPosition::at_timestamp(parse_time(text.substr(prefix.size()), what));
   if (!text.empty() && text[0] >= '0' && text[0] <= '9')
-    return native::StartPosition::at_timestamp(parse_time(text, what));
+    return aws::StartPosition::at_timestamp(parse_time(text, what));
   throw ConfigError(what + ": '" + text +
                     "' is not LATEST, TRIM_HORIZON or AT_TIMESTAMP:<time>");
 }

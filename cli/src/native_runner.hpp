@@ -12,20 +12,20 @@
 #include "args.hpp"
 #include "kclpp/app/main.hpp"
 #include "kclpp/native/checkpoint_store.hpp"
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/worker.hpp"
 
 namespace kclpp::app::detail {
 
 // --endpoint, --region, --profile.
 void add_client_options(Args& args);
-[[nodiscard]] native::ClientOptions client_options(const Args& args);
+[[nodiscard]] aws::KinesisOptions client_options(const Args& args);
 
 // One DescribeStreamSummary before the worker starts: a stream that does not exist (or
 // credentials the service rejects) is a fatal error naming the stream, rather than a worker
 // that warns about it forever. Transient failures (unreachable endpoint, throttling) are
 // only logged: the worker keeps retrying them. Throws the non-retryable kclpp::Error.
-void check_stream(const native::ClientOptions& options, const std::string& stream);
+void check_stream(const aws::KinesisOptions& options, const std::string& stream);
 
 // --application, --checkpoint-store, --initial-position, --shards, --max-records,
 // --idle-time-ms, --shard-sync-ms, --on-error.
@@ -47,7 +47,7 @@ void apply_read_options(const Args& args, native::WorkerOptions& options);
 
 // "LATEST", "TRIM_HORIZON", "AT_TIMESTAMP:<epoch seconds | YYYY-MM-DDTHH:MM:SS[.fff]Z>", or
 // a bare timestamp. ConfigError naming `what` otherwise.
-[[nodiscard]] native::StartPosition parse_start_position(const std::string& text, const std::string& what);
+[[nodiscard]] aws::StartPosition parse_start_position(const std::string& text, const std::string& what);
 // Epoch seconds (fractions allowed) or RFC 3339 UTC; ConfigError naming `what` otherwise.
 [[nodiscard]] std::chrono::system_clock::time_point parse_time(const std::string& text,
                                                                const std::string& what);

@@ -46,7 +46,7 @@ int spoold_command(const std::vector<std::string>& argv) {
   options.endpoint = args.get_or("endpoint", "");
   options.client.endpoint = args.get_or("kinesis-endpoint", "");
   options.client.region = args.get_or("region", "");
-  options.client.credential_options.profile = args.get_or("profile", "");
+  options.client.profile.profile = args.get_or("profile", "");
   options.max_buffered_bytes = static_cast<std::size_t>(*args.get_int("max-buffer-mb", 1, 1'048'576)) << 20;
   options.flush_interval = std::chrono::milliseconds(*args.get_int("flush-interval-ms", 1, 3'600'000));
   options.retry.max_attempts = static_cast<int>(*args.get_int("attempts", 1, 100));

@@ -157,20 +157,20 @@ int store_command(const std::vector<std::string>& argv) {
   if (args.has("multilang")) {
     options.s3.region = args.get_or("region", stream.region);
     options.s3.endpoint = args.get_or("s3-endpoint", "");
-    options.s3.credential_options.profile = args.get_or("profile", "");
+    options.s3.profile.profile = args.get_or("profile", "");
     DaemonShardStore processor(options);
     kcl::RunOptions run_options;
     run_options.on_processor_error = OnProcessorError::Fail;  // a lost upload: the shard restarts
     return kcl::run(processor, run_options);
   }
 
-  native::ClientOptions kinesis = client_options(args);
+  aws::KinesisOptions kinesis = client_options(args);
   // The stream's region from the config, as go-triton's store uses for Kinesis and S3
   // (spec §6); --region overrides it.
   if (kinesis.region.empty()) kinesis.region = stream.region;
   options.s3.region = kinesis.region;
   options.s3.endpoint = args.get_or("s3-endpoint", "");
-  options.s3.credential_options = kinesis.credential_options;
+  options.s3.profile = kinesis.profile;
 
   // What go-triton takes (spec §4, §8) means its triton_checkpoint table: "sqlite://PATH"
   // and "postgres://..." become triton+sqlite: / triton+postgres:// (triton_db_uri), so

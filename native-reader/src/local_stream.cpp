@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "kclpp/native/aws.hpp"
+#include "kclpp/aws/credentials.hpp"
 #include "kclpp/processor/error.hpp"
 #include "local_stream_testing.hpp"
 #include "md5.hpp"
@@ -29,7 +29,7 @@ constexpr std::chrono::minutes iterator_lifetime{5};
 constexpr int max_get_records_limit = 10'000;
 
 [[noreturn]] void throw_aws(const std::string& type, const std::string& message) {
-  throw AwsError(type + ": " + message, type, 400, Retry::No);
+  throw aws::AwsError(type + ": " + message, type, 400, Retry::No);
 }
 
 std::string to_decimal(HashKey value) {
@@ -120,7 +120,7 @@ struct StoredRecord {
 };
 
 struct LocalShard {
-  Shard info;
+  aws::Shard info;
   HashKey start = 0;
   HashKey end = 0;
   std::deque<StoredRecord> records;
@@ -254,7 +254,7 @@ struct LocalStream::State {
     }
   }
 
-  std::string shard_iterator(const std::string& shard_id, const StartPosition& position) {
+  std::string shard_iterator(const std::string& shard_id, const aws::StartPosition& position) {
     const auto now = Clock::now();
     trim(now);
     ++get_shard_iterator_calls;
@@ -263,14 +263,14 @@ struct LocalStream::State {
     const auto& records = shard.records;
     std::size_t offset = 0;  // into records
     switch (position.type) {
-      case IteratorType::TrimHorizon:
+      case aws::IteratorType::TrimHorizon:
         offset = 0;
         break;
-      case IteratorType::Latest:
+      case aws::IteratorType::Latest:
         offset = records.size();
         break;
-      case IteratorType::AtSequenceNumber:
-      case IteratorType::AfterSequenceNumber: {
+      case aws::IteratorType::AtSequenceNumber:
+      case aws::IteratorType::AfterSequenceNumber: {
         const auto wanted = SequenceNumber::try_parse(position.sequence_number);
         if (!wanted || *wanted < SequenceNumber(shard.info.starting_sequence_number) ||
             (shard.info.ending_sequence_number &&
@@ -284,14 +284,14 @@ struct LocalStream::State {
           return r.sequence_number < s;
         };
         auto it = std::lower_bound(records.begin(), records.end(), *wanted, by_sequence);
-        if (position.type == IteratorType::AfterSequenceNumber && it != records.end() &&
+        if (position.type == aws::IteratorType::AfterSequenceNumber && it != records.end() &&
             it->sequence_number == *wanted) {
           ++it;
         }
         offset = static_cast<std::size_t>(it - records.begin());
         break;
       }
-      case IteratorType::AtTimestamp: {
+      case aws::IteratorType::AtTimestamp: {
         auto it = std::find_if(records.begin(), records.end(), [&](const StoredRecord& r) {
           return r.arrival >= position.timestamp;
         });
@@ -302,7 +302,7 @@ struct LocalStream::State {
     return encode(iterator_at(shard_index, shard.trimmed + offset, now));
   }
 
-  GetRecordsResult get_records(const std::string& iterator, int limit) {
+  aws::GetRecordsResult get_records(const std::string& iterator, int limit) {
     const auto now = Clock::now();
     trim(now);
     const IteratorState it = decode(iterator);
@@ -322,7 +322,7 @@ struct LocalStream::State {
     }
     // A position before the trim horizon reads from the oldest record kept, like Kinesis.
     std::size_t position = std::max(it.position, shard.trimmed);
-    GetRecordsResult result;
+    aws::GetRecordsResult result;
     const std::size_t end = std::min(shard.end_position(), position + static_cast<std::size_t>(limit));
     result.records.reserve(end - position);
     for (; position < end; ++position) {
@@ -353,9 +353,9 @@ struct LocalStream::State {
     return result;
   }
 
-  std::vector<Shard> list_shards() {
+  std::vector<aws::Shard> list_shards() {
     trim(Clock::now());
-    std::vector<Shard> out;
+    std::vector<aws::Shard> out;
     for (const auto& shard : shards) {
       if (!shard.expired) out.push_back(shard.info);
     }
@@ -367,15 +367,15 @@ struct LocalStream::State {
    public:
     explicit Connection(std::shared_ptr<State> state) : state_(std::move(state)) {}
 
-    std::vector<Shard> list_shards() override {
+    std::vector<aws::Shard> list_shards() override {
       const std::lock_guard lock(state_->mutex);
       return state_->list_shards();
     }
-    std::string get_shard_iterator(const std::string& shard_id, const StartPosition& position) override {
+    std::string get_shard_iterator(const std::string& shard_id, const aws::StartPosition& position) override {
       const std::lock_guard lock(state_->mutex);
       return state_->shard_iterator(shard_id, position);
     }
-    GetRecordsResult get_records(const std::string& shard_iterator, int limit) override {
+    aws::GetRecordsResult get_records(const std::string& shard_iterator, int limit) override {
       const std::lock_guard lock(state_->mutex);
       return state_->get_records(shard_iterator, limit);
     }
@@ -409,7 +409,7 @@ std::unique_ptr<StreamConnection> LocalStream::connect() {
   return std::make_unique<State::Connection>(state_);
 }
 
-PutRecordResult LocalStream::put(std::string_view data, std::string_view partition_key,
+aws::PutRecordResult LocalStream::put(std::string_view data, std::string_view partition_key,
                                  std::string_view explicit_hash_key) {
   if (partition_key.empty() || partition_key.size() > 256) {
     throw_aws("InvalidArgumentException", "partition key must have 1 to 256 characters");
@@ -436,7 +436,7 @@ PutRecordResult LocalStream::put(std::string_view data, std::string_view partiti
       record.partition_key.assign(partition_key);
       // Kinesis reports arrival times in milliseconds.
       record.arrival = Clock::time_point(std::chrono::milliseconds(epoch_millis(now)));
-      PutRecordResult result{shard.info.shard_id, record.sequence_number.str()};
+      aws::PutRecordResult result{shard.info.shard_id, record.sequence_number.str()};
       shard.records.push_back(std::move(record));
       return result;
     }

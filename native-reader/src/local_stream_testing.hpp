@@ -14,7 +14,7 @@ enum class LocalFault { Throttled, Transport, ExpiredIterator };
 
 struct LocalStreamTesting {
   // Every shard iterator handed out so far becomes expired: the next get_records() with
-  // it throws AwsError "ExpiredIteratorException" (as after 5 idle minutes on Kinesis).
+  // it throws aws::AwsError "ExpiredIteratorException" (as after 5 idle minutes on Kinesis).
   static void expire_iterators(LocalStream& stream);
   // The next `count` get_records() calls (any shard) throw `fault` before doing anything.
   static void fail_next_get_records(LocalStream& stream, int count, LocalFault fault);

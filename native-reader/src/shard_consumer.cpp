@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include "kclpp/native/aws.hpp"
+#include "kclpp/aws/credentials.hpp"
 #include "kclpp/native/deaggregate.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
@@ -32,28 +32,28 @@ bool is_fatal(const Error& e) {
   return dynamic_cast<const AuthError*>(&e) != nullptr || dynamic_cast<const ConfigError*>(&e) != nullptr;
 }
 
-ExtendedSequenceNumber sentinel_for(const StartPosition& position) {
+ExtendedSequenceNumber sentinel_for(const aws::StartPosition& position) {
   switch (position.type) {
-    case IteratorType::Latest:
+    case aws::IteratorType::Latest:
       return ExtendedSequenceNumber(Sentinel::Latest);
-    case IteratorType::AtTimestamp:
+    case aws::IteratorType::AtTimestamp:
       return ExtendedSequenceNumber(Sentinel::AtTimestamp);
     default:
       return ExtendedSequenceNumber(Sentinel::TrimHorizon);
   }
 }
 
-std::string describe(const StartPosition& position) {
+std::string describe(const aws::StartPosition& position) {
   switch (position.type) {
-    case IteratorType::Latest:
+    case aws::IteratorType::Latest:
       return "LATEST";
-    case IteratorType::TrimHorizon:
+    case aws::IteratorType::TrimHorizon:
       return "TRIM_HORIZON";
-    case IteratorType::AtSequenceNumber:
+    case aws::IteratorType::AtSequenceNumber:
       return "AT_SEQUENCE_NUMBER " + position.sequence_number;
-    case IteratorType::AfterSequenceNumber:
+    case aws::IteratorType::AfterSequenceNumber:
       return "AFTER_SEQUENCE_NUMBER " + position.sequence_number;
-    case IteratorType::AtTimestamp:
+    case aws::IteratorType::AtTimestamp:
       return "AT_TIMESTAMP";
   }
   return "?";
@@ -92,7 +92,7 @@ bool StopSignal::wait_for(std::chrono::steady_clock::duration delay) {
   return cv_.wait_for(lock, delay, [&] { return stop_; });
 }
 
-ShardConsumer::ShardConsumer(ShardConsumerContext context, Shard shard, StartPosition start_without_checkpoint)
+ShardConsumer::ShardConsumer(ShardConsumerContext context, aws::Shard shard, aws::StartPosition start_without_checkpoint)
     : ctx_(context),
       shard_(std::move(shard)),
       start_without_checkpoint_(std::move(start_without_checkpoint)),
@@ -148,7 +148,7 @@ ShardConsumer::RoundResult ShardConsumer::run_round(bool& made_progress) {
     return RoundResult::Ended;
   }
 
-  StartPosition start;
+  aws::StartPosition start;
   ExtendedSequenceNumber initial;
   // Records at or below this position were processed before: they are dropped.
   std::optional<ExtendedSequenceNumber> skip_through;
@@ -158,7 +158,7 @@ ShardConsumer::RoundResult ShardConsumer::run_round(bool& made_progress) {
     // the checkpoint, also inside a KPL aggregate (sub > 0) and when a processor
     // checkpointed sub-record 0 of an aggregate (AFTER_SEQUENCE_NUMBER would lose the
     // aggregate's later user records), at the cost of reading one record again.
-    start = StartPosition::at(stored->sequence_number().str());
+    start = aws::StartPosition::at(stored->sequence_number().str());
     initial = *stored;
     skip_through = stored;
   } else {
@@ -221,8 +221,8 @@ ShardConsumer::RoundResult ShardConsumer::run_round(bool& made_progress) {
     }
     last_get_records_ = SteadyClock::now();
   };
-  auto open_iterator = [&](const StartPosition& position) {
-    if (position.type == IteratorType::Latest) latest_opened_at = std::chrono::system_clock::now();
+  auto open_iterator = [&](const aws::StartPosition& position) {
+    if (position.type == aws::IteratorType::Latest) latest_opened_at = std::chrono::system_clock::now();
     log_debug("shard ", shard_id, ": GetShardIterator ", describe(position));
     return kclpp::retry(options.read_retry, [&] {
       check_stop();
@@ -231,16 +231,16 @@ ShardConsumer::RoundResult ShardConsumer::run_round(bool& made_progress) {
   };
   // Where a replacement for an expired iterator starts: after the last record read (all
   // of which were handed to the processor), else where this round started.
-  auto restart_position = [&]() -> StartPosition {
-    if (last_fetched) return StartPosition::after(*last_fetched);
-    if (start.type == IteratorType::Latest && latest_opened_at) {
-      return StartPosition::at_timestamp(*latest_opened_at - latest_restart_margin);
+  auto restart_position = [&]() -> aws::StartPosition {
+    if (last_fetched) return aws::StartPosition::after(*last_fetched);
+    if (start.type == aws::IteratorType::Latest && latest_opened_at) {
+      return aws::StartPosition::at_timestamp(*latest_opened_at - latest_restart_margin);
     }
     return start;
   };
   std::string iterator;
   // Fills `out`, reusing the storage of the records in it (the previous batch's).
-  auto fetch = [&](GetRecordsResult& out) {
+  auto fetch = [&](aws::GetRecordsResult& out) {
     int expirations = 0;
     for (;;) {
       try {
@@ -251,10 +251,10 @@ ShardConsumer::RoundResult ShardConsumer::run_round(bool& made_progress) {
         });
         return;
       } catch (const Error& e) {
-        const auto* aws = dynamic_cast<const AwsError*>(&e);
+        const auto* aws = dynamic_cast<const aws::AwsError*>(&e);
         if (aws != nullptr && aws->type() == "ExpiredIteratorException") {
           // Never fatal: a new iterator right after what the processor was handed.
-          const StartPosition position = restart_position();
+          const aws::StartPosition position = restart_position();
           log_info("shard ", shard_id, ": shard iterator expired; re-creating it at ", describe(position));
           if (++expirations > 1) {
             const auto delay = kclpp::detail::backoff_delay(options.read_retry, expirations - 1, Retry::Yes);
@@ -298,7 +298,7 @@ ShardConsumer::RoundResult ShardConsumer::run_round(bool& made_progress) {
     // Reused across calls: once a batch has been processed its records go back into
     // result.records, and the next reply is decoded into their strings (no allocation per
     // record in steady state; bench/native_throughput).
-    GetRecordsResult result;
+    aws::GetRecordsResult result;
     for (;;) {
       if (ctx_.stop.requested()) return shutdown_processor();
       fetch(result);
@@ -339,7 +339,7 @@ ShardConsumer::RoundResult ShardConsumer::run_round(bool& made_progress) {
       drop_processor("the worker stops");
       throw;
     }
-    const auto* aws = dynamic_cast<const AwsError*>(&e);
+    const auto* aws = dynamic_cast<const aws::AwsError*>(&e);
     if (aws != nullptr && aws->type() == "ResourceNotFoundException") {
       // Retrying cannot bring it back; its children (if any) treat it as done.
       log_warn("shard ", shard_id, " no longer exists (", e.what(), "); giving it up");

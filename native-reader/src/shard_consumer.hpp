@@ -56,7 +56,7 @@ class ShardConsumer {
  public:
   // `start_without_checkpoint`: where to begin when the store has no checkpoint (the
   // worker's initial position, or TRIM_HORIZON for a child of a shard it finished).
-  ShardConsumer(ShardConsumerContext context, Shard shard, StartPosition start_without_checkpoint);
+  ShardConsumer(ShardConsumerContext context, aws::Shard shard, aws::StartPosition start_without_checkpoint);
   ~ShardConsumer();
   ShardConsumer(const ShardConsumer&) = delete;
   ShardConsumer& operator=(const ShardConsumer&) = delete;
@@ -68,8 +68,8 @@ class ShardConsumer {
   RoundResult run_round(bool& made_progress);
 
   ShardConsumerContext ctx_;
-  Shard shard_;
-  StartPosition start_without_checkpoint_;
+  aws::Shard shard_;
+  aws::StartPosition start_without_checkpoint_;
   std::unique_ptr<StreamConnection> connection_;
   std::optional<std::chrono::steady_clock::time_point> last_get_records_;
 };

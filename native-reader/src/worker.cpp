@@ -60,13 +60,13 @@ struct Worker::Impl {
   std::set<std::string> skipped;   // closed shards never read (LATEST start), or gone
   std::map<std::string, ExtendedSequenceNumber> initial_checkpoints;
   std::optional<std::set<std::string>> subset;
-  std::map<std::string, Shard> listing;
+  std::map<std::string, aws::Shard> listing;
 
   void validate() const;
   void run();
   bool sync(StreamConnection& connection);
-  void start_eligible(const std::vector<Shard>& shards);
-  void start(const Shard& shard, StartPosition start_position);
+  void start_eligible(const std::vector<aws::Shard>& shards);
+  void start(const aws::Shard& shard, aws::StartPosition start_position);
   // Joins finished shard threads; returns the first fatal error, if any.
   std::exception_ptr reap(bool& shard_ended);
   void stop_all() noexcept;
@@ -91,7 +91,7 @@ void Worker::Impl::validate() const {
 }
 
 bool Worker::Impl::sync(StreamConnection& connection) {
-  std::vector<Shard> shards;
+  std::vector<aws::Shard> shards;
   try {
     shards = kclpp::retry(options.read_retry, [&] { return connection.list_shards(); });
   } catch (const AuthError&) {
@@ -103,7 +103,7 @@ bool Worker::Impl::sync(StreamConnection& connection) {
     return false;
   }
   std::sort(shards.begin(), shards.end(),
-            [](const Shard& a, const Shard& b) { return a.shard_id < b.shard_id; });
+            [](const aws::Shard& a, const aws::Shard& b) { return a.shard_id < b.shard_id; });
   if (!subset && !options.shard_indexes.empty()) {
     // Indexes into every shard listed at the first sync, open and closed, sorted by id.
     std::set<std::string> chosen;
@@ -129,7 +129,7 @@ bool Worker::Impl::sync(StreamConnection& connection) {
   return true;
 }
 
-void Worker::Impl::start_eligible(const std::vector<Shard>& shards) {
+void Worker::Impl::start_eligible(const std::vector<aws::Shard>& shards) {
   for (const auto& shard : shards) {
     const std::string& id = shard.shard_id;
     if (!in_subset(id) || done(id) || tasks.count(id) != 0) continue;
@@ -145,8 +145,8 @@ void Worker::Impl::start_eligible(const std::vector<Shard>& shards) {
     if (!parents_done) continue;
     // A child of a shard read to its end starts at its beginning, whatever the initial
     // position, as the KCL does: records put after the split belong to the children.
-    StartPosition position = parent_read ? StartPosition::trim_horizon() : options.initial_position;
-    if (position.type == IteratorType::Latest && shard.closed() && initial_checkpoints.count(id) == 0) {
+    aws::StartPosition position = parent_read ? aws::StartPosition::trim_horizon() : options.initial_position;
+    if (position.type == aws::IteratorType::Latest && shard.closed() && initial_checkpoints.count(id) == 0) {
       // LATEST on a closed shard reads nothing: skip it (its children start at LATEST too).
       skipped.insert(id);
       log_info("worker: skipping closed shard ", id, " (initial position LATEST, no checkpoint)");
@@ -156,7 +156,7 @@ void Worker::Impl::start_eligible(const std::vector<Shard>& shards) {
   }
 }
 
-void Worker::Impl::start(const Shard& shard, StartPosition start_position) {
+void Worker::Impl::start(const aws::Shard& shard, aws::StartPosition start_position) {
   auto task = std::make_unique<Task>();
   task->shard_id = shard.shard_id;
   Task* raw = task.get();

@@ -165,7 +165,7 @@ struct ArchiveStore::Impl {
   // `mutex`. A rotation holds it for the whole upload: appends wait, as in Triton's store
   // (spec §6), which keeps one file per stream and the ordering simple.
   mutable std::mutex mutex;
-  std::optional<S3Client> s3;
+  std::optional<aws::S3Client> s3;
   std::unique_ptr<FileSink> sink;
   std::unique_ptr<ArchiveWriter> writer;
   Clock::time_point opened{};
@@ -225,7 +225,7 @@ ArchiveStore::Impl::Impl(ArchiveStoreOptions o) : options(std::move(o)) {
     if (ec) throw TransportError("store: cannot remove " + spool_path + ": " + ec.message(), Retry::No);
   }
   if (!options.statsd.empty()) statsd = Statsd(options.statsd, options.statsd_prefix);
-  S3Options s3_options = options.s3;
+  aws::S3Options s3_options = options.s3;
   s3_options.retry = options.upload_retry;  // put_file's own retries (upload_locked)
   s3.emplace(std::move(s3_options));
   timer = std::jthread([this](const std::stop_token& stop) { timer_loop(stop); });
@@ -421,7 +421,7 @@ std::string ArchiveStore::Impl::take_key_locked() {
 
 void ArchiveStore::Impl::upload_locked(const std::string& key, std::uint64_t size, const std::string& sha256) {
   const auto started = std::chrono::steady_clock::now();
-  // put_file retries each of its requests with upload_retry (S3Options::retry, set where
+  // put_file retries each of its requests with upload_retry (aws::S3Options::retry, set where
   // the client is made): an outer loop would multiply the attempts and restart every part.
   (void)s3->put_file(options.bucket, key, spool_path);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);

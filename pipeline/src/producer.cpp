@@ -9,7 +9,7 @@
 namespace kclpp::pipeline {
 namespace {
 
-native::ClientOptions with_region(native::ClientOptions client, const StreamConfig& stream) {
+aws::KinesisOptions with_region(aws::KinesisOptions client, const StreamConfig& stream) {
   if (client.region.empty()) client.region = stream.region;
   return client;
 }
@@ -19,17 +19,17 @@ native::ClientOptions with_region(native::ClientOptions client, const StreamConf
 struct Producer::Impl {
   StreamConfig stream;
   ProducerOptions options;
-  native::KinesisClient client;
+  aws::KinesisClient client;
 
   Impl(StreamConfig s, ProducerOptions o)
       : stream(std::move(s)), options(std::move(o)), client(with_region(options.client, stream)) {}
 
-  PutManyResult put_entries(std::vector<native::PutRecordsEntry> entries) {
+  PutManyResult put_entries(std::vector<aws::PutRecordsEntry> entries) {
     PutManyResult result;
     result.results.resize(entries.size());
     // Records Kinesis would refuse are reported without being sent: one oversized record in
     // a request makes Kinesis reject the whole request (a 400 for all 500 entries).
-    std::vector<native::PutRecordsEntry> sendable;
+    std::vector<aws::PutRecordsEntry> sendable;
     std::vector<std::size_t> index;  // sendable[k] is entries[index[k]]
     sendable.reserve(entries.size());
     index.reserve(entries.size());
@@ -48,12 +48,12 @@ struct Producer::Impl {
       sendable.push_back(std::move(entries[i]));
       index.push_back(i);
     }
-    const std::span<const native::PutRecordsEntry> all = sendable;
+    const std::span<const aws::PutRecordsEntry> all = sendable;
     for (const auto& [begin, end] : detail::split_requests(all)) {
       detail::PutOutcome outcome =
           detail::put_with_retry(client, stream.name, all.subspan(begin, end - begin), options.retry);
       for (std::size_t k = 0; k < outcome.results.size(); ++k) {
-        native::PutRecordsResultEntry& r = outcome.results[k];
+        aws::PutRecordsResultEntry& r = outcome.results[k];
         const std::size_t i = index[begin + k];
         if (r.ok()) {
           result.results[i] = {std::move(r.shard_id), std::move(r.sequence_number)};
@@ -76,13 +76,13 @@ Producer& Producer::operator=(Producer&&) noexcept = default;
 
 const StreamConfig& Producer::stream() const noexcept { return impl_->stream; }
 
-native::PutRecordResult Producer::put(const Map& record) {
+aws::PutRecordResult Producer::put(const Map& record) {
   const std::string key = partition_key_of(record, impl_->stream.partition_key);
   const std::string data = encode_record(record);
   return put_packed(data, key);
 }
 
-native::PutRecordResult Producer::put_packed(std::string_view data, const std::string& partition_key) {
+aws::PutRecordResult Producer::put_packed(std::string_view data, const std::string& partition_key) {
   if (auto problem = detail::partition_key_problem(partition_key); !problem.empty())
     throw ConfigError("stream " + impl_->stream.logical_name + ": " + problem);
   // PutRecord is not idempotent: InDoubtError (a lost reply, a 5xx) is not retried here
@@ -92,7 +92,7 @@ native::PutRecordResult Producer::put_packed(std::string_view data, const std::s
 }
 
 PutManyResult Producer::put_many(std::span<const Map> records) {
-  std::vector<native::PutRecordsEntry> entries;
+  std::vector<aws::PutRecordsEntry> entries;
   entries.reserve(records.size());
   // Every key first: a missing field throws before anything is sent.
   for (const Map& record : records) {
@@ -103,7 +103,7 @@ PutManyResult Producer::put_many(std::span<const Map> records) {
 }
 
 PutManyResult Producer::put_many_packed(std::span<const PackedRecord> records) {
-  std::vector<native::PutRecordsEntry> entries;
+  std::vector<aws::PutRecordsEntry> entries;
   entries.reserve(records.size());
   for (const PackedRecord& r : records) entries.push_back({r.data, r.partition_key, {}});
   return impl_->put_entries(std::move(entries));

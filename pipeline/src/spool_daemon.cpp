@@ -31,7 +31,7 @@ constexpr auto poll_interval = std::chrono::milliseconds{50};
 // Messages taken per pass before the batch is handed over (keeps the lock hold short).
 constexpr std::size_t receive_batch = 1'000;
 
-std::string region_of(const native::ClientOptions& client, const StreamConfig& stream) {
+std::string region_of(const aws::KinesisOptions& client, const StreamConfig& stream) {
   return client.region.empty() ? stream.region : client.region;
 }
 
@@ -40,11 +40,11 @@ std::string region_of(const native::ClientOptions& client, const StreamConfig& s
 struct SpoolDaemon::Impl {
   struct Pending {
     const StreamConfig* stream = nullptr;
-    std::vector<native::PutRecordsEntry> entries;
+    std::vector<aws::PutRecordsEntry> entries;
   };
   struct Received {
     const StreamConfig* stream;
-    native::PutRecordsEntry entry;
+    aws::PutRecordsEntry entry;
   };
 
   TritonConfig config;
@@ -54,7 +54,7 @@ struct SpoolDaemon::Impl {
   std::string endpoint;
   // One client per region (streams of one config may live in several); used by the sender
   // thread only, once run() started.
-  std::map<std::string, native::KinesisClient> clients;
+  std::map<std::string, aws::KinesisClient> clients;
 
   std::atomic<bool> stop_requested{false};
   std::atomic<bool> started{false};
@@ -74,9 +74,9 @@ struct SpoolDaemon::Impl {
     for (const auto& [name, stream] : config.streams()) {
       const std::string region = region_of(options.client, stream);
       if (clients.count(region) != 0) continue;
-      native::ClientOptions client = options.client;
+      aws::KinesisOptions client = options.client;
       client.region = region;
-      clients.emplace(region, native::KinesisClient(std::move(client)));
+      clients.emplace(region, aws::KinesisClient(std::move(client)));
     }
     try {
       socket = zmq::socket_t(context, zmq::socket_type::pull);
@@ -121,7 +121,7 @@ struct SpoolDaemon::Impl {
     if (second.size() + header->partition_key.size() > detail::max_record_bytes)
       return reject("record of " + std::to_string(second.size()) + " bytes for stream '" + header->stream_name +
                     "' is over the 1 MiB Kinesis limit");
-    batch.push_back({stream, native::PutRecordsEntry{std::string(second.to_string_view()),
+    batch.push_back({stream, aws::PutRecordsEntry{std::string(second.to_string_view()),
                                                      std::move(header->partition_key), {}}});
     return true;
   }
@@ -172,8 +172,8 @@ struct SpoolDaemon::Impl {
   }
 
   void write_stream(const Pending& p) {
-    native::KinesisClient& client = clients.at(region_of(options.client, *p.stream));
-    const std::span<const native::PutRecordsEntry> all = p.entries;
+    aws::KinesisClient& client = clients.at(region_of(options.client, *p.stream));
+    const std::span<const aws::PutRecordsEntry> all = p.entries;
     for (const auto& [begin, end] : detail::split_requests(all)) {
       const auto part = all.subspan(begin, end - begin);
       std::size_t bytes = 0;

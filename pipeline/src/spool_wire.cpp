@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kclpp/native/aws.hpp"
+#include "kclpp/aws/credentials.hpp"
 #include "kclpp/processor/error.hpp"
 
 namespace kclpp::pipeline::detail {
@@ -54,7 +54,7 @@ bool throttling_entry_code(std::string_view code) {
 }
 
 std::string error_code_of(const Error& e) {
-  if (const auto* aws = dynamic_cast<const native::AwsError*>(&e)) return aws->type();
+  if (const auto* aws = dynamic_cast<const aws::AwsError*>(&e)) return aws->type();
   if (dynamic_cast<const ThrottledError*>(&e) != nullptr) return "ThrottledError";
   if (dynamic_cast<const InDoubtError*>(&e) != nullptr) return "InDoubtError";
   if (dynamic_cast<const AuthError*>(&e) != nullptr) return "AuthError";
@@ -138,7 +138,7 @@ std::string partition_key_problem(std::string_view key) {
 }
 
 std::vector<std::pair<std::size_t, std::size_t>> split_requests(
-    std::span<const native::PutRecordsEntry> entries) {
+    std::span<const aws::PutRecordsEntry> entries) {
   std::vector<std::pair<std::size_t, std::size_t>> ranges;
   std::size_t begin = 0;
   std::size_t bytes = 0;
@@ -155,15 +155,15 @@ std::vector<std::pair<std::size_t, std::size_t>> split_requests(
   return ranges;
 }
 
-PutOutcome put_with_retry(native::KinesisClient& client, const std::string& stream,
-                          std::span<const native::PutRecordsEntry> entries, const RetryPolicy& policy) {
+PutOutcome put_with_retry(aws::KinesisClient& client, const std::string& stream,
+                          std::span<const aws::PutRecordsEntry> entries, const RetryPolicy& policy) {
   PutOutcome out;
   out.results.resize(entries.size());
   if (entries.empty()) return out;
   std::vector<std::size_t> todo(entries.size());
   std::iota(todo.begin(), todo.end(), std::size_t{0});
   std::vector<bool> resent(entries.size(), false);
-  std::vector<native::PutRecordsEntry> again_entries;
+  std::vector<aws::PutRecordsEntry> again_entries;
   // The last whole-request failure, cleared by a round that got a reply.
   std::string whole_code;
   std::string whole_message;
@@ -171,7 +171,7 @@ PutOutcome put_with_retry(native::KinesisClient& client, const std::string& stre
   try {
     // One kclpp::retry (no loop of our own): each attempt sends only what has no result.
     retry(policy, [&] {
-      std::span<const native::PutRecordsEntry> send = entries;
+      std::span<const aws::PutRecordsEntry> send = entries;
       if (++attempt > 1) {
         again_entries.clear();
         for (const std::size_t i : todo) {
@@ -183,7 +183,7 @@ PutOutcome put_with_retry(native::KinesisClient& client, const std::string& stre
         }
         send = again_entries;
       }
-      std::vector<native::PutRecordsResultEntry> replies;
+      std::vector<aws::PutRecordsResultEntry> replies;
       try {
         replies = client.put_records(stream, send);
       } catch (const InDoubtError& e) {
@@ -221,7 +221,7 @@ PutOutcome put_with_retry(native::KinesisClient& client, const std::string& stre
   } catch (const Error&) {
     if (!whole_code.empty()) {
       for (const std::size_t i : todo) {
-        out.results[i] = native::PutRecordsResultEntry{{}, {}, whole_code, whole_message};
+        out.results[i] = aws::PutRecordsResultEntry{{}, {}, whole_code, whole_message};
       }
     }
   }

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/processor/retry.hpp"
 
 namespace kclpp::pipeline::detail {
@@ -54,11 +54,11 @@ void append_json_header(std::string_view stream, std::string_view key, std::stri
 // [begin, end) ranges of `entries` forming requests of at most 500 records and 5 MiB
 // (data + key bytes). Entries must each be at most max_record_bytes.
 [[nodiscard]] std::vector<std::pair<std::size_t, std::size_t>> split_requests(
-    std::span<const native::PutRecordsEntry> entries);
+    std::span<const aws::PutRecordsEntry> entries);
 
 // The outcome of putting one request's worth of entries.
 struct PutOutcome {
-  std::vector<native::PutRecordsResultEntry> results;  // one per entry, in order
+  std::vector<aws::PutRecordsResultEntry> results;  // one per entry, in order
   std::size_t retried = 0;                             // entries resent at least once
   std::size_t failed = 0;                              // results that are not ok()
 };
@@ -70,8 +70,8 @@ struct PutOutcome {
 // retry). What still fails after the policy's attempts gets an error code: the entry's
 // own, or the name of the whole-request error (the AWS type, or "ThrottledError",
 // "TransportError", "InDoubtError", "AuthError", ...). Never throws a kclpp::Error.
-[[nodiscard]] PutOutcome put_with_retry(native::KinesisClient& client, const std::string& stream,
-                                        std::span<const native::PutRecordsEntry> entries,
+[[nodiscard]] PutOutcome put_with_retry(aws::KinesisClient& client, const std::string& stream,
+                                        std::span<const aws::PutRecordsEntry> entries,
                                         const RetryPolicy& policy);
 
 }  // namespace kclpp::pipeline::detail

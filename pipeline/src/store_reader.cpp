@@ -43,7 +43,7 @@ std::string folder_of(sys_days day) {
 
 }  // namespace
 
-std::vector<ArchiveEntry> list_archives(S3Client& s3, const StoreReaderOptions& options) {
+std::vector<ArchiveEntry> list_archives(aws::S3Client& s3, const StoreReaderOptions& options) {
   if (options.bucket.empty()) throw ConfigError("archive reader: no bucket");
   check_key_part(options.stream, "stream");
   if (!options.client.empty()) check_key_part(options.client, "client");
@@ -65,7 +65,7 @@ std::vector<ArchiveEntry> list_archives(S3Client& s3, const StoreReaderOptions& 
     const auto objects = retry(s3_retry(), [&] {
       return s3.list_objects(options.bucket, prefix, options.list_page_size);
     });
-    for (const S3Object& object : objects) {
+    for (const aws::S3Object& object : objects) {
       auto key = ArchiveKey::parse(object.key);
       if (!key || key->stream != options.stream) continue;  // .metadata, legacy keys, ...
       if (!options.client.empty() && key->client != options.client) continue;
@@ -90,7 +90,7 @@ std::vector<ArchiveEntry> list_archives(S3Client& s3, const StoreReaderOptions& 
 
 struct StoreReader::Impl {
   StoreReaderOptions options;
-  S3Client s3;
+  aws::S3Client s3;
   std::vector<ArchiveEntry> archives;
   std::size_t next_archive = 0;   // index of the archive to open next
   std::size_t current = 0;        // index of the archive the last record came from

@@ -15,8 +15,8 @@
 
 namespace {
 
-using kclpp::native::GetRecordsResult;
-using kclpp::native::detail::ReplyParser;
+using aws::GetRecordsResult;
+using kclpp::aws::detail::ReplyParser;
 
 [[noreturn]] void bug(const char* what) {
   std::fputs(what, stderr);
@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static ReplyParser reused_parser;
   static GetRecordsResult reused;
   std::string body;
-  body.reserve(size + kclpp::native::detail::json_padding);
+  body.reserve(size + kclpp::aws::detail::json_padding);
   body.assign(reinterpret_cast<const char*>(data), size);
 
   ReplyParser parser;

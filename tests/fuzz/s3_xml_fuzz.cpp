@@ -19,7 +19,7 @@
 namespace {
 
 using namespace kclpp::pipeline;
-using namespace kclpp::pipeline::detail;
+using namespace kclpp::aws::detail;
 
 void check(bool ok, const char* what) {
   if (ok) return;

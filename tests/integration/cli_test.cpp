@@ -21,10 +21,12 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e_support.hpp"
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kinesalite_fixture.hpp"
 #include "support.hpp"
+
+namespace aws = kclpp::aws;
 
 namespace {
 
@@ -79,7 +81,7 @@ class CliTest : public ::testing::Test {
   void SetUp() override {
     server_ = std::make_unique<Kinesalite>();
     KCLPP_REQUIRE_SERVER(*server_);
-    client_ = std::make_unique<kclpp::native::KinesisClient>(server_->client_options());
+    client_ = std::make_unique<aws::KinesisClient>(server_->client_options());
   }
   void create(const std::string& stream, int shards) {
     client_->create_stream(stream, shards);
@@ -110,7 +112,7 @@ class CliTest : public ::testing::Test {
 
   TempDir dir_{"kclpp-cli-test"};
   std::unique_ptr<Kinesalite> server_;
-  std::unique_ptr<kclpp::native::KinesisClient> client_;
+  std::unique_ptr<aws::KinesisClient> client_;
 };
 
 // Data of the records kclpp_echo logged ("... data=D"), by shard.

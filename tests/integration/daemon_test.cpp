@@ -24,9 +24,11 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e_support.hpp"
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kinesalite_fixture.hpp"
 #include "support.hpp"
+
+namespace aws = kclpp::aws;
 
 namespace {
 
@@ -109,7 +111,7 @@ class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
     }
     server_ = std::make_unique<Kinesalite>(GetParam().server);
     KCLPP_REQUIRE_SERVER(*server_);
-    client_ = std::make_unique<kclpp::native::KinesisClient>(server_->client_options());
+    client_ = std::make_unique<aws::KinesisClient>(server_->client_options());
     client_->create_stream(stream_, 2);
     client_->wait_for_active(stream_, 10s);
   }
@@ -239,7 +241,7 @@ class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
   std::string node_;
   std::string script_;
   std::unique_ptr<Kinesalite> server_;
-  std::unique_ptr<kclpp::native::KinesisClient> client_;
+  std::unique_ptr<aws::KinesisClient> client_;
   const std::string stream_ = "daemon-e2e";
   const std::string application_ = "daemon-e2e-app";
   const std::string db_ = dir_.file("checkpoints.db");

@@ -145,13 +145,13 @@ std::map<std::string, ExtendedSequenceNumber> sqlite_checkpoints(const std::stri
   return store->load_all(application, stream);
 }
 
-std::map<std::string, std::vector<std::string>> put_all(native::KinesisClient& client,
+std::map<std::string, std::vector<std::string>> put_all(aws::KinesisClient& client,
                                                         const std::string& stream,
                                                         const std::vector<std::string>& data,
                                                         std::size_t key_offset) {
   std::map<std::string, std::vector<std::string>> by_shard;
   for (std::size_t start = 0; start < data.size(); start += 500) {
-    std::vector<native::PutRecordsEntry> entries;
+    std::vector<aws::PutRecordsEntry> entries;
     for (std::size_t i = start; i < data.size() && i < start + 500; ++i)
       entries.push_back({data[i], "pk-" + std::to_string(key_offset + i), {}});
     const auto results = client.put_records(stream, entries);

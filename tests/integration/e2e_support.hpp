@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/processor/sequence_number.hpp"
 #include "support.hpp"
 
@@ -94,7 +94,7 @@ class PidReaper {
 // Puts `data[i]` with partition key "pk-<offset+i>" in one PutRecords call per 500;
 // returns shard id -> sequence numbers, in put order. Fails (throws) on any error.
 [[nodiscard]] std::map<std::string, std::vector<std::string>> put_all(
-    native::KinesisClient& client, const std::string& stream, const std::vector<std::string>& data,
+    aws::KinesisClient& client, const std::string& stream, const std::vector<std::string>& data,
     std::size_t key_offset = 0);
 
 // "record-<prefix>-<i>" for i in [0, n).

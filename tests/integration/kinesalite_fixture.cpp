@@ -26,7 +26,7 @@ ServerStart wait_until_answering(Subprocess& process, const std::function<void()
     try {
       probe();
       return ServerStart::Answering;
-    } catch (const native::AwsError&) {
+    } catch (const aws::AwsError&) {
       return ServerStart::Answering;  // an error reply is an answer
     } catch (const Error&) {
       // not listening yet
@@ -36,10 +36,10 @@ ServerStart wait_until_answering(Subprocess& process, const std::function<void()
   return ServerStart::TimedOut;
 }
 
-std::vector<Record> read_stream(native::KinesisClient& client, const std::string& stream, int max_reads) {
+std::vector<Record> read_stream(aws::KinesisClient& client, const std::string& stream, int max_reads) {
   std::vector<Record> out;
   for (const auto& shard : client.list_shards(stream)) {
-    auto iterator = client.get_shard_iterator(stream, shard.shard_id, native::StartPosition::trim_horizon());
+    auto iterator = client.get_shard_iterator(stream, shard.shard_id, aws::StartPosition::trim_horizon());
     for (int round = 0; round < max_reads; ++round) {
       auto result = client.get_records(iterator);
       for (auto& r : result.records) out.push_back(std::move(r));
@@ -74,7 +74,7 @@ std::string find_on_path(const std::string& program) {
 
 namespace {
 
-native::Credentials dummy_credentials() {
+aws::Credentials dummy_credentials() {
   return {"AKIDKCLPPTEST", "kclpp-test-secret", ""};
 }
 
@@ -157,10 +157,10 @@ Kinesalite::Kinesalite(KinesisServer kind) : kind_(kind) {
     endpoint_ = "http://127.0.0.1:" + std::to_string(port);
     process_ = std::make_unique<Subprocess>(argv, spawn);
 
-    native::ClientOptions probe_options = client_options();
+    aws::KinesisOptions probe_options = client_options();
     probe_options.connect_timeout = std::chrono::milliseconds{500};
     probe_options.request_timeout = std::chrono::milliseconds{2'000};
-    native::KinesisClient probe(probe_options);
+    aws::KinesisClient probe(probe_options);
     // (The stream does not exist: the probe ends in an AwsError, which is an answer.)
     const ServerStart started = wait_until_answering(
         *process_, [&probe] { (void)probe.describe_stream_summary("kclpp-readiness-probe"); },
@@ -175,11 +175,11 @@ Kinesalite::Kinesalite(KinesisServer kind) : kind_(kind) {
 
 Kinesalite::~Kinesalite() = default;
 
-native::ClientOptions Kinesalite::client_options() const {
-  native::ClientOptions o;
+aws::KinesisOptions Kinesalite::client_options() const {
+  aws::KinesisOptions o;
   o.endpoint = endpoint_;
   o.region = "us-east-1";
-  o.credentials = dummy_credentials();
+  o.credentials = aws::static_credentials(dummy_credentials());
   o.connect_timeout = std::chrono::milliseconds{2'000};
   o.request_timeout = std::chrono::milliseconds{20'000};
   return o;
@@ -219,11 +219,11 @@ std::vector<HttpRequest> FakeHttpServer::requests() const {
   return requests_;
 }
 
-native::ClientOptions FakeHttpServer::client_options(std::chrono::milliseconds request_timeout) const {
-  native::ClientOptions o;
+aws::KinesisOptions FakeHttpServer::client_options(std::chrono::milliseconds request_timeout) const {
+  aws::KinesisOptions o;
   o.endpoint = endpoint_;
   o.region = "us-east-1";
-  o.credentials = dummy_credentials();
+  o.credentials = aws::static_credentials(dummy_credentials());
   o.connect_timeout = std::chrono::milliseconds{1'000};
   o.request_timeout = request_timeout;
   return o;

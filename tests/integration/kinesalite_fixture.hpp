@@ -5,7 +5,7 @@
 //
 //   kclpp::test::Kinesalite server;           // or Kinesalite(KinesisServer::KinesisLocal)
 //   KCLPP_REQUIRE_SERVER(server);             // skip locally / fail in CI when node is missing
-//   kclpp::native::KinesisClient client(server.client_options());
+//   aws::KinesisClient client(server.client_options());
 
 #include <atomic>
 #include <chrono>
@@ -20,7 +20,7 @@
 
 #include <gtest/gtest.h>
 
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 
 namespace kclpp::test {
 
@@ -51,7 +51,7 @@ class Kinesalite {
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   // Endpoint, region us-east-1 and fixed dummy credentials (nothing read from the
   // environment), short timeouts.
-  [[nodiscard]] native::ClientOptions client_options() const;
+  [[nodiscard]] aws::KinesisOptions client_options() const;
   // Everything the server wrote to stderr so far (for failure messages).
   [[nodiscard]] std::string server_log() const;
 
@@ -76,7 +76,7 @@ class Kinesalite {
 // How waiting for a server just started as `process` ended (wait_until_answering).
 enum class ServerStart { Answering, Exited, TimedOut };
 // Calls `probe` (one request to the server, short timeouts) until the server answers:
-// `probe` returns, or throws native::AwsError (an error reply is an answer); any other
+// `probe` returns, or throws aws::AwsError (an error reply is an answer); any other
 // kclpp::Error means "not listening yet". Stops early when `process` exits.
 [[nodiscard]] ServerStart wait_until_answering(Subprocess& process, const std::function<void()>& probe,
                                                std::chrono::milliseconds timeout);
@@ -84,7 +84,7 @@ enum class ServerStart { Answering, Exited, TimedOut };
 // Every record of `stream` as stored, shard by shard in ListShards order: GetRecords from
 // TRIM_HORIZON until each shard is caught up or closed (at most `max_reads` per shard).
 // Throws what the client throws.
-[[nodiscard]] std::vector<Record> read_stream(native::KinesisClient& client, const std::string& stream,
+[[nodiscard]] std::vector<Record> read_stream(aws::KinesisClient& client, const std::string& stream,
                                               int max_reads = 1000);
 
 }  // namespace kclpp::test
@@ -167,7 +167,7 @@ class FakeHttpServer {
   // Number of TCP connections accepted so far.
   [[nodiscard]] int connections() const noexcept { return connections_.load(); }
   // Endpoint, region us-east-1, fixed dummy credentials, the given request timeout.
-  [[nodiscard]] native::ClientOptions client_options(
+  [[nodiscard]] aws::KinesisOptions client_options(
       std::chrono::milliseconds request_timeout = std::chrono::milliseconds{5'000}) const;
 
  private:

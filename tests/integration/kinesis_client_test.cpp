@@ -1,4 +1,4 @@
-// KinesisClient against real local servers (kinesalite and kinesis-local, the same tests on
+// aws::KinesisClient against real local servers (kinesalite and kinesis-local, the same tests on
 // both), against a fault-injecting in-process HTTP server, and its SigV4 signatures against
 // botocore's.
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kinesalite_fixture.hpp"
 #include "support.hpp"
@@ -38,12 +38,12 @@ bool contains(const std::string& haystack, std::string_view needle) {
 }
 
 // Reads from `iterator` until `want` records arrived, the shard ended, or the deadline.
-std::vector<Record> read_records(KinesisClient& client, std::string iterator, std::size_t want,
+std::vector<Record> read_records(aws::KinesisClient& client, std::string iterator, std::size_t want,
                                  std::chrono::milliseconds deadline = 10s) {
   std::vector<Record> out;
   const auto until = std::chrono::steady_clock::now() + deadline;
   while (out.size() < want && std::chrono::steady_clock::now() < until) {
-    GetRecordsResult r = client.get_records(iterator, 10'000);
+    aws::GetRecordsResult r = client.get_records(iterator, 10'000);
     for (auto& rec : r.records) out.push_back(std::move(rec));
     if (!r.next_shard_iterator) break;
     iterator = *r.next_shard_iterator;
@@ -59,24 +59,24 @@ class KinesisServerTest : public ::testing::TestWithParam<KinesisServer> {
   void SetUp() override {
     server_ = std::make_unique<Kinesalite>(GetParam());
     KCLPP_REQUIRE_SERVER(*server_);
-    client_ = std::make_unique<KinesisClient>(server_->client_options());
+    client_ = std::make_unique<aws::KinesisClient>(server_->client_options());
     client_->create_stream(stream_, 2);
     client_->wait_for_active(stream_, 10s);
   }
 
   std::unique_ptr<Kinesalite> server_;
-  std::unique_ptr<KinesisClient> client_;
+  std::unique_ptr<aws::KinesisClient> client_;
   std::string stream_ = "kclpp-client-test";
 };
 
 TEST_P(KinesisServerTest, CreateDescribeListShards) {
-  const StreamSummary s = client_->describe_stream_summary(stream_);
+  const aws::StreamSummary s = client_->describe_stream_summary(stream_);
   EXPECT_EQ(s.stream_name, stream_);
   EXPECT_EQ(s.status, "ACTIVE");
   EXPECT_EQ(s.open_shard_count, 2);
   EXPECT_FALSE(s.stream_arn.empty());
 
-  const std::vector<Shard> shards = client_->list_shards(stream_);
+  const std::vector<aws::Shard> shards = client_->list_shards(stream_);
   ASSERT_EQ(shards.size(), 2u);
   EXPECT_EQ(shards[0].starting_hash_key, "0");
   EXPECT_EQ(shards[1].ending_hash_key, max_hash);
@@ -87,10 +87,10 @@ TEST_P(KinesisServerTest, CreateDescribeListShards) {
   }
 
   // One shard per page: kinesis-local pages, kinesalite ignores MaxResults; same result.
-  ClientOptions paged = server_->client_options();
+  aws::KinesisOptions paged = server_->client_options();
   paged.list_shards_page_size = 1;
-  KinesisClient paged_client(paged);
-  const std::vector<Shard> again = paged_client.list_shards(stream_);
+  aws::KinesisClient paged_client(paged);
+  const std::vector<aws::Shard> again = paged_client.list_shards(stream_);
   ASSERT_EQ(again.size(), 2u);
   EXPECT_EQ(again[0].shard_id, shards[0].shard_id);
   EXPECT_EQ(again[1].shard_id, shards[1].shard_id);
@@ -99,12 +99,12 @@ TEST_P(KinesisServerTest, CreateDescribeListShards) {
   KinesisStream source(stream_, server_->client_options());
   auto conn = source.connect();
   EXPECT_EQ(conn->list_shards().size(), 2u);
-  const std::string it = conn->get_shard_iterator(shards[0].shard_id, StartPosition::trim_horizon());
+  const std::string it = conn->get_shard_iterator(shards[0].shard_id, aws::StartPosition::trim_horizon());
   EXPECT_TRUE(conn->get_records(it, 10).records.empty());
 }
 
 TEST_P(KinesisServerTest, PutAndGetAreByteExact) {
-  const std::vector<Shard> shards = client_->list_shards(stream_);
+  const std::vector<aws::Shard> shards = client_->list_shards(stream_);
   std::mt19937 rng(12345);  // fixed seed: the data is arbitrary bytes, not a search
   auto random_bytes = [&](std::size_t n) {
     std::string s(n, '\0');
@@ -115,17 +115,17 @@ TEST_P(KinesisServerTest, PutAndGetAreByteExact) {
   std::map<std::string, std::string> shard_of;  // sequence number -> shard
 
   const std::string zeros("\0\0\0a\0", 5);
-  const PutRecordResult p1 = client_->put_record(stream_, zeros, "pk-zero");
+  const aws::PutRecordResult p1 = client_->put_record(stream_, zeros, "pk-zero");
   expected[p1.sequence_number] = zeros;
   shard_of[p1.sequence_number] = p1.shard_id;
 
   const std::string big = random_bytes((1u << 20) - 8);  // 1 MiB with the partition key
-  const PutRecordResult p2 = client_->put_record(stream_, big, "pk-big", max_hash);
+  const aws::PutRecordResult p2 = client_->put_record(stream_, big, "pk-big", max_hash);
   EXPECT_EQ(p2.shard_id, shards[1].shard_id);
   expected[p2.sequence_number] = big;
   shard_of[p2.sequence_number] = p2.shard_id;
 
-  std::vector<PutRecordsEntry> entries;
+  std::vector<aws::PutRecordsEntry> entries;
   for (int i = 0; i < 20; ++i) {
     entries.push_back({random_bytes(static_cast<std::size_t>(i) * 37), "pk-" + std::to_string(i),
                        i % 2 == 0 ? std::string("0") : max_hash});
@@ -149,7 +149,7 @@ TEST_P(KinesisServerTest, PutAndGetAreByteExact) {
     std::size_t want = 0;
     for (const auto& [seq, shard] : shard_of) want += shard == sh.shard_id ? 1u : 0u;
     const auto records = read_records(
-        *client_, client_->get_shard_iterator(stream_, sh.shard_id, StartPosition::trim_horizon()), want);
+        *client_, client_->get_shard_iterator(stream_, sh.shard_id, aws::StartPosition::trim_horizon()), want);
     ASSERT_EQ(records.size(), want) << sh.shard_id;
     for (std::size_t i = 0; i < records.size(); ++i) {
       const Record& r = records[i];
@@ -169,7 +169,7 @@ TEST_P(KinesisServerTest, PutAndGetAreByteExact) {
 
 TEST_P(KinesisServerTest, EveryIteratorType) {
   const std::string shard = client_->list_shards(stream_)[0].shard_id;
-  std::vector<PutRecordResult> put;
+  std::vector<aws::PutRecordResult> put;
   for (int i = 0; i < 3; ++i) {
     put.push_back(client_->put_record(stream_, "r" + std::to_string(i), "k", "0"));
     std::this_thread::sleep_for(20ms);  // distinct arrival milliseconds
@@ -180,44 +180,44 @@ TEST_P(KinesisServerTest, EveryIteratorType) {
     return d;
   };
   using V = std::vector<std::string>;
-  EXPECT_EQ(data_of(read_records(*client_, client_->get_shard_iterator(stream_, shard, StartPosition::trim_horizon()), 3)),
+  EXPECT_EQ(data_of(read_records(*client_, client_->get_shard_iterator(stream_, shard, aws::StartPosition::trim_horizon()), 3)),
             (V{"r0", "r1", "r2"}));
-  EXPECT_EQ(data_of(read_records(*client_, client_->get_shard_iterator(stream_, shard, StartPosition::at(put[1].sequence_number)), 2)),
+  EXPECT_EQ(data_of(read_records(*client_, client_->get_shard_iterator(stream_, shard, aws::StartPosition::at(put[1].sequence_number)), 2)),
             (V{"r1", "r2"}));
-  EXPECT_EQ(data_of(read_records(*client_, client_->get_shard_iterator(stream_, shard, StartPosition::after(put[1].sequence_number)), 1)),
+  EXPECT_EQ(data_of(read_records(*client_, client_->get_shard_iterator(stream_, shard, aws::StartPosition::after(put[1].sequence_number)), 1)),
             (V{"r2"}));
 
   // AT_TIMESTAMP: the arrival time of r1 (as the server reports it) selects r1 and later.
-  const auto all = read_records(*client_, client_->get_shard_iterator(stream_, shard, StartPosition::trim_horizon()), 3);
+  const auto all = read_records(*client_, client_->get_shard_iterator(stream_, shard, aws::StartPosition::trim_horizon()), 3);
   ASSERT_EQ(all.size(), 3u);
   ASSERT_TRUE(all[1].approximate_arrival_timestamp);
   EXPECT_EQ(data_of(read_records(*client_, client_->get_shard_iterator(stream_, shard,
-                                     StartPosition::at_timestamp(*all[1].approximate_arrival_timestamp)), 2)),
+                                     aws::StartPosition::at_timestamp(*all[1].approximate_arrival_timestamp)), 2)),
             (V{"r1", "r2"}));
   EXPECT_EQ(data_of(read_records(*client_, client_->get_shard_iterator(stream_, shard,
-                                     StartPosition::at_timestamp(std::chrono::system_clock::now() - 1h)), 3)),
+                                     aws::StartPosition::at_timestamp(std::chrono::system_clock::now() - 1h)), 3)),
             (V{"r0", "r1", "r2"}));
 
   // LATEST: nothing old, then what is put afterwards.
-  std::string latest = client_->get_shard_iterator(stream_, shard, StartPosition::latest());
-  GetRecordsResult none = client_->get_records(latest, 100);
+  std::string latest = client_->get_shard_iterator(stream_, shard, aws::StartPosition::latest());
+  aws::GetRecordsResult none = client_->get_records(latest, 100);
   EXPECT_TRUE(none.records.empty());
   ASSERT_TRUE(none.next_shard_iterator);
   (void)client_->put_record(stream_, "r3", "k", "0");
   EXPECT_EQ(data_of(read_records(*client_, *none.next_shard_iterator, 1)), (V{"r3"}));
 
-  EXPECT_THROW((void)client_->get_shard_iterator(stream_, shard, StartPosition::after("")), ConfigError);
+  EXPECT_THROW((void)client_->get_shard_iterator(stream_, shard, aws::StartPosition::after("")), ConfigError);
 }
 
 TEST_P(KinesisServerTest, SplitAndMergeCloseShardsAndEndTheirReads) {
-  const std::vector<Shard> initial = client_->list_shards(stream_);
+  const std::vector<aws::Shard> initial = client_->list_shards(stream_);
   const std::string parent = initial[0].shard_id;
   (void)client_->put_record(stream_, "before split", "k", "0");
 
   // Split shard 0 in the middle of its range [0, 2^127).
   client_->split_shard(stream_, parent, "85070591730234615865843651857942052864");
   client_->wait_for_active(stream_, 10s);
-  std::vector<Shard> shards = client_->list_shards(stream_);
+  std::vector<aws::Shard> shards = client_->list_shards(stream_);
   ASSERT_EQ(shards.size(), 4u);
   std::vector<std::string> children;
   for (const auto& s : shards) {
@@ -230,12 +230,12 @@ TEST_P(KinesisServerTest, SplitAndMergeCloseShardsAndEndTheirReads) {
   ASSERT_EQ(children.size(), 2u);
 
   // Reading the closed parent reaches SHARD_END (next_shard_iterator == nullopt).
-  std::string it = client_->get_shard_iterator(stream_, parent, StartPosition::trim_horizon());
+  std::string it = client_->get_shard_iterator(stream_, parent, aws::StartPosition::trim_horizon());
   std::vector<std::string> data;
   bool ended = false;
-  std::vector<Shard> reported_children;
+  std::vector<aws::Shard> reported_children;
   for (int i = 0; i < 100 && !ended; ++i) {
-    GetRecordsResult r = client_->get_records(it, 1000);
+    aws::GetRecordsResult r = client_->get_records(it, 1000);
     for (const auto& rec : r.records) data.push_back(rec.data);
     if (!r.next_shard_iterator) {
       ended = true;
@@ -284,7 +284,7 @@ TEST_P(KinesisServerTest, ServiceErrorsAreTyped) {
   try {
     (void)client_->list_shards("no-such-stream");
     FAIL() << "no throw";
-  } catch (const AwsError& e) {
+  } catch (const aws::AwsError& e) {
     EXPECT_EQ(e.type(), "ResourceNotFoundException");
     EXPECT_EQ(e.http_status(), 400);
     EXPECT_EQ(e.retry(), Retry::No);
@@ -296,7 +296,7 @@ TEST_P(KinesisServerTest, ServiceErrorsAreTyped) {
   try {
     (void)client_->put_record("no-such-stream", "x", "k");
     FAIL() << "no throw";
-  } catch (const AwsError& e) {
+  } catch (const aws::AwsError& e) {
     EXPECT_EQ(e.type(), "ResourceNotFoundException");
   }
   if (GetParam() == KinesisServer::KinesisLocal) {
@@ -306,15 +306,15 @@ TEST_P(KinesisServerTest, ServiceErrorsAreTyped) {
   } else try {
     (void)client_->get_records("not-an-iterator", 10);
     FAIL() << "no throw";
-  } catch (const AwsError& e) {
+  } catch (const aws::AwsError& e) {
     EXPECT_FALSE(e.type().empty());
     EXPECT_EQ(e.retry(), Retry::No);
     EXPECT_TRUE(contains(e.what(), "GetRecords")) << e.what();
   }
   const std::string shard = client_->list_shards(stream_)[0].shard_id;
-  EXPECT_THROW((void)client_->get_shard_iterator(stream_, "shardId-000000000099", StartPosition::latest()),
-               AwsError);
-  EXPECT_THROW(client_->create_stream(stream_, 1), AwsError);  // ResourceInUseException
+  EXPECT_THROW((void)client_->get_shard_iterator(stream_, "shardId-000000000099", aws::StartPosition::latest()),
+               aws::AwsError);
+  EXPECT_THROW(client_->create_stream(stream_, 1), aws::AwsError);  // ResourceInUseException
   client_->delete_stream(stream_);
   EXPECT_THROW(
       {
@@ -323,7 +323,7 @@ TEST_P(KinesisServerTest, ServiceErrorsAreTyped) {
           std::this_thread::sleep_for(20ms);
         }
       },
-      AwsError);
+      aws::AwsError);
   (void)shard;
 }
 
@@ -334,11 +334,11 @@ INSTANTIATE_TEST_SUITE_P(Servers, KinesisServerTest,
 // --- transport failures and the fault-injecting server -----------------------------------
 
 TEST(KinesisClientFaults, UnreachableEndpointIsARetryableTransportError) {
-  ClientOptions o;
+  aws::KinesisOptions o;
   o.endpoint = "http://127.0.0.1:" + std::to_string(test::unused_port());
   o.region = "us-east-1";
-  o.credentials = Credentials{"AK", "SK", ""};
-  KinesisClient client(o);
+  o.credentials = aws::static_credentials({"AK", "SK", ""});
+  aws::KinesisClient client(o);
   try {
     (void)client.list_shards("s");
     FAIL() << "no throw";
@@ -360,7 +360,7 @@ TEST(KinesisClientFaults, ThrottlingRepliesAreThrottledErrors) {
     }
     return HttpReply::aws_error(400, "ThrottlingException", "slow down");
   });
-  KinesisClient client(server.client_options());
+  aws::KinesisClient client(server.client_options());
   try {
     (void)client.get_records("it", 10);
     FAIL() << "no throw";
@@ -376,7 +376,7 @@ TEST(KinesisClientFaults, AuthRepliesAreAuthErrors) {
   for (const char* type : {"UnrecognizedClientException", "InvalidSignatureException", "AccessDeniedException",
                            "ExpiredTokenException", "IncompleteSignature", "MissingAuthenticationToken"}) {
     FakeHttpServer server([&](const HttpRequest&) { return HttpReply::aws_error(400, type, "denied"); });
-    KinesisClient client(server.client_options());
+    aws::KinesisClient client(server.client_options());
     try {
       (void)client.describe_stream_summary("s");
       FAIL() << type;
@@ -391,7 +391,7 @@ TEST(KinesisClientFaults, ServerErrorsAreTransportErrorsButPutsAreInDoubt) {
   FakeHttpServer server([](const HttpRequest&) {
     return HttpReply::aws_error(500, "InternalFailure", "oops");
   });
-  KinesisClient client(server.client_options());
+  aws::KinesisClient client(server.client_options());
   try {
     (void)client.get_records("it", 10);
     FAIL();
@@ -400,7 +400,7 @@ TEST(KinesisClientFaults, ServerErrorsAreTransportErrorsButPutsAreInDoubt) {
     EXPECT_TRUE(contains(e.what(), "InternalFailure")) << e.what();
   }
   EXPECT_THROW((void)client.put_record("s", "x", "k"), InDoubtError);
-  const std::vector<PutRecordsEntry> entries{{"x", "k", {}}};
+  const std::vector<aws::PutRecordsEntry> entries{{"x", "k", {}}};
   EXPECT_THROW((void)client.put_records("s", entries), InDoubtError);
 
   FakeHttpServer html([](const HttpRequest&) {
@@ -410,15 +410,15 @@ TEST(KinesisClientFaults, ServerErrorsAreTransportErrorsButPutsAreInDoubt) {
     r.body = "<html>Bad Gateway</html>";
     return r;
   });
-  KinesisClient html_client(html.client_options());
+  aws::KinesisClient html_client(html.client_options());
   EXPECT_THROW((void)html_client.list_shards("s"), TransportError);
 }
 
 TEST(KinesisClientFaults, ConnectionResetIsTransportErrorOrInDoubtForPuts) {
   FakeHttpServer server([](const HttpRequest&) { return HttpReply::reset(); });
-  KinesisClient client(server.client_options());
+  aws::KinesisClient client(server.client_options());
   EXPECT_THROW((void)client.get_records("it", 10), TransportError);
-  EXPECT_THROW((void)client.get_shard_iterator("s", "shard", StartPosition::latest()), TransportError);
+  EXPECT_THROW((void)client.get_shard_iterator("s", "shard", aws::StartPosition::latest()), TransportError);
   try {
     (void)client.put_record("s", "x", "k");
     FAIL();
@@ -426,11 +426,11 @@ TEST(KinesisClientFaults, ConnectionResetIsTransportErrorOrInDoubtForPuts) {
     EXPECT_EQ(e.retry(), Retry::No);
     EXPECT_TRUE(contains(e.what(), "PutRecord")) << e.what();
   }
-  const std::vector<PutRecordsEntry> entries{{"x", "k", {}}};
+  const std::vector<aws::PutRecordsEntry> entries{{"x", "k", {}}};
   EXPECT_THROW((void)client.put_records("s", entries), InDoubtError);
 
   FakeHttpServer closer([](const HttpRequest&) { return HttpReply::close(); });
-  KinesisClient closer_client(closer.client_options());
+  aws::KinesisClient closer_client(closer.client_options());
   EXPECT_THROW((void)closer_client.list_shards("s"), TransportError);
 }
 
@@ -440,10 +440,10 @@ TEST(KinesisClientFaults, SlowResponseTimesOut) {
     r.delay = 3s;
     return r;
   });
-  KinesisClient client(server.client_options(300ms));
+  aws::KinesisClient client(server.client_options(300ms));
   const auto start = std::chrono::steady_clock::now();
   try {
-    (void)client.get_shard_iterator("s", "shard", StartPosition::latest());
+    (void)client.get_shard_iterator("s", "shard", aws::StartPosition::latest());
     FAIL();
   } catch (const TransportError& e) {
     EXPECT_EQ(e.retry(), Retry::Yes);
@@ -459,7 +459,7 @@ TEST(KinesisClientFaults, UnparseableRepliesAreProtocolErrors) {
     if (contains(req.header("x-amz-target"), "ListShards")) return HttpReply::json("not json", 400);
     return HttpReply::json(R"({"unexpected":true})");
   });
-  KinesisClient client(server.client_options());
+  aws::KinesisClient client(server.client_options());
   EXPECT_THROW((void)client.get_records("it", 10), ProtocolError);
   EXPECT_THROW((void)client.list_shards("s"), ProtocolError);
   EXPECT_THROW((void)client.describe_stream_summary("s"), ProtocolError);
@@ -469,9 +469,9 @@ TEST(KinesisClientFaults, UnparseableRepliesAreProtocolErrors) {
 
 TEST(KinesisClientFaults, OneConnectionIsReusedAndRequestsAreWellFormed) {
   FakeHttpServer server([](const HttpRequest&) { return HttpReply::json(R"({"ShardIterator":"it"})"); });
-  KinesisClient client(server.client_options());
+  aws::KinesisClient client(server.client_options());
   for (int i = 0; i < 10; ++i) {
-    EXPECT_EQ(client.get_shard_iterator("s", "shard-" + std::to_string(i), StartPosition::at_timestamp(
+    EXPECT_EQ(client.get_shard_iterator("s", "shard-" + std::to_string(i), aws::StartPosition::at_timestamp(
                                             std::chrono::system_clock::time_point(std::chrono::milliseconds(1700000000123)))),
               "it");
   }
@@ -500,9 +500,9 @@ TEST(KinesisClientFaults, ListShardsFollowsNextToken) {
     if (p == 1) return HttpReply::json(R"({"Shards":[)" + shard(2) + R"(],"NextToken":"t2"})");
     return HttpReply::json(R"({"Shards":[)" + shard(3) + "]}");
   });
-  ClientOptions o = server.client_options();
+  aws::KinesisOptions o = server.client_options();
   o.list_shards_page_size = 2;
-  KinesisClient client(o);
+  aws::KinesisClient client(o);
   const auto shards = client.list_shards("s");
   ASSERT_EQ(shards.size(), 4u);
   EXPECT_EQ(shards[3].shard_id, "shardId-000000000003");
@@ -517,7 +517,7 @@ TEST(KinesisClientFaults, ListShardsFollowsNextToken) {
 
 // Signs the captured request again with botocore (same method, URL, headers, body,
 // credentials and X-Amz-Date) and returns its Authorization header.
-std::string botocore_authorization(const std::string& url, const HttpRequest& req, const Credentials& creds) {
+std::string botocore_authorization(const std::string& url, const HttpRequest& req, const aws::Credentials& creds) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("kclpp_sigv4_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -527,7 +527,7 @@ import datetime, sys
 from unittest import mock
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from botocore.credentials import aws::Credentials
 url, target, amz_date, ak, sk, token, body_path = sys.argv[1:8]
 body = open(body_path, 'rb').read()
 req = AWSRequest(method='POST', url=url, data=body,
@@ -536,7 +536,7 @@ fixed = datetime.datetime.strptime(amz_date, '%Y%m%dT%H%M%SZ')
 with mock.patch('botocore.auth.datetime') as dt:
     dt.datetime.utcnow.return_value = fixed
     dt.datetime.now.return_value = fixed
-    SigV4Auth(Credentials(ak, sk, token or None), 'kinesis', 'us-east-1').add_auth(req)
+    SigV4Auth(aws::Credentials(ak, sk, token or None), 'kinesis', 'us-east-1').add_auth(req)
 print(req.headers['Authorization'])
 )PY";
   const std::string cmd = "/usr/bin/python3 " + (dir / "sign.py").string() + " '" + url + "' '" +
@@ -557,9 +557,9 @@ TEST(KinesisClientSigV4, SignaturesMatchBotocore) {
   }
   FakeHttpServer server([](const HttpRequest&) { return HttpReply::json(R"({"ShardId":"s","SequenceNumber":"1"})"); });
   for (const std::string token : {"", "FwoGZXIvYXdzEJr//////////wEaDH+session/token=="}) {
-    ClientOptions o = server.client_options();
-    o.credentials = Credentials{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", token};
-    KinesisClient client(o);
+    aws::KinesisOptions o = server.client_options();
+    o.credentials = aws::static_credentials({"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", token});
+    aws::KinesisClient client(o);
     const std::size_t first = server.requests().size();
     (void)client.put_record("stream-ü", std::string("bin\0\x01ary", 8), "partition \"key\"", "12345");
     (void)client.put_record("s", "", "k");
@@ -568,7 +568,7 @@ TEST(KinesisClientSigV4, SignaturesMatchBotocore) {
     for (std::size_t i = first; i < requests.size(); ++i) {
       const HttpRequest& req = requests[i];
       if (!token.empty()) { EXPECT_EQ(req.header("x-amz-security-token"), token); }
-      const std::string expected = botocore_authorization(server.endpoint() + "/", req, *o.credentials);
+      const std::string expected = botocore_authorization(server.endpoint() + "/", req, o.credentials->credentials());
       EXPECT_EQ(req.header("authorization"), expected) << "body: " << req.body;
       if (!token.empty()) { EXPECT_TRUE(contains(expected, "x-amz-security-token")) << expected; }
     }

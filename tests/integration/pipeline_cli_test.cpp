@@ -15,7 +15,7 @@
 
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/pipeline/archive.hpp"
-#include "kclpp/pipeline/s3_client.hpp"
+#include "kclpp/aws/s3_client.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "e2e_support.hpp"
 #include "postgres_fixture.hpp"
@@ -162,7 +162,7 @@ class KclppCat : public ::testing::Test {
   void SetUp() override {
     KCLPP_REQUIRE_SERVER(s3_);
     s3_.create_bucket("archive");
-    client_ = std::make_unique<S3Client>(s3_.s3_options());
+    client_ = std::make_unique<aws::S3Client>(s3_.s3_options());
     config_ = (dir_.path() / "triton.yaml").string();
     std::ofstream(config_) << "events:\n  name: events_v3\n  partition_key: user\n  region: us-east-1\n";
   }
@@ -186,7 +186,7 @@ class KclppCat : public ::testing::Test {
   TempDir dir_{"kclpp-pipeline-cli"};
   std::string config_;
   test::S3rver s3_;
-  std::unique_ptr<S3Client> client_;
+  std::unique_ptr<aws::S3Client> client_;
 };
 
 TEST_F(KclppCat, PrintsRecordsOfEveryDayInOrderAsJsonLines) {

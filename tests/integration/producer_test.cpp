@@ -13,10 +13,12 @@
 #include "kclpp/processor/base64.hpp"
 #include "kinesalite_fixture.hpp"
 
+namespace aws = kclpp::aws;
+
 namespace {
 
 using namespace std::chrono_literals;
-using kclpp::native::KinesisClient;
+using aws::KinesisClient;
 using kclpp::test::FakeHttpServer;
 using kclpp::test::HttpReply;
 using kclpp::test::HttpRequest;
@@ -38,7 +40,7 @@ struct ReadRecord {
   std::string sequence_number;
 };
 
-std::vector<ReadRecord> read_all(KinesisClient& client, const std::string& stream) {
+std::vector<ReadRecord> read_all(aws::KinesisClient& client, const std::string& stream) {
   std::vector<ReadRecord> out;
   for (auto& r : kclpp::test::read_stream(client, stream, 100))
     out.push_back({std::move(r.partition_key), std::move(r.data), r.sequence_number.str()});
@@ -50,7 +52,7 @@ class ProducerKinesalite : public ::testing::Test {
   void SetUp() override {
     server_ = std::make_unique<kclpp::test::Kinesalite>();
     KCLPP_REQUIRE_SERVER(*server_);
-    client_ = std::make_unique<KinesisClient>(server_->client_options());
+    client_ = std::make_unique<aws::KinesisClient>(server_->client_options());
     client_->create_stream("events_v1", 1);
     client_->wait_for_active("events_v1", 10s);
   }
@@ -61,7 +63,7 @@ class ProducerKinesalite : public ::testing::Test {
     return o;
   }
   std::unique_ptr<kclpp::test::Kinesalite> server_;
-  std::unique_ptr<KinesisClient> client_;
+  std::unique_ptr<aws::KinesisClient> client_;
 };
 
 TEST_F(ProducerKinesalite, PutReturnsShardAndSequenceNumberAndKeysByTheConfiguredField) {
@@ -111,7 +113,7 @@ TEST_F(ProducerKinesalite, UnknownStreamReportsEveryRecordFailed) {
   ASSERT_EQ(result.failed.size(), 2u);
   EXPECT_EQ(result.failed[0].error_code, "ResourceNotFoundException");
   EXPECT_EQ(result.failed[1].index, 1u);
-  EXPECT_THROW((void)producer.put(event("u-1", 1)), kclpp::native::AwsError);
+  EXPECT_THROW((void)producer.put(event("u-1", 1)), aws::AwsError);
 }
 
 // --- fault injection ----------------------------------------------------------------------

@@ -45,20 +45,22 @@
 #include <vector>
 
 #include "kclpp/native/checkpoint_store.hpp"
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kinesalite_fixture.hpp"
 #include "support.hpp"
 
+namespace aws = kclpp::aws;
+
 namespace {
 
 using namespace std::chrono_literals;
 using kclpp::ExtendedSequenceNumber;
 using kclpp::SequenceNumber;
-using kclpp::native::KinesisClient;
-using kclpp::native::PutRecordsEntry;
+using aws::KinesisClient;
+using aws::PutRecordsEntry;
 using kclpp::test::Kinesalite;
 using kclpp::test::Subprocess;
 using SteadyClock = std::chrono::steady_clock;
@@ -93,7 +95,7 @@ struct PutRecord {
 // may not be in the stream. Thread safety: stop() and the accessors from the test thread.
 class Producer {
  public:
-  Producer(kclpp::native::ClientOptions options, std::string stream, std::uint64_t seed,
+  Producer(aws::KinesisOptions options, std::string stream, std::uint64_t seed,
            std::chrono::milliseconds pause, int max_batch)
       : client_(std::move(options)), stream_(std::move(stream)), rng_(seed), pause_(pause),
         max_batch_(max_batch) {
@@ -904,7 +906,7 @@ void run_through_proxy(const ProxyRun& run) {
             << std::endl;
   FaultProxy proxy(upstream_port, seed, plan);
 
-  kclpp::native::ClientOptions client = server.client_options();
+  aws::KinesisOptions client = server.client_options();
   client.endpoint = proxy.endpoint();
   client.connect_timeout = 500ms;
   client.request_timeout = run.request_timeout;
@@ -913,7 +915,7 @@ void run_through_proxy(const ProxyRun& run) {
   Delivered delivered;
   kclpp::native::WorkerOptions options;
   options.application = run.name;
-  options.initial_position = kclpp::native::StartPosition::trim_horizon();
+  options.initial_position = aws::StartPosition::trim_horizon();
   options.max_records = 20;  // many small reads: many faults in the middle of the stream
   options.idle_time_between_reads = 50ms;
   options.shutdown_grace = 5s;

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "kclpp/pipeline/s3_client.hpp"
+#include "kclpp/aws/s3_client.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kinesalite_fixture.hpp"
 #include "s3rver_fixture.hpp"
@@ -74,7 +74,7 @@ class S3ClientTest : public ::testing::Test {
     server_->create_bucket(name);
     return name;
   }
-  static S3Client client() { return S3Client(server_->s3_options()); }
+  static aws::S3Client client() { return aws::S3Client(server_->s3_options()); }
 
   static test::S3rver* server_;
   static int buckets_;
@@ -84,9 +84,9 @@ int S3ClientTest::buckets_ = 0;
 
 TEST_F(S3ClientTest, PutGetRoundTripsBinaryBytes) {
   const std::string b = bucket();
-  S3Client c = client();
+  aws::S3Client c = client();
   const std::string body = random_bytes(300'000, 1) + std::string("\0\r\n", 3);
-  const PutObjectResult put = c.put_object(b, "dir/object.bin", body, "application/octet-stream");
+  const aws::PutObjectResult put = c.put_object(b, "dir/object.bin", body, "application/octet-stream");
   EXPECT_EQ(put.parts, 1);
   EXPECT_EQ(put.etag.size(), 32u) << put.etag;  // MD5 hex, quotes removed
   EXPECT_EQ(c.get_object(b, "dir/object.bin"), body);
@@ -107,7 +107,7 @@ TEST_F(S3ClientTest, PutGetRoundTripsBinaryBytes) {
 
 TEST_F(S3ClientTest, KeysWithSpecialCharactersRoundTrip) {
   const std::string b = bucket();
-  S3Client c = client();
+  aws::S3Client c = client();
   const std::vector<std::string> keys = {"a b/c+d=e&f", "ünïcødé/日本語", "x%20y", "semi;colon,comma",
                                          "tilde~and'quote\""};
   for (const auto& k : keys) c.put_object(b, k, "body of " + k);
@@ -121,7 +121,7 @@ TEST_F(S3ClientTest, KeysWithSpecialCharactersRoundTrip) {
 
 TEST_F(S3ClientTest, SinkExceptionAbortsTheTransferAndPropagates) {
   const std::string b = bucket();
-  S3Client c = client();
+  aws::S3Client c = client();
   c.put_object(b, "big", random_bytes(4 << 20, 2));
   struct Stop {};
   std::uint64_t seen = 0;
@@ -138,7 +138,7 @@ TEST_F(S3ClientTest, SinkExceptionAbortsTheTransferAndPropagates) {
 
 TEST_F(S3ClientTest, RangesReturnTheRequestedBytes) {
   const std::string b = bucket();
-  S3Client c = client();
+  aws::S3Client c = client();
   const std::string body = random_bytes(10'000, 3);
   c.put_object(b, "r", body);
   EXPECT_EQ(c.get_object_range(b, "r", 0, 100), body.substr(0, 100));
@@ -151,14 +151,14 @@ TEST_F(S3ClientTest, RangesReturnTheRequestedBytes) {
 
 TEST_F(S3ClientTest, PutFileGoesMultipartAboveTheThreshold) {
   const std::string b = bucket();
-  S3Options o = server_->s3_options();
+  aws::S3Options o = server_->s3_options();
   o.multipart_threshold = 6ull << 20;
   o.part_size = 5ull << 20;
-  S3Client c(o);
+  aws::S3Client c(o);
   const std::string big = random_bytes((12ull << 20) + 12345, 4);
   const TempFile f(big);
   // Three parts, sent at once (upload_parallelism 4 by default).
-  const PutObjectResult r = c.put_file(b, "multi/part", f.path.string(), "application/x-tri");
+  const aws::PutObjectResult r = c.put_file(b, "multi/part", f.path.string(), "application/x-tri");
   EXPECT_EQ(r.parts, 3);
   EXPECT_EQ(c.get_object(b, "multi/part"), big);
   const auto head = c.head_object(b, "multi/part");
@@ -168,15 +168,15 @@ TEST_F(S3ClientTest, PutFileGoesMultipartAboveTheThreshold) {
   // object, S3's the MD5 of the parts' MD5s in part order with "-3": equal either way only
   // when the parallel upload put the same parts under the same numbers).
   o.upload_parallelism = 1;
-  S3Client serial(o);
-  const PutObjectResult one_by_one = serial.put_file(b, "multi/serial", f.path.string());
+  aws::S3Client serial(o);
+  const aws::PutObjectResult one_by_one = serial.put_file(b, "multi/serial", f.path.string());
   EXPECT_EQ(one_by_one.parts, 3);
   EXPECT_EQ(one_by_one.etag, r.etag);
   EXPECT_EQ(serial.get_object(b, "multi/serial"), big);
 
   const std::string small = random_bytes(1'000, 5);
   const TempFile g(small);
-  const PutObjectResult s = c.put_file(b, "single", g.path.string());
+  const aws::PutObjectResult s = c.put_file(b, "single", g.path.string());
   EXPECT_EQ(s.parts, 1);
   EXPECT_EQ(c.get_object(b, "single"), small);
   EXPECT_THROW((void)c.put_file(b, "missing", "/nonexistent/kclpp/file"), Error);
@@ -184,7 +184,7 @@ TEST_F(S3ClientTest, PutFileGoesMultipartAboveTheThreshold) {
 
 TEST_F(S3ClientTest, ListFollowsContinuationTokensAndPrefixes) {
   const std::string b = bucket();
-  S3Client c = client();
+  aws::S3Client c = client();
   for (int i = 0; i < 7; ++i) c.put_object(b, "p/" + std::to_string(i), std::string(static_cast<std::size_t>(i), 'x'));
   c.put_object(b, "q/other", "y");
   c.put_object(b, "r+special/ü 1", "z");
@@ -210,7 +210,7 @@ TEST_F(S3ClientTest, ListFollowsContinuationTokensAndPrefixes) {
 
 TEST_F(S3ClientTest, HeadAndDelete) {
   const std::string b = bucket();
-  S3Client c = client();
+  aws::S3Client c = client();
   const auto put = c.put_object(b, "h", "hello");
   const auto head = c.head_object(b, "h");
   ASSERT_TRUE(head);
@@ -226,11 +226,11 @@ TEST_F(S3ClientTest, HeadAndDelete) {
 
 TEST_F(S3ClientTest, ErrorsAreTyped) {
   const std::string b = bucket();
-  S3Client c = client();
+  aws::S3Client c = client();
   try {
     (void)c.get_object(b, "missing/key");
     FAIL() << "no exception";
-  } catch (const native::AwsError& e) {
+  } catch (const aws::AwsError& e) {
     EXPECT_EQ(e.type(), "NoSuchKey");
     EXPECT_EQ(e.http_status(), 404);
     EXPECT_EQ(e.retry(), Retry::No);
@@ -239,28 +239,28 @@ TEST_F(S3ClientTest, ErrorsAreTyped) {
   try {
     (void)c.list_objects("no-such-bucket", "");
     FAIL() << "no exception";
-  } catch (const native::AwsError& e) {
+  } catch (const aws::AwsError& e) {
     EXPECT_EQ(e.type(), "NoSuchBucket");
     EXPECT_NE(std::string(e.what()).find("no-such-bucket"), std::string::npos) << e.what();
   }
-  EXPECT_THROW((void)c.put_object("no-such-bucket", "k", "v"), native::AwsError);
+  EXPECT_THROW((void)c.put_object("no-such-bucket", "k", "v"), aws::AwsError);
   std::uint64_t delivered = 0;
-  EXPECT_THROW((void)c.get_object(b, "missing", [&](std::string_view s) { delivered += s.size(); }), native::AwsError);
+  EXPECT_THROW((void)c.get_object(b, "missing", [&](std::string_view s) { delivered += s.size(); }), aws::AwsError);
   EXPECT_EQ(delivered, 0u);  // the error body never reaches the sink
 
-  S3Options wrong = server_->s3_options();
-  wrong.credentials = native::Credentials{"NOT-A-KEY", "secret", ""};
-  S3Client bad(wrong);
+  aws::S3Options wrong = server_->s3_options();
+  wrong.credentials = aws::static_credentials({"NOT-A-KEY", "secret", ""});
+  aws::S3Client bad(wrong);
   EXPECT_THROW((void)bad.get_object(b, "k"), AuthError);
 }
 
 TEST(S3ClientTransport, UnreachableEndpointIsARetryableTransportError) {
-  S3Options o;
+  aws::S3Options o;
   o.endpoint = "http://127.0.0.1:" + std::to_string(test::unused_port());
   o.region = "us-east-1";
-  o.credentials = native::Credentials{"AK", "SK", ""};
+  o.credentials = aws::static_credentials({"AK", "SK", ""});
   o.connect_timeout = std::chrono::milliseconds{500};
-  S3Client c(o);
+  aws::S3Client c(o);
   try {
     (void)c.get_object("b", "k");
     FAIL() << "no exception";
@@ -292,11 +292,11 @@ HttpReply with_etag(HttpReply r, const std::string& etag) {
 
 bool contains(const std::string& s, std::string_view needle) { return s.find(needle) != std::string::npos; }
 
-S3Options fake_options(const FakeHttpServer& server) {
-  S3Options o;
+aws::S3Options fake_options(const FakeHttpServer& server) {
+  aws::S3Options o;
   o.endpoint = server.endpoint();
   o.region = "us-east-1";
-  o.credentials = native::Credentials{"AKIDKCLPPTEST", "kclpp-test-secret", ""};
+  o.credentials = aws::static_credentials({"AKIDKCLPPTEST", "kclpp-test-secret", ""});
   o.connect_timeout = std::chrono::milliseconds{1'000};
   o.low_speed_timeout = std::chrono::milliseconds{5'000};
   return o;
@@ -306,7 +306,7 @@ TEST(S3ClientFaults, SlowDownAnd503AreThrottled) {
   FakeHttpServer server([](const HttpRequest& req) {
     return contains(req.path, "bare") ? xml(503, "") : s3_error(503, "SlowDown");
   });
-  S3Client c(fake_options(server));
+  aws::S3Client c(fake_options(server));
   EXPECT_THROW((void)c.get_object("b", "k"), ThrottledError);
   EXPECT_THROW((void)c.put_object("b", "bare", "x"), ThrottledError);
   try {
@@ -327,7 +327,7 @@ TEST(S3ClientFaults, ServerErrorsAndResetsAreRetryableTransportErrors) {
     if (contains(req.path, "denied")) return xml(403, "");
     return s3_error(500, "InternalError");
   });
-  S3Client c(fake_options(server));
+  aws::S3Client c(fake_options(server));
   for (const char* key : {"k", "reset", "close"}) {
     try {
       (void)c.get_object("b", key);
@@ -342,7 +342,7 @@ TEST(S3ClientFaults, ServerErrorsAndResetsAreRetryableTransportErrors) {
   try {
     (void)c.head_object("b", "denied");
     FAIL() << "no exception";
-  } catch (const native::AwsError& e) {
+  } catch (const aws::AwsError& e) {
     EXPECT_EQ(e.type(), "AccessDenied");
     EXPECT_EQ(e.http_status(), 403);
   }
@@ -353,7 +353,7 @@ TEST(S3ClientFaults, AuthErrorsAreTyped) {
   FakeHttpServer server([](const HttpRequest& req) {
     return s3_error(403, contains(req.path, "sig") ? "SignatureDoesNotMatch" : "ExpiredToken");
   });
-  S3Client c(fake_options(server));
+  aws::S3Client c(fake_options(server));
   EXPECT_THROW((void)c.get_object("b", "sig"), AuthError);
   EXPECT_THROW((void)c.put_object("b", "token", "x"), AuthError);
 }
@@ -393,8 +393,8 @@ struct MultipartServer {
 };
 
 // One part at a time (the tests below check the exact order of the calls).
-S3Options small_parts(const FakeHttpServer& server) {
-  S3Options o = fake_options(server);
+aws::S3Options small_parts(const FakeHttpServer& server) {
+  aws::S3Options o = fake_options(server);
   o.multipart_threshold = 1'500;
   o.part_size = 1'000;
   o.upload_parallelism = 1;
@@ -435,10 +435,10 @@ TEST(S3ClientFaults, AFailingPartIsRetriedThenTheUploadCompletes) {
   m.fail_part = 2;
   m.fail_times = 1;
   FakeHttpServer server([&](const HttpRequest& req) { return m.handle(req); });
-  S3Client c(small_parts(server));
+  aws::S3Client c(small_parts(server));
   const std::string body = random_bytes(2'500, 7);
   const TempFile f(body);
-  const PutObjectResult r = c.put_file("b", "dir/k ü", f.path.string());
+  const aws::PutObjectResult r = c.put_file("b", "dir/k ü", f.path.string());
   EXPECT_EQ(r.parts, 3);
   EXPECT_EQ(r.etag, "final-3");
   ASSERT_EQ(m.parts.size(), 3u);
@@ -460,7 +460,7 @@ TEST(S3ClientFaults, CompleteReporting200WithAnErrorIsRetried) {
     return xml(200, "<CompleteMultipartUploadResult><ETag>&quot;ok-3&quot;</ETag></CompleteMultipartUploadResult>");
   };
   FakeHttpServer server([&](const HttpRequest& req) { return m.handle(req); });
-  S3Client c(small_parts(server));
+  aws::S3Client c(small_parts(server));
   const TempFile f(random_bytes(2'100, 8));
   EXPECT_EQ(c.put_file("b", "k", f.path.string()).etag, "ok-3");
   EXPECT_EQ(m.complete_attempts, 2);
@@ -470,12 +470,12 @@ TEST(S3ClientFaults, AFailedCompleteAbortsTheUpload) {
   MultipartServer m;
   m.complete = [](int) { return s3_error(400, "InvalidPart"); };
   FakeHttpServer server([&](const HttpRequest& req) { return m.handle(req); });
-  S3Client c(small_parts(server));
+  aws::S3Client c(small_parts(server));
   const TempFile f(random_bytes(2'100, 9));
   try {
     (void)c.put_file("b", "k", f.path.string());
     FAIL() << "no exception";
-  } catch (const native::AwsError& e) {
+  } catch (const aws::AwsError& e) {
     EXPECT_EQ(e.type(), "InvalidPart");
   }
   const auto calls = methods_and_paths(server);
@@ -490,9 +490,9 @@ TEST(S3ClientFaults, AFailedPartAbortsTheUpload) {
   m.fail_times = 100;
   m.fail_reply = s3_error(403, "AccessDenied");  // not retryable: fails at once
   FakeHttpServer server([&](const HttpRequest& req) { return m.handle(req); });
-  S3Client c(small_parts(server));
+  aws::S3Client c(small_parts(server));
   const TempFile f(random_bytes(2'100, 10));
-  EXPECT_THROW((void)c.put_file("b", "k", f.path.string()), native::AwsError);
+  EXPECT_THROW((void)c.put_file("b", "k", f.path.string()), aws::AwsError);
   const auto calls = methods_and_paths(server);
   ASSERT_EQ(calls.size(), 4u);  // create, part 1, part 2, abort
   EXPECT_EQ(calls.back(), "DELETE /b/k?uploadId=up%2Fid%2B1%3D");
@@ -503,12 +503,12 @@ TEST(S3ClientFaults, PartsGoUpInParallelEachOnItsOwnConnection) {
   ConcurrentParts p;
   FakeHttpServer server([&](const HttpRequest& req) { return p.handle(req); },
                         FakeHttpServer::Mode::ThreadPerConnection);
-  S3Options o = small_parts(server);
+  aws::S3Options o = small_parts(server);
   o.upload_parallelism = 4;
-  S3Client c(o);
+  aws::S3Client c(o);
   const std::string body = random_bytes(7'500, 11);  // 8 parts
   const TempFile f(body);
-  const PutObjectResult r = c.put_file("b", "k", f.path.string());
+  const aws::PutObjectResult r = c.put_file("b", "k", f.path.string());
   EXPECT_EQ(r.parts, 8);
   EXPECT_GE(p.max_in_flight.load(), 2);
   EXPECT_LE(p.max_in_flight.load(), 4);
@@ -540,14 +540,14 @@ TEST(S3ClientFaults, AFailedPartInParallelStopsNewPartsAndAbortsAfterTheOthers) 
   p.m.fail_reply = s3_error(403, "AccessDenied");  // not retryable
   FakeHttpServer server([&](const HttpRequest& req) { return p.handle(req); },
                         FakeHttpServer::Mode::ThreadPerConnection);
-  S3Options o = small_parts(server);
+  aws::S3Options o = small_parts(server);
   o.upload_parallelism = 3;
-  S3Client c(o);
+  aws::S3Client c(o);
   const TempFile f(random_bytes(11'500, 12));  // 12 parts
   try {
     (void)c.put_file("b", "k", f.path.string());
     FAIL() << "no exception";
-  } catch (const native::AwsError& e) {
+  } catch (const aws::AwsError& e) {
     EXPECT_EQ(e.type(), "AccessDenied");
     EXPECT_NE(std::string(e.what()).find("UploadPart"), std::string::npos) << e.what();
   }
@@ -561,13 +561,13 @@ TEST(S3ClientFaults, AFailedPartInParallelStopsNewPartsAndAbortsAfterTheOthers) 
 }
 
 TEST(S3ClientFaults, UploadParallelismIsChecked) {
-  S3Options o;
+  aws::S3Options o;
   o.region = "us-east-1";
-  o.credentials = native::Credentials{"AKIDKCLPPTEST", "kclpp-test-secret", ""};
+  o.credentials = aws::static_credentials({"AKIDKCLPPTEST", "kclpp-test-secret", ""});
   o.upload_parallelism = 0;
-  EXPECT_THROW(S3Client{o}, ConfigError);
+  EXPECT_THROW(aws::S3Client{o}, ConfigError);
   o.upload_parallelism = 65;
-  EXPECT_THROW(S3Client{o}, ConfigError);
+  EXPECT_THROW(aws::S3Client{o}, ConfigError);
 }
 
 TEST(S3ClientFaults, ASilentServerTimesOut) {
@@ -576,9 +576,9 @@ TEST(S3ClientFaults, ASilentServerTimesOut) {
     r.delay = std::chrono::milliseconds{2'500};
     return r;
   });
-  S3Options o = fake_options(server);
+  aws::S3Options o = fake_options(server);
   o.low_speed_timeout = std::chrono::milliseconds{1'000};
-  S3Client c(o);
+  aws::S3Client c(o);
   const auto start = std::chrono::steady_clock::now();
   try {
     (void)c.get_object("b", "k");
@@ -594,7 +594,7 @@ TEST(S3ClientFaults, OneConnectionIsReusedAndRangesSurviveAServerIgnoringThem) {
     if (req.method == "HEAD") return xml(404, "");
     return xml(200, "0123456789");  // no Range support: the whole object, status 200
   });
-  S3Client c(fake_options(server));
+  aws::S3Client c(fake_options(server));
   EXPECT_EQ(c.get_object_range("b", "k", 2, 3), "234");
   EXPECT_EQ(c.get_object_range("b", "k", 8, 10), "89");
   EXPECT_EQ(c.get_object_range("b", "k", 10, 10), "");
@@ -640,7 +640,7 @@ std::vector<std::string> signed_headers(const std::string& authorization) {
 // botocore's S3SigV4Auth Authorization for each captured request (same method, URL,
 // signed headers, body, credentials and X-Amz-Date), one python3 run for all.
 std::vector<std::string> botocore_authorizations(const std::string& endpoint, const std::vector<HttpRequest>& requests,
-                                                 const native::Credentials& creds) {
+                                                 const aws::Credentials& creds) {
   const fs::path dir = fs::temp_directory_path() / ("kclpp_s3_sigv4_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   {
@@ -659,7 +659,7 @@ import datetime, sys
 from unittest import mock
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from botocore.credentials import aws::Credentials
 ak, sk, token, path = sys.argv[1:5]
 for line in open(path, encoding='utf-8'):
     method, url, amz_date, body, *headers = line.rstrip('\n').split('\t')
@@ -672,7 +672,7 @@ for line in open(path, encoding='utf-8'):
     with mock.patch('botocore.auth.datetime') as dt:
         dt.datetime.utcnow.return_value = fixed
         dt.datetime.now.return_value = fixed
-        S3SigV4Auth(Credentials(ak, sk, token or None), 's3', 'us-east-1').add_auth(req)
+        S3SigV4Auth(aws::Credentials(ak, sk, token or None), 's3', 'us-east-1').add_auth(req)
     print(req.headers['Authorization'])
 )PY";
   const std::string cmd = "/usr/bin/python3 " + (dir / "sign.py").string() + " '" + creds.access_key_id + "' '" +
@@ -713,9 +713,9 @@ TEST(S3ClientSigV4, SignaturesMatchBotocore) {
     return with_etag(xml(200, ""), "e");
   });
   for (const std::string token : {"", "FwoGZXIvYXdzEJr//////////wEaDH+session/token=="}) {
-    S3Options o = small_parts(server);
-    o.credentials = native::Credentials{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", token};
-    S3Client c(o);
+    aws::S3Options o = small_parts(server);
+    o.credentials = aws::static_credentials({"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", token});
+    aws::S3Client c(o);
     const std::size_t first = server.requests().size();
     c.put_object("bucket", "dir/a b+c=d&e ü.bin", std::string("bin\0\x01ary", 8), "application/x-tri");
     c.put_object("bucket", "empty", "");
@@ -729,7 +729,7 @@ TEST(S3ClientSigV4, SignaturesMatchBotocore) {
     auto requests = server.requests();
     requests.erase(requests.begin(), requests.begin() + static_cast<std::ptrdiff_t>(first));
     ASSERT_EQ(requests.size(), 13u);  // 2 PUT, GET, 2 list, create+3 parts+complete, HEAD, DELETE, bucket
-    const auto expected = botocore_authorizations(server.endpoint(), requests, *o.credentials);
+    const auto expected = botocore_authorizations(server.endpoint(), requests, o.credentials->credentials());
     ASSERT_EQ(expected.size(), requests.size()) << (expected.empty() ? "" : expected[0]);
     for (std::size_t i = 0; i < requests.size(); ++i) {
       const HttpRequest& req = requests[i];
@@ -746,15 +746,15 @@ TEST(S3ClientSigV4, SignaturesMatchBotocore) {
 
 TEST(S3ClientAddressing, VirtualHostedAndPathStyle) {
   FakeHttpServer server([](const HttpRequest&) { return with_etag(xml(200, ""), "e"); });
-  S3Options o = fake_options(server);
+  aws::S3Options o = fake_options(server);
   // libcurl resolves *.localhost to the loopback without DNS (7.85+): a virtual-hosted
   // request reaches the fake server with the bucket in its Host header.
   const std::string port = server.endpoint().substr(server.endpoint().rfind(':') + 1);
   o.endpoint = "http://localhost:" + port;
-  o.addressing = Addressing::VirtualHosted;
+  o.addressing = aws::Addressing::VirtualHosted;
   {
     // (Scoped: the fake server serves one keep-alive connection at a time.)
-    S3Client c(o);
+    aws::S3Client c(o);
     try {
       c.put_object("bucket", "dir/k", "v");
       EXPECT_EQ(server.requests().back().path, "/dir/k");
@@ -764,8 +764,8 @@ TEST(S3ClientAddressing, VirtualHostedAndPathStyle) {
       EXPECT_TRUE(contains(e.what(), "s3://bucket/dir/k")) << e.what();
     }
   }
-  o.addressing = Addressing::Auto;  // an endpoint: path-style
-  S3Client p(o);
+  o.addressing = aws::Addressing::Auto;  // an endpoint: path-style
+  aws::S3Client p(o);
   p.put_object("bucket", "k", "v");
   EXPECT_EQ(server.requests().back().path, "/bucket/k");
   EXPECT_EQ(server.requests().back().header("host"), "localhost:" + port);
@@ -812,9 +812,9 @@ TEST(S3ClientCredentials, RegionAndCredentialsComeFromTheEnvironmentWhenNotGiven
                        {"AWS_PROFILE", ""},
                        {"AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kclpp/credentials"},
                        {"AWS_CONFIG_FILE", "/nonexistent/kclpp/config"}});
-  S3Options o;
+  aws::S3Options o;
   o.endpoint = server.endpoint();
-  S3Client c(o);
+  aws::S3Client c(o);
   EXPECT_EQ(c.options().region, "eu-central-1");
   c.put_object("b", "k", "v");
   const HttpRequest req = server.requests().back();
@@ -824,11 +824,11 @@ TEST(S3ClientCredentials, RegionAndCredentialsComeFromTheEnvironmentWhenNotGiven
   // Nothing anywhere: a ConfigError for the region, an AuthError for the credentials.
   {
     const ScopedEnv none(ScopedEnv::Vars{{"AWS_REGION", ""}});
-    EXPECT_THROW(S3Client{o}, ConfigError);
+    EXPECT_THROW(aws::S3Client{o}, ConfigError);
   }
   const ScopedEnv no_keys(ScopedEnv::Vars{{"AWS_ACCESS_KEY_ID", ""}, {"AWS_SECRET_ACCESS_KEY", ""}, {"AWS_SESSION_TOKEN", ""}, {"AWS_SECURITY_TOKEN", ""},
                            {"HOME", "/nonexistent/kclpp"}});
-  EXPECT_THROW(S3Client{o}, AuthError);
+  EXPECT_THROW(aws::S3Client{o}, AuthError);
 }
 
 }  // namespace

@@ -42,10 +42,10 @@ S3rver::S3rver() {
     endpoint_ = "http://127.0.0.1:" + std::to_string(port);
     process_ = std::make_unique<Subprocess>(argv);
 
-    pipeline::S3Options probe_options = s3_options();
+    aws::S3Options probe_options = s3_options();
     probe_options.connect_timeout = std::chrono::milliseconds{500};
     probe_options.low_speed_timeout = std::chrono::milliseconds{2'000};
-    pipeline::S3Client probe(probe_options);
+    aws::S3Client probe(probe_options);
     // (NoSuchBucket is an answer.)
     const ServerStart started = wait_until_answering(
         *process_, [&probe] { (void)probe.head_object("kclpp-readiness-probe", "k"); }, std::chrono::seconds{30});
@@ -67,19 +67,19 @@ S3rver::~S3rver() {
   }
 }
 
-pipeline::S3Options S3rver::s3_options() const {
-  pipeline::S3Options o;
+aws::S3Options S3rver::s3_options() const {
+  aws::S3Options o;
   o.endpoint = endpoint_;
   o.region = "us-east-1";
-  o.addressing = pipeline::Addressing::PathStyle;
-  o.credentials = native::Credentials{"S3RVER", "S3RVER", ""};
+  o.addressing = aws::Addressing::PathStyle;
+  o.credentials = aws::static_credentials({"S3RVER", "S3RVER", ""});
   o.connect_timeout = std::chrono::milliseconds{2'000};
   o.low_speed_timeout = std::chrono::milliseconds{20'000};
   return o;
 }
 
 void S3rver::create_bucket(const std::string& bucket) const {
-  pipeline::S3Client client(s3_options());
+  aws::S3Client client(s3_options());
   client.create_bucket(bucket);
 }
 

@@ -6,7 +6,7 @@
 //   kclpp::test::S3rver s3;
 //   KCLPP_REQUIRE_SERVER(s3);                       // skip locally / fail in CI without node
 //   s3.create_bucket("archive");
-//   kclpp::pipeline::S3Client client(s3.s3_options());
+//   aws::S3Client client(s3.s3_options());
 //
 // s3rver knows only the access key S3RVER (others: InvalidAccessKeyId → AuthError) and does
 // not verify SigV4 signatures (the signing tests compare against python3-botocore instead).
@@ -19,7 +19,7 @@
 #include <memory>
 #include <string>
 
-#include "kclpp/pipeline/s3_client.hpp"
+#include "kclpp/aws/s3_client.hpp"
 #include "kinesalite_fixture.hpp"  // in_ci(), KCLPP_REQUIRE_SERVER, unused_port()
 
 namespace kclpp::test {
@@ -46,7 +46,7 @@ class S3rver {
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   // Endpoint (path-style addressing), region us-east-1, s3rver's default credentials
   // S3RVER/S3RVER (nothing read from the environment), short timeouts.
-  [[nodiscard]] pipeline::S3Options s3_options() const;
+  [[nodiscard]] aws::S3Options s3_options() const;
   // Creates `bucket` (through S3Client::create_bucket). Throws kclpp::Error on failure.
   void create_bucket(const std::string& bucket) const;
   // The server's data directory (removed by the destructor).

@@ -27,10 +27,12 @@
 #include "kinesalite_fixture.hpp"
 #include "support.hpp"
 
+namespace aws = kclpp::aws;
+
 namespace {
 
 using namespace std::chrono_literals;
-using kclpp::native::KinesisClient;
+using aws::KinesisClient;
 using kclpp::test::FakeHttpServer;
 using kclpp::test::HttpReply;
 using kclpp::test::HttpRequest;
@@ -107,7 +109,7 @@ class TempDir {
 };
 
 // "KEY HEXDATA" lines of every record in `stream`, sorted.
-std::vector<std::string> stream_contents(KinesisClient& client, const std::string& stream) {
+std::vector<std::string> stream_contents(aws::KinesisClient& client, const std::string& stream) {
   std::vector<std::string> out;
   for (const auto& r : kclpp::test::read_stream(client, stream)) out.push_back(r.partition_key + " " + hex(r.data));
   std::sort(out.begin(), out.end());
@@ -116,7 +118,7 @@ std::vector<std::string> stream_contents(KinesisClient& client, const std::strin
 
 // Polls until the stream holds `n` records (or the deadline): the spool writes
 // asynchronously.
-std::vector<std::string> wait_for_records(KinesisClient& client, const std::string& stream, std::size_t n,
+std::vector<std::string> wait_for_records(aws::KinesisClient& client, const std::string& stream, std::size_t n,
                                           std::chrono::milliseconds deadline = 15s) {
   const auto end = std::chrono::steady_clock::now() + deadline;
   auto got = stream_contents(client, stream);
@@ -164,7 +166,7 @@ class SpoolKinesalite : public ::testing::Test {
   void SetUp() override {
     server_ = std::make_unique<kclpp::test::Kinesalite>();
     KCLPP_REQUIRE_SERVER(*server_);
-    client_ = std::make_unique<KinesisClient>(server_->client_options());
+    client_ = std::make_unique<aws::KinesisClient>(server_->client_options());
     for (const char* s : {"events_v1", "clicks_v1"}) {
       client_->create_stream(s, 2);
       client_->wait_for_active(s, 10s);
@@ -195,7 +197,7 @@ class SpoolKinesalite : public ::testing::Test {
   }
 
   std::unique_ptr<kclpp::test::Kinesalite> server_;
-  std::unique_ptr<KinesisClient> client_;
+  std::unique_ptr<aws::KinesisClient> client_;
   TempDir dir_;
 };
 
@@ -492,7 +494,7 @@ TEST(SpoolDaemonBind, EndpointInUseThrowsTransportErrorNamingIt) {
   options.endpoint = "tcp://127.0.0.1:*";
   options.client.endpoint = "http://127.0.0.1:1";
   options.client.region = "us-east-1";
-  options.client.credentials = kclpp::native::Credentials{"AKID", "secret", {}};
+  options.client.credentials = aws::static_credentials({"AKID", "secret", {}});
   SpoolDaemon first(TritonConfig::parse(config_yaml, "test.yaml"), options);
   options.endpoint = first.endpoint();
   try {

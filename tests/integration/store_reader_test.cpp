@@ -12,7 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "kclpp/pipeline/archive.hpp"
-#include "kclpp/pipeline/s3_client.hpp"
+#include "kclpp/aws/s3_client.hpp"
 #include "kclpp/pipeline/store_reader.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "kclpp/processor/error.hpp"
@@ -53,7 +53,7 @@ class StoreReaderTest : public ::testing::Test {
     KCLPP_REQUIRE_SERVER(*server());
     bucket_ = "archive" + std::to_string(++buckets_);
     server()->create_bucket(bucket_);
-    client_ = std::make_unique<S3Client>(server()->s3_options());
+    client_ = std::make_unique<aws::S3Client>(server()->s3_options());
   }
 
   // Uploads an archive of `count` records {"n": next, "key": ...} under `key`.
@@ -90,7 +90,7 @@ class StoreReaderTest : public ::testing::Test {
 
   inline static int buckets_ = 0;
   std::string bucket_;
-  std::unique_ptr<S3Client> client_;
+  std::unique_ptr<aws::S3Client> client_;
   int next_n_ = 0;
 };
 
@@ -232,7 +232,7 @@ TEST(StoreReaderPrefetch, AFailingRangeFailsWhereItIsNeededWithAndWithoutPrefetc
     o.start_day = "20010909";
     o.s3.endpoint = server.endpoint();
     o.s3.region = "us-east-1";
-    o.s3.credentials = native::Credentials{"AKIDKCLPPTEST", "kclpp-test-secret", ""};
+    o.s3.credentials = aws::static_credentials({"AKIDKCLPPTEST", "kclpp-test-secret", ""});
     o.read_size = 10'000;
     o.prefetch = prefetch;
     StoreReader reader(o);
@@ -244,7 +244,7 @@ TEST(StoreReaderPrefetch, AFailingRangeFailsWhereItIsNeededWithAndWithoutPrefetc
         EXPECT_EQ(r->map, records[n]) << "record " << n << (prefetch ? " with" : " without") << " prefetch";
         ++n;
       }
-    } catch (const native::AwsError& e) {
+    } catch (const aws::AwsError& e) {
       failed = true;
       EXPECT_EQ(e.type(), "AccessDenied");
     }

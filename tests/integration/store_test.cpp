@@ -36,15 +36,17 @@
 
 #include "e2e_support.hpp"
 #include "kclpp/native/checkpoint_store.hpp"
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/pipeline/archive.hpp"
-#include "kclpp/pipeline/s3_client.hpp"
+#include "kclpp/aws/s3_client.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kinesalite_fixture.hpp"
 #include "postgres_fixture.hpp"
 #include "s3rver_fixture.hpp"
 #include "support.hpp"
+
+namespace aws = kclpp::aws;
 
 namespace {
 
@@ -213,7 +215,7 @@ class StoreTest : public ::testing::Test {
   }
 
   std::vector<Archive> archives() {
-    pipeline::S3Client s3(s3_.s3_options());
+    aws::S3Client s3(s3_.s3_options());
     std::vector<Archive> out;
     for (const auto& object : s3.list_objects(kBucket, "")) {
       if (!pipeline::ArchiveKey::parse(object.key)) continue;
@@ -284,7 +286,7 @@ class StoreTest : public ::testing::Test {
   TempDir dir_{"kclpp-store-test"};
   kclpp::test::Kinesalite kinesis_;
   kclpp::test::S3rver s3_;
-  std::optional<kclpp::native::KinesisClient> client_;
+  std::optional<aws::KinesisClient> client_;
   std::string config_;
   std::string checkpoint_db_;
   std::map<std::string, std::string> last_;  // shard -> last sequence number put
@@ -463,7 +465,7 @@ TEST_F(StoreTest, FailingUploadsCheckpointNothingAndRecoverWhenS3Does) {
   s3_.create_bucket(bucket);
   ASSERT_TRUE(eventually([&] { return all_checkpointed(); }, 30s)) << store->stderr_text();
   stop(*store);
-  pipeline::S3Client s3(s3_.s3_options());
+  aws::S3Client s3(s3_.s3_options());
   std::map<long long, int> found;
   for (const auto& object : s3.list_objects(bucket, "")) {
     if (!pipeline::ArchiveKey::parse(object.key)) continue;

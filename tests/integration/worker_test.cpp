@@ -20,18 +20,20 @@
 #include <vector>
 
 #include "kclpp/native/checkpoint_store.hpp"
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kinesalite_fixture.hpp"
+
+namespace aws = kclpp::aws;
 
 namespace {
 
 using namespace std::chrono_literals;
 using kclpp::ExtendedSequenceNumber;
 using kclpp::Sentinel;
-using kclpp::native::KinesisClient;
+using aws::KinesisClient;
 using kclpp::native::KinesisStream;
-using kclpp::native::StartPosition;
+using aws::StartPosition;
 using kclpp::native::Worker;
 using kclpp::native::WorkerOptions;
 using kclpp::test::Kinesalite;

@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "kclpp/native/aws.hpp"
+#include "kclpp/aws/credentials.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kinesis_json.hpp"
 
-namespace kclpp::native {
+namespace kclpp::aws {
 namespace {
 
 namespace fs = std::filesystem;
@@ -42,7 +42,11 @@ class EnvGuard {
   static constexpr const char* names[] = {
       "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
       "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-      "AWS_REGION", "AWS_DEFAULT_REGION", "HOME"};
+      "AWS_REGION", "AWS_DEFAULT_REGION", "HOME", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+      "AWS_ROLE_SESSION_NAME", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+      "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED",
+      "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_STS",
+      "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"};
   std::map<std::string, std::string> saved_;
 };
 
@@ -53,6 +57,7 @@ class AwsChainTest : public ::testing::Test {
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_ / ".aws");
     EnvGuard::set("HOME", dir_.string());  // never read the real ~/.aws
+    EnvGuard::set("AWS_EC2_METADATA_DISABLED", "true");  // no 169.254.169.254 from unit tests
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -65,6 +70,13 @@ class AwsChainTest : public ::testing::Test {
   EnvGuard env_;
   fs::path dir_;
 };
+
+// The default chain's credentials, resolved now.
+Credentials resolve_credentials(const ProfileOptions& profile = {}) {
+  ChainOptions o;
+  o.profile = profile;
+  return default_credentials(o)->credentials();
+}
 
 TEST_F(AwsChainTest, EnvironmentVariablesComeFirst) {
   write(".aws/credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n");
@@ -100,7 +112,7 @@ TEST_F(AwsChainTest, AwsProfileSelectsTheSection) {
   EnvGuard::set("AWS_PROFILE", "dev");
   EXPECT_EQ(resolve_credentials().access_key_id, "DEV");
   // An explicit option wins over AWS_PROFILE.
-  CredentialOptions o;
+  ProfileOptions o;
   o.profile = "default";
   EXPECT_EQ(resolve_credentials(o).access_key_id, "D");
 }
@@ -109,7 +121,7 @@ TEST_F(AwsChainTest, ExplicitProfileSkipsEnvironment) {
   write(".aws/credentials", "[dev]\naws_access_key_id=DEV\naws_secret_access_key=DEVS\n");
   EnvGuard::set("AWS_ACCESS_KEY_ID", "ENVKEY");
   EnvGuard::set("AWS_SECRET_ACCESS_KEY", "ENVSECRET");
-  CredentialOptions o;
+  ProfileOptions o;
   o.profile = "dev";
   EXPECT_EQ(resolve_credentials(o).access_key_id, "DEV");
   EnvGuard::set("AWS_PROFILE", "dev");  // AWS_PROFILE alone does not beat env credentials
@@ -122,7 +134,7 @@ TEST_F(AwsChainTest, ConfigFileProfileSectionsAndNestedValues) {
         "[profile ci]\nregion = us-west-2\ns3 =\n  max_concurrent_requests = 10\n"
         "aws_access_key_id = CIKEY\naws_secret_access_key = CISECRET\naws_session_token = CITOKEN\n"
         "[ci]\naws_access_key_id = WRONG\naws_secret_access_key = WRONG\n");
-  CredentialOptions o;
+  ProfileOptions o;
   o.profile = "ci";
   const Credentials c = resolve_credentials(o);
   EXPECT_EQ(c.access_key_id, "CIKEY");
@@ -146,7 +158,7 @@ TEST_F(AwsChainTest, FileLocationsFromOptionsAndEnvironment) {
   EXPECT_EQ(resolve_credentials().access_key_id, "X");
   EXPECT_EQ(resolve_region(""), "ap-south-1");
   ::unsetenv("AWS_SHARED_CREDENTIALS_FILE");
-  CredentialOptions o;
+  ProfileOptions o;
   o.credentials_file = creds;
   EXPECT_EQ(resolve_credentials(o).access_key_id, "X");
 }
@@ -166,20 +178,21 @@ TEST_F(AwsChainTest, NothingFoundIsAnAuthErrorNamingThePlaces) {
 
 TEST_F(AwsChainTest, MissingProfileAndRoleProfilesAreExplained) {
   write(".aws/config", "[profile role]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = default\n");
-  CredentialOptions o;
+  ProfileOptions o;
   o.profile = "nope";
   try {
     (void)resolve_credentials(o);
     FAIL();
-  } catch (const AuthError& e) {
-    EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos) << e.what();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'nope' does not exist"), std::string::npos) << e.what();
   }
+  // A role whose source profile is missing: named, before any request is made.
   o.profile = "role";
   try {
     (void)resolve_credentials(o);
     FAIL();
-  } catch (const AuthError& e) {
-    EXPECT_NE(std::string(e.what()).find("role_arn"), std::string::npos) << e.what();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("source_profile 'default' does not exist"), std::string::npos) << e.what();
   }
 }
 
@@ -375,4 +388,4 @@ TEST(KinesisJson, SmallReplies) {
 }
 
 }  // namespace
-}  // namespace kclpp::native
+}  // namespace kclpp::aws

@@ -9,9 +9,11 @@
 #include "kclpp/pipeline/spool.hpp"
 #include "spool_wire.hpp"
 
+namespace aws = kclpp::aws;
+
 namespace {
 
-using kclpp::native::PutRecordsEntry;
+using aws::PutRecordsEntry;
 using namespace kclpp::pipeline;
 using namespace kclpp::pipeline::detail;
 
@@ -127,8 +129,8 @@ TEST(SpoolWire, PartitionKeyLimitsCountCharactersNotBytes) {
   EXPECT_TRUE(partition_key_problem(two_byte).empty());
 }
 
-std::vector<PutRecordsEntry> entries(std::size_t n, std::size_t data_size, std::size_t key_size = 4) {
-  return std::vector<PutRecordsEntry>(n, PutRecordsEntry{std::string(data_size, 'd'), std::string(key_size, 'k'), {}});
+std::vector<aws::PutRecordsEntry> entries(std::size_t n, std::size_t data_size, std::size_t key_size = 4) {
+  return std::vector<aws::PutRecordsEntry>(n, aws::PutRecordsEntry{std::string(data_size, 'd'), std::string(key_size, 'k'), {}});
 }
 
 TEST(SpoolWire, RequestsHoldAtMost500Records) {

@@ -25,6 +25,8 @@
 #include "notify.hpp"
 #include "../store_test_support.hpp"
 
+namespace aws = kclpp::aws;
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -80,7 +82,7 @@ class StoreUnitTest : public ::testing::Test {
     o.rotate_interval = 3'600s;
     o.s3.endpoint = "http://127.0.0.1:" + std::to_string(port);
     o.s3.region = "us-east-1";
-    o.s3.credentials = kclpp::native::Credentials{"AKIDEXAMPLE", "secret", ""};
+    o.s3.credentials = aws::static_credentials({"AKIDEXAMPLE", "secret", ""});
     o.s3.connect_timeout = 1'000ms;
     o.upload_retry = kclpp::RetryPolicy::none();
     return o;
@@ -233,7 +235,7 @@ TEST_F(StoreUnitTest, UnderTheWorkerNothingIsCheckpointedWhenUploadsFail) {
   ArchiveStore store(options());
   kclpp::native::WorkerOptions wo;
   wo.application = "store";
-  wo.initial_position = kclpp::native::StartPosition::trim_horizon();
+  wo.initial_position = aws::StartPosition::trim_horizon();
   wo.empty_batches = kclpp::native::EmptyBatches::Deliver;
   wo.idle_time_between_reads = 50ms;
   kclpp::native::Worker worker(stream, *checkpoints,

@@ -114,7 +114,7 @@ TEST(DaemonConfig, MapsTheKeysThatMatterAndListsTheRest) {
   EXPECT_EQ(config.worker.application, "billing");
   EXPECT_EQ(config.client.region, "eu-west-1");
   EXPECT_EQ(config.client.endpoint, "http://127.0.0.1:4567");
-  EXPECT_EQ(config.worker.initial_position.type, native::IteratorType::TrimHorizon);
+  EXPECT_EQ(config.worker.initial_position.type, aws::IteratorType::TrimHorizon);
   EXPECT_EQ(config.worker.max_records, 500);
   EXPECT_EQ(config.worker.idle_time_between_reads, std::chrono::milliseconds(250));
   EXPECT_EQ(config.worker.empty_batches, native::EmptyBatches::Deliver);
@@ -134,7 +134,7 @@ TEST(DaemonConfig, DefaultsAndTimestampPosition) {
                                                      "f"),
                                     "f");
   EXPECT_EQ(config.stream, "from-arn") << "streamArn wins (spec §6)";
-  EXPECT_EQ(config.worker.initial_position.type, native::IteratorType::AtTimestamp);
+  EXPECT_EQ(config.worker.initial_position.type, aws::IteratorType::AtTimestamp);
   EXPECT_EQ(std::chrono::system_clock::to_time_t(config.worker.initial_position.timestamp), 1700000000);
   EXPECT_EQ(config.checkpoint_store, "sqlite:app.checkpoints.db");
   EXPECT_EQ(config.worker.empty_batches, native::EmptyBatches::Skip);
@@ -144,7 +144,7 @@ TEST(DaemonConfig, DefaultsAndTimestampPosition) {
 TEST(DaemonConfig, DefaultPositionIsLatestLikeTheKcl) {
   const auto config =
       daemon_config(parse_properties("executableName=a\nstreamName=s\napplicationName=x\n", "f"), "f");
-  EXPECT_EQ(config.worker.initial_position.type, native::IteratorType::Latest);
+  EXPECT_EQ(config.worker.initial_position.type, aws::IteratorType::Latest);
 }
 
 TEST(DaemonConfig, ErrorsNameTheKeyAndLine) {
@@ -177,10 +177,10 @@ TEST(DaemonConfig, ErrorsNameTheKeyAndLine) {
 }
 
 TEST(StartPosition, ParsesNamesEpochAndRfc3339) {
-  EXPECT_EQ(parse_start_position("LATEST", "x").type, native::IteratorType::Latest);
-  EXPECT_EQ(parse_start_position("TRIM_HORIZON", "x").type, native::IteratorType::TrimHorizon);
+  EXPECT_EQ(parse_start_position("LATEST", "x").type, aws::IteratorType::Latest);
+  EXPECT_EQ(parse_start_position("TRIM_HORIZON", "x").type, aws::IteratorType::TrimHorizon);
   const auto epoch = parse_start_position("AT_TIMESTAMP:1700000000.5", "x");
-  EXPECT_EQ(epoch.type, native::IteratorType::AtTimestamp);
+  EXPECT_EQ(epoch.type, aws::IteratorType::AtTimestamp);
   EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(epoch.timestamp.time_since_epoch()).count(),
             1700000000500);
   const auto rfc = parse_start_position("2023-11-14T22:13:20.250Z", "x");

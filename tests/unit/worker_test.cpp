@@ -19,13 +19,15 @@
 #include <thread>
 #include <vector>
 
-#include "kclpp/native/aws.hpp"
+#include "kclpp/aws/credentials.hpp"
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/native/local_stream.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 #include "local_stream_testing.hpp"
 #include "md5.hpp"
+
+namespace aws = kclpp::aws;
 
 namespace {
 
@@ -35,7 +37,7 @@ using kclpp::Record;
 using kclpp::Sentinel;
 using kclpp::SequenceNumber;
 using kclpp::native::LocalStream;
-using kclpp::native::StartPosition;
+using aws::StartPosition;
 using kclpp::native::Worker;
 using kclpp::native::WorkerOptions;
 using Testing = kclpp::native::detail::LocalStreamTesting;
@@ -459,8 +461,8 @@ TEST(LocalStream, ShardsSplitTheHashKeySpaceEvenlyAndPutsRouteByMd5) {
   EXPECT_EQ(stream.put("x", "b").shard_id, "shardId-000000000002");
   // An explicit hash key wins.
   EXPECT_EQ(stream.put("x", "a", max_hash_key).shard_id, "shardId-000000000003");
-  EXPECT_THROW(stream.put("x", "a", "not-a-number"), kclpp::native::AwsError);
-  EXPECT_THROW(stream.put("x", ""), kclpp::native::AwsError);
+  EXPECT_THROW(stream.put("x", "a", "not-a-number"), aws::AwsError);
+  EXPECT_THROW(stream.put("x", ""), aws::AwsError);
 }
 
 TEST(LocalStream, SequenceNumbersIteratorsAndMillisBehindLatest) {
@@ -500,18 +502,18 @@ TEST(LocalStream, SequenceNumbersIteratorsAndMillisBehindLatest) {
   ASSERT_EQ(new_one.records.size(), 1U);
   EXPECT_EQ(new_one.records[0].data, "r5");
 
-  EXPECT_THROW((void)c->get_records("garbage", 10), kclpp::native::AwsError);
-  EXPECT_THROW((void)c->get_records(latest, 0), kclpp::native::AwsError);
+  EXPECT_THROW((void)c->get_records("garbage", 10), aws::AwsError);
+  EXPECT_THROW((void)c->get_records(latest, 0), aws::AwsError);
   EXPECT_THROW((void)c->get_shard_iterator("shardId-000000000009", StartPosition::latest()),
-               kclpp::native::AwsError);
+               aws::AwsError);
   LocalStream other("other", 1);
-  EXPECT_THROW((void)other.connect()->get_records(latest, 10), kclpp::native::AwsError);
+  EXPECT_THROW((void)other.connect()->get_records(latest, 10), aws::AwsError);
 
   Testing::expire_iterators(stream);
   try {
     (void)c->get_records(latest, 10);
     ADD_FAILURE() << "an expired iterator was accepted";
-  } catch (const kclpp::native::AwsError& e) {
+  } catch (const aws::AwsError& e) {
     EXPECT_EQ(e.type(), "ExpiredIteratorException");
   }
 }
@@ -522,8 +524,8 @@ TEST(LocalStream, SplitAndMergeCloseParentsAndEndTheirShards) {
   const std::string parent = "shardId-000000000000";
   const auto before = stream.put("before", "a");  // MD5("a") is in shard 0
   ASSERT_EQ(before.shard_id, parent);
-  EXPECT_THROW(stream.split_shard(parent, "0"), kclpp::native::AwsError);  // not inside
-  EXPECT_THROW(stream.split_shard("shardId-000000000042", two_pow_126), kclpp::native::AwsError);
+  EXPECT_THROW(stream.split_shard(parent, "0"), aws::AwsError);  // not inside
+  EXPECT_THROW(stream.split_shard("shardId-000000000042", two_pow_126), aws::AwsError);
   stream.split_shard(parent, two_pow_126);
   auto shards = c->list_shards();
   ASSERT_EQ(shards.size(), 4U);
@@ -541,10 +543,10 @@ TEST(LocalStream, SplitAndMergeCloseParentsAndEndTheirShards) {
   EXPECT_EQ(result.records[0].data, "before");
   EXPECT_FALSE(result.next_shard_iterator);
   EXPECT_EQ(result.child_shards.size(), 2U);
-  EXPECT_THROW(stream.split_shard(parent, two_pow_126), kclpp::native::AwsError);  // closed
+  EXPECT_THROW(stream.split_shard(parent, two_pow_126), aws::AwsError);  // closed
 
   EXPECT_THROW(stream.merge_shards("shardId-000000000002", "shardId-000000000001"),
-               kclpp::native::AwsError);  // not adjacent
+               aws::AwsError);  // not adjacent
   stream.merge_shards("shardId-000000000003", "shardId-000000000002");
   shards = c->list_shards();
   ASSERT_EQ(shards.size(), 5U);
@@ -567,7 +569,7 @@ TEST(LocalStream, RetentionTrimsRecordsAndForgetsOldClosedShards) {
   ASSERT_EQ(shards.size(), 2U);  // the closed parent expired
   EXPECT_EQ(shards[0].parent_shard_id, "shardId-000000000000");
   EXPECT_THROW((void)c->get_shard_iterator("shardId-000000000000", StartPosition::trim_horizon()),
-               kclpp::native::AwsError);
+               aws::AwsError);
 }
 
 // ==========================================================================================
@@ -1183,7 +1185,7 @@ TEST(ReadmeExample, CountingProcessorSeesEveryRecordAcrossASplit) {
 
   kclpp::native::WorkerOptions options;
   options.application = "counting-test";
-  options.initial_position = kclpp::native::StartPosition::trim_horizon();
+  options.initial_position = aws::StartPosition::trim_horizon();
   options.idle_time_between_reads = 50ms;
   std::atomic<int> seen{0};
   kclpp::native::Worker worker(stream, *store,

@@ -20,7 +20,7 @@ struct LocalStreamTesting;  // fault injection for kclpp's own tests (src/local_
 // a new stream split the 128-bit key space evenly (ids shardId-000000000000, ...). Its
 // connections behave like the service: opaque iterators valid for five minutes, GetRecords
 // limit 1..10,000, millis_behind_latest > 0 while records remain, no next iterator after a
-// closed shard's last record (with child_shards), errors as AwsError with the service's
+// closed shard's last record (with child_shards), errors as aws::AwsError with the service's
 // type ("InvalidArgumentException", "ResourceNotFoundException", "ExpiredIteratorException").
 class LocalStream final : public StreamSource {
  public:
@@ -34,10 +34,10 @@ class LocalStream final : public StreamSource {
 
   // Appends a record to the open shard whose hash range holds the partition key's MD5
   // (or `explicit_hash_key`, a decimal 128-bit number).
-  PutRecordResult put(std::string_view data, std::string_view partition_key,
+  aws::PutRecordResult put(std::string_view data, std::string_view partition_key,
                       std::string_view explicit_hash_key = {});
   // Closes `shard_id` and opens two children split at `new_starting_hash_key` (decimal).
-  // Throws AwsError("InvalidArgumentException"/"ResourceNotFoundException") like Kinesis.
+  // Throws aws::AwsError("InvalidArgumentException"/"ResourceNotFoundException") like Kinesis.
   void split_shard(const std::string& shard_id, const std::string& new_starting_hash_key);
   // Closes two adjacent open shards and opens their merged child.
   void merge_shards(const std::string& shard_id, const std::string& adjacent_shard_id);

@@ -5,22 +5,22 @@
 #include <string>
 #include <vector>
 
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 
 namespace kclpp::native {
 
 // One reader's view of a stream. Not thread-safe: one per thread. Throws what
-// KinesisClient throws (ThrottledError, TransportError, AwsError "ExpiredIteratorException", ...).
+// aws::KinesisClient throws (ThrottledError, TransportError, aws::AwsError "ExpiredIteratorException", ...).
 class StreamConnection {
  public:
   virtual ~StreamConnection() = default;
-  [[nodiscard]] virtual std::vector<Shard> list_shards() = 0;
+  [[nodiscard]] virtual std::vector<aws::Shard> list_shards() = 0;
   [[nodiscard]] virtual std::string get_shard_iterator(const std::string& shard_id,
-                                                       const StartPosition& position) = 0;
-  [[nodiscard]] virtual GetRecordsResult get_records(const std::string& shard_iterator, int limit) = 0;
+                                                       const aws::StartPosition& position) = 0;
+  [[nodiscard]] virtual aws::GetRecordsResult get_records(const std::string& shard_iterator, int limit) = 0;
   // The same into `out`, reusing the storage of the records it holds where the connection
-  // can (KinesisStream's do; see KinesisClient::get_records). The worker calls this one.
-  virtual void get_records_into(const std::string& shard_iterator, int limit, GetRecordsResult& out) {
+  // can (KinesisStream's do; see aws::KinesisClient::get_records). The worker calls this one.
+  virtual void get_records_into(const std::string& shard_iterator, int limit, aws::GetRecordsResult& out) {
     out = get_records(shard_iterator, limit);
   }
 };
@@ -33,16 +33,16 @@ class StreamSource {
   [[nodiscard]] virtual std::unique_ptr<StreamConnection> connect() = 0;
 };
 
-// A Kinesis stream reached through KinesisClient (each connection has its own client).
+// A Kinesis stream reached through aws::KinesisClient (each connection has its own client).
 class KinesisStream final : public StreamSource {
  public:
-  KinesisStream(std::string stream_name, ClientOptions options);
+  KinesisStream(std::string stream_name, aws::KinesisOptions options);
   [[nodiscard]] const std::string& stream_name() const noexcept override { return stream_name_; }
   [[nodiscard]] std::unique_ptr<StreamConnection> connect() override;
 
  private:
   std::string stream_name_;
-  ClientOptions options_;  // credentials resolved once, in the constructor
+  aws::KinesisOptions options_;  // credentials resolved once, in the constructor
 };
 
 }  // namespace kclpp::native

@@ -28,7 +28,7 @@ struct WorkerOptions {
   // Exceptions, as in the KCL: a child of a shard this application read to its end starts
   // at TRIM_HORIZON (its first record); with LATEST, closed shards without a checkpoint
   // are skipped (they have nothing after LATEST).
-  StartPosition initial_position = StartPosition::latest();
+  aws::StartPosition initial_position = aws::StartPosition::latest();
   int max_records = 10'000;                                // per GetRecords, 1..10,000
   std::chrono::milliseconds idle_time_between_reads{1'000};  // when caught up
   EmptyBatches empty_batches = EmptyBatches::Skip;  // callProcessRecordsEvenForEmptyRecordList

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/pipeline/config.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "kclpp/processor/retry.hpp"
@@ -17,7 +17,7 @@ namespace kclpp::pipeline {
 
 struct ProducerOptions {
   // region and endpoint: the StreamConfig's region is used when client.region is empty.
-  native::ClientOptions client;
+  aws::KinesisOptions client;
   // Whole-call failures (throttling, 5xx, network) of put, and the rounds of put_many that
   // resend only the entries that failed.
   RetryPolicy retry{};
@@ -30,7 +30,7 @@ struct FailedRecord {
   std::string error_message;
 };
 struct PutManyResult {
-  std::vector<native::PutRecordResult> results;  // in input order; empty shard for failures
+  std::vector<aws::PutRecordResult> results;  // in input order; empty shard for failures
   std::vector<FailedRecord> failed;
   [[nodiscard]] bool ok() const noexcept { return failed.empty(); }
 };
@@ -44,7 +44,7 @@ struct PackedRecord {
 // Not thread-safe (one Kinesis connection): one Producer per thread. Move-only.
 class Producer {
  public:
-  // Throws what KinesisClient's constructor throws (ConfigError, AuthError).
+  // Throws what aws::KinesisClient's constructor throws (ConfigError, AuthError).
   Producer(StreamConfig stream, ProducerOptions options = {});
   ~Producer();
   Producer(Producer&&) noexcept;
@@ -54,10 +54,10 @@ class Producer {
 
   // PutRecord of one map; the partition key is partition_key_of(record, configured
   // field). Returns (shard id, sequence number). Throws ConfigError (missing key field),
-  // and after the retry policy ThrottledError / TransportError / AwsError; InDoubtError
+  // and after the retry policy ThrottledError / TransportError / aws::AwsError; InDoubtError
   // when the reply to a sent request was lost (not retried: it may have been written).
-  native::PutRecordResult put(const Map& record);
-  native::PutRecordResult put_packed(std::string_view data, const std::string& partition_key);
+  aws::PutRecordResult put(const Map& record);
+  aws::PutRecordResult put_packed(std::string_view data, const std::string& partition_key);
 
   // PutRecords in requests of at most 500 records and 5 MiB (data + keys); entries that
   // fail individually (throttled, internal errors) are resent with backoff, alone, up to

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/pipeline/config.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "kclpp/processor/retry.hpp"
@@ -76,7 +76,7 @@ struct SpoolDaemonOptions {
   // Bounded memory: records held for Kinesis (queued or being retried), in bytes of data +
   // keys. Past it, new records are dropped and counted (unlike tritond, which grows).
   std::size_t max_buffered_bytes = 64u << 20;
-  native::ClientOptions client;  // endpoint/credentials; region from the config if empty
+  aws::KinesisOptions client;  // endpoint/credentials; region from the config if empty
   // Per PutRecords request: failed entries and whole-request failures (throttling, 5xx,
   // network, lost replies: resent, so a record may be written twice) are retried with
   // this policy before the records are dropped (and counted in `failed`).

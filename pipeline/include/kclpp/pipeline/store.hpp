@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "kclpp/pipeline/s3_client.hpp"
+#include "kclpp/aws/s3_client.hpp"
 #include "kclpp/processor/record_processor.hpp"
 #include "kclpp/processor/retry.hpp"
 
@@ -28,7 +28,7 @@ struct ArchiveStoreOptions {
   // second by the store's timer thread whether or not records arrive.
   std::chrono::seconds rotate_interval{3'600};
   std::uint64_t max_file_bytes = 512ull << 20;  // rotate when the .tri file reaches it
-  S3Options s3;
+  aws::S3Options s3;
   RetryPolicy upload_retry{8, std::chrono::milliseconds{500}, std::chrono::milliseconds{30'000},
                            std::chrono::milliseconds{1'000}};
   // Write `<key>.metadata` next to each archive (spec §3.5; old readers ignore it).

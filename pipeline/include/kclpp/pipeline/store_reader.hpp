@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kclpp/pipeline/archive.hpp"
-#include "kclpp/pipeline/s3_client.hpp"
+#include "kclpp/aws/s3_client.hpp"
 
 namespace kclpp::pipeline {
 
@@ -19,7 +19,7 @@ struct StoreReaderOptions {
   std::string client;  // empty: any, but more than one client in the range is a ConfigError
   std::string start_day;  // YYYYMMDD, required
   std::string end_day;    // YYYYMMDD, empty = start_day; before start_day: ConfigError
-  S3Options s3;
+  aws::S3Options s3;
   std::uint64_t read_size = 8ull << 20;  // bytes fetched per ranged GET
   // Fetch the next range of an archive on a helper thread while the current one is
   // decoded (and, in `kclpp cat`, rendered), so that S3's latency overlaps the work.
@@ -40,8 +40,8 @@ struct ArchiveEntry {
 // sharing the prefix, legacy per-shard keys) are skipped. Throws ConfigError for a bad day,
 // an end before the start, a stream or client name that cannot be in a key, or several
 // clients when none was chosen (naming them, as go-triton's "Multiple clients found");
-// and S3Client's errors (a day's listing is retried when retryable).
-[[nodiscard]] std::vector<ArchiveEntry> list_archives(S3Client& s3, const StoreReaderOptions& options);
+// and aws::S3Client's errors (a day's listing is retried when retryable).
+[[nodiscard]] std::vector<ArchiveEntry> list_archives(aws::S3Client& s3, const StoreReaderOptions& options);
 
 // Streams the records of every listed archive, one archive after another, with memory
 // bounded by read_size (2 * read_size with prefetch) plus one chunk: each archive is pulled

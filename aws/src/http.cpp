@@ -7,10 +7,9 @@
 #include <mutex>
 #include <utility>
 
-#include "kclpp/native/aws.hpp"
 #include "kclpp/processor/error.hpp"
 
-namespace kclpp::native::detail {
+namespace kclpp::aws::detail {
 
 namespace {
 
@@ -21,10 +20,6 @@ struct SlistDeleter {
   void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
 };
 
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 struct Sink {
   std::string* body;
@@ -54,6 +49,35 @@ std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user
 }
 
 }  // namespace
+
+void curl_global_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+UrlParts split_url(std::string_view url) {
+  UrlParts u;
+  const std::size_t sep = url.find("://");
+  if (sep == std::string_view::npos) throw ConfigError("URL '" + std::string(url) + "' has no scheme");
+  u.scheme = std::string(url.substr(0, sep));
+  if (u.scheme != "http" && u.scheme != "https") {
+    throw ConfigError("URL '" + std::string(url) + "' must start with http:// or https://");
+  }
+  std::string_view rest = url.substr(sep + 3);
+  const std::size_t slash = rest.find_first_of("/?");
+  u.host = std::string(rest.substr(0, slash));
+  u.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  if (u.path.front() == '?') u.path.insert(0, "/");
+  if (u.host.empty() || u.host.find_first_of("@ #") != std::string::npos) {
+    throw ConfigError("URL '" + std::string(url) + "' has no valid host");
+  }
+  const std::string default_port = u.scheme == "https" ? ":443" : ":80";
+  if (u.host.size() > default_port.size() &&
+      u.host.compare(u.host.size() - default_port.size(), default_port.size(), default_port) == 0) {
+    u.host.resize(u.host.size() - default_port.size());
+  }
+  return u;
+}
 
 // Failures that happen before the request is on the wire: the server cannot have acted.
 bool curl_failed_before_send(int curl_code) noexcept {
@@ -101,11 +125,10 @@ struct HttpClient::Impl {
   std::string body;
   Sink sink{&body, 0, nullptr};
   char error[CURL_ERROR_SIZE] = {};
-  std::string sigv4;
 };
 
 HttpClient::HttpClient(HttpOptions options) : impl_(std::make_unique<Impl>()) {
-  global_init();
+  curl_global_init_once();
   impl_->options = std::move(options);
   impl_->easy.reset(curl_easy_init());
   if (!impl_->easy) throw TransportError("libcurl: curl_easy_init failed", Retry::No);
@@ -119,19 +142,6 @@ HttpClient::HttpClient(HttpOptions options) : impl_(std::make_unique<Impl>()) {
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, impl_->error);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &impl_->sink);
-  // A body over 1 MB makes libcurl send `Expect: 100-continue`; do not wait long for the
-  // interim reply from servers that ignore it. (Removing the header with "Expect:" is not an
-  // option: libcurl 7.88's SigV4 signer then signs the removed, empty header.)
-  curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
-  if (!o.access_key_id.empty()) {
-    // libcurl's signer (7.75+) builds the canonical request from the method, URL, the
-    // headers we pass (X-Amz-Target, Content-Type, X-Amz-Security-Token), Host and the
-    // X-Amz-Date it adds, and the body: the same result as botocore, which a test checks.
-    impl_->sigv4 = "aws:amz:" + o.region + ":" + o.service;
-    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, impl_->sigv4.c_str());
-    curl_easy_setopt(h, CURLOPT_USERNAME, o.access_key_id.c_str());
-    curl_easy_setopt(h, CURLOPT_PASSWORD, o.secret_access_key.c_str());
-  }
 }
 
 HttpClient::~HttpClient() = default;
@@ -140,36 +150,43 @@ HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
 std::string& HttpClient::body() noexcept { return impl_->body; }
 
-HttpResult HttpClient::post(const std::string& url, const std::vector<std::string>& headers,
-                            std::string_view body, std::size_t padding) {
+HttpResult HttpClient::perform(const HttpRequest& request) {
   Impl& m = *impl_;
   CURL* h = m.easy.get();
   std::unique_ptr<curl_slist, SlistDeleter> list;
-  for (const auto& header : headers) {
-    curl_slist* next = curl_slist_append(list.get(), header.c_str());
+  auto append = [&](const char* line) {
+    curl_slist* next = curl_slist_append(list.get(), line);
     if (next == nullptr) throw TransportError("libcurl: out of memory", Retry::No);
     (void)list.release();
     list.reset(next);
+  };
+  if (request.headers != nullptr) {
+    for (const auto& header : *request.headers) append(header.c_str());
   }
-  std::string token_header;
-  if (!m.options.session_token.empty()) {
-    token_header = "X-Amz-Security-Token: " + m.options.session_token;
-    curl_slist* next = curl_slist_append(list.get(), token_header.c_str());
-    if (next == nullptr) throw TransportError("libcurl: out of memory", Retry::No);
-    (void)list.release();
-    list.reset(next);
-  }
+  // No `Expect: 100-continue` round trip for bodies over 1 MB: we sign ourselves, so the
+  // header can go (libcurl 7.88's own signer signed it even when removed).
+  append("Expect:");
+  const std::string url(request.url);
   m.body.clear();
-  m.sink.padding = padding;
+  m.sink.padding = request.padding;
   m.error[0] = '\0';
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
-  curl_easy_setopt(h, CURLOPT_POST, 1L);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-
+  const std::string method(request.method);
+  if (request.method == "GET") {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, nullptr);
+  } else {
+    // Every other verb carries the body as POST does (the IMDS token is a PUT with none).
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method == "POST" ? nullptr : method.c_str());
+  }
+  const std::size_t padding = request.padding;
   const CURLcode code = curl_easy_perform(h);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // `list` dies here
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, nullptr);  // `method` too
   if (m.body.capacity() < m.body.size() + padding) m.body.reserve(m.body.size() + padding);
 
   HttpResult r;
@@ -187,4 +204,4 @@ HttpResult HttpClient::post(const std::string& url, const std::vector<std::strin
   return r;
 }
 
-}  // namespace kclpp::native::detail
+}  // namespace kclpp::aws::detail

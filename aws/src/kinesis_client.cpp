@@ -1,6 +1,6 @@
 // The Kinesis client: requests built by hand (small, fixed shapes), replies parsed by
 // kinesis_json, every failure classified in one place (Impl::fail / Impl::call).
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 
 #include <algorithm>
 #include <array>
@@ -8,21 +8,15 @@
 #include <thread>
 
 #include "http.hpp"
+#include "sigv4.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kinesis_json.hpp"
 
-namespace kclpp::native {
+namespace kclpp::aws {
 
 namespace {
 
-constexpr std::string_view target_prefix = "X-Amz-Target: Kinesis_20131202.";
-
-std::string default_endpoint(const std::string& region) {
-  // China partition regions live under amazonaws.com.cn.
-  const bool china = region.rfind("cn-", 0) == 0;
-  return "https://kinesis." + region + (china ? ".amazonaws.com.cn" : ".amazonaws.com");
-}
 
 bool is_one_of(std::string_view type, std::initializer_list<std::string_view> names) {
   return std::find(names.begin(), names.end(), type) != names.end();
@@ -40,6 +34,11 @@ bool auth_type(std::string_view t) {
                        "IncompleteSignature", "IncompleteSignatureException",
                        "MissingAuthenticationToken", "MissingAuthenticationTokenException",
                        "InvalidClientTokenId", "SignatureDoesNotMatch"});
+}
+
+// Replies after which fresh credentials may succeed: the provider refetches, one retry.
+bool expired_type(std::string_view t) {
+  return is_one_of(t, {"ExpiredTokenException", "ExpiredToken", "RequestExpired"});
 }
 
 const char* iterator_type_name(IteratorType t) {
@@ -67,17 +66,16 @@ struct Context {
 }  // namespace
 
 struct KinesisClient::Impl {
-  ClientOptions options;
+  KinesisOptions options;
   std::string url;
+  std::string host;
   detail::HttpClient http;
   detail::ReplyParser parser;
   std::string request;  // reused between calls
   std::vector<std::string> headers;
 
-  Impl(ClientOptions o, detail::HttpOptions h, std::string u)
-      : options(std::move(o)), url(std::move(u)), http(std::move(h)) {
-    headers = {"Content-Type: application/x-amz-json-1.1", std::string(target_prefix)};
-  }
+  Impl(KinesisOptions o, detail::HttpOptions h, std::string u)
+      : options(std::move(o)), url(std::move(u)), host(detail::split_url(url).host), http(h) {}
 
   std::string describe(const Context& c) const {
     std::string s(c.op);
@@ -136,11 +134,39 @@ struct KinesisClient::Impl {
 
   // POSTs `request` as operation c.op; returns the body of a 200 reply (with padding).
   const std::string& call(const Context& c) {
-    headers[1].resize(target_prefix.size());
-    headers[1].append(c.op);
-    const detail::HttpResult r = http.post(url, headers, request, detail::json_padding);
+    detail::HttpResult r = send(c.op, options.credentials->credentials());
+    if (r.outcome == detail::HttpResult::Outcome::Response && r.status == 400 && expired_reply()) {
+      // The service says our temporary credentials expired (earlier than their stated
+      // expiry, or a skewed clock): refetch and send once more. The request was refused,
+      // so even a write is safe to repeat.
+      options.credentials->expire();
+      r = send(c.op, options.credentials->credentials());
+    }
     if (r.outcome != detail::HttpResult::Outcome::Response || r.status != 200) fail(c, r);
     return http.body();
+  }
+
+  detail::HttpResult send(std::string_view op, const Credentials& credentials) {
+    detail::SigningInput in;
+    in.method = "POST";
+    in.canonical_uri = "/";
+    in.region = options.region;
+    in.service = "kinesis";
+    std::string target = "Kinesis_20131202.";
+    target += op;
+    in.headers = {{"content-type", "application/x-amz-json-1.1"}, {"host", host}, {"x-amz-target", target}};
+    in.payload_hash = detail::sha256_hex(request);
+    const std::string authorization = detail::sign(in, credentials, std::chrono::system_clock::now());
+    headers.clear();
+    for (const auto& [name, value] : in.headers) headers.push_back(name + ": " + value);
+    headers.push_back("authorization: " + authorization);
+    return http.perform({"POST", url, &headers, request, detail::json_padding});
+  }
+
+  bool expired_reply() {
+    std::string type;
+    std::string message;
+    return parser.error(http.body(), type, message) && expired_type(type);
   }
 
   // Runs a reply parser, adding the call's context to a ProtocolError.
@@ -173,34 +199,23 @@ struct KinesisClient::Impl {
   void end() { request.push_back('}'); }
 };
 
-KinesisClient::KinesisClient(ClientOptions options) {
-  options.region = resolve_region(options.region, options.credential_options);
-  if (options.endpoint.empty()) options.endpoint = default_endpoint(options.region);
-  while (!options.endpoint.empty() && options.endpoint.back() == '/') options.endpoint.pop_back();
-  if (options.endpoint.rfind("http://", 0) != 0 && options.endpoint.rfind("https://", 0) != 0) {
-    throw ConfigError("Kinesis endpoint '" + options.endpoint + "' must start with http:// or https://");
-  }
-  if (!options.credentials) options.credentials = resolve_credentials(options.credential_options);
+KinesisClient::KinesisClient(KinesisOptions options) {
+  options.region = resolve_region(options.region, options.profile);
+  options.endpoint = resolve_endpoint("KINESIS", options.endpoint, regional_endpoint("kinesis", options.region),
+                                      options.profile);
+  if (!options.credentials) options.credentials = shared_default_credentials(options.profile);
   detail::HttpOptions h;
   h.connect_timeout = options.connect_timeout;
   h.request_timeout = options.request_timeout;
-  h.region = options.region;
-  h.service = "kinesis";
-  h.access_key_id = options.credentials->access_key_id;
-  h.secret_access_key = options.credentials->secret_access_key;
-  h.session_token = options.credentials->session_token;
-  if (h.access_key_id.empty() || h.secret_access_key.empty()) {
-    throw ConfigError("Kinesis client: empty access key id or secret access key");
-  }
   std::string url = options.endpoint + "/";
-  impl_ = std::make_unique<Impl>(std::move(options), std::move(h), std::move(url));
+  impl_ = std::make_unique<Impl>(std::move(options), h, std::move(url));
 }
 
 KinesisClient::~KinesisClient() = default;
 KinesisClient::KinesisClient(KinesisClient&&) noexcept = default;
 KinesisClient& KinesisClient::operator=(KinesisClient&&) noexcept = default;
 
-const ClientOptions& KinesisClient::options() const noexcept { return impl_->options; }
+const KinesisOptions& KinesisClient::options() const noexcept { return impl_->options; }
 
 std::vector<Shard> KinesisClient::list_shards(const std::string& stream) {
   Impl& m = *impl_;
@@ -422,4 +437,4 @@ void KinesisClient::wait_for_active(const std::string& stream, std::chrono::mill
   }
 }
 
-}  // namespace kclpp::native
+}  // namespace kclpp::aws

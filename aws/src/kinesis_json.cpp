@@ -12,7 +12,7 @@
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
 
-namespace kclpp::native::detail {
+namespace kclpp::aws::detail {
 
 static_assert(json_padding >= simdjson::SIMDJSON_PADDING);
 
@@ -364,4 +364,4 @@ bool ReplyParser::error(const std::string& body, std::string& type, std::string&
   return true;
 }
 
-}  // namespace kclpp::native::detail
+}  // namespace kclpp::aws::detail

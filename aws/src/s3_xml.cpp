@@ -10,7 +10,7 @@
 #include "kclpp/processor/error.hpp"
 #include "s3_internal.hpp"
 
-namespace kclpp::pipeline::detail {
+namespace kclpp::aws::detail {
 
 namespace {
 
@@ -293,4 +293,4 @@ std::string http_date_to_iso8601(std::string_view http_date) {
   return buf;
 }
 
-}  // namespace kclpp::pipeline::detail
+}  // namespace kclpp::aws::detail

@@ -10,23 +10,27 @@
 #include <string_view>
 #include <vector>
 
-#include "kclpp/native/aws.hpp"
+#include "kclpp/aws/credentials.hpp"
+#include "kclpp/aws/error.hpp"
 #include "kclpp/processor/retry.hpp"
 
-namespace kclpp::pipeline {
+namespace kclpp::aws {
 
 enum class Addressing { Auto, PathStyle, VirtualHosted };
 
 struct S3Options {
-  // Empty: native::resolve_region().
+  // Empty: resolve_region().
   std::string region;
-  // Empty: https://s3.<region>.amazonaws.com. For local servers, e.g. "http://127.0.0.1:4569".
+  // Empty: resolve_endpoint("S3", ...): $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, the
+  // profile's endpoint_url, else https://s3.<region>.amazonaws.com. For local servers, e.g.
+  // "http://127.0.0.1:4569".
   std::string endpoint;
   // Auto: path-style when an endpoint is given or the bucket name has dots, else
   // virtual-hosted.
   Addressing addressing = Addressing::Auto;
-  std::optional<native::Credentials> credentials;  // empty: resolve_credentials()
-  native::CredentialOptions credential_options;
+  // Null: shared_default_credentials(profile), the process's one default chain.
+  CredentialsProviderPtr credentials;
+  ProfileOptions profile;
   std::chrono::milliseconds connect_timeout{5'000};
   // Without any byte moving for this long, a request fails (large bodies may take longer
   // in total).
@@ -56,7 +60,7 @@ struct PutObjectResult {
 };
 
 // Not thread-safe: one per thread (each holds its own connection). Move-only.
-// Every call throws: native::AwsError with the S3 error code (NoSuchKey, NoSuchBucket,
+// Every call throws: AwsError with the S3 error code (NoSuchKey, NoSuchBucket,
 // AccessDenied; not retryable), AuthError (InvalidAccessKeyId, SignatureDoesNotMatch),
 // ThrottledError (SlowDown, 503), TransportError (network, 5xx; retryable), ProtocolError
 // (unparseable reply). Every S3 call made here is idempotent, so a connection lost after
@@ -64,7 +68,9 @@ struct PutObjectResult {
 // retries by itself except inside put_file (see there). Messages name bucket and key.
 class S3Client {
  public:
-  // Resolves region and credentials when not given. Throws ConfigError (no region, an
+  // Resolves region, endpoint and the credentials provider when not given. Requests are
+  // signed with the provider's current credentials (refreshed as they near expiry); a reply
+  // saying they expired makes the provider fetch new ones, and the request goes once more. Throws ConfigError (no region, an
   // endpoint that is not scheme://host[:port], part_size 0), AuthError (no credentials
   // anywhere). An invalid bucket name (empty, '/') in a call: ConfigError.
   explicit S3Client(S3Options options);
@@ -113,4 +119,4 @@ class S3Client {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace kclpp::pipeline
+}  // namespace kclpp::aws

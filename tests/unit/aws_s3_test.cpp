@@ -8,10 +8,10 @@
 #include "kclpp/processor/error.hpp"
 #include "s3_internal.hpp"
 
-namespace kclpp::pipeline::detail {
+namespace kclpp::aws::detail {
 namespace {
 
-const native::Credentials example_credentials{"AKIAIOSFODNN7EXAMPLE",
+const Credentials example_credentials{"AKIAIOSFODNN7EXAMPLE",
                                               "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""};
 
 TEST(S3Encoding, UriEncodeKeepsOnlyUnreservedAndOptionallySlash) {
@@ -140,7 +140,7 @@ TEST(S3SigV4, HeaderValuesAreTrimmedAndNamesLowerCased) {
   EXPECT_EQ(authorization(a, example_credentials), authorization(b, example_credentials));
   SigningInput c = example("GET", "/k", "", {{"x-amz-meta-note", "two  spaces!"}}, std::string(empty_sha256));
   EXPECT_NE(authorization(a, example_credentials), authorization(c, example_credentials));
-  native::Credentials other = example_credentials;
+  Credentials other = example_credentials;
   other.secret_access_key += "x";
   EXPECT_NE(authorization(a, example_credentials), authorization(a, other));
 }
@@ -256,4 +256,4 @@ TEST(S3Xml, EtagsAndDates) {
 }
 
 }  // namespace
-}  // namespace kclpp::pipeline::detail
+}  // namespace kclpp::aws::detail

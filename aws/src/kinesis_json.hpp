@@ -7,9 +7,9 @@
 #include <string_view>
 #include <vector>
 
-#include "kclpp/native/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
 
-namespace kclpp::native::detail {
+namespace kclpp::aws::detail {
 
 // Spare capacity every parsed buffer must have past its size (simdjson::SIMDJSON_PADDING).
 inline constexpr std::size_t json_padding = 64;
@@ -47,4 +47,4 @@ class ReplyParser {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace kclpp::native::detail
+}  // namespace kclpp::aws::detail

@@ -1,7 +1,8 @@
-// SigV4 for S3, done here rather than by libcurl's CURLOPT_AWS_SIGV4: S3 needs the
-// x-amz-content-sha256 header in the signature and an exact canonical query string for
-// ListObjectsV2 and multipart calls, and our own signer can be checked byte for byte
-// against botocore (tests/unit/pipeline_s3_test.cpp, tests/integration/s3_client_test.cpp).
+// SigV4 for every service, done here rather than by libcurl's CURLOPT_AWS_SIGV4: S3 needs
+// the x-amz-content-sha256 header in the signature and an exact canonical query string for
+// ListObjectsV2 and multipart calls, credentials change under a running client when they
+// are refreshed (libcurl's signer takes them once per handle), and our own signer can be
+// checked byte for byte against botocore (tests/unit/aws_sigv4_test.cpp).
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -12,9 +13,9 @@
 #include <ctime>
 
 #include "kclpp/processor/error.hpp"
-#include "s3_internal.hpp"
+#include "sigv4.hpp"
 
-namespace kclpp::pipeline::detail {
+namespace kclpp::aws::detail {
 
 namespace {
 
@@ -177,7 +178,7 @@ std::string canonical_request(const SigningInput& in) {
   return cr;
 }
 
-std::string authorization(const SigningInput& in, const native::Credentials& credentials) {
+std::string authorization(const SigningInput& in, const Credentials& credentials) {
   const std::string date = in.amz_date.substr(0, 8);
   const std::string scope = date + "/" + in.region + "/" + in.service + "/aws4_request";
   const std::string string_to_sign =
@@ -192,4 +193,14 @@ std::string authorization(const SigningInput& in, const native::Credentials& cre
          ", Signature=" + to_hex(signature.data(), signature.size());
 }
 
-}  // namespace kclpp::pipeline::detail
+std::string sign(SigningInput& in, const Credentials& credentials,
+                 std::chrono::system_clock::time_point now) {
+  in.amz_date = amz_date(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+  in.headers.emplace_back("x-amz-date", in.amz_date);
+  if (!credentials.session_token.empty()) {
+    in.headers.emplace_back("x-amz-security-token", credentials.session_token);
+  }
+  return authorization(in, credentials);
+}
+
+}  // namespace kclpp::aws::detail

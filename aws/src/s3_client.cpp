@@ -1,12 +1,12 @@
 // The S3 client: one libcurl easy handle per client (its connection cache gives
-// keep-alive), our own SigV4 signer (s3_sigv4.cpp) and XML reader (s3_xml.cpp). Every
+// keep-alive), the one SigV4 signer (sigv4.cpp) and the XML reader (s3_xml.cpp). Every
 // HTTP outcome becomes an exception in exactly one place: Impl::fail().
 //
 // Idempotency: every S3 call we make can be repeated without harm (PUT of a whole object
 // or of one part replaces it, DELETE of a missing key succeeds, CreateMultipartUpload only
 // leaves an unused upload behind that the caller aborts or S3's lifecycle rules reap), so a
 // failure after the request was sent is a retryable TransportError, never an InDoubtError.
-#include "kclpp/pipeline/s3_client.hpp"
+#include "kclpp/aws/s3_client.hpp"
 
 #include <curl/curl.h>
 #include <sys/types.h>
@@ -24,13 +24,14 @@
 #include <utility>
 #include <vector>
 
-#include "kclpp/native/aws.hpp"
+#include "kclpp/aws/credentials.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 #include "kclpp/processor/retry.hpp"
+#include "http.hpp"
 #include "s3_internal.hpp"
 
-namespace kclpp::pipeline {
+namespace kclpp::aws {
 
 namespace {
 
@@ -44,10 +45,6 @@ struct FileDeleter {
   void operator()(std::FILE* f) const noexcept { std::fclose(f); }
 };
 
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 // S3 refuses parts below 5 MiB (except the last) and uploads of more than 10,000 parts.
 constexpr std::uint64_t max_parts = 10'000;
@@ -55,6 +52,11 @@ constexpr std::uint64_t max_parts = 10'000;
 bool throttling_code(std::string_view code) {
   return code == "SlowDown" || code == "Throttling" || code == "ThrottlingException" ||
          code == "RequestLimitExceeded" || code == "TooManyRequests" || code == "RequestThrottled";
+}
+
+// Replies after which fresh credentials may succeed: the provider refetches, one retry.
+bool expired_code(std::string_view code) {
+  return code == "ExpiredToken" || code == "TokenRefreshRequired" || code == "ExpiredTokenException";
 }
 
 bool auth_code(std::string_view code) {
@@ -250,7 +252,6 @@ Target request_target(const Endpoint& endpoint, Addressing addressing, const std
 
 struct S3Client::Impl {
   S3Options options;
-  native::Credentials credentials;
   detail::Endpoint endpoint;
   std::unique_ptr<CURL, EasyDeleter> easy;
   char error[CURL_ERROR_SIZE] = {};
@@ -268,11 +269,10 @@ struct S3Client::Impl {
     std::string error;
   };
 
-  Result perform(const Call& c, Transfer& t) { return perform(c, t, easy.get(), error); }
 
   // `c` on handle `h` (its error buffer `error_buffer`, CURL_ERROR_SIZE bytes): the
   // client's own, or a multipart helper thread's.
-  Result perform(const Call& c, Transfer& t, CURL* h, char* error_buffer) {
+  Result perform(const Call& c, Transfer& t, CURL* h, char* error_buffer, const Credentials& credentials) {
     const detail::Target target = detail::request_target(endpoint, options.addressing, c.bucket, c.key);
     const std::string& request_host = target.host;
     const std::string& path = target.path;
@@ -286,19 +286,17 @@ struct S3Client::Impl {
     in.canonical_query = query;
     in.payload_hash = has_body && !c.body.empty() ? detail::sha256_hex(c.body)
                                                   : std::string(detail::empty_sha256);
-    const auto now = std::chrono::system_clock::now();
-    in.amz_date = detail::amz_date(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
     in.region = options.region;
-    in.headers = {{"host", request_host}, {"x-amz-content-sha256", in.payload_hash}, {"x-amz-date", in.amz_date}};
-    if (!credentials.session_token.empty()) in.headers.emplace_back("x-amz-security-token", credentials.session_token);
+    in.service = "s3";
+    in.headers = {{"host", request_host}, {"x-amz-content-sha256", in.payload_hash}};
     for (const auto& header : c.headers) in.headers.push_back(header);
-    const std::string auth = detail::authorization(in, credentials);
+    const std::string auth = detail::sign(in, credentials, std::chrono::system_clock::now());
 
     std::vector<std::string> lines;
     lines.reserve(in.headers.size() + 3);
     for (const auto& [name, value] : in.headers) lines.push_back(name + ": " + value);
     lines.push_back("Authorization: " + auth);
-    lines.emplace_back("Expect:");  // no 100-continue round trip (we sign ourselves)
+    lines.emplace_back("Expect:");  // no 100-continue round trip
     std::unique_ptr<curl_slist, SlistDeleter> list;
     for (const auto& line : lines) {
       curl_slist* next = curl_slist_append(list.get(), line.c_str());
@@ -314,7 +312,7 @@ struct S3Client::Impl {
     t.easy = h;
     t.upload = c.body;
     t.sink = c.sink;
-    native::detail::curl_set_common_options(h);
+    detail::curl_set_common_options(h);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);  // keys with "../" are keys, not paths
@@ -359,7 +357,7 @@ struct S3Client::Impl {
   [[noreturn]] void fail(const Call& c, const Result& r, const Transfer& t) const {
     const std::string where = describe(c);
     if (r.code != CURLE_OK) {
-      const char* stage = native::detail::curl_failed_before_send(r.code) ? ": request not sent: "
+      const char* stage = detail::curl_failed_before_send(r.code) ? ": request not sent: "
                           : r.code == CURLE_OPERATION_TIMEDOUT               ? ": timed out: "
                                                                              : ": connection failed: ";
       throw TransportError(where + stage + r.error);
@@ -378,16 +376,39 @@ struct S3Client::Impl {
     if (!reply && !body.empty() && status != 404 && status != 403) {
       throw ProtocolError(where + ": unparseable error reply (HTTP " + std::to_string(status) + "): " + snippet(body));
     }
-    throw native::AwsError(what, code, static_cast<int>(status), Retry::No);
+    throw AwsError(what, code, static_cast<int>(status), Retry::No);
   }
 
   // Performs `c`; returns its Transfer for a 2xx reply, throws otherwise.
   Transfer call(const Call& c) { return call(c, easy.get(), error); }
   Transfer call(const Call& c, CURL* h, char* error_buffer) {
     Transfer t;
-    const Result r = perform(c, t, h, error_buffer);
+    const Result r = exchange(c, t, h, error_buffer);
     if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) fail(c, r, t);
     return t;
+  }
+
+  // Performs `c` signed with the provider's credentials; after a reply saying they expired
+  // (early, or a skewed clock) the provider refetches and the request goes once more: it
+  // was refused, so sending it again is safe. Any status comes back as a Result.
+  Result exchange(const Call& c, Transfer& t) { return exchange(c, t, easy.get(), error); }
+  Result exchange(const Call& c, Transfer& t, CURL* h, char* error_buffer) {
+    Result r = perform(c, t, h, error_buffer, options.credentials->credentials());
+    if (r.code == CURLE_OK && (r.status == 400 || r.status == 403) && expired_reply(t.body)) {
+      options.credentials->expire();
+      t = Transfer{};
+      r = perform(c, t, h, error_buffer, options.credentials->credentials());
+    }
+    return r;
+  }
+
+  static bool expired_reply(const std::string& body) {
+    try {
+      const auto reply = detail::parse_error_reply(body);
+      return reply && expired_code(reply->code);
+    } catch (const ProtocolError&) {
+      return false;
+    }
   }
 
   PutObjectResult put(const std::string& bucket, const std::string& key, std::string_view body,
@@ -417,14 +438,14 @@ struct S3Client::Impl {
 };
 
 S3Client::S3Client(S3Options options) : impl_(std::make_unique<Impl>()) {
-  global_init();
+  detail::curl_global_init_once();
   Impl& m = *impl_;
-  options.region = native::resolve_region(options.region, options.credential_options);
-  m.endpoint = detail::parse_endpoint(options.endpoint, options.region);
-  m.credentials = options.credentials ? *options.credentials : native::resolve_credentials(options.credential_options);
-  if (m.credentials.access_key_id.empty() || m.credentials.secret_access_key.empty()) {
-    throw ConfigError("S3 client: empty access key id or secret access key");
-  }
+  options.region = resolve_region(options.region, options.profile);
+  const std::string regional = regional_endpoint("s3", options.region);
+  options.endpoint = resolve_endpoint("S3", options.endpoint, regional, options.profile);
+  // A configured endpoint (not the regional default) means path-style addressing.
+  m.endpoint = detail::parse_endpoint(options.endpoint == regional ? std::string() : options.endpoint, options.region);
+  if (!options.credentials) options.credentials = shared_default_credentials(options.profile);
   if (options.part_size == 0) throw ConfigError("S3 client: part_size must be positive");
   if (options.upload_parallelism < 1 || options.upload_parallelism > 64) {
     throw ConfigError("S3 client: upload_parallelism must be between 1 and 64, not " +
@@ -628,7 +649,7 @@ std::string S3Client::get_object_range(const std::string& bucket, const std::str
   Call c{"GetObject", bucket, key};
   c.headers.emplace_back("range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
   Transfer t;
-  const Impl::Result r = impl_->perform(c, t);
+  const Impl::Result r = impl_->exchange(c, t);
   if (r.code == CURLE_OK && r.status == 416) return {};  // offset at or past the end
   if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) impl_->fail(c, r, t);
   if (r.status == 200) {
@@ -671,7 +692,7 @@ std::optional<S3Object> S3Client::head_object(const std::string& bucket, const s
   Call c{"HeadObject", bucket, key};
   c.method = "HEAD";
   Transfer t;
-  const Impl::Result r = impl_->perform(c, t);
+  const Impl::Result r = impl_->exchange(c, t);
   if (r.code == CURLE_OK && r.status == 404) return std::nullopt;
   if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) impl_->fail(c, r, t);
   S3Object o;
@@ -705,9 +726,9 @@ void S3Client::create_bucket(const std::string& bucket) {
   c.body = body;
   try {
     (void)impl_->call(c);
-  } catch (const native::AwsError& e) {
+  } catch (const AwsError& e) {
     if (e.type() != "BucketAlreadyOwnedByYou") throw;  // ours already: done (as us-east-1 says)
   }
 }
 
-}  // namespace kclpp::pipeline
+}  // namespace kclpp::aws

@@ -11,20 +11,22 @@
 #include <utility>
 #include <vector>
 
-#include "kclpp/native/aws.hpp"
+#include "kclpp/aws/credentials.hpp"
+#include "kclpp/aws/error.hpp"
 #include "kclpp/processor/record.hpp"
 
-namespace kclpp::native {
+namespace kclpp::aws {
 
-struct ClientOptions {
+struct KinesisOptions {
   // Empty: resolve_region() (AWS_REGION, AWS_DEFAULT_REGION, the profile's region).
   std::string region;
-  // Empty: https://kinesis.<region>.amazonaws.com. For local servers, e.g.
-  // "http://127.0.0.1:4567". TLS certificates are always verified for https.
+  // Empty: resolve_endpoint("KINESIS", ...): $AWS_ENDPOINT_URL_KINESIS, $AWS_ENDPOINT_URL,
+  // the profile's endpoint_url, else https://kinesis.<region>.amazonaws.com. For local
+  // servers, e.g. "http://127.0.0.1:4567". TLS certificates are always verified for https.
   std::string endpoint;
-  // Empty: resolve_credentials(credential_options) once, at construction.
-  std::optional<Credentials> credentials;
-  CredentialOptions credential_options;
+  // Null: shared_default_credentials(profile), the process's one default chain.
+  CredentialsProviderPtr credentials;
+  ProfileOptions profile;
   std::chrono::milliseconds connect_timeout{5'000};
   // Whole-request limit (GetRecords replies can be 10 MB).
   std::chrono::milliseconds request_timeout{30'000};
@@ -104,8 +106,10 @@ struct PutRecordsResultEntry {
 };
 
 // Not thread-safe: use one client per thread (each holds its own connection). Move-only.
-// The constructor resolves region, endpoint and credentials: ConfigError / AuthError (see
-// aws.hpp); it makes no request.
+// The constructor resolves region, endpoint and the credentials provider: ConfigError /
+// AuthError (see config.hpp, credentials.hpp). Every request is signed with the provider's
+// current credentials; a reply saying they expired makes the provider fetch new ones and
+// the request is sent once more.
 // Every call throws: ThrottledError (ProvisionedThroughputExceeded, LimitExceeded,
 // Throttling; retryable with backoff), AuthError, TransportError (network, timeouts, 5xx;
 // retryable), InDoubtError (a put whose reply was lost), AwsError (any other service
@@ -114,14 +118,14 @@ struct PutRecordsResultEntry {
 // retries: callers wrap calls in kclpp::retry().
 class KinesisClient {
  public:
-  explicit KinesisClient(ClientOptions options);
+  explicit KinesisClient(KinesisOptions options);
   ~KinesisClient();
   KinesisClient(KinesisClient&&) noexcept;
   KinesisClient& operator=(KinesisClient&&) noexcept;
   KinesisClient(const KinesisClient&) = delete;
   KinesisClient& operator=(const KinesisClient&) = delete;
 
-  [[nodiscard]] const ClientOptions& options() const noexcept;
+  [[nodiscard]] const KinesisOptions& options() const noexcept;
 
   // All shards, following NextToken pages.
   [[nodiscard]] std::vector<Shard> list_shards(const std::string& stream);
@@ -156,4 +160,4 @@ class KinesisClient {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace kclpp::native
+}  // namespace kclpp::aws

@@ -1,0 +1,176 @@
+// The STS client: Query API requests (form-encoded POST), XML replies. Replies carry
+// credentials, so no reply body is ever quoted in an error message.
+#include "kclpp/aws/sts_client.hpp"
+
+#include <utility>
+#include <vector>
+
+#include "http.hpp"
+#include "iso8601.hpp"
+#include "kclpp/processor/error.hpp"
+#include "sigv4.hpp"
+#include "xml.hpp"
+
+namespace kclpp::aws {
+
+namespace {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+bool one_of(std::string_view code, std::initializer_list<std::string_view> names) {
+  for (auto n : names) {
+    if (n == code) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+struct StsClient::Impl {
+  StsOptions options;
+  std::string signing_region;
+  std::string url;
+  std::string host;
+  detail::HttpClient http;
+  std::vector<std::string> headers;
+
+  Impl(StsOptions o, std::string region, std::string u, detail::HttpOptions h)
+      : options(std::move(o)), signing_region(std::move(region)), url(std::move(u)), host(detail::split_url(url).host),
+        http(h) {}
+
+  // Posts the form; returns the body of a 200 reply, throws for anything else.
+  const std::string& call(std::string_view action, const Params& params, const Credentials* credentials) {
+    Params all = params;
+    all.emplace_back("Action", std::string(action));
+    all.emplace_back("Version", "2011-06-15");
+    const std::string body = detail::canonical_query(all);
+    detail::SigningInput in;
+    in.method = "POST";
+    in.canonical_uri = "/";
+    in.region = signing_region;
+    in.service = "sts";
+    in.headers = {{"content-type", "application/x-www-form-urlencoded; charset=utf-8"}, {"host", host}};
+    headers.clear();
+    if (credentials != nullptr) {
+      in.payload_hash = detail::sha256_hex(body);
+      const std::string authorization = detail::sign(in, *credentials, std::chrono::system_clock::now());
+      for (const auto& [name, value] : in.headers) headers.push_back(name + ": " + value);
+      headers.push_back("authorization: " + authorization);
+    } else {
+      for (const auto& [name, value] : in.headers) headers.push_back(name + ": " + value);
+    }
+    const detail::HttpResult r = http.perform({"POST", url, &headers, body, 0});
+    const std::string where = "STS " + std::string(action) + " at " + options.endpoint;
+    if (r.outcome != detail::HttpResult::Outcome::Response) {
+      const char* stage = r.outcome == detail::HttpResult::Outcome::NotSent ? ": request not sent: "
+                          : r.timed_out                                      ? ": timed out: "
+                                                                             : ": connection failed: ";
+      throw TransportError(where + stage + r.error);
+    }
+    if (r.status == 200) return http.body();
+    fail(where, r.status);
+  }
+
+  [[noreturn]] void fail(const std::string& where, long status) {
+    const std::string& body = http.body();
+    std::string code;
+    std::string message;
+    try {
+      code = detail::xml_element(body, "Code").value_or("");
+      message = detail::xml_element(body, "Message").value_or("");
+    } catch (const ProtocolError&) {
+      code.clear();
+    }
+    const std::string what = where + ": " + (code.empty() ? "HTTP " + std::to_string(status) : code) +
+                             (message.empty() ? "" : ": " + message) + " (HTTP " + std::to_string(status) + ")";
+    if (one_of(code, {"Throttling", "ThrottlingException", "RequestLimitExceeded"}) || status == 429) {
+      throw ThrottledError(what);
+    }
+    if (one_of(code, {"IDPCommunicationError", "InternalFailure", "ServiceUnavailable"}) || status >= 500) {
+      throw TransportError(what);
+    }
+    if (one_of(code, {"AccessDenied", "InvalidIdentityToken", "ExpiredTokenException", "ExpiredToken",
+                      "InvalidClientTokenId", "SignatureDoesNotMatch", "IDPRejectedClaim",
+                      "MissingAuthenticationToken", "RegionDisabledException"}) ||
+        status == 403) {
+      throw AuthError(what);
+    }
+    if (code.empty()) throw ProtocolError(where + ": unparseable error reply (HTTP " + std::to_string(status) + ")");
+    throw AwsError(what, code, static_cast<int>(status), Retry::No);
+  }
+
+  Credentials parse_credentials(std::string_view action) {
+    const std::string& body = http.body();
+    const std::string where = "STS " + std::string(action) + " at " + options.endpoint;
+    const std::size_t start = body.find("<Credentials>");
+    if (start == std::string::npos) {
+      throw ProtocolError(where + ": the reply has no <Credentials> (" + std::to_string(body.size()) + " bytes)");
+    }
+    Credentials c;
+    c.access_key_id = detail::xml_element(body, "AccessKeyId", start).value_or("");
+    c.secret_access_key = detail::xml_element(body, "SecretAccessKey", start).value_or("");
+    c.session_token = detail::xml_element(body, "SessionToken", start).value_or("");
+    const std::string expiration = detail::xml_element(body, "Expiration", start).value_or("");
+    if (c.access_key_id.empty() || c.secret_access_key.empty() || c.session_token.empty()) {
+      throw ProtocolError(where + ": the reply's <Credentials> lacks AccessKeyId, SecretAccessKey or SessionToken");
+    }
+    c.expiration = detail::parse_iso8601(expiration);
+    if (!c.expiration) throw ProtocolError(where + ": the reply's Expiration '" + expiration + "' is not an ISO 8601 time");
+    return c;
+  }
+};
+
+StsClient::StsClient(StsOptions options) {
+  std::string region = options.region;
+  if (region.empty()) {
+    try {
+      region = resolve_region({}, options.profile);
+    } catch (const ConfigError&) {
+      region.clear();
+    }
+  }
+  const std::string fallback = region.empty() ? "https://sts.amazonaws.com" : regional_endpoint("sts", region);
+  options.endpoint = resolve_endpoint("STS", options.endpoint, fallback, options.profile);
+  if (region.empty()) region = "us-east-1";
+  options.region = region;
+  detail::HttpOptions h;
+  h.connect_timeout = options.connect_timeout;
+  h.request_timeout = options.request_timeout;
+  std::string url = options.endpoint + "/";
+  impl_ = std::make_unique<Impl>(std::move(options), region, std::move(url), h);
+}
+
+StsClient::~StsClient() = default;
+StsClient::StsClient(StsClient&&) noexcept = default;
+StsClient& StsClient::operator=(StsClient&&) noexcept = default;
+
+const StsOptions& StsClient::options() const noexcept { return impl_->options; }
+const std::string& StsClient::region() const noexcept { return impl_->signing_region; }
+
+Credentials StsClient::assume_role(const AssumeRoleRequest& request) {
+  Impl& m = *impl_;
+  if (request.role_arn.empty() || request.session_name.empty()) {
+    throw ConfigError("STS AssumeRole needs a role ARN and a session name");
+  }
+  if (!m.options.credentials) m.options.credentials = shared_default_credentials(m.options.profile);
+  Params p{{"RoleArn", request.role_arn}, {"RoleSessionName", request.session_name}};
+  if (!request.external_id.empty()) p.emplace_back("ExternalId", request.external_id);
+  if (request.duration) p.emplace_back("DurationSeconds", std::to_string(request.duration->count()));
+  const Credentials source = m.options.credentials->credentials();
+  (void)m.call("AssumeRole", p, &source);
+  return m.parse_credentials("AssumeRole");
+}
+
+Credentials StsClient::assume_role_with_web_identity(const WebIdentityRequest& request) {
+  Impl& m = *impl_;
+  if (request.role_arn.empty() || request.session_name.empty() || request.token.empty()) {
+    throw ConfigError("STS AssumeRoleWithWebIdentity needs a role ARN, a session name and a token");
+  }
+  Params p{{"RoleArn", request.role_arn}, {"RoleSessionName", request.session_name},
+           {"WebIdentityToken", request.token}};
+  if (request.duration) p.emplace_back("DurationSeconds", std::to_string(request.duration->count()));
+  (void)m.call("AssumeRoleWithWebIdentity", p, nullptr);
+  return m.parse_credentials("AssumeRoleWithWebIdentity");
+}
+
+}  // namespace kclpp::aws
