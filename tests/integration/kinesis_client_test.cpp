@@ -527,7 +527,7 @@ import datetime, sys
 from unittest import mock
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import aws::Credentials
+from botocore.credentials import Credentials
 url, target, amz_date, ak, sk, token, body_path = sys.argv[1:8]
 body = open(body_path, 'rb').read()
 req = AWSRequest(method='POST', url=url, data=body,
@@ -536,7 +536,7 @@ fixed = datetime.datetime.strptime(amz_date, '%Y%m%dT%H%M%SZ')
 with mock.patch('botocore.auth.datetime') as dt:
     dt.datetime.utcnow.return_value = fixed
     dt.datetime.now.return_value = fixed
-    SigV4Auth(aws::Credentials(ak, sk, token or None), 'kinesis', 'us-east-1').add_auth(req)
+    SigV4Auth(Credentials(ak, sk, token or None), 'kinesis', 'us-east-1').add_auth(req)
 print(req.headers['Authorization'])
 )PY";
   const std::string cmd = "/usr/bin/python3 " + (dir / "sign.py").string() + " '" + url + "' '" +

@@ -659,7 +659,7 @@ import datetime, sys
 from unittest import mock
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import aws::Credentials
+from botocore.credentials import Credentials
 ak, sk, token, path = sys.argv[1:5]
 for line in open(path, encoding='utf-8'):
     method, url, amz_date, body, *headers = line.rstrip('\n').split('\t')
@@ -672,7 +672,7 @@ for line in open(path, encoding='utf-8'):
     with mock.patch('botocore.auth.datetime') as dt:
         dt.datetime.utcnow.return_value = fixed
         dt.datetime.now.return_value = fixed
-        S3SigV4Auth(aws::Credentials(ak, sk, token or None), 's3', 'us-east-1').add_auth(req)
+        S3SigV4Auth(Credentials(ak, sk, token or None), 's3', 'us-east-1').add_auth(req)
     print(req.headers['Authorization'])
 )PY";
   const std::string cmd = "/usr/bin/python3 " + (dir / "sign.py").string() + " '" + creds.access_key_id + "' '" +
@@ -827,7 +827,7 @@ TEST(S3ClientCredentials, RegionAndCredentialsComeFromTheEnvironmentWhenNotGiven
     EXPECT_THROW(aws::S3Client{o}, ConfigError);
   }
   const ScopedEnv no_keys(ScopedEnv::Vars{{"AWS_ACCESS_KEY_ID", ""}, {"AWS_SECRET_ACCESS_KEY", ""}, {"AWS_SESSION_TOKEN", ""}, {"AWS_SECURITY_TOKEN", ""},
-                           {"HOME", "/nonexistent/kclpp"}});
+                           {"HOME", "/nonexistent/kclpp"}, {"AWS_EC2_METADATA_DISABLED", "true"}});
   EXPECT_THROW(aws::S3Client{o}, AuthError);
 }
 

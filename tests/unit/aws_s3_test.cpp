@@ -95,6 +95,7 @@ SigningInput example(std::string method, std::string uri, std::string query,
   in.payload_hash = std::move(payload_hash);
   in.amz_date = "20130524T000000Z";
   in.region = "us-east-1";
+  in.service = "s3";
   return in;
 }
 
