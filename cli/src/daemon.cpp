@@ -62,6 +62,19 @@ class Reader {
     if (v == "FALSE" || v == "NO" || v == "N" || v == "OFF" || v == "0") return false;
     bad(key, "not a boolean (true/false)");
   }
+  // The key equal to `lower_key` in any case (the Java daemon normalises the
+  // AWSCredentialsProvider keys), nullptr when absent.
+  const Property* find_any_case(const std::string& lower_key, std::string& actual_key) {
+    for (const auto& [key, value] : properties_) {
+      std::string l = key;
+      std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (l == lower_key) {
+        actual_key = key;
+        return find(key);
+      }
+    }
+    return nullptr;
+  }
   std::vector<std::string> unused() const {
     std::vector<std::string> keys;
     for (const auto& [key, value] : properties_)
@@ -126,6 +139,22 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
     config.worker.shutdown_grace = std::chrono::milliseconds(*v);
   if (auto v = r.integer("shardSyncIntervalMillis", 100, 86'400'000))
     config.worker.shard_sync_interval = std::chrono::milliseconds(*v);
+  // Credentials: the Kinesis provider, and separate ones for DynamoDB and CloudWatch (a
+  // cross-account stream with the lease table at home).
+  const std::pair<const char*, std::vector<ProviderSpec> DaemonConfig::*> provider_keys[] = {
+      {"awscredentialsprovider", &DaemonConfig::credentials},
+      {"awscredentialsproviderdynamodb", &DaemonConfig::dynamodb_credentials},
+      {"awscredentialsprovidercloudwatch", &DaemonConfig::cloudwatch_credentials}};
+  for (const auto& [lower_key, member] : provider_keys) {
+    std::string key;
+    if (const Property* p = r.find_any_case(lower_key, key)) {
+      const std::string where = source + ":" + std::to_string(p->line) + ": " + key;
+      config.*member = parse_credentials_providers(p->value, where);
+      if (member == &DaemonConfig::credentials) config.credentials_where = where;
+      if (member == &DaemonConfig::dynamodb_credentials) config.dynamodb_credentials_where = where;
+      if (member == &DaemonConfig::cloudwatch_credentials) config.cloudwatch_credentials_where = where;
+    }
+  }
   // kclpp's own key.
   if (const Property* p = r.find("checkpointStore"); p != nullptr && !p->value.empty())
     config.checkpoint_store = p->value;
@@ -145,8 +174,14 @@ int daemon_command(const std::vector<std::string>& argv) {
             "idleTimeBetweenReadsInMillis, callProcessRecordsEvenForEmptyRecordList,\n"
             "timeoutInSeconds, shutdownGraceMillis, shardSyncIntervalMillis, and kclpp's own\n"
             "checkpointStore = sqlite:PATH | postgres://... (default sqlite:APPLICATION.checkpoints.db).\n"
+            "AWSCredentialsProvider (any case; also ...DynamoDB, ...CloudWatch) takes the Java\n"
+            "daemon's values: DefaultCredentialsProvider, ProfileCredentialsProvider|NAME,\n"
+            "EnvironmentVariableCredentialsProvider, WebIdentityTokenFileCredentialsProvider,\n"
+            "InstanceProfileCredentialsProvider, ContainerCredentialsProvider,\n"
+            "StsAssumeRoleCredentialsProvider|ROLE_ARN|SESSION_NAME[|externalId=ID], or a\n"
+            "comma-separated chain of them; without it, the AWS SDKs' default chain.\n"
             "Other keys are listed in one warning and ignored (leases live in the checkpoint\n"
-            "store; credentials come from the environment and ~/.aws). SIGTERM/SIGINT: every\n"
+            "store). SIGTERM/SIGINT: every\n"
             "child gets shutdownRequested, then leaseLost, then its stdin is closed.");
   args.option("checkpoint-store", "URI", "overrides the file's checkpointStore");
   if (!args.parse(argv)) {
@@ -162,6 +197,19 @@ int daemon_command(const std::vector<std::string>& argv) {
     std::string keys;
     for (const auto& key : config.ignored_keys) keys += (keys.empty() ? "" : ", ") + key;
     log_warn(path, ": kclpp daemon ignores these keys: ", keys);
+  }
+  if (!config.credentials.empty()) {
+    config.client.credentials =
+        make_credentials_provider(config.credentials, config.client.region, config.credentials_where);
+  }
+  if (!config.dynamodb_credentials.empty()) {
+    // Resolved now so that a bad value fails at start; DynamoDB itself is not used until
+    // leases live there.
+    (void)make_credentials_provider(config.dynamodb_credentials, config.client.region,
+                                    config.dynamodb_credentials_where);
+  }
+  if (!config.cloudwatch_credentials.empty()) {
+    log_warn(config.cloudwatch_credentials_where, ": kclpp publishes no CloudWatch metrics; the provider is not used");
   }
   check_stream(config.client, config.stream);
   native::KinesisStream source(config.stream, config.client);

@@ -8,6 +8,7 @@
 #include "kclpp/kcl/child_process.hpp"
 #include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/worker.hpp"
+#include "credentials_property.hpp"
 #include "properties.hpp"
 
 namespace kclpp::app::detail {
@@ -18,6 +19,14 @@ struct DaemonConfig {
   native::WorkerOptions worker;
   kcl::ChildProcessOptions child;
   std::string checkpoint_store;
+  // AWSCredentialsProvider and its DynamoDB / CloudWatch variants (any case of the key, as
+  // the Java daemon normalises them); empty: the default chain. `*_where` name the key.
+  std::vector<ProviderSpec> credentials;
+  std::vector<ProviderSpec> dynamodb_credentials;
+  std::vector<ProviderSpec> cloudwatch_credentials;
+  std::string credentials_where;
+  std::string dynamodb_credentials_where;
+  std::string cloudwatch_credentials_where;
   // Keys present in the file that kclpp does not use (each warned about once).
   std::vector<std::string> ignored_keys;
 };

@@ -30,8 +30,13 @@ constexpr const char* usage =
     "  stats                   checkpoint ages per shard, Graphite plaintext\n"
     "\n"
     "Common options: --stream NAME, --endpoint URL (e.g. http://127.0.0.1:4567), --region,\n"
-    "--profile. Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN],\n"
-    "else ~/.aws/credentials and ~/.aws/config (AWS_PROFILE). Logs: stderr, KCLPP_LOG_LEVEL.\n";
+    "--profile. Credentials, as the AWS SDKs find them: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n"
+    "[/AWS_SESSION_TOKEN]; web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, EKS IRSA);\n"
+    "the profile of ~/.aws/credentials and ~/.aws/config (AWS_PROFILE: keys, role_arn,\n"
+    "credential_process, web_identity_token_file); ECS/EKS container credentials; EC2\n"
+    "instance metadata (IMDSv2). Temporary credentials are refreshed before they expire.\n"
+    "Endpoints: --endpoint, else AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the profile's\n"
+    "endpoint_url. Logs: stderr, KCLPP_LOG_LEVEL.\n";
 
 }  // namespace
 

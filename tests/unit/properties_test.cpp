@@ -2,7 +2,13 @@
 // MultiLangDaemon's keys (spec/KCL-PROTOCOL.md §6).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <optional>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -121,7 +127,7 @@ TEST(DaemonConfig, MapsTheKeysThatMatterAndListsTheRest) {
   EXPECT_EQ(config.child.reply_timeout, std::chrono::seconds(30));
   EXPECT_EQ(config.worker.shutdown_grace, std::chrono::milliseconds(4000));
   EXPECT_EQ(config.checkpoint_store, "sqlite:/tmp/x.db");
-  EXPECT_EQ(config.ignored_keys, (std::vector<std::string>{"AwsCredentialsProvider", "metricsLevel"}));
+  EXPECT_EQ(config.ignored_keys, (std::vector<std::string>{"metricsLevel"}));
 }
 
 TEST(DaemonConfig, DefaultsAndTimestampPosition) {
@@ -218,6 +224,118 @@ TEST(ShardIndexes, ParsesAListAndNamesWhatIsWrong) {
   EXPECT_NE(message(" 1").find("' 1' is not a shard index"), std::string::npos);
   EXPECT_NE(message("99999999999999999999999").find("is not a shard index"), std::string::npos);
   EXPECT_NE(message("2,1,2").find("shard index 2 given twice"), std::string::npos);
+}
+
+// --- AWSCredentialsProvider ---------------------------------------------------------------
+
+DaemonConfig config_with(const std::string& extra) {
+  return daemon_config(
+      parse_properties("executableName=a\nstreamName=s\napplicationName=x\n" + extra, "app.properties"),
+      "app.properties");
+}
+
+std::string config_error(const std::string& extra) {
+  try {
+    (void)config_with(extra);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(DaemonCredentials, ReadsTheJavaDaemonsValuesInAnyKeyCase) {
+  const DaemonConfig c = config_with(
+      "awsCredentialsProvider = software.amazon.awssdk.auth.credentials.ProfileCredentialsProvider|dev\n"
+      "AWSCredentialsProviderDynamoDB = StsAssumeRoleCredentialsProvider|arn:aws:iam::1:role/r|sess|externalId=ext\n"
+      "AwsCredentialsProviderCloudWatch = DefaultAWSCredentialsProviderChain\n");
+  ASSERT_EQ(c.credentials.size(), 1u);
+  EXPECT_EQ(c.credentials[0].name, "ProfileCredentialsProvider");
+  EXPECT_EQ(c.credentials[0].args, std::vector<std::string>{"dev"});
+  EXPECT_NE(c.credentials_where.find("app.properties:4: awsCredentialsProvider"), std::string::npos)
+      << c.credentials_where;
+  ASSERT_EQ(c.dynamodb_credentials.size(), 1u);
+  EXPECT_EQ(c.dynamodb_credentials[0].args, (std::vector<std::string>{"arn:aws:iam::1:role/r", "sess"}));
+  EXPECT_EQ(c.dynamodb_credentials[0].properties.at("externalId"), "ext");
+  ASSERT_EQ(c.cloudwatch_credentials.size(), 1u);
+  EXPECT_EQ(c.cloudwatch_credentials[0].name, "DefaultAWSCredentialsProviderChain");
+  // None of the keys is reported as ignored.
+  for (const auto& key : c.ignored_keys) EXPECT_EQ(key.find("redentials"), std::string::npos) << key;
+  // A chain keeps its order.
+  const DaemonConfig chain =
+      config_with("AwsCredentialsProvider = EnvironmentVariableCredentialsProvider, ProfileCredentialsProvider\n");
+  ASSERT_EQ(chain.credentials.size(), 2u);
+  EXPECT_EQ(chain.credentials[1].name, "ProfileCredentialsProvider");
+}
+
+TEST(DaemonCredentials, UnknownOrIncompleteValuesAreErrorsNamingTheKey) {
+  std::string e = config_error("AwsCredentialsProvider = MyCustomProvider\n");
+  EXPECT_NE(e.find("app.properties:4: AwsCredentialsProvider"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown credentials provider 'MyCustomProvider'"), std::string::npos) << e;
+  e = config_error("AWSCredentialsProviderDynamoDB = StsAssumeRoleCredentialsProvider|arn:aws:iam::1:role/r\n");
+  EXPECT_NE(e.find("AWSCredentialsProviderDynamoDB"), std::string::npos) << e;
+  EXPECT_NE(e.find("ROLE_ARN|SESSION_NAME"), std::string::npos) << e;
+  e = config_error("AwsCredentialsProvider =\n");
+  EXPECT_NE(e.find("empty value"), std::string::npos) << e;
+}
+
+// Restores one environment variable.
+class ScopedVar {
+ public:
+  ScopedVar(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value != nullptr) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedVar() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedVar(const ScopedVar&) = delete;
+  ScopedVar& operator=(const ScopedVar&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(DaemonCredentials, ProvidersAndChainsResolve) {
+  const auto dir = std::filesystem::temp_directory_path() / ("kclpp_daemon_creds_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "credentials") << "[dev]\naws_access_key_id = DEVKEY\naws_secret_access_key = devsecret\n";
+  const ScopedVar files("AWS_SHARED_CREDENTIALS_FILE", (dir / "credentials").c_str());
+  const ScopedVar config("AWS_CONFIG_FILE", (dir / "config").c_str());
+  const ScopedVar key("AWS_ACCESS_KEY_ID", nullptr);
+  const ScopedVar secret("AWS_SECRET_ACCESS_KEY", nullptr);
+  const ScopedVar imds("AWS_EC2_METADATA_DISABLED", "true");
+
+  auto specs = parse_credentials_providers("ProfileCredentialsProvider|dev", "k");
+  EXPECT_EQ(make_credentials_provider(specs, "us-east-1", "k")->credentials().access_key_id, "DEVKEY");
+  // The environment is empty: the chain's first entry fails, the second answers.
+  specs = parse_credentials_providers("EnvironmentVariableCredentialsProvider,ProfileCredentialsProvider|dev", "k");
+  EXPECT_EQ(make_credentials_provider(specs, "us-east-1", "k")->credentials().access_key_id, "DEVKEY");
+  // One entry that fails: its error, naming the key.
+  specs = parse_credentials_providers("EnvironmentVariableCredentialsProvider", "app.properties:3: AwsCredentialsProvider");
+  try {
+    (void)make_credentials_provider(specs, "us-east-1", "app.properties:3: AwsCredentialsProvider");
+    FAIL() << "no throw";
+  } catch (const AuthError& e) {
+    EXPECT_NE(std::string(e.what()).find("app.properties:3: AwsCredentialsProvider: AWS_ACCESS_KEY_ID"),
+              std::string::npos)
+        << e.what();
+  }
+  {
+    const ScopedVar k("AWS_ACCESS_KEY_ID", "ENVKEY");
+    const ScopedVar s("AWS_SECRET_ACCESS_KEY", "envsecret");
+    specs = parse_credentials_providers("SystemPropertyCredentialsProvider", "k");
+    EXPECT_EQ(make_credentials_provider(specs, "us-east-1", "k")->credentials().access_key_id, "ENVKEY");
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
