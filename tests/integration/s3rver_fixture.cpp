@@ -14,7 +14,7 @@ namespace kclpp::test {
 
 namespace fs = std::filesystem;
 
-S3rver::S3rver() {
+S3rver::S3rver(const std::vector<std::string>& extra_access_keys) {
   const std::string node = find_on_path("node");
   const fs::path script = fs::path(KCLPP_SOURCE_DIR) / "node_modules" / "s3rver" / "bin" / "s3rver.js";
   if (node.empty()) {
@@ -37,8 +37,14 @@ S3rver::S3rver() {
     // s3rver encrypts its ListObjectsV2 continuation tokens with DES, which Node 17+
     // (OpenSSL 3) only offers from the legacy provider: without it every truncated listing
     // is an InternalError.
-    const std::vector<std::string> argv{node, "--openssl-legacy-provider", script.string(), "-d", data_dir_.string(), "-a", "127.0.0.1",
-                                        "-p", std::to_string(port), "--silent"};
+    std::vector<std::string> argv{node, "--openssl-legacy-provider", script.string(), "-d", data_dir_.string(), "-a", "127.0.0.1",
+                                  "-p", std::to_string(port), "--silent"};
+    if (!extra_access_keys.empty()) {
+      std::string keys;
+      for (const auto& k : extra_access_keys) keys += (keys.empty() ? "" : ",") + k;
+      const fs::path wrapper = fs::path(KCLPP_SOURCE_DIR) / "tests" / "node" / "s3rver_keys.js";
+      argv.insert(argv.begin() + 2, {wrapper.string(), keys});
+    }
     endpoint_ = "http://127.0.0.1:" + std::to_string(port);
     process_ = std::make_unique<Subprocess>(argv);
 

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kclpp/aws/s3_client.hpp"
 #include "kinesalite_fixture.hpp"  // in_ci(), KCLPP_REQUIRE_SERVER, unused_port()
@@ -34,7 +35,8 @@ class Subprocess;
 // create_bucket from one thread at a time.
 class S3rver {
  public:
-  S3rver();
+  // `extra_access_keys`: keys s3rver accepts besides S3RVER (tests whose credentials rotate).
+  explicit S3rver(const std::vector<std::string>& extra_access_keys = {});
   ~S3rver();
   S3rver(const S3rver&) = delete;
   S3rver& operator=(const S3rver&) = delete;
