@@ -246,13 +246,14 @@ std::string decode_base64(const json& j) {
   return out;
 }
 
-std::vector<std::string> string_array(const json& j, bool base64, const std::string& type) {
+// The elements of an SS, NS or BS (BS: base64-decoded).
+std::vector<std::string> set_elements(const json& j, const std::string& type) {
   if (!j.is_array()) bad_reply("a " + type + " that is not an array");
   std::vector<std::string> out;
   out.reserve(j.size());
   for (const auto& e : j) {
     if (!e.is_string()) bad_reply("a " + type + " element that is not a string");
-    out.push_back(base64 ? decode_base64(e) : e.get<std::string>());
+    out.push_back(type == "BS" ? decode_base64(e) : e.get<std::string>());
   }
   return out;
 }
@@ -271,9 +272,9 @@ AttributeValue from_wire(const json& j, int depth) {
   if (type == "S") return AttributeValue::s(string_value());
   if (type == "N") return AttributeValue::n(string_value());
   if (type == "B") return AttributeValue::b(decode_base64(v));
-  if (type == "SS") return AttributeValue::ss(string_array(v, false, type));
-  if (type == "NS") return AttributeValue::ns(string_array(v, false, type));
-  if (type == "BS") return AttributeValue::bs(string_array(v, true, type));
+  if (type == "SS") return AttributeValue::ss(set_elements(v, type));
+  if (type == "NS") return AttributeValue::ns(set_elements(v, type));
+  if (type == "BS") return AttributeValue::bs(set_elements(v, type));
   if (type == "BOOL") {
     if (!v.is_boolean()) bad_reply("a BOOL value that is not true or false");
     return AttributeValue::boolean(v.get<bool>());
@@ -365,9 +366,10 @@ KeyAttribute::Type key_type(const std::string& t) {
   bad_reply("a key attribute of type '" + t + "'");
 }
 
-TableDescription table_description(const json& reply, const char* member) {
-  const auto t = reply.find(member);
-  if (t == reply.end() || !t->is_object()) bad_reply(std::string("no ") + member);
+// DescribeTable's {"Table":{...}}.
+TableDescription table_description(const json& reply) {
+  const auto t = reply.find("Table");
+  if (t == reply.end() || !t->is_object()) bad_reply("no Table");
   TableDescription d;
   d.table_name = required_string(*t, "TableName");
   d.status = required_string(*t, "TableStatus");
@@ -651,7 +653,7 @@ std::optional<TableDescription> DynamoDbClient::describe_table(const std::string
     if (e.type() == "ResourceNotFoundException") return std::nullopt;
     throw;
   }
-  return impl_->read(c, [&] { return table_description(reply, "Table"); });
+  return impl_->read(c, [&] { return table_description(reply); });
 }
 
 void DynamoDbClient::wait_for_active(const std::string& table, std::chrono::milliseconds timeout) {

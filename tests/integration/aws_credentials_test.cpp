@@ -8,8 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <latch>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -229,8 +232,7 @@ TEST_F(AwsCredentials, ContainerFullUriWithAuthorizationToken) {
 }
 
 TEST_F(AwsCredentials, ContainerTokenFileIsReadAgainOnEachFetch) {
-  std::string expected = container_auth;
-  FakeService container([&expected](const HttpRequest& r) { return container_handler(expected)(r); });
+  FakeService container(container_handler(container_auth));
   const std::string token_file = write("eks/token", container_auth);
   EnvGuard::set("AWS_CONTAINER_CREDENTIALS_FULL_URI", container.endpoint() + container_path);
   EnvGuard::set("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file);
@@ -239,7 +241,7 @@ TEST_F(AwsCredentials, ContainerTokenFileIsReadAgainOnEachFetch) {
   (void)p->credentials();
   const std::string rotated = container_auth + "-rotated";
   write("eks/token", rotated);
-  expected = rotated;  // (the fake reads it only while serving: the fetch below)
+  container.set_handler(container_handler(rotated));
   p->expire();
   EXPECT_EQ(p->credentials().access_key_id, container_key);
   const auto r = container.requests();
@@ -728,15 +730,20 @@ TEST_F(AwsCredentials, ProfileSourceLoopsAndBadCombinationsAreConfigErrors) {
         "[profile sso-session]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = r\n"
         "[profile from-sso]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = sso\n"
         "[profile web-no-role]\nweb_identity_token_file = /tmp/t\n");
-  const std::map<std::string, std::string> expected{
-      {"a", "loop"},       {"b", "loop"},          {"both", "both source_profile and credential_source"},
-      {"neither", "neither"}, {"unknown", "Nowhere"}, {"sso", "SSO"},
-      {"sso-session", "SSO"}, {"from-sso", "SSO"},  {"web-no-role", "role_arn"}};
+  const std::vector<std::pair<std::string, std::vector<std::string>>> expected{
+      {"a", {"source_profile loop", "'a'", "'b'"}},
+      {"b", {"source_profile loop", "'a'", "'b'"}},
+      {"both", {"'both'", "both source_profile and credential_source"}},
+      {"neither", {"'neither'", "neither source_profile nor credential_source"}},
+      {"unknown", {"'unknown'", "'Nowhere'"}},
+      {"sso", {"'sso'", "SSO"}},
+      {"sso-session", {"'sso-session'", "SSO"}},
+      {"from-sso", {"'sso'", "SSO"}},
+      {"web-no-role", {"'web-no-role'", "no role_arn"}}};
   for (const auto& [profile, words] : expected) {
     SCOPED_TRACE(profile);
     const std::string what = KCLPP_EXPECT_THROW_MSG(ConfigError, (void)default_credentials(named(profile)));
-    EXPECT_TRUE(contains(what, words)) << what;
-    EXPECT_TRUE(contains(what, profile)) << what;
+    for (const auto& w : words) EXPECT_TRUE(contains(what, w)) << w << " not in: " << what;
   }
   EXPECT_EQ(sts.count(), 0u) << "nothing is asked of STS for a broken profile";
 }
@@ -1064,7 +1071,7 @@ TEST_F(AwsCredentials, ConcurrentCallersShareOneFetchAndNeverGetExpiredCredentia
 
 TEST_F(AwsCredentials, FailedMandatoryRefreshIsTriedOnceForAllWaitingCallers) {
   std::atomic<int> n{0};
-  FakeService container(numbered_container(n, 3s));
+  FakeService container(numbered_container(n, 4s));
   ContainerOptions o = container_options(container);
   o.timeout = 2'000ms;
   o.refresh.advisory_window = 0s;  // straight into the mandatory window (the last quarter)
@@ -1079,7 +1086,7 @@ TEST_F(AwsCredentials, FailedMandatoryRefreshIsTriedOnceForAllWaitingCallers) {
   }));
   // Past the mandatory point (expiry minus a quarter of the lifetime seen at the fetch).
   std::this_thread::sleep_until(*first.expiration - (*first.expiration - fetched) / 4 + 30ms);
-  ASSERT_LT(Clock::now() + 400ms, *first.expiration) << "too slow to test the window";
+  ASSERT_LT(Clock::now() + 500ms, *first.expiration) << "too slow to test the window";
 
   constexpr int threads = 16;
   std::latch start(threads);
