@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "error_codes.hpp"
 #include "http.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
@@ -399,27 +400,6 @@ TableDescription table_description(const json& reply) {
 
 // --- classification ---------------------------------------------------------------------------
 
-bool is_one_of(std::string_view type, std::initializer_list<std::string_view> names) {
-  return std::find(names.begin(), names.end(), type) != names.end();
-}
-
-bool throttling_type(std::string_view t) {
-  return is_one_of(t, {"ProvisionedThroughputExceededException", "ThrottlingException", "Throttling",
-                       "RequestLimitExceeded", "LimitExceededException", "TooManyRequestsException"});
-}
-
-bool auth_type(std::string_view t) {
-  return is_one_of(t, {"UnrecognizedClientException", "InvalidSignatureException",
-                       "AccessDeniedException", "ExpiredTokenException", "ExpiredToken",
-                       "IncompleteSignature", "IncompleteSignatureException",
-                       "MissingAuthenticationToken", "MissingAuthenticationTokenException",
-                       "InvalidClientTokenId", "SignatureDoesNotMatch"});
-}
-
-// Replies after which fresh credentials may succeed: the provider refetches, one retry.
-bool expired_type(std::string_view t) {
-  return is_one_of(t, {"ExpiredTokenException", "ExpiredToken", "RequestExpired"});
-}
 
 // An error reply: {"__type":"com.amazonaws.dynamodb.v20120810#Name","message":"..."}.
 struct ErrorReply {
@@ -497,14 +477,6 @@ struct DynamoDbClient::Impl {
     return s + " at " + options.endpoint;
   }
 
-  static std::string snippet(const std::string& body) {
-    std::string s = body.substr(0, 200);
-    for (char& ch : s) {
-      if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
-    }
-    return s.empty() ? "(empty body)" : "'" + s + (body.size() > 200 ? "...'" : "'");
-  }
-
   // The one place where HTTP results and error replies become exceptions.
   [[noreturn]] void fail(const Context& c, const detail::HttpResult& r) {
     const std::string where = describe(c);
@@ -520,11 +492,11 @@ struct DynamoDbClient::Impl {
     const int status = static_cast<int>(r.status);
     const std::optional<ErrorReply> e = parse_error(http.body());
     const std::string detail = e ? e->type + (e->message.empty() ? "" : ": " + e->message)
-                                 : "HTTP " + std::to_string(status) + " " + snippet(http.body());
+                                 : "HTTP " + std::to_string(status) + " " + detail::reply_snippet(http.body());
     const std::string what = where + ": " + detail + (e ? " (HTTP " + std::to_string(status) + ")" : "");
     if (e && e->type == "ConditionalCheckFailedException") throw ConditionFailedError(what, returned_item(*e));
-    if (e && throttling_type(e->type)) throw ThrottledError(what);
-    if (e && auth_type(e->type)) throw AuthError(what);
+    if (e && detail::throttling_code(e->type)) throw ThrottledError(what);
+    if (e && detail::auth_code(e->type)) throw AuthError(what);
     if (status >= 500) {
       if (write) {
         throw InDoubtError(what + " (the server failed after receiving the request: it may or may not "
@@ -596,7 +568,7 @@ struct DynamoDbClient::Impl {
 
   bool expired_reply() {
     const std::optional<ErrorReply> e = parse_error(http.body());
-    return e && expired_type(e->type);
+    return e && detail::expired_code(e->type);
   }
 
   // Runs a reply reader, adding the call's context to its ProtocolError (an InDoubtError

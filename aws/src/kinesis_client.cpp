@@ -7,6 +7,7 @@
 #include <cmath>
 #include <thread>
 
+#include "error_codes.hpp"
 #include "http.hpp"
 #include "sigv4.hpp"
 #include "kclpp/processor/base64.hpp"
@@ -18,28 +19,6 @@ namespace kclpp::aws {
 namespace {
 
 
-bool is_one_of(std::string_view type, std::initializer_list<std::string_view> names) {
-  return std::find(names.begin(), names.end(), type) != names.end();
-}
-
-bool throttling_type(std::string_view t) {
-  return is_one_of(t, {"ProvisionedThroughputExceededException", "LimitExceededException",
-                       "ThrottlingException", "Throttling", "KMSThrottlingException",
-                       "RequestLimitExceeded", "TooManyRequestsException"});
-}
-
-bool auth_type(std::string_view t) {
-  return is_one_of(t, {"UnrecognizedClientException", "InvalidSignatureException",
-                       "AccessDeniedException", "ExpiredTokenException", "ExpiredToken",
-                       "IncompleteSignature", "IncompleteSignatureException",
-                       "MissingAuthenticationToken", "MissingAuthenticationTokenException",
-                       "InvalidClientTokenId", "SignatureDoesNotMatch"});
-}
-
-// Replies after which fresh credentials may succeed: the provider refetches, one retry.
-bool expired_type(std::string_view t) {
-  return is_one_of(t, {"ExpiredTokenException", "ExpiredToken", "RequestExpired"});
-}
 
 const char* iterator_type_name(IteratorType t) {
   switch (t) {
@@ -108,10 +87,10 @@ struct KinesisClient::Impl {
     const std::string& body = http.body();
     const bool parsed = parser.error(body, type, message);
     std::string detail = parsed ? type + (message.empty() ? "" : ": " + message)
-                                : "HTTP " + std::to_string(status) + " " + snippet(body);
+                                : "HTTP " + std::to_string(status) + " " + detail::reply_snippet(body);
     const std::string what = where + ": " + detail + (parsed ? " (HTTP " + std::to_string(status) + ")" : "");
-    if (parsed && throttling_type(type)) throw ThrottledError(what);
-    if (parsed && auth_type(type)) throw AuthError(what);
+    if (parsed && detail::throttling_code(type)) throw ThrottledError(what);
+    if (parsed && detail::auth_code(type)) throw AuthError(what);
     if (status >= 500) {
       if (c.effect == Effect::Write) {
         throw InDoubtError(what + " (the server failed after receiving the request: it may or may not "
@@ -122,14 +101,6 @@ struct KinesisClient::Impl {
     if (!parsed) throw ProtocolError(where + ": unparseable error reply: " + detail);
     if (status == 429) throw ThrottledError(what);
     throw AwsError(what, type, status, Retry::No);
-  }
-
-  static std::string snippet(const std::string& body) {
-    std::string s = body.substr(0, 200);
-    for (char& ch : s) {
-      if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
-    }
-    return s.empty() ? "(empty body)" : "'" + s + (body.size() > 200 ? "...'" : "'");
   }
 
   // POSTs `request` as operation c.op; returns the body of a 200 reply (with padding).
@@ -166,7 +137,7 @@ struct KinesisClient::Impl {
   bool expired_reply() {
     std::string type;
     std::string message;
-    return parser.error(http.body(), type, message) && expired_type(type);
+    return parser.error(http.body(), type, message) && detail::expired_code(type);
   }
 
   // Runs a reply parser, adding the call's context to a ProtocolError.

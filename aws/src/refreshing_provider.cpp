@@ -15,19 +15,18 @@ RefreshingProvider::RefreshingProvider(std::string description, Fetch fetch, Ref
 RefreshingProvider::Need RefreshingProvider::need(const Cached& c, Clock::time_point now) const {
   if (!c.ever_fetched || c.forced) return Need::Mandatory;
   if (!c.credentials.expiration) return Need::None;
-  if (now >= c.mandatory_at) return Need::Mandatory;
+  // Expired credentials are never handed out, whatever a failed refresh postponed.
+  if (now >= c.mandatory_at || now >= *c.credentials.expiration) return Need::Mandatory;
   if (now >= c.advisory_at && now >= c.retry_after) return Need::Advisory;
   return Need::None;
 }
 
 Credentials RefreshingProvider::credentials() {
   Need n = Need::None;
-  std::uint64_t generation = 0;
   {
     std::lock_guard lock(mutex_);
     n = need(cached_, Clock::now());
     if (n == Need::None) return cached_.credentials;
-    generation = generation_;
   }
   if (n == Need::Advisory) {
     // Someone else is refreshing: go on with the credentials we have.
@@ -36,24 +35,25 @@ Credentials RefreshingProvider::credentials() {
       std::lock_guard lock(mutex_);
       return cached_.credentials;
     }
-    return refresh(n, generation);
+    return refresh(n);
   }
   std::lock_guard refresh_lock(refresh_mutex_);
-  return refresh(n, generation);
+  return refresh(n);
 }
 
-Credentials RefreshingProvider::refresh(Need n, std::uint64_t seen_generation) {
+Credentials RefreshingProvider::refresh(Need n) {
   {
-    // Another caller refreshed while we waited for the refresh lock.
+    // Another caller refreshed while we waited for the refresh lock, or failed to and
+    // postponed the next try while the current credentials are still valid: use those
+    // (rather than every waiting caller trying again in turn).
     std::lock_guard lock(mutex_);
-    if (generation_ != seen_generation && need(cached_, Clock::now()) == Need::None) return cached_.credentials;
+    if (need(cached_, Clock::now()) == Need::None) return cached_.credentials;
   }
   try {
     Credentials fresh = fetch_();
     const Clock::time_point now = Clock::now();
     std::lock_guard lock(mutex_);
     ++fetches_;
-    ++generation_;
     cached_.credentials = std::move(fresh);
     cached_.ever_fetched = true;
     cached_.forced = false;
@@ -90,7 +90,6 @@ Credentials RefreshingProvider::refresh(Need n, std::uint64_t seen_generation) {
 void RefreshingProvider::expire() noexcept {
   std::lock_guard lock(mutex_);
   cached_.forced = true;
-  ++generation_;
 }
 
 int RefreshingProvider::fetches() const {

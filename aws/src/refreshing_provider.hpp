@@ -39,15 +39,15 @@ class RefreshingProvider final : public CredentialsProvider {
   };
   enum class Need { None, Advisory, Mandatory };
   [[nodiscard]] Need need(const Cached& c, Clock::time_point now) const;
-  // Fetches under refresh_mutex_ (held by the caller); returns what callers should use.
-  Credentials refresh(Need need, std::uint64_t seen_generation);
+  // Fetches under refresh_mutex_ (held by the caller) unless the cache no longer needs it;
+  // returns what callers should use.
+  Credentials refresh(Need need);
 
   std::string description_;
   Fetch fetch_;
   RefreshOptions options_;
-  mutable std::mutex mutex_;  // guards cached_, generation_, fetches_
+  mutable std::mutex mutex_;  // guards cached_, fetches_
   Cached cached_;
-  std::uint64_t generation_ = 0;  // bumped by each successful fetch and by expire()
   int fetches_ = 0;
   std::mutex refresh_mutex_;  // one fetch at a time
 };

@@ -214,7 +214,7 @@ class CredentialsTest : public ::testing::Test {
   // Runs `f`, expects it to throw E (exactly E or a subclass); returns the message, which
   // TearDown checks for secrets.
   template <class E, class F>
-  std::string expect_throw(F&& f, int line) {
+  std::string expect_throw(F&& f, const char* file, int line) {
     try {
       f();
     } catch (const E& e) {
@@ -222,11 +222,11 @@ class CredentialsTest : public ::testing::Test {
       return e.what();
     } catch (const std::exception& e) {
       messages_.emplace_back(e.what());
-      ADD_FAILURE_AT(__FILE__, line) << "expected " << typeid(E).name() << ", got " << typeid(e).name() << ": "
+      ADD_FAILURE_AT(file, line) << "expected " << typeid(E).name() << ", got " << typeid(e).name() << ": "
                                      << e.what();
       return e.what();
     }
-    ADD_FAILURE_AT(__FILE__, line) << "expected " << typeid(E).name() << ", nothing thrown";
+    ADD_FAILURE_AT(file, line) << "expected " << typeid(E).name() << ", nothing thrown";
     return {};
   }
 
@@ -236,8 +236,8 @@ class CredentialsTest : public ::testing::Test {
   std::vector<std::string> messages_;
 };
 
-// expect_throw<E>(statement) with the caller's line.
-#define KCLPP_EXPECT_THROW_MSG(E, statement) expect_throw<E>([&] { statement; }, __LINE__)
+// expect_throw<E>(statement) with the caller's file and line.
+#define KCLPP_EXPECT_THROW_MSG(E, statement) expect_throw<E>([&] { statement; }, __FILE__, __LINE__)
 
 // --- data ---------------------------------------------------------------------------------------
 

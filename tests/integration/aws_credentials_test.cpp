@@ -184,7 +184,9 @@ TEST_F(AwsCredentials, ImdsBadCredentialRepliesAreAuthErrorsThatNeverQuoteThem) 
     const std::string what =
         KCLPP_EXPECT_THROW_MSG(AuthError, (void)instance_metadata_credentials(imds_options(imds))->credentials());
     EXPECT_TRUE(contains(what, "instance metadata")) << what;
-    if (name == "Code") EXPECT_TRUE(contains(what, "AssumeRoleUnauthorizedAccess")) << what;
+    if (name == "Code") {
+      EXPECT_TRUE(contains(what, "AssumeRoleUnauthorizedAccess")) << what;
+    }
   }
 }
 

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "botocore_signer.hpp"
 #include "dynalite_fixture.hpp"
 #include "kclpp/aws/dynamodb_client.hpp"
 #include "kinesalite_fixture.hpp"
@@ -679,46 +680,8 @@ TEST(DynamoDbClientFaults, InvalidUtf8IsAConfigErrorBeforeAnythingIsSent) {
 
 // --- SigV4: our signature must equal botocore's -----------------------------------------
 
-// Signs the captured request again with botocore (same method, URL, headers, body,
-// credentials and X-Amz-Date) and returns its Authorization header.
-std::string botocore_authorization(const std::string& url, const HttpRequest& req, const Credentials& creds) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("kclpp_ddb_sigv4_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  std::ofstream(dir / "body", std::ios::binary) << req.body;
-  std::ofstream(dir / "sign.py") << R"PY(
-import datetime, sys
-from unittest import mock
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-url, target, amz_date, ak, sk, token, body_path = sys.argv[1:8]
-body = open(body_path, 'rb').read()
-req = AWSRequest(method='POST', url=url, data=body,
-                 headers={'Content-Type': 'application/x-amz-json-1.0', 'X-Amz-Target': target})
-fixed = datetime.datetime.strptime(amz_date, '%Y%m%dT%H%M%SZ')
-with mock.patch('botocore.auth.datetime') as dt:
-    dt.datetime.utcnow.return_value = fixed
-    dt.datetime.now.return_value = fixed
-    SigV4Auth(Credentials(ak, sk, token or None), 'dynamodb', 'us-east-1').add_auth(req)
-print(req.headers['Authorization'])
-)PY";
-  const std::string cmd = "/usr/bin/python3 " + (dir / "sign.py").string() + " '" + url + "' '" +
-                          req.header("x-amz-target") + "' '" + req.header("x-amz-date") + "' '" +
-                          creds.access_key_id + "' '" + creds.secret_access_key + "' '" + creds.session_token +
-                          "' " + (dir / "body").string() + " 2>&1";
-  std::string out = ::kclpp::test::shell_output(cmd);
-  fs::remove_all(dir);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
-
 TEST(DynamoDbClientSigV4, SignaturesMatchBotocore) {
-  if (::access("/usr/bin/python3", X_OK) != 0 ||
-      std::system("/usr/bin/python3 -c 'import botocore' >/dev/null 2>&1") != 0) {
-    if (test::in_ci()) FAIL() << "python3-botocore is not installed";
-    GTEST_SKIP() << "python3-botocore is not installed";
-  }
+  KCLPP_REQUIRE_BOTOCORE();
   FakeHttpServer server([](const HttpRequest&) { return HttpReply::json("{}"); });
   for (const std::string token : {"", "FwoGZXIvYXdzEJr//////////wEaDH+session/token=="}) {
     DynamoDbOptions o = test::dynamodb_test_options(server.endpoint());
@@ -748,7 +711,7 @@ TEST(DynamoDbClientSigV4, SignaturesMatchBotocore) {
     for (std::size_t i = first; i < requests.size(); ++i) {
       const HttpRequest& req = requests[i];
       EXPECT_EQ(req.header("x-amz-security-token"), token);
-      const std::string expected = botocore_authorization(server.endpoint() + "/", req, o.credentials->credentials());
+      const std::string expected = test::botocore_authorization(server.endpoint() + "/", req, o.credentials->credentials(), "dynamodb");
       EXPECT_TRUE(contains(expected, "/us-east-1/dynamodb/aws4_request")) << expected;
       EXPECT_EQ(req.header("authorization"), expected) << "body: " << req.body;
       EXPECT_EQ(contains(expected, "x-amz-security-token"), !token.empty()) << expected;
