@@ -49,12 +49,14 @@ std::string resolve_endpoint(std::string_view service_env, const std::string& ex
   std::optional<detail::Section> section;
   std::string profile_label;
   bool ignore = detail::env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+  // The variable, when set, decides; the profile's setting only when it is not (botocore).
+  const bool decided = ignore || !detail::env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").empty();
   if (!ignore) {
     const detail::SharedFiles files = detail::load_shared_files(profile);
     const std::string name = detail::profile_name(profile);
     section = detail::find_profile(files, name);
     profile_label = "profile '" + name + "' in " + files.config_path;
-    if (section) {
+    if (section && !decided) {
       std::string v = detail::get(*section, "ignore_configured_endpoint_urls");
       for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       ignore = v == "true";

@@ -53,7 +53,20 @@ std::optional<Credentials> environment_keys() {
 // credential setting). `visited` breaks source_profile loops.
 class ProfileResolver {
  public:
-  ProfileResolver(detail::SharedFiles files, StsSettings sts) : files_(std::move(files)), sts_(std::move(sts)) {}
+  // `chain` gives the profile options and the settings of the sources a role may name
+  // (STS, credential_source EcsContainer / Ec2InstanceMetadata).
+  ProfileResolver(detail::SharedFiles files, ChainOptions chain)
+      : files_(std::move(files)), chain_(std::move(chain)) {
+    // A role's STS calls use the region of the profile being resolved, as botocore's session
+    // does (the STS client alone would look at $AWS_PROFILE's only).
+    if (chain_.sts.region.empty()) {
+      try {
+        chain_.sts.region = resolve_region({}, chain_.profile);
+      } catch (const ConfigError&) {
+        chain_.sts.region.clear();  // none: the STS client's global endpoint
+      }
+    }
+  }
 
   CredentialsProviderPtr resolve(const std::string& name, std::set<std::string>& visited) {
     const std::string label = "profile '" + name + "'";
@@ -103,14 +116,14 @@ class ProfileResolver {
       o.role_arn = role_arn;
       o.token_file = token_file;
       o.session_name = detail::get(section, "role_session_name");
-      o.sts = sts_;
+      o.sts = chain_.sts;
       return web_identity_credentials(std::move(o));
     }
     AssumeRoleOptions o;
     o.role_arn = role_arn;
     o.session_name = detail::get(section, "role_session_name");
     o.external_id = detail::get(section, "external_id");
-    o.sts = sts_;
+    o.sts = chain_.sts;
     if (std::string d = detail::get(section, "duration_seconds"); !d.empty()) {
       try {
         std::size_t used = 0;
@@ -139,8 +152,13 @@ class ProfileResolver {
         if (!c) throw AuthError(label + ": credential_source Environment, but AWS_ACCESS_KEY_ID is not set");
         return make_static(std::move(*c), "environment");
       }
-      if (credential_source == "Ec2InstanceMetadata") return instance_metadata_credentials();
-      if (credential_source == "EcsContainer") return container_credentials();
+      if (credential_source == "Ec2InstanceMetadata") {
+        if (!instance_metadata_enabled()) {
+          throw AuthError(label + ": credential_source Ec2InstanceMetadata, but AWS_EC2_METADATA_DISABLED is true");
+        }
+        return instance_metadata_credentials(chain_.instance_metadata);
+      }
+      if (credential_source == "EcsContainer") return container_credentials(chain_.container);
       throw ConfigError(label + ": credential_source '" + credential_source +
                         "' is not one of Environment, Ec2InstanceMetadata, EcsContainer");
     }
@@ -165,7 +183,7 @@ class ProfileResolver {
   }
 
   detail::SharedFiles files_;
-  StsSettings sts_;
+  ChainOptions chain_;
 };
 
 }  // namespace
@@ -182,7 +200,10 @@ CredentialsProviderPtr environment_credentials() {
 
 CredentialsProviderPtr profile_credentials(const ProfileOptions& profile, StsSettings sts) {
   const std::string name = detail::profile_name(profile);
-  ProfileResolver resolver(detail::load_shared_files(profile), std::move(sts));
+  ChainOptions chain;
+  chain.profile = profile;
+  chain.sts = std::move(sts);
+  ProfileResolver resolver(detail::load_shared_files(profile), std::move(chain));
   std::set<std::string> visited;
   auto p = resolver.resolve(name, visited);
   if (!p) {
@@ -208,7 +229,7 @@ CredentialsProviderPtr default_credentials(const ChainOptions& options) {
   }
 
   const std::string name = detail::profile_name(options.profile);
-  ProfileResolver resolver(detail::load_shared_files(options.profile), options.sts);
+  ProfileResolver resolver(detail::load_shared_files(options.profile), options);
   const auto& files = resolver.files();
   const bool named = !options.profile.profile.empty() || !detail::env("AWS_PROFILE").empty();
   if (named && !detail::find_profile(files, name)) {
@@ -248,8 +269,8 @@ CredentialsProviderPtr shared_default_credentials(const ProfileOptions& profile)
   // process that changes its environment (tests do) gets the chain it now asks for.
   std::string key = profile.profile + '\n' + profile.credentials_file + '\n' + profile.config_file;
   for (const char* v :
-       {"AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+       {"HOME", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
         "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"}) {
     key += '\n';

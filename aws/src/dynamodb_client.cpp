@@ -11,11 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "error_codes.hpp"
-#include "http.hpp"
+#include "json_service.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
-#include "sigv4.hpp"
 
 namespace kclpp::aws {
 
@@ -402,13 +400,13 @@ TableDescription table_description(const json& reply) {
 
 
 // An error reply: {"__type":"com.amazonaws.dynamodb.v20120810#Name","message":"..."}.
-struct ErrorReply {
+struct DynamoErrorReply {
   std::string type;
   std::string message;
   json doc;
 };
 
-std::optional<ErrorReply> parse_error(const std::string& body) {
+std::optional<DynamoErrorReply> parse_error(const std::string& body) {
   json doc = json::parse(body, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
   const auto t = doc.find("__type");
@@ -416,7 +414,7 @@ std::optional<ErrorReply> parse_error(const std::string& body) {
   std::string_view type = t->get_ref<const std::string&>();
   if (auto hash = type.rfind('#'); hash != std::string_view::npos) type.remove_prefix(hash + 1);
   if (auto colon = type.find(':'); colon != std::string_view::npos) type = type.substr(0, colon);
-  ErrorReply e{std::string(type), {}, {}};
+  DynamoErrorReply e{std::string(type), {}, {}};
   for (const char* key : {"message", "Message"}) {
     if (const auto m = doc.find(key); m != doc.end() && m->is_string()) {
       e.message = m->get<std::string>();
@@ -427,8 +425,7 @@ std::optional<ErrorReply> parse_error(const std::string& body) {
   return e;
 }
 
-// Whether a lost reply leaves the outcome unknown (the call changes items).
-enum class Effect { Read, Write };
+using detail::Effect;
 
 // What a call is about, for error messages: "PutItem (table t, key k) at http://...".
 struct Context {
@@ -456,14 +453,15 @@ std::string to_json(const Item& item) {
 
 struct DynamoDbClient::Impl {
   DynamoDbOptions options;
-  std::string url;
-  std::string host;
-  detail::HttpClient http;
+  detail::JsonService service;
   std::string request;  // the body, reused between calls
-  std::vector<std::string> headers;
 
-  Impl(DynamoDbOptions o, detail::HttpOptions h, std::string u)
-      : options(std::move(o)), url(std::move(u)), host(detail::split_url(url).host), http(h) {}
+  Impl(DynamoDbOptions o, detail::JsonServiceSettings settings)
+      : options(std::move(o)), service(std::move(settings), [](const std::string& body) {
+          std::optional<detail::ErrorReply> out;
+          if (auto e = parse_error(body)) out = detail::ErrorReply{std::move(e->type), std::move(e->message)};
+          return out;
+        }) {}
 
   std::string describe(const Context& c) const {
     std::string s = "DynamoDB " + std::string(c.op);
@@ -477,43 +475,25 @@ struct DynamoDbClient::Impl {
     return s + " at " + options.endpoint;
   }
 
-  // The one place where HTTP results and error replies become exceptions.
+  // The failure of a call: a failed condition here (with the stored item when the service
+  // sent it), everything else in JsonService::fail.
   [[noreturn]] void fail(const Context& c, const detail::HttpResult& r) {
-    const std::string where = describe(c);
-    const bool write = c.effect == Effect::Write;
-    if (r.outcome == detail::HttpResult::Outcome::NotSent) {
-      throw TransportError(where + ": request not sent: " + r.error);
-    }
-    if (r.outcome == detail::HttpResult::Outcome::Failed) {
-      const std::string what = where + (r.timed_out ? ": timed out: " : ": connection failed: ") + r.error;
-      if (write) throw InDoubtError(what + " (after the request was sent: it may or may not have taken effect)");
-      throw TransportError(what);
-    }
-    const int status = static_cast<int>(r.status);
-    const std::optional<ErrorReply> e = parse_error(http.body());
-    const std::string detail = e ? e->type + (e->message.empty() ? "" : ": " + e->message)
-                                 : "HTTP " + std::to_string(status) + " " + detail::reply_snippet(http.body());
-    const std::string what = where + ": " + detail + (e ? " (HTTP " + std::to_string(status) + ")" : "");
-    if (e && e->type == "ConditionalCheckFailedException") throw ConditionFailedError(what, returned_item(*e));
-    if (e && detail::throttling_code(e->type)) throw ThrottledError(what);
-    if (e && detail::auth_code(e->type)) throw AuthError(what);
-    if (status >= 500) {
-      if (write) {
-        throw InDoubtError(what + " (the server failed after receiving the request: it may or may not "
-                           "have taken effect)");
+    if (r.outcome == detail::HttpResult::Outcome::Response) {
+      if (const auto e = parse_error(service.body()); e && e->type == "ConditionalCheckFailedException") {
+        throw ConditionFailedError(describe(c) + ": " + e->type + (e->message.empty() ? "" : ": " + e->message) +
+                                       " (HTTP " + std::to_string(r.status) + ")",
+                                   returned_item(*e));
       }
-      throw TransportError(what);
     }
-    if (!e) throw ProtocolError(where + ": unparseable error reply: " + detail);
-    if (status == 429) throw ThrottledError(what);
     // Another transaction holds the item: nothing was written, trying again can succeed.
-    const Retry retry = e->type == "TransactionConflictException" ? Retry::Yes : Retry::No;
-    throw AwsError(what, e->type, status, retry);
+    service.fail(describe(c), c.effect, r, [](std::string_view type) {
+      return type == "TransactionConflictException" ? Retry::Yes : Retry::No;
+    });
   }
 
   // The stored item a failed condition sends back (ReturnValuesOnConditionCheckFailure). A
   // malformed one is dropped: the failed condition is the news.
-  static std::optional<Item> returned_item(const ErrorReply& e) {
+  static std::optional<Item> returned_item(const DynamoErrorReply& e) {
     const auto it = e.doc.find("Item");
     if (it == e.doc.end()) return std::nullopt;
     try {
@@ -530,45 +510,16 @@ struct DynamoDbClient::Impl {
     } catch (const json::exception&) {
       throw ConfigError(describe(c) + ": a name or string value is not valid UTF-8");
     }
-    detail::HttpResult r = send(c.op, options.credentials->credentials());
-    if (r.outcome == detail::HttpResult::Outcome::Response && r.status == 400 && expired_reply()) {
-      // The service says our temporary credentials expired (earlier than their stated
-      // expiry, or a skewed clock): refetch and send once more. The request was refused,
-      // so even a conditional write is safe to repeat.
-      options.credentials->expire();
-      r = send(c.op, options.credentials->credentials());
-    }
+    const detail::HttpResult r = service.post(c.op, request);
     if (r.outcome != detail::HttpResult::Outcome::Response || r.status != 200) fail(c, r);
-    json reply = json::parse(http.body(), nullptr, false);
+    json reply = json::parse(service.body(), nullptr, false);
     if (reply.is_discarded() || !reply.is_object()) {
       const std::string what = describe(c) + ": the reply is not a JSON object (" +
-                               std::to_string(http.body().size()) + " bytes)";
+                               std::to_string(service.body().size()) + " bytes)";
       if (c.effect == Effect::Write) throw InDoubtError(what + " (the write may have taken effect)");
       throw ProtocolError(what);
     }
     return reply;
-  }
-
-  detail::HttpResult send(std::string_view op, const Credentials& credentials) {
-    detail::SigningInput in;
-    in.method = "POST";
-    in.canonical_uri = "/";
-    in.region = options.region;
-    in.service = "dynamodb";
-    std::string target = "DynamoDB_20120810.";
-    target += op;
-    in.headers = {{"content-type", "application/x-amz-json-1.0"}, {"host", host}, {"x-amz-target", target}};
-    in.payload_hash = detail::sha256_hex(request);
-    const std::string authorization = detail::sign(in, credentials, std::chrono::system_clock::now());
-    headers.clear();
-    for (const auto& [name, value] : in.headers) headers.push_back(name + ": " + value);
-    headers.push_back("authorization: " + authorization);
-    return http.perform({"POST", url, &headers, request, 0});
-  }
-
-  bool expired_reply() {
-    const std::optional<ErrorReply> e = parse_error(http.body());
-    return e && detail::expired_code(e->type);
   }
 
   // Runs a reply reader, adding the call's context to its ProtocolError (an InDoubtError
@@ -591,11 +542,16 @@ DynamoDbClient::DynamoDbClient(DynamoDbOptions options) {
   options.endpoint = resolve_endpoint("DYNAMODB", options.endpoint, regional_endpoint("dynamodb", options.region),
                                       options.profile);
   if (!options.credentials) options.credentials = shared_default_credentials(options.profile);
-  detail::HttpOptions h;
-  h.connect_timeout = options.connect_timeout;
-  h.request_timeout = options.request_timeout;
-  std::string url = options.endpoint + "/";
-  impl_ = std::make_unique<Impl>(std::move(options), h, std::move(url));
+  detail::JsonServiceSettings s;
+  s.service = "dynamodb";
+  s.target_prefix = "DynamoDB_20120810.";
+  s.content_type = "application/x-amz-json-1.0";
+  s.region = options.region;
+  s.endpoint = options.endpoint;
+  s.credentials = options.credentials;
+  s.http.connect_timeout = options.connect_timeout;
+  s.http.request_timeout = options.request_timeout;
+  impl_ = std::make_unique<Impl>(std::move(options), std::move(s));
 }
 
 DynamoDbClient::~DynamoDbClient() = default;

@@ -7,9 +7,7 @@
 #include <cmath>
 #include <thread>
 
-#include "error_codes.hpp"
-#include "http.hpp"
-#include "sigv4.hpp"
+#include "json_service.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kinesis_json.hpp"
@@ -31,8 +29,7 @@ const char* iterator_type_name(IteratorType t) {
   return "TRIM_HORIZON";
 }
 
-// Whether a lost reply leaves the outcome unknown (the call changes the stream).
-enum class Effect { Read, Write };
+using detail::Effect;
 
 // What a call is about, for error messages: "PutRecord (stream s) at http://...".
 struct Context {
@@ -46,15 +43,16 @@ struct Context {
 
 struct KinesisClient::Impl {
   KinesisOptions options;
-  std::string url;
-  std::string host;
-  detail::HttpClient http;
   detail::ReplyParser parser;
+  detail::JsonService service;
   std::string request;  // reused between calls
-  std::vector<std::string> headers;
 
-  Impl(KinesisOptions o, detail::HttpOptions h, std::string u)
-      : options(std::move(o)), url(std::move(u)), host(detail::split_url(url).host), http(h) {}
+  Impl(KinesisOptions o, detail::JsonServiceSettings settings)
+      : options(std::move(o)), service(std::move(settings), [this](const std::string& body) {
+          std::optional<detail::ErrorReply> e(std::in_place);
+          if (!parser.error(body, e->type, e->message)) e.reset();
+          return e;
+        }) {}
 
   std::string describe(const Context& c) const {
     std::string s(c.op);
@@ -68,83 +66,19 @@ struct KinesisClient::Impl {
     return "Kinesis " + s + " at " + options.endpoint;
   }
 
-  // The one place where HTTP results and error replies become exceptions.
-  [[noreturn]] void fail(const Context& c, const detail::HttpResult& r) {
-    const std::string where = describe(c);
-    if (r.outcome == detail::HttpResult::Outcome::NotSent) {
-      throw TransportError(where + ": request not sent: " + r.error);
-    }
-    if (r.outcome == detail::HttpResult::Outcome::Failed) {
-      const std::string what = where + (r.timed_out ? ": timed out: " : ": connection failed: ") + r.error;
-      if (c.effect == Effect::Write) {
-        throw InDoubtError(what + " (after the request was sent: it may or may not have taken effect)");
-      }
-      throw TransportError(what);
-    }
-    const int status = static_cast<int>(r.status);
-    std::string type;
-    std::string message;
-    const std::string& body = http.body();
-    const bool parsed = parser.error(body, type, message);
-    std::string detail = parsed ? type + (message.empty() ? "" : ": " + message)
-                                : "HTTP " + std::to_string(status) + " " + detail::reply_snippet(body);
-    const std::string what = where + ": " + detail + (parsed ? " (HTTP " + std::to_string(status) + ")" : "");
-    if (parsed && detail::throttling_code(type)) throw ThrottledError(what);
-    if (parsed && detail::auth_code(type)) throw AuthError(what);
-    if (status >= 500) {
-      if (c.effect == Effect::Write) {
-        throw InDoubtError(what + " (the server failed after receiving the request: it may or may not "
-                           "have taken effect)");
-      }
-      throw TransportError(what);
-    }
-    if (!parsed) throw ProtocolError(where + ": unparseable error reply: " + detail);
-    if (status == 429) throw ThrottledError(what);
-    throw AwsError(what, type, status, Retry::No);
-  }
-
   // POSTs `request` as operation c.op; returns the body of a 200 reply (with padding).
+  // Every failure becomes an exception in JsonService::fail.
   const std::string& call(const Context& c) {
-    detail::HttpResult r = send(c.op, options.credentials->credentials());
-    if (r.outcome == detail::HttpResult::Outcome::Response && r.status == 400 && expired_reply()) {
-      // The service says our temporary credentials expired (earlier than their stated
-      // expiry, or a skewed clock): refetch and send once more. The request was refused,
-      // so even a write is safe to repeat.
-      options.credentials->expire();
-      r = send(c.op, options.credentials->credentials());
-    }
-    if (r.outcome != detail::HttpResult::Outcome::Response || r.status != 200) fail(c, r);
-    return http.body();
-  }
-
-  detail::HttpResult send(std::string_view op, const Credentials& credentials) {
-    detail::SigningInput in;
-    in.method = "POST";
-    in.canonical_uri = "/";
-    in.region = options.region;
-    in.service = "kinesis";
-    std::string target = "Kinesis_20131202.";
-    target += op;
-    in.headers = {{"content-type", "application/x-amz-json-1.1"}, {"host", host}, {"x-amz-target", target}};
-    in.payload_hash = detail::sha256_hex(request);
-    const std::string authorization = detail::sign(in, credentials, std::chrono::system_clock::now());
-    headers.clear();
-    for (const auto& [name, value] : in.headers) headers.push_back(name + ": " + value);
-    headers.push_back("authorization: " + authorization);
-    return http.perform({"POST", url, &headers, request, detail::json_padding});
-  }
-
-  bool expired_reply() {
-    std::string type;
-    std::string message;
-    return parser.error(http.body(), type, message) && detail::expired_code(type);
+    const detail::HttpResult r = service.post(c.op, request);
+    if (r.outcome != detail::HttpResult::Outcome::Response || r.status != 200) service.fail(describe(c), c.effect, r);
+    return service.body();
   }
 
   // Runs a reply parser, adding the call's context to a ProtocolError.
   template <class Fn>
   auto parse(const Context& c, Fn&& fn) {
     try {
-      return fn(http.body());
+      return fn(service.body());
     } catch (const ProtocolError& e) {
       if (c.effect == Effect::Write) {
         throw InDoubtError(describe(c) + ": " + e.what() + " (the write may have taken effect)");
@@ -175,11 +109,17 @@ KinesisClient::KinesisClient(KinesisOptions options) {
   options.endpoint = resolve_endpoint("KINESIS", options.endpoint, regional_endpoint("kinesis", options.region),
                                       options.profile);
   if (!options.credentials) options.credentials = shared_default_credentials(options.profile);
-  detail::HttpOptions h;
-  h.connect_timeout = options.connect_timeout;
-  h.request_timeout = options.request_timeout;
-  std::string url = options.endpoint + "/";
-  impl_ = std::make_unique<Impl>(std::move(options), h, std::move(url));
+  detail::JsonServiceSettings s;
+  s.service = "kinesis";
+  s.target_prefix = "Kinesis_20131202.";
+  s.content_type = "application/x-amz-json-1.1";
+  s.region = options.region;
+  s.endpoint = options.endpoint;
+  s.credentials = options.credentials;
+  s.http.connect_timeout = options.connect_timeout;
+  s.http.request_timeout = options.request_timeout;
+  s.padding = detail::json_padding;
+  impl_ = std::make_unique<Impl>(std::move(options), std::move(s));
 }
 
 KinesisClient::~KinesisClient() = default;

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -148,7 +149,16 @@ ProcessOutput run_process(const std::vector<std::string>& argv, std::chrono::mil
   }
   if (result.timed_out) ::kill(pid, SIGKILL);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  for (;;) {
+    const pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) break;
+    if (done == 0 && !result.timed_out && std::chrono::steady_clock::now() >= deadline) {
+      // Its output is closed but it still runs (it closed or redirected stdout and
+      // stderr): the timeout holds for the whole run, not only while it writes.
+      result.timed_out = true;
+      ::kill(pid, SIGKILL);
+    }
+    if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;

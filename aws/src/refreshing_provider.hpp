@@ -2,7 +2,6 @@
 // A provider of temporary credentials that fetches them again before they expire, with
 // botocore's advisory and mandatory windows (credentials.hpp, RefreshOptions).
 #include <chrono>
-#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>

@@ -24,6 +24,19 @@ bool one_of(std::string_view code, std::initializer_list<std::string_view> names
   return false;
 }
 
+// `text` with every occurrence of each secret replaced: an error reply may quote the request
+// (SignatureDoesNotMatch quotes the canonical request, the session token included).
+std::string redact(std::string text, std::initializer_list<std::string_view> secrets) {
+  constexpr std::string_view mark = "<redacted>";
+  for (const std::string_view secret : secrets) {
+    if (secret.empty()) continue;
+    for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + mark.size())) {
+      text.replace(at, secret.size(), mark);
+    }
+  }
+  return text;
+}
+
 }  // namespace
 
 struct StsClient::Impl {
@@ -38,8 +51,10 @@ struct StsClient::Impl {
       : options(std::move(o)), signing_region(std::move(region)), url(std::move(u)), host(detail::split_url(url).host),
         http(h) {}
 
-  // Posts the form; returns the body of a 200 reply, throws for anything else.
-  const std::string& call(std::string_view action, const Params& params, const Credentials* credentials) {
+  // Posts the form; returns the body of a 200 reply, throws for anything else (never
+  // quoting `credentials` or `token`).
+  const std::string& call(std::string_view action, const Params& params, const Credentials* credentials,
+                          std::string_view token = {}) {
     Params all = params;
     all.emplace_back("Action", std::string(action));
     all.emplace_back("Version", "2011-06-15");
@@ -68,16 +83,18 @@ struct StsClient::Impl {
       throw TransportError(where + stage + r.error);
     }
     if (r.status == 200) return http.body();
-    fail(where, r.status);
+    fail(where, r.status,
+         {credentials != nullptr ? std::string_view(credentials->secret_access_key) : std::string_view(),
+          credentials != nullptr ? std::string_view(credentials->session_token) : std::string_view(), token});
   }
 
-  [[noreturn]] void fail(const std::string& where, long status) {
+  [[noreturn]] void fail(const std::string& where, long status, std::initializer_list<std::string_view> secrets) {
     const std::string& body = http.body();
     std::string code;
     std::string message;
     try {
-      code = detail::xml_element(body, "Code").value_or("");
-      message = detail::xml_element(body, "Message").value_or("");
+      code = redact(detail::xml_element(body, "Code").value_or(""), secrets);
+      message = redact(detail::xml_element(body, "Message").value_or(""), secrets);
     } catch (const ProtocolError&) {
       code.clear();
     }
@@ -107,10 +124,16 @@ struct StsClient::Impl {
       throw ProtocolError(where + ": the reply has no <Credentials> (" + std::to_string(body.size()) + " bytes)");
     }
     Credentials c;
-    c.access_key_id = detail::xml_element(body, "AccessKeyId", start).value_or("");
-    c.secret_access_key = detail::xml_element(body, "SecretAccessKey", start).value_or("");
-    c.session_token = detail::xml_element(body, "SessionToken", start).value_or("");
-    const std::string expiration = detail::xml_element(body, "Expiration", start).value_or("");
+    std::string expiration;
+    try {
+      c.access_key_id = detail::xml_element(body, "AccessKeyId", start).value_or("");
+      c.secret_access_key = detail::xml_element(body, "SecretAccessKey", start).value_or("");
+      c.session_token = detail::xml_element(body, "SessionToken", start).value_or("");
+      expiration = detail::xml_element(body, "Expiration", start).value_or("");
+    } catch (const ProtocolError&) {
+      // Its message quotes the bad entity, which is inside a secret here.
+      throw ProtocolError(where + ": the reply's <Credentials> is not well-formed XML");
+    }
     if (c.access_key_id.empty() || c.secret_access_key.empty() || c.session_token.empty()) {
       throw ProtocolError(where + ": the reply's <Credentials> lacks AccessKeyId, SecretAccessKey or SessionToken");
     }
@@ -169,7 +192,7 @@ Credentials StsClient::assume_role_with_web_identity(const WebIdentityRequest& r
   Params p{{"RoleArn", request.role_arn}, {"RoleSessionName", request.session_name},
            {"WebIdentityToken", request.token}};
   if (request.duration) p.emplace_back("DurationSeconds", std::to_string(request.duration->count()));
-  (void)m.call("AssumeRoleWithWebIdentity", p, nullptr);
+  (void)m.call("AssumeRoleWithWebIdentity", p, nullptr, request.token);
   return m.parse_credentials("AssumeRoleWithWebIdentity");
 }
 

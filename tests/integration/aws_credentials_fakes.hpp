@@ -406,8 +406,9 @@ inline FakeService::Handler imds_handler(ImdsBehaviour b) {
     if ((!token.empty() && token != imds_token) || (token.empty() && b.v2_only)) return reply(401, "", "text/plain");
     if (r.path == imds_prefix) return reply(b.role_status, b.role_status == 200 ? b.role + "\n" : "", "text/plain");
     if (r.path != imds_prefix + b.role) return reply(404, "", "text/plain");
-    HttpReply out = b.credentials ? b.credentials()
-                                  : reply(200, credentials_json(imds_key, imds_secret, imds_session, Clock::now() + 1h));
+    HttpReply out = b.credentials
+                        ? b.credentials()
+                        : reply(200, credentials_json(imds_key, imds_secret, imds_session, Clock::now() + 1h));
     out.delay += b.credentials_delay;
     return out;
   };

@@ -12,9 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "iso8601.hpp"
+#include "kclpp/aws/config.hpp"
 #include "kclpp/aws/credentials.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kinesis_json.hpp"
+#include "process_credentials.hpp"
 
 namespace kclpp::aws {
 namespace {
@@ -221,6 +224,152 @@ TEST_F(AwsChainTest, RegionOrder) {
 }
 
 TEST_F(AwsChainTest, NoRegionIsAConfigError) { EXPECT_THROW((void)resolve_region(""), ConfigError); }
+
+TEST_F(AwsChainTest, EndpointOrder) {
+  const std::string fallback = "https://kinesis.us-east-1.amazonaws.com";
+  EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback), fallback);
+  write(".aws/config", "[default]\nendpoint_url = https://profile.example/\n"
+                       "[profile other]\nendpoint_url = http://other.example:8080\n");
+  EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback), "https://profile.example");
+  EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback, {"other", "", ""}), "http://other.example:8080");
+  EnvGuard::set("AWS_ENDPOINT_URL", "http://global.example/");
+  EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback), "http://global.example");
+  EnvGuard::set("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:4567");
+  EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback), "http://127.0.0.1:4567");
+  // Another service's variable does not apply; the global one does.
+  EXPECT_EQ(resolve_endpoint("STS", "", "https://sts.amazonaws.com"), "http://global.example");
+  EnvGuard::set("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9999");
+  EXPECT_EQ(resolve_endpoint("STS", "", "https://sts.amazonaws.com"), "http://127.0.0.1:9999");
+  EXPECT_EQ(resolve_endpoint("KINESIS", "https://explicit.example//", fallback), "https://explicit.example");
+
+  // Ignoring configured endpoints: the variable (any case) skips variables and profile, not
+  // the explicit endpoint.
+  EnvGuard::set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE");
+  EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback), fallback);
+  EXPECT_EQ(resolve_endpoint("KINESIS", "https://explicit.example", fallback), "https://explicit.example");
+  EnvGuard::set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false");
+  EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback), "http://127.0.0.1:4567");
+  // The profile's setting, unless the variable says otherwise (it wins, as in botocore).
+  write(".aws/config", "[default]\nendpoint_url = https://profile.example\nignore_configured_endpoint_urls = True\n");
+  EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback), "http://127.0.0.1:4567");
+  ::unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+  EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback), fallback);
+
+  // A URL without http(s):// is a ConfigError naming where it came from.
+  write(".aws/config", "[default]\n");
+  EnvGuard::set("AWS_ENDPOINT_URL_KINESIS", "127.0.0.1:4567");
+  try {
+    (void)resolve_endpoint("KINESIS", "", fallback);
+    FAIL() << "no throw";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("AWS_ENDPOINT_URL_KINESIS"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)resolve_endpoint("KINESIS", "ftp://x", fallback), ConfigError);
+  EXPECT_EQ(regional_endpoint("kinesis", "eu-west-1"), "https://kinesis.eu-west-1.amazonaws.com");
+  EXPECT_EQ(regional_endpoint("sts", "cn-north-1"), "https://sts.cn-north-1.amazonaws.com.cn");
+}
+
+// --- credential_process pieces ----------------------------------------------------------------
+
+using Words = std::vector<std::string>;
+
+TEST(ProcessCommand, SplitsWordsAsAPosixShellWouldWithoutExpanding) {
+  using detail::split_command;
+  EXPECT_EQ(split_command("a b\tc\n d"), (Words{"a", "b", "c", "d"}));
+  EXPECT_EQ(split_command("  spaced   out  "), (Words{"spaced", "out"}));
+  EXPECT_EQ(split_command(R"('/opt/my tools/cred' --profile "my profile")"),
+            (Words{"/opt/my tools/cred", "--profile", "my profile"}));
+  EXPECT_EQ(split_command(R"(a\ b c\\d \'e)"), (Words{"a b", R"(c\d)", "'e"}));
+  // In double quotes a backslash escapes only " \ $ `; in single quotes nothing.
+  EXPECT_EQ(split_command(R"("x \" \\ \$ \` \n y")"), (Words{R"(x " \ $ ` \n y)"}));
+  EXPECT_EQ(split_command(R"('single \ "keeps" $all')"), (Words{R"(single \ "keeps" $all)"}));
+  EXPECT_EQ(split_command(R"(pre'quoted'post"mixed"end)"), (Words{"prequotedpostmixedend"}));
+  EXPECT_EQ(split_command(R"('' "" x)"), (Words{"", "", "x"}));
+  // Nothing is expanded or interpreted: no variables, globs, tildes, separators or pipes.
+  EXPECT_EQ(split_command("$HOME ~ *.sh a;b a|b `id`"), (Words{"$HOME", "~", "*.sh", "a;b", "a|b", "`id`"}));
+  EXPECT_TRUE(split_command("").empty());
+  EXPECT_TRUE(split_command(" \t\n").empty());
+  EXPECT_THROW((void)split_command("'open"), ConfigError);
+  EXPECT_THROW((void)split_command("\"open"), ConfigError);
+  EXPECT_THROW((void)split_command(R"(a "b\")"), ConfigError);  // an escaped quote does not close
+}
+
+TEST(ProcessOutput, ParsesTheVersion1Document) {
+  const Credentials c = detail::parse_process_output(
+      R"({"Version": 1, "AccessKeyId": "AK", "SecretAccessKey": "SK", "SessionToken": "ST",
+          "Expiration": "2030-01-02T03:04:05Z", "Other": [1, 2]})",
+      "prog");
+  EXPECT_EQ(c.access_key_id, "AK");
+  EXPECT_EQ(c.secret_access_key, "SK");
+  EXPECT_EQ(c.session_token, "ST");
+  ASSERT_TRUE(c.expiration);
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(*c.expiration), 1893553445);  // date -d 2030-01-02T03:04:05Z +%s
+
+  const Credentials lasting = detail::parse_process_output(
+      R"({"Version":1,"AccessKeyId":"AK","SecretAccessKey":"SK","SessionToken":null})", "prog");
+  EXPECT_EQ(lasting.session_token, "");
+  EXPECT_FALSE(lasting.expiration);
+}
+
+TEST(ProcessOutput, RejectsOtherDocumentsWithoutQuotingThem) {
+  const std::string secret = "PROCESSSECRETVALUE";
+  for (const std::string& bad : {
+           std::string("not json " + secret),
+           std::string("[\"" + secret + "\"]"),
+           std::string(R"({"AccessKeyId":"AK","SecretAccessKey":")" + secret + "\"}"),
+           std::string(R"({"Version":2,"AccessKeyId":"AK","SecretAccessKey":")" + secret + "\"}"),
+           std::string(R"({"Version":"1","AccessKeyId":"AK","SecretAccessKey":")" + secret + "\"}"),
+           std::string(R"({"Version":1.5,"AccessKeyId":"AK","SecretAccessKey":")" + secret + "\"}"),
+           std::string(R"({"Version":1,"SecretAccessKey":")" + secret + "\"}"),
+           std::string(R"({"Version":1,"AccessKeyId":"AK"})"),
+           std::string(R"({"Version":1,"AccessKeyId":"","SecretAccessKey":")" + secret + "\"}"),
+           std::string(R"({"Version":1,"AccessKeyId":7,"SecretAccessKey":")" + secret + "\"}"),
+           std::string(R"({"Version":1,"AccessKeyId":"AK","SecretAccessKey":")" + secret +
+                       R"(","Expiration":"next week"})"),
+       }) {
+    try {
+      (void)detail::parse_process_output(bad, "/usr/local/bin/creds");
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const AuthError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("/usr/local/bin/creds"), std::string::npos) << what;
+      EXPECT_EQ(what.find("PROCESSSECRET"), std::string::npos) << what;
+    }
+  }
+}
+
+// --- ISO 8601 --------------------------------------------------------------------------------------
+
+// Seconds since the epoch, or -1 for nullopt.
+long long unix_seconds(std::string_view text) {
+  const auto t = detail::parse_iso8601(text);
+  return t ? static_cast<long long>(std::chrono::system_clock::to_time_t(*t)) : -1;
+}
+
+TEST(Iso8601, ParsesTheFormsCredentialServicesSend) {
+  // Reference values from `date -u -d ... +%s`.
+  EXPECT_EQ(unix_seconds("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(unix_seconds("2026-12-06T08:00:00Z"), 1796544000);
+  EXPECT_EQ(unix_seconds("2026-12-06T08:00:00.999Z"), 1796544000);  // fractions dropped (earlier, not later)
+  EXPECT_EQ(unix_seconds("2026-12-06t08:00:00z"), 1796544000);
+  EXPECT_EQ(unix_seconds("2026-12-06 08:00:00Z"), 1796544000);
+  EXPECT_EQ(unix_seconds("2026-12-06T08:00:00"), 1796544000);  // no zone: UTC
+  EXPECT_EQ(unix_seconds("2026-12-06T08:00:00+02:00"), 1796544000 - 7200);
+  EXPECT_EQ(unix_seconds("2026-12-06T08:00:00-05:30"), 1796544000 + 19800);
+  EXPECT_EQ(unix_seconds("2024-02-29T23:59:59Z"), 1709251199);
+  EXPECT_EQ(detail::format_iso8601(*detail::parse_iso8601("2031-02-03T04:05:06.5+00:00")), "2031-02-03T04:05:06Z");
+  EXPECT_EQ(detail::format_iso8601(std::chrono::system_clock::time_point{}), "1970-01-01T00:00:00Z");
+}
+
+TEST(Iso8601, RejectsAnythingElse) {
+  for (const char* bad : {"", "tomorrow", "2026-12-06", "2026-12-06T08:00", "2026-13-01T00:00:00Z",
+                          "2026-00-10T00:00:00Z", "2026-12-32T00:00:00Z", "2026-12-06T24:00:00Z",
+                          "2026-12-06T08:60:00Z", "2026-12-06T08:00:00+0200", "2026-12-06T08:00:00Zjunk",
+                          "2026/12/06T08:00:00Z", "2026-12-06T8:00:00Z", "2026-12-06X08:00:00Z",
+                          "+026-12-06T08:00:00Z", "2026-12-06T08:00:00+02:0x"}) {
+    EXPECT_FALSE(detail::parse_iso8601(bad)) << bad;
+  }
+}
 
 TEST(AwsError, CarriesTypeStatusAndRetry) {
   const AwsError e("ctx", "ResourceNotFoundException", 400, Retry::No);

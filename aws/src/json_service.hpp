@@ -1,0 +1,68 @@
+#pragma once
+// A connection to an AWS JSON-protocol service (Kinesis: JSON 1.1, DynamoDB: JSON 1.0):
+// POST / with X-Amz-Target, signed per request with the provider's current credentials,
+// one more send after an expired-credentials reply, and the classification of failures
+// every such client shares (docs/aws.md §1, §3).
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http.hpp"
+#include "kclpp/aws/credentials.hpp"
+
+namespace kclpp::aws::detail {
+
+// Whether a lost reply leaves the outcome unknown (the call changes something).
+enum class Effect { Read, Write };
+
+// An error reply's code (without its namespace prefix) and message.
+struct ErrorReply {
+  std::string type;
+  std::string message;
+};
+
+struct JsonServiceSettings {
+  std::string service;        // SigV4 service name: "kinesis", "dynamodb"
+  std::string target_prefix;  // "Kinesis_20131202."
+  std::string content_type;   // "application/x-amz-json-1.1"
+  std::string region;
+  std::string endpoint;  // scheme://host[:port], no trailing slash
+  CredentialsProviderPtr credentials;
+  HttpOptions http;
+  std::size_t padding = 0;  // spare capacity kept past each reply body
+};
+
+// Thread safety: none (one per client). Move-only.
+class JsonService {
+ public:
+  // Reads an error reply out of a body; nullopt when the body is not one.
+  using ErrorParser = std::function<std::optional<ErrorReply>(const std::string& body)>;
+
+  JsonService(JsonServiceSettings settings, ErrorParser parse_error);
+
+  // POSTs `body` as operation `op`; the reply's body is in body(). Returns the transport
+  // result of the last send: after a reply saying the credentials expired, the provider
+  // refetches and the request goes once more (it was refused, so even a write is safe).
+  HttpResult post(std::string_view op, std::string_view body);
+  [[nodiscard]] std::string& body() noexcept { return http_.body(); }
+  [[nodiscard]] const JsonServiceSettings& settings() const noexcept { return settings_; }
+
+  // The one classification of a failed call: not sent → TransportError; failed after
+  // sending → InDoubtError for a write, else TransportError; an error reply → ThrottledError,
+  // AuthError, TransportError / InDoubtError (5xx), ProtocolError (unparseable), else AwsError
+  // with `retry` (as `other_retry` says for the code). `where` starts every message.
+  [[noreturn]] void fail(const std::string& where, Effect effect, const HttpResult& r,
+                         const std::function<Retry(std::string_view type)>& other_retry = {});
+
+ private:
+  JsonServiceSettings settings_;
+  ErrorParser parse_error_;
+  std::string url_;
+  std::string host_;
+  HttpClient http_;
+  std::vector<std::string> headers_;
+};
+
+}  // namespace kclpp::aws::detail
