@@ -4,9 +4,12 @@
 // classification of failures (not sent / failed after sending). Signing is the caller's
 // (sigv4.hpp). curl.h stays in http.cpp.
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kclpp/processor/error.hpp"
@@ -15,18 +18,26 @@ namespace kclpp::aws::detail {
 
 struct HttpOptions {
   std::chrono::milliseconds connect_timeout{5'000};
+  // Whole-request limit; 0: none (S3 transfers of any size use low_speed_timeout).
   std::chrono::milliseconds request_timeout{30'000};
+  // A request fails when no byte moves for this long; 0: off.
+  std::chrono::milliseconds low_speed_timeout{0};
 };
 
 // One request. `headers` are "Name: value" lines sent as given (a "Host:" line replaces
 // libcurl's own, so that the signed host is the one sent).
+// Without a Content-Type line, none is sent (libcurl would add a form type to bodies).
 struct HttpRequest {
-  std::string_view method = "POST";  // GET, PUT, POST, DELETE
+  std::string_view method = "POST";  // GET, HEAD, PUT, POST, DELETE
   std::string_view url;
   const std::vector<std::string>* headers = nullptr;
-  std::string_view body;
+  std::string_view body;  // sent from here, not copied; sent again when libcurl must
   // Spare bytes of capacity kept past the end of the reply body (simdjson reads past it).
   std::size_t padding = 0;
+  // When set, the body of a 2xx reply goes here as it arrives instead of into body()
+  // (memory bounded by the transfer buffer). A sink that throws aborts the transfer and
+  // its exception leaves perform().
+  const std::function<void(std::string_view)>* sink = nullptr;
 };
 
 // What happened to one request.
@@ -40,6 +51,11 @@ struct HttpResult {
   long status = 0;
   bool timed_out = false;
   std::string error;  // libcurl's description when outcome != Response
+  // The final response's headers (after any 100 Continue), names lower-cased.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::uint64_t delivered = 0;  // body bytes given to the request's sink
+  // The value of header `name` (lower-case), "" when absent.
+  [[nodiscard]] std::string header(std::string_view name) const;
 };
 
 // Thread safety: none (one per thread). Move-only.
@@ -63,15 +79,6 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// True when a libcurl result code (a CURLcode, passed as int so that this header does not
-// need curl.h) means the request never left: the server cannot have acted on it.
-[[nodiscard]] bool curl_failed_before_send(int curl_code) noexcept;
-// Sets the transport options every client wants on a libcurl easy handle (a CURL*, passed
-// as void* for the same reason): no signals, TLS peer and host verification, http and
-// https only, TCP keep-alive and no-delay, kclpp's User-Agent, a 512 KiB receive buffer
-// (GetRecords replies run to 15 MB: the default 16 KiB costs a recv() and a callback per
-// 16 KiB; bench/native_throughput).
-void curl_set_common_options(void* curl_easy) noexcept;
 // curl_global_init, once per process.
 void curl_global_init_once();
 

@@ -1,5 +1,5 @@
-// The S3 client: one libcurl easy handle per client (its connection cache gives
-// keep-alive), the one SigV4 signer (sigv4.cpp) and the XML reader (s3_xml.cpp). Every
+// The S3 client: the one transport (http.cpp: a kept-alive connection per client and per
+// multipart helper), the one SigV4 signer (sigv4.cpp) and the XML reader (s3_xml.cpp). Every
 // HTTP outcome becomes an exception in exactly one place: Impl::fail().
 //
 // Idempotency: every S3 call we make can be repeated without harm (PUT of a whole object
@@ -8,11 +8,11 @@
 // failure after the request was sent is a retryable TransportError, never an InDoubtError.
 #include "kclpp/aws/s3_client.hpp"
 
-#include <curl/curl.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -28,6 +28,7 @@
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 #include "kclpp/processor/retry.hpp"
+#include "error_codes.hpp"
 #include "http.hpp"
 #include "s3_internal.hpp"
 
@@ -35,12 +36,6 @@ namespace kclpp::aws {
 
 namespace {
 
-struct EasyDeleter {
-  void operator()(CURL* h) const noexcept { curl_easy_cleanup(h); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
-};
 struct FileDeleter {
   void operator()(std::FILE* f) const noexcept { std::fclose(f); }
 };
@@ -49,17 +44,17 @@ struct FileDeleter {
 // S3 refuses parts below 5 MiB (except the last) and uploads of more than 10,000 parts.
 constexpr std::uint64_t max_parts = 10'000;
 
-bool throttling_code(std::string_view code) {
+bool s3_throttling_code(std::string_view code) {
   return code == "SlowDown" || code == "Throttling" || code == "ThrottlingException" ||
          code == "RequestLimitExceeded" || code == "TooManyRequests" || code == "RequestThrottled";
 }
 
 // Replies after which fresh credentials may succeed: the provider refetches, one retry.
-bool expired_code(std::string_view code) {
+bool s3_expired_code(std::string_view code) {
   return code == "ExpiredToken" || code == "TokenRefreshRequired" || code == "ExpiredTokenException";
 }
 
-bool auth_code(std::string_view code) {
+bool s3_auth_code(std::string_view code) {
   return code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "ExpiredToken" ||
          code == "InvalidToken" || code == "TokenRefreshRequired" || code == "RequestTimeTooSkewed" ||
          code == "AuthorizationHeaderMalformed" || code == "InvalidSecurity";
@@ -87,105 +82,19 @@ std::string status_code_name(long status) {
   }
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
+std::string snippet(const std::string& body) { return detail::reply_snippet(body); }
 
-std::string snippet(const std::string& body) {
-  std::string s = body.substr(0, 200);
-  for (char& ch : s) {
-    if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+// A reply as the client reads it.
+struct Reply {
+  detail::HttpResult result;  // outcome, status, headers, bytes given to a sink
+  std::string body;           // error bodies, and every body not given to a sink
+  [[nodiscard]] bool ok() const {
+    return result.outcome == detail::HttpResult::Outcome::Response && result.status >= 200 && result.status < 300;
   }
-  return s.empty() ? "(empty body)" : "'" + s + (body.size() > 200 ? "...'" : "'");
-}
-
-// The per-request state the libcurl callbacks see.
-struct Transfer {
-  CURL* easy = nullptr;
-  std::string_view upload;
-  std::size_t upload_pos = 0;
-  const std::function<void(std::string_view)>* sink = nullptr;
-  std::exception_ptr sink_error;
-  std::uint64_t delivered = 0;  // bytes given to the sink
-  std::string body;             // the reply body (error bodies, and everything without a sink)
-  // Reply headers we use (of the final response: reset on each status line).
-  std::string etag;
-  std::string last_modified;
-  std::string content_length;
+  [[nodiscard]] bool responded(long status) const {
+    return result.outcome == detail::HttpResult::Outcome::Response && result.status == status;
+  }
 };
-
-std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  const std::size_t n = std::min(size * count, t->upload.size() - t->upload_pos);
-  std::copy_n(t->upload.data() + t->upload_pos, n, buffer);
-  t->upload_pos += n;
-  return n;
-}
-
-// libcurl rewinds the body when it must send it again (a redirect, an auth retry, a
-// connection that died before the reply on a reused handle).
-int on_seek(void* user, curl_off_t offset, int origin) {
-  auto* t = static_cast<Transfer*>(user);
-  if (origin != SEEK_SET || offset < 0 || static_cast<std::uint64_t>(offset) > t->upload.size()) {
-    return CURL_SEEKFUNC_FAIL;
-  }
-  t->upload_pos = static_cast<std::size_t>(offset);
-  return CURL_SEEKFUNC_OK;
-}
-
-std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  const std::size_t n = size * count;
-  long status = 0;
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-  if (t->sink != nullptr && status >= 200 && status < 300) {
-    try {
-      (*t->sink)(std::string_view(data, n));
-    } catch (...) {
-      // Returning a short count aborts the transfer (CURLE_WRITE_ERROR); the exception
-      // is rethrown once curl_easy_perform returns.
-      t->sink_error = std::current_exception();
-      return 0;
-    }
-    t->delivered += n;
-    return n;
-  }
-  if (t->body.empty()) {
-    curl_off_t length = -1;
-    if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK &&
-        length > 0 && length < (curl_off_t{1} << 31)) {
-      t->body.reserve(static_cast<std::size_t>(length));
-    }
-  }
-  t->body.append(data, n);
-  return n;
-}
-
-std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  const std::size_t n = size * count;
-  std::string_view line(data, n);
-  if (line.rfind("HTTP/", 0) == 0) {  // a new response (after 100 Continue, a redirect)
-    t->etag.clear();
-    t->last_modified.clear();
-    t->content_length.clear();
-    return n;
-  }
-  const std::size_t colon = line.find(':');
-  if (colon == std::string_view::npos) return n;
-  const std::string_view name = line.substr(0, colon);
-  std::string_view value = line.substr(colon + 1);
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
-    value.remove_suffix(1);
-  }
-  if (iequals(name, "etag")) t->etag = std::string(value);
-  if (iequals(name, "last-modified")) t->last_modified = std::string(value);
-  if (iequals(name, "content-length")) t->content_length = std::string(value);
-  return n;
-}
 
 using Params = std::vector<std::pair<std::string, std::string>>;
 
@@ -253,8 +162,7 @@ Target request_target(const Endpoint& endpoint, Addressing addressing, const std
 struct S3Client::Impl {
   S3Options options;
   detail::Endpoint endpoint;
-  std::unique_ptr<CURL, EasyDeleter> easy;
-  char error[CURL_ERROR_SIZE] = {};
+  std::optional<detail::HttpClient> http;  // the client's own connection
 
   std::string describe(const Call& c) const {
     std::string s = "S3 " + std::string(c.op) + " s3://" + c.bucket;
@@ -262,116 +170,50 @@ struct S3Client::Impl {
     return s + " at " + endpoint.scheme + "://" + endpoint.host;
   }
 
-  // The outcome of one request: a response (status + Transfer), or a libcurl failure.
-  struct Result {
-    CURLcode code = CURLE_OK;
-    long status = 0;
-    std::string error;
-  };
-
-
-  // `c` on handle `h` (its error buffer `error_buffer`, CURL_ERROR_SIZE bytes): the
-  // client's own, or a multipart helper thread's.
-  Result perform(const Call& c, Transfer& t, CURL* h, char* error_buffer, const Credentials& credentials) {
+  // Sends `c` on `http`, signed with `credentials`.
+  Reply perform(const Call& c, detail::HttpClient& on, const Credentials& credentials) {
     const detail::Target target = detail::request_target(endpoint, options.addressing, c.bucket, c.key);
-    const std::string& request_host = target.host;
-    const std::string& path = target.path;
     const std::string query = detail::canonical_query(c.query);
-    const std::string url = endpoint.scheme + "://" + request_host + path + (query.empty() ? "" : "?" + query);
-
+    const std::string url = endpoint.scheme + "://" + target.host + target.path + (query.empty() ? "" : "?" + query);
     const bool has_body = c.method == "PUT" || c.method == "POST";
     detail::SigningInput in;
     in.method = c.method;
-    in.canonical_uri = path;
+    in.canonical_uri = target.path;
     in.canonical_query = query;
-    in.payload_hash = has_body && !c.body.empty() ? detail::sha256_hex(c.body)
-                                                  : std::string(detail::empty_sha256);
+    in.payload_hash = has_body && !c.body.empty() ? detail::sha256_hex(c.body) : std::string(detail::empty_sha256);
     in.region = options.region;
     in.service = "s3";
-    in.headers = {{"host", request_host}, {"x-amz-content-sha256", in.payload_hash}};
+    in.headers = {{"host", target.host}, {"x-amz-content-sha256", in.payload_hash}};
     for (const auto& header : c.headers) in.headers.push_back(header);
     const std::string auth = detail::sign(in, credentials, std::chrono::system_clock::now());
-
     std::vector<std::string> lines;
-    lines.reserve(in.headers.size() + 3);
+    lines.reserve(in.headers.size() + 1);
     for (const auto& [name, value] : in.headers) lines.push_back(name + ": " + value);
     lines.push_back("Authorization: " + auth);
-    lines.emplace_back("Expect:");  // no 100-continue round trip
-    std::unique_ptr<curl_slist, SlistDeleter> list;
-    for (const auto& line : lines) {
-      curl_slist* next = curl_slist_append(list.get(), line.c_str());
-      if (next == nullptr) throw TransportError("libcurl: out of memory", Retry::No);
-      (void)list.release();
-      list.reset(next);
-    }
-
-    // Reset keeps the connection cache (keep-alive) but forgets the previous call's method,
-    // body and callbacks, so no option leaks from one call into the next.
-    curl_easy_reset(h);
-    error_buffer[0] = '\0';
-    t.easy = h;
-    t.upload = c.body;
-    t.sink = c.sink;
-    detail::curl_set_common_options(h);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);  // keys with "../" are keys, not paths
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
-                     std::max(1L, static_cast<long>((options.low_speed_timeout.count() + 999) / 1000)));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
-    if (has_body) {
-      // PUT and POST both go as an "upload" (read callback, Content-Length, no
-      // Content-Type that libcurl would add to a POST: S3 would store it on the object).
-      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(h, CURLOPT_READFUNCTION, &on_read);
-      curl_easy_setopt(h, CURLOPT_READDATA, &t);
-      curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &on_seek);
-      curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
-      curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(c.body.size()));
-      curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024L);
-      if (c.method == "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
-    } else if (c.method == "HEAD") {
-      curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (c.method != "GET") {
-      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c.method.c_str());
-    }
-
-    Result r;
-    r.code = curl_easy_perform(h);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // `list` dies here
-    if (t.sink_error) std::rethrow_exception(t.sink_error);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
-    if (r.code != CURLE_OK) {
-      r.error = error_buffer[0] != '\0' ? std::string(error_buffer) : std::string(curl_easy_strerror(r.code));
-    }
-    return r;
+    Reply reply;
+    reply.result = on.perform({c.method, url, &lines, c.body, 0, c.sink});
+    reply.body = std::move(on.body());
+    return reply;
   }
 
-  // The one place where libcurl failures and S3 error replies become exceptions.
-  [[noreturn]] void fail(const Call& c, const Result& r, const Transfer& t) const {
+  // The one place where transport failures and S3 error replies become exceptions.
+  [[noreturn]] void fail(const Call& c, const Reply& r) const {
     const std::string where = describe(c);
-    if (r.code != CURLE_OK) {
-      const char* stage = detail::curl_failed_before_send(r.code) ? ": request not sent: "
-                          : r.code == CURLE_OPERATION_TIMEDOUT               ? ": timed out: "
-                                                                             : ": connection failed: ";
-      throw TransportError(where + stage + r.error);
+    if (r.result.outcome != detail::HttpResult::Outcome::Response) {
+      const char* stage = r.result.outcome == detail::HttpResult::Outcome::NotSent ? ": request not sent: "
+                          : r.result.timed_out                                       ? ": timed out: "
+                                                                                     : ": connection failed: ";
+      throw TransportError(where + stage + r.result.error);
     }
-    fail_reply(where, r.status, t.body);
+    fail_reply(where, r.result.status, r.body);
   }
-
   [[noreturn]] static void fail_reply(const std::string& where, long status, const std::string& body) {
     const auto reply = detail::parse_error_reply(body);
     const std::string code = reply ? reply->code : status_code_name(status);
     const std::string what = where + ": " + code + (reply && !reply->message.empty() ? ": " + reply->message : "") +
                              " (HTTP " + std::to_string(status) + ")";
-    if (throttling_code(code) || status == 503 || status == 429) throw ThrottledError(what);
-    if (auth_code(code)) throw AuthError(what);
+    if (s3_throttling_code(code) || status == 503 || status == 429) throw ThrottledError(what);
+    if (s3_auth_code(code)) throw AuthError(what);
     if (status >= 500 || transient_code(code)) throw TransportError(what);
     if (!reply && !body.empty() && status != 404 && status != 403) {
       throw ProtocolError(where + ": unparseable error reply (HTTP " + std::to_string(status) + "): " + snippet(body));
@@ -379,25 +221,23 @@ struct S3Client::Impl {
     throw AwsError(what, code, static_cast<int>(status), Retry::No);
   }
 
-  // Performs `c`; returns its Transfer for a 2xx reply, throws otherwise.
-  Transfer call(const Call& c) { return call(c, easy.get(), error); }
-  Transfer call(const Call& c, CURL* h, char* error_buffer) {
-    Transfer t;
-    const Result r = exchange(c, t, h, error_buffer);
-    if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) fail(c, r, t);
-    return t;
+  // Performs `c`; returns the reply of a 2xx, throws otherwise.
+  Reply call(const Call& c) { return call(c, *http); }
+  Reply call(const Call& c, detail::HttpClient& on) {
+    Reply r = exchange(c, on);
+    if (!r.ok()) fail(c, r);
+    return r;
   }
 
   // Performs `c` signed with the provider's credentials; after a reply saying they expired
   // (early, or a skewed clock) the provider refetches and the request goes once more: it
-  // was refused, so sending it again is safe. Any status comes back as a Result.
-  Result exchange(const Call& c, Transfer& t) { return exchange(c, t, easy.get(), error); }
-  Result exchange(const Call& c, Transfer& t, CURL* h, char* error_buffer) {
-    Result r = perform(c, t, h, error_buffer, options.credentials->credentials());
-    if (r.code == CURLE_OK && (r.status == 400 || r.status == 403) && expired_reply(t.body)) {
+  // was refused, so sending it again is safe (docs/aws.md §3). Any status comes back.
+  Reply exchange(const Call& c) { return exchange(c, *http); }
+  Reply exchange(const Call& c, detail::HttpClient& on) {
+    Reply r = perform(c, on, options.credentials->credentials());
+    if ((r.responded(400) || r.responded(403)) && expired_reply(r.body)) {
       options.credentials->expire();
-      t = Transfer{};
-      r = perform(c, t, h, error_buffer, options.credentials->credentials());
+      r = perform(c, on, options.credentials->credentials());
     }
     return r;
   }
@@ -405,10 +245,18 @@ struct S3Client::Impl {
   static bool expired_reply(const std::string& body) {
     try {
       const auto reply = detail::parse_error_reply(body);
-      return reply && expired_code(reply->code);
+      return reply && s3_expired_code(reply->code);
     } catch (const ProtocolError&) {
       return false;
     }
+  }
+
+  detail::HttpOptions http_options() const {
+    detail::HttpOptions h;
+    h.connect_timeout = options.connect_timeout;
+    h.request_timeout = std::chrono::milliseconds(0);  // objects of any size: no total limit
+    h.low_speed_timeout = options.low_speed_timeout;
+    return h;
   }
 
   PutObjectResult put(const std::string& bucket, const std::string& key, std::string_view body,
@@ -417,8 +265,8 @@ struct S3Client::Impl {
     c.method = "PUT";
     c.body = body;
     if (!content_type.empty()) c.headers.emplace_back("content-type", content_type);
-    const Transfer t = call(c);
-    return {detail::unquote_etag(t.etag), 1};
+    const Reply r = call(c);
+    return {detail::unquote_etag(r.result.header("etag")), 1};
   }
 
   PutObjectResult multipart(const std::string& bucket, const std::string& key, std::FILE* file,
@@ -430,11 +278,7 @@ struct S3Client::Impl {
 
   // Handles of the multipart helper threads, kept between uploads (their connections
   // stay open, as the client's own does). Each is used by one thread at a time.
-  struct Helper {
-    std::unique_ptr<CURL, EasyDeleter> easy;
-    char error[CURL_ERROR_SIZE] = {};
-  };
-  std::vector<std::unique_ptr<Helper>> helpers;
+  std::vector<std::unique_ptr<detail::HttpClient>> helpers;
 };
 
 S3Client::S3Client(S3Options options) : impl_(std::make_unique<Impl>()) {
@@ -452,8 +296,7 @@ S3Client::S3Client(S3Options options) : impl_(std::make_unique<Impl>()) {
                       std::to_string(options.upload_parallelism));
   }
   m.options = std::move(options);
-  m.easy.reset(curl_easy_init());
-  if (!m.easy) throw TransportError("libcurl: curl_easy_init failed", Retry::No);
+  m.http.emplace(m.http_options());
 }
 
 S3Client::~S3Client() = default;
@@ -509,7 +352,7 @@ PutObjectResult S3Client::Impl::multipart(const std::string& bucket, const std::
   create.query = {{"uploads", ""}};
   if (!content_type.empty()) create.headers.emplace_back("content-type", content_type);
   const std::string upload_id = retry(policy, [&] {
-    const Transfer t = call(create);
+    const Reply t = call(create);
     try {
       return detail::parse_upload_id(t.body);
     } catch (const ProtocolError& e) {
@@ -526,7 +369,7 @@ PutObjectResult S3Client::Impl::multipart(const std::string& bucket, const std::
     const std::string body = detail::complete_multipart_body(etags);
     complete.body = body;
     std::string etag = retry(policy, [&] {
-      const Transfer t = call(complete);
+      const Reply t = call(complete);
       // S3 may answer 200 and then report a failure in the body (the status line goes out
       // before the parts are assembled).
       if (detail::parse_error_reply(t.body)) fail_reply(describe(complete), 500, t.body);
@@ -563,7 +406,7 @@ std::vector<std::string> S3Client::Impl::upload_parts(const std::string& bucket,
   std::exception_ptr failure;  // the first part that failed after its retries
 
   // One worker per connection: takes part indexes in order until none are left.
-  const auto work = [&](CURL* h, char* error_buffer) noexcept {
+  const auto work = [&](detail::HttpClient& on) noexcept {
     std::string buffer;
     try {
       for (;;) {
@@ -577,9 +420,10 @@ std::vector<std::string> S3Client::Impl::upload_parts(const std::string& bucket,
         part.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
         part.body = buffer;
         etags[static_cast<std::size_t>(i)] = retry(options.retry, [&] {
-          const Transfer t = call(part, h, error_buffer);
-          if (t.etag.empty()) throw ProtocolError(describe(part) + ": UploadPart reply without an ETag");
-          return t.etag;
+          const Reply t = call(part, on);
+          std::string etag = t.result.header("etag");
+          if (etag.empty()) throw ProtocolError(describe(part) + ": UploadPart reply without an ETag");
+          return etag;
         });
       }
     } catch (...) {
@@ -592,20 +436,17 @@ std::vector<std::string> S3Client::Impl::upload_parts(const std::string& bucket,
   const std::size_t helper_count =
       static_cast<std::size_t>(std::min<std::uint64_t>(parts, static_cast<std::uint64_t>(options.upload_parallelism)) - 1);
   while (helpers.size() < helper_count) {
-    auto helper = std::make_unique<Helper>();
-    helper->easy.reset(curl_easy_init());
-    if (!helper->easy) throw TransportError("libcurl: curl_easy_init failed", Retry::No);
-    helpers.push_back(std::move(helper));
+    helpers.push_back(std::make_unique<detail::HttpClient>(http_options()));
   }
   {
     // jthreads: joined when this scope ends, whatever happens on the caller's thread.
     std::vector<std::jthread> threads;
     threads.reserve(helper_count);
     for (std::size_t k = 0; k < helper_count; ++k) {
-      Helper& helper = *helpers[k];
-      threads.emplace_back([&work, &helper] { work(helper.easy.get(), helper.error); });
+      detail::HttpClient& helper = *helpers[k];
+      threads.emplace_back([&work, &helper] { work(helper); });
     }
-    work(easy.get(), error);
+    work(*http);
   }
   if (failure) std::rethrow_exception(failure);
   return etags;
@@ -633,14 +474,12 @@ std::uint64_t S3Client::get_object(const std::string& bucket, const std::string&
                                    const std::function<void(std::string_view)>& sink) {
   Call c{"GetObject", bucket, key};
   c.sink = &sink;
-  const Transfer t = impl_->call(c);
-  return t.delivered;
+  return impl_->call(c).result.delivered;
 }
 
 std::string S3Client::get_object(const std::string& bucket, const std::string& key) {
   Call c{"GetObject", bucket, key};
-  Transfer t = impl_->call(c);
-  return std::move(t.body);
+  return std::move(impl_->call(c).body);
 }
 
 std::string S3Client::get_object_range(const std::string& bucket, const std::string& key, std::uint64_t offset,
@@ -648,17 +487,16 @@ std::string S3Client::get_object_range(const std::string& bucket, const std::str
   if (length == 0) return {};
   Call c{"GetObject", bucket, key};
   c.headers.emplace_back("range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
-  Transfer t;
-  const Impl::Result r = impl_->exchange(c, t);
-  if (r.code == CURLE_OK && r.status == 416) return {};  // offset at or past the end
-  if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) impl_->fail(c, r, t);
-  if (r.status == 200) {
+  Reply r = impl_->exchange(c);
+  if (r.responded(416)) return {};  // offset at or past the end
+  if (!r.ok()) impl_->fail(c, r);
+  if (r.result.status == 200) {
     // A server that ignores Range sends the whole object.
-    if (offset >= t.body.size()) return {};
-    return t.body.substr(static_cast<std::size_t>(offset), static_cast<std::size_t>(length));
+    if (offset >= r.body.size()) return {};
+    return r.body.substr(static_cast<std::size_t>(offset), static_cast<std::size_t>(length));
   }
-  if (t.body.size() > length) t.body.resize(static_cast<std::size_t>(length));
-  return std::move(t.body);
+  if (r.body.size() > length) r.body.resize(static_cast<std::size_t>(length));
+  return std::move(r.body);
 }
 
 std::vector<S3Object> S3Client::list_objects(const std::string& bucket, const std::string& prefix, int page_size) {
@@ -671,7 +509,7 @@ std::vector<S3Object> S3Client::list_objects(const std::string& bucket, const st
     if (!prefix.empty()) c.query.emplace_back("prefix", prefix);
     if (page_size > 0) c.query.emplace_back("max-keys", std::to_string(page_size));
     if (!token.empty()) c.query.emplace_back("continuation-token", token);
-    const Transfer t = impl_->call(c);
+    const Reply t = impl_->call(c);
     detail::ListPage page;
     try {
       page = detail::parse_list_page(t.body);
@@ -691,20 +529,20 @@ std::vector<S3Object> S3Client::list_objects(const std::string& bucket, const st
 std::optional<S3Object> S3Client::head_object(const std::string& bucket, const std::string& key) {
   Call c{"HeadObject", bucket, key};
   c.method = "HEAD";
-  Transfer t;
-  const Impl::Result r = impl_->exchange(c, t);
-  if (r.code == CURLE_OK && r.status == 404) return std::nullopt;
-  if (r.code != CURLE_OK || r.status < 200 || r.status >= 300) impl_->fail(c, r, t);
+  const Reply r = impl_->exchange(c);
+  if (r.responded(404)) return std::nullopt;
+  if (!r.ok()) impl_->fail(c, r);
   S3Object o;
   o.key = key;
-  o.etag = detail::unquote_etag(t.etag);
-  o.last_modified = detail::http_date_to_iso8601(t.last_modified);
-  curl_off_t length = -1;
-  if (curl_easy_getinfo(impl_->easy.get(), CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length >= 0) {
-    o.size = static_cast<std::uint64_t>(length);
-  } else {
-    throw ProtocolError(impl_->describe(c) + ": HEAD reply without Content-Length");
+  o.etag = detail::unquote_etag(r.result.header("etag"));
+  o.last_modified = detail::http_date_to_iso8601(r.result.header("last-modified"));
+  const std::string length = r.result.header("content-length");
+  std::uint64_t size = 0;
+  const auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), size);
+  if (length.empty() || ec != std::errc{} || end != length.data() + length.size()) {
+    throw ProtocolError(impl_->describe(c) + ": HEAD reply without a valid Content-Length");
   }
+  o.size = size;
   return o;
 }
 
