@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dynamodb_wire.hpp"
 #include "json_service.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
@@ -444,6 +445,16 @@ ConditionFailedError::ConditionFailedError(const std::string& what, std::optiona
 std::string AttributeValue::to_json() const {
   return to_wire(*this).dump(-1, ' ', false, json::error_handler_t::replace);
 }
+
+namespace detail {
+
+Item parse_item_json(std::string_view json_text) {
+  const json doc = json::parse(json_text, nullptr, false);
+  if (doc.is_discarded()) throw ProtocolError("DynamoDB: an item that is not JSON");
+  return item_from_wire(doc, 0);
+}
+
+}  // namespace detail
 
 std::string to_json(const Item& item) {
   return item_to_wire(item).dump(-1, ' ', false, json::error_handler_t::replace);

@@ -8,7 +8,7 @@
 
 namespace kclpp::aws::detail {
 
-// nullopt when `text` is not such a time.
+// nullopt when `text` is not such a time, or not between 1970 and 2200.
 [[nodiscard]] std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
 // "2026-12-06T08:00:00Z".
 [[nodiscard]] std::string format_iso8601(std::chrono::system_clock::time_point t);

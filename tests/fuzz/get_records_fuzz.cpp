@@ -15,7 +15,7 @@
 
 namespace {
 
-using aws::GetRecordsResult;
+using kclpp::aws::GetRecordsResult;
 using kclpp::aws::detail::ReplyParser;
 
 [[noreturn]] void bug(const char* what) {

@@ -1,4 +1,4 @@
-// libFuzzer target for the S3 client's XML reader (pipeline/src/s3_xml.cpp): the replies
+// libFuzzer target for the S3 client's XML reader (aws/src/s3_xml.cpp): the replies
 // of ListObjectsV2, CreateMultipartUpload and S3's <Error> bodies are outside bytes (from
 // S3, or from whatever answers at an endpoint override). Parsing must never crash nor throw
 // anything but ProtocolError; parse_error_reply never throws; a ListObjectsV2 page that
@@ -18,7 +18,6 @@
 
 namespace {
 
-using namespace kclpp::pipeline;
 using namespace kclpp::aws::detail;
 
 void check(bool ok, const char* what) {

@@ -2,11 +2,9 @@
 // for scenarios where exactly one source applies, both resolve credentials from the same
 // loopback fakes and the same environment, and must end with the same credentials after the
 // same requests (IMDSv2 or v1, the same STS parameters, the same container token). kclpp's
-// AssumeRole signature is also re-computed by botocore's signer.
+// AssumeRole signature is also re-computed by botocore's signer (botocore_signer.hpp).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -16,6 +14,7 @@
 #include <vector>
 
 #include "aws_credentials_fakes.hpp"
+#include "botocore_signer.hpp"
 #include "kclpp/aws/credentials.hpp"
 #include "support.hpp"
 
@@ -28,8 +27,7 @@ using test::HttpReply;
 using test::HttpRequest;
 using Env = std::map<std::string, std::string>;
 
-// Resolves the chain with botocore.session.Session().get_credentials() (mode "resolve"), or
-// signs a captured STS request with botocore's SigV4Auth (mode "sign"). Shims for an older
+// Resolves the chain with botocore.session.Session().get_credentials(). Shims for an older
 // botocore are applied only where the installed version lacks the feature, and reported on
 // the first output line.
 constexpr const char* python_script = R"PY(
@@ -60,39 +58,22 @@ if (not hasattr(botocore.credentials.ContainerProvider, 'ENV_VAR_AUTH_TOKEN_FILE
     shims.append('AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE')
 print('botocore=' + botocore.__version__ + ' shims=' + ','.join(shims))
 
-if sys.argv[1] == 'resolve':
-    session = botocore.session.Session()
-    try:
-        creds = session.get_credentials()
-    except Exception as e:
-        print('error')
-        print(type(e).__name__)
-        sys.exit(0)
-    if creds is None:
-        print('none')
-        sys.exit(0)
-    frozen = creds.get_frozen_credentials()
-    print('ok')
-    print(frozen.access_key)
-    print(frozen.secret_key)
-    print(frozen.token or '')
-    print(creds.method)
-elif sys.argv[1] == 'sign':
-    import datetime
-    from unittest import mock
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-    url, amz_date, ak, sk, token, body_path, region, content_type = sys.argv[2:10]
-    body = open(body_path, 'rb').read()
-    req = AWSRequest(method='POST', url=url, data=body, headers={'Content-Type': content_type})
-    fixed = datetime.datetime.strptime(amz_date, '%Y%m%dT%H%M%SZ')
-    with mock.patch('botocore.auth.datetime') as dt:
-        dt.datetime.utcnow.return_value = fixed
-        dt.datetime.now.return_value = fixed
-        SigV4Auth(Credentials(ak, sk, token or None), 'sts', region).add_auth(req)
-    print('ok')
-    print(req.headers['Authorization'])
+session = botocore.session.Session()
+try:
+    creds = session.get_credentials()
+except Exception as e:
+    print('error')
+    print(type(e).__name__)
+    sys.exit(0)
+if creds is None:
+    print('none')
+    sys.exit(0)
+frozen = creds.get_frozen_credentials()
+print('ok')
+print(frozen.access_key)
+print(frozen.secret_key)
+print(frozen.token or '')
+print(creds.method)
 )PY";
 
 std::string quote(const std::string& s) {
@@ -132,20 +113,16 @@ class AwsBotocore : public CredentialsTest {
  protected:
   void SetUp() override {
     CredentialsTest::SetUp();
-    if (::access("/usr/bin/python3", X_OK) != 0 ||
-        std::system("/usr/bin/python3 -c 'import botocore' >/dev/null 2>&1") != 0) {
-      if (test::in_ci()) GTEST_FAIL() << "python3-botocore is not installed (/usr/bin/python3 -c 'import botocore')";
-      GTEST_SKIP() << "python3-botocore is not installed (/usr/bin/python3 -c 'import botocore')";
-    }
+    KCLPP_REQUIRE_BOTOCORE();
     script_ = write("botocore_chain.py", python_script);
   }
 
   // Runs the script in a clean environment: PATH, HOME=dir_ and `env` only.
-  std::vector<std::string> python(const Env& env, const std::string& args) {
+  std::vector<std::string> python(const Env& env) {
     std::string cmd = "cd " + quote(dir_.string()) + " && env -i PATH=/usr/bin:/bin HOME=" + quote(dir_.string());
     for (const auto& [k, v] : env) cmd += " " + k + "=" + quote(v);
     const std::string err = (dir_ / "python.err").string();
-    cmd += " /usr/bin/python3 " + quote(script_) + " " + args + " 2>" + quote(err);
+    cmd += " /usr/bin/python3 " + quote(script_) + " 2>" + quote(err);
     const std::vector<std::string> out = lines_of(test::shell_output(cmd));
     std::ifstream in(err);
     python_stderr_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -157,7 +134,7 @@ class AwsBotocore : public CredentialsTest {
   }
 
   Resolved botocore_resolve(const Env& env) {
-    const auto out = python(env, "resolve");
+    const auto out = python(env);
     Resolved r;
     if (out.empty()) return r;
     r.status = out[0];
@@ -323,12 +300,8 @@ TEST_F(AwsBotocore, ProfileRoleWithSourceProfile) {
   EXPECT_EQ(k.header("x-amz-security-token"), b.header("x-amz-security-token"));
 
   // kclpp's signature, recomputed by botocore over the request kclpp sent.
-  const std::string body_file = write("assume_role_body", k.body);
-  const auto out = python({}, "sign " + quote(sts.endpoint() + "/") + " " + quote(k.header("x-amz-date")) + " " +
-                                  quote(source_key) + " " + quote(source_secret) + " " + quote(source_session) +
-                                  " " + quote(body_file) + " us-east-1 " + quote(k.header("content-type")));
-  ASSERT_EQ(out.size(), 2u) << python_stderr_;
-  EXPECT_EQ(k.header("authorization"), out[1]);
+  EXPECT_EQ(k.header("authorization"),
+            test::botocore_authorization(sts.endpoint() + "/", k, {source_key, source_secret, source_session}, "sts"));
 }
 
 TEST_F(AwsBotocore, CredentialProcessWithQuotedArguments) {
