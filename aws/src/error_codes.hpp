@@ -42,4 +42,18 @@ namespace kclpp::aws::detail {
   return s.empty() ? "(empty body)" : "'" + s + (body.size() > 200 ? "...'" : "'");
 }
 
+// `text` with every occurrence of each secret replaced by "<redacted>": an error reply may
+// quote the request (SignatureDoesNotMatch / InvalidSignatureException quote the canonical
+// request, the session token included), and messages never carry secrets (docs/aws.md §2).
+[[nodiscard]] inline std::string redact(std::string text, std::initializer_list<std::string_view> secrets) {
+  constexpr std::string_view mark = "<redacted>";
+  for (const std::string_view secret : secrets) {
+    if (secret.empty()) continue;
+    for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + mark.size())) {
+      text.replace(at, secret.size(), mark);
+    }
+  }
+  return text;
+}
+
 }  // namespace kclpp::aws::detail

@@ -29,6 +29,8 @@ HttpResult JsonService::post(std::string_view op, std::string_view body) {
     in.headers = {{"content-type", settings_.content_type}, {"host", host_}, {"x-amz-target", std::move(target)}};
     in.payload_hash = sha256_hex(body);
     const std::string authorization = sign(in, credentials, std::chrono::system_clock::now());
+    last_secret_ = credentials.secret_access_key;
+    last_token_ = credentials.session_token;
     headers_.clear();
     for (const auto& [name, value] : in.headers) headers_.push_back(name + ": " + value);
     headers_.push_back("authorization: " + authorization);
@@ -58,8 +60,11 @@ void JsonService::fail(const std::string& where, Effect effect, const HttpResult
   const int status = static_cast<int>(r.status);
   const std::string& body = http_.body();
   const std::optional<ErrorReply> e = parse_error_(body);
-  const std::string detail = e ? e->type + (e->message.empty() ? "" : ": " + e->message)
-                               : "HTTP " + std::to_string(status) + " " + reply_snippet(body);
+  // Redacted before the snippet cuts the body short: no prefix of a secret survives.
+  const std::string detail = e ? redact(e->type + (e->message.empty() ? "" : ": " + e->message),
+                                        {last_secret_, last_token_})
+                               : "HTTP " + std::to_string(status) + " " +
+                                     reply_snippet(redact(body, {last_secret_, last_token_}));
   const std::string what = where + ": " + detail + (e ? " (HTTP " + std::to_string(status) + ")" : "");
   if (e && throttling_code(e->type)) throw ThrottledError(what);
   if (e && auth_code(e->type)) throw AuthError(what);

@@ -63,6 +63,9 @@ class JsonService {
   std::string host_;
   HttpClient http_;
   std::vector<std::string> headers_;
+  // The secret and session token of the last request, to keep them out of messages.
+  std::string last_secret_;
+  std::string last_token_;
 };
 
 }  // namespace kclpp::aws::detail

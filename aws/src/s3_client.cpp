@@ -91,6 +91,9 @@ struct Reply {
   [[nodiscard]] bool ok() const {
     return result.outcome == detail::HttpResult::Outcome::Response && result.status >= 200 && result.status < 300;
   }
+  // The secret and session token the request was signed with, to keep out of messages.
+  std::string secret;
+  std::string token;
   [[nodiscard]] bool responded(long status) const {
     return result.outcome == detail::HttpResult::Outcome::Response && result.status == status;
   }
@@ -193,6 +196,8 @@ struct S3Client::Impl {
     Reply reply;
     reply.result = on.perform({c.method, url, &lines, c.body, 0, c.sink});
     reply.body = std::move(on.body());
+    reply.secret = credentials.secret_access_key;
+    reply.token = credentials.session_token;
     return reply;
   }
 
@@ -205,18 +210,21 @@ struct S3Client::Impl {
                                                                                      : ": connection failed: ";
       throw TransportError(where + stage + r.result.error);
     }
-    fail_reply(where, r.result.status, r.body);
+    fail_reply(where, r.result.status, r.body, {r.secret, r.token});
   }
-  [[noreturn]] static void fail_reply(const std::string& where, long status, const std::string& body) {
+  [[noreturn]] static void fail_reply(const std::string& where, long status, const std::string& body,
+                                      std::initializer_list<std::string_view> secrets) {
     const auto reply = detail::parse_error_reply(body);
     const std::string code = reply ? reply->code : status_code_name(status);
-    const std::string what = where + ": " + code + (reply && !reply->message.empty() ? ": " + reply->message : "") +
-                             " (HTTP " + std::to_string(status) + ")";
+    const std::string what =
+        where + ": " + detail::redact(code + (reply && !reply->message.empty() ? ": " + reply->message : ""), secrets) +
+        " (HTTP " + std::to_string(status) + ")";
     if (s3_throttling_code(code) || status == 503 || status == 429) throw ThrottledError(what);
     if (s3_auth_code(code)) throw AuthError(what);
     if (status >= 500 || transient_code(code)) throw TransportError(what);
     if (!reply && !body.empty() && status != 404 && status != 403) {
-      throw ProtocolError(where + ": unparseable error reply (HTTP " + std::to_string(status) + "): " + snippet(body));
+      throw ProtocolError(where + ": unparseable error reply (HTTP " + std::to_string(status) +
+                          "): " + snippet(detail::redact(body, secrets)));
     }
     throw AwsError(what, code, static_cast<int>(status), Retry::No);
   }
@@ -372,7 +380,7 @@ PutObjectResult S3Client::Impl::multipart(const std::string& bucket, const std::
       const Reply t = call(complete);
       // S3 may answer 200 and then report a failure in the body (the status line goes out
       // before the parts are assembled).
-      if (detail::parse_error_reply(t.body)) fail_reply(describe(complete), 500, t.body);
+      if (detail::parse_error_reply(t.body)) fail_reply(describe(complete), 500, t.body, {t.secret, t.token});
       const auto e = detail::xml_element(t.body, "ETag");
       if (!e) {
         throw ProtocolError(describe(complete) + ": not a CompleteMultipartUploadResult: " + snippet(t.body));

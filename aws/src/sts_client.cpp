@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "error_codes.hpp"
 #include "http.hpp"
 #include "iso8601.hpp"
 #include "kclpp/processor/error.hpp"
@@ -17,25 +18,8 @@ namespace {
 
 using Params = std::vector<std::pair<std::string, std::string>>;
 
-bool one_of(std::string_view code, std::initializer_list<std::string_view> names) {
-  for (auto n : names) {
-    if (n == code) return true;
-  }
-  return false;
-}
-
-// `text` with every occurrence of each secret replaced: an error reply may quote the request
-// (SignatureDoesNotMatch quotes the canonical request, the session token included).
-std::string redact(std::string text, std::initializer_list<std::string_view> secrets) {
-  constexpr std::string_view mark = "<redacted>";
-  for (const std::string_view secret : secrets) {
-    if (secret.empty()) continue;
-    for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + mark.size())) {
-      text.replace(at, secret.size(), mark);
-    }
-  }
-  return text;
-}
+using detail::is_one_of;
+using detail::redact;
 
 }  // namespace
 
@@ -100,13 +84,13 @@ struct StsClient::Impl {
     }
     const std::string what = where + ": " + (code.empty() ? "HTTP " + std::to_string(status) : code) +
                              (message.empty() ? "" : ": " + message) + " (HTTP " + std::to_string(status) + ")";
-    if (one_of(code, {"Throttling", "ThrottlingException", "RequestLimitExceeded"}) || status == 429) {
+    if (is_one_of(code, {"Throttling", "ThrottlingException", "RequestLimitExceeded"}) || status == 429) {
       throw ThrottledError(what);
     }
-    if (one_of(code, {"IDPCommunicationError", "InternalFailure", "ServiceUnavailable"}) || status >= 500) {
+    if (is_one_of(code, {"IDPCommunicationError", "InternalFailure", "ServiceUnavailable"}) || status >= 500) {
       throw TransportError(what);
     }
-    if (one_of(code, {"AccessDenied", "InvalidIdentityToken", "ExpiredTokenException", "ExpiredToken",
+    if (is_one_of(code, {"AccessDenied", "InvalidIdentityToken", "ExpiredTokenException", "ExpiredToken",
                       "InvalidClientTokenId", "SignatureDoesNotMatch", "IDPRejectedClaim",
                       "MissingAuthenticationToken", "RegionDisabledException"}) ||
         status == 403) {
@@ -114,6 +98,15 @@ struct StsClient::Impl {
     }
     if (code.empty()) throw ProtocolError(where + ": unparseable error reply (HTTP " + std::to_string(status) + ")");
     throw AwsError(what, code, static_cast<int>(status), Retry::No);
+  }
+
+  // Whether the last reply says the signing credentials expired.
+  bool expired_reply() {
+    try {
+      return detail::expired_code(detail::xml_element(http.body(), "Code").value_or(""));
+    } catch (const ProtocolError&) {
+      return false;
+    }
   }
 
   Credentials parse_credentials(std::string_view action) {
@@ -179,8 +172,18 @@ Credentials StsClient::assume_role(const AssumeRoleRequest& request) {
   Params p{{"RoleArn", request.role_arn}, {"RoleSessionName", request.session_name}};
   if (!request.external_id.empty()) p.emplace_back("ExternalId", request.external_id);
   if (request.duration) p.emplace_back("DurationSeconds", std::to_string(request.duration->count()));
-  const Credentials source = m.options.credentials->credentials();
-  (void)m.call("AssumeRole", p, &source);
+  for (int attempt = 1;; ++attempt) {
+    const Credentials source = m.options.credentials->credentials();
+    try {
+      (void)m.call("AssumeRole", p, &source);
+      break;
+    } catch (const AuthError&) {
+      // The source credentials expired earlier than stated (or the clock is skewed): the
+      // provider refetches and the call goes once more (docs/aws.md §3).
+      if (attempt > 1 || !m.expired_reply()) throw;
+      m.options.credentials->expire();
+    }
+  }
   return m.parse_credentials("AssumeRole");
 }
 

@@ -516,6 +516,46 @@ TEST(KinesisClientFaults, ListShardsFollowsNextToken) {
 
 // --- SigV4: our signer's signature must equal botocore's --------------------------------
 
+// InvalidSignatureException quotes the canonical request, session token included: the
+// message keeps the service's words but never the token or the secret.
+TEST(KinesisClientFaults, SignatureRepliesNeverCarryTheSecretOrToken) {
+  const std::string token = "FwoGZXIvYXdzEJr-kclpp-session-token";
+  const std::string secret = "kclpp-secret-access-key-value";
+  FakeHttpServer server([&](const HttpRequest&) {
+    return HttpReply::aws_error(400, "InvalidSignatureException",
+                                "The Canonical String for this request should have been 'POST / "
+                                "x-amz-security-token:" + token + "' (secret " + secret + ")");
+  });
+  aws::KinesisOptions o = server.client_options();
+  o.credentials = aws::static_credentials({"AKIDTEST", secret, token});
+  aws::KinesisClient client(o);
+  try {
+    (void)client.put_record("s", "d", "k");
+    FAIL() << "no throw";
+  } catch (const AuthError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find(token), std::string::npos) << what;
+    EXPECT_EQ(what.find(secret), std::string::npos) << what;
+    EXPECT_TRUE(contains(what, "x-amz-security-token:<redacted>")) << what;
+  }
+  // An unparseable reply is quoted cut short: redacted before it is cut, so that no prefix
+  // of a secret survives either.
+  FakeHttpServer raw([&](const HttpRequest&) {
+    return HttpReply::json(std::string(180, 'x') + " token " + token + " secret " + secret, 400);
+  });
+  aws::KinesisOptions ro = raw.client_options();
+  ro.credentials = aws::static_credentials({"AKIDTEST", secret, token});
+  aws::KinesisClient raw_client(ro);
+  try {
+    (void)raw_client.put_record("s", "d", "k");
+    FAIL() << "no throw";
+  } catch (const ProtocolError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find(token.substr(0, 12)), std::string::npos) << what;
+    EXPECT_EQ(what.find(secret.substr(0, 12)), std::string::npos) << what;
+  }
+}
+
 TEST(KinesisClientSigV4, SignaturesMatchBotocore) {
   KCLPP_REQUIRE_BOTOCORE();
   FakeHttpServer server([](const HttpRequest&) { return HttpReply::json(R"({"ShardId":"s","SequenceNumber":"1"})"); });

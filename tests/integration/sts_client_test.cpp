@@ -3,6 +3,8 @@
 // request, the replies it reads, and its errors (never quoting a reply: it holds secrets).
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <memory>
 #include <string>
 
 #include "botocore_signer.hpp"
@@ -120,6 +122,38 @@ TEST(StsClient, ErrorsAreTypedAndNeverQuoteTheReply) {
     EXPECT_FALSE(contains(e.what(), "LEAKED-SECRET")) << e.what();
     EXPECT_TRUE(contains(e.what(), "SessionToken")) << e.what();
   }
+}
+
+// Source credentials that change when expire() is called (as a refreshed role would).
+class RotatingSource final : public CredentialsProvider {
+ public:
+  Credentials credentials() override { return {"AKIDSOURCE" + std::to_string(generation_.load()), "s", "t"}; }
+  void expire() noexcept override { ++generation_; }
+  std::string describe() const override { return "rotating test source"; }
+
+ private:
+  std::atomic<int> generation_{1};
+};
+
+TEST(StsClient, ExpiredSourceCredentialsAreRefreshedOnceAndTheCallRepeated) {
+  FakeHttpServer server([](const HttpRequest& r) {
+    if (contains(r.header("authorization"), "Credential=AKIDSOURCE1/")) {
+      return xml(400, "<ErrorResponse><Error><Code>ExpiredToken</Code><Message>The security token included in the "
+                      "request is expired</Message></Error></ErrorResponse>");
+    }
+    return xml(200, kReply);
+  });
+  StsClient sts(options_for(server, std::make_shared<RotatingSource>()));
+  EXPECT_EQ(sts.assume_role({"arn:aws:iam::1:role/r", "s", {}, {}}).access_key_id, "ASIAFAKEKEY");
+  ASSERT_EQ(server.requests().size(), 2u);
+  EXPECT_TRUE(contains(server.requests()[1].header("authorization"), "Credential=AKIDSOURCE2/"));
+  // Expired again after the refresh: one retry only, then the AuthError.
+  FakeHttpServer always_expired([](const HttpRequest&) {
+    return xml(400, "<ErrorResponse><Error><Code>ExpiredToken</Code></Error></ErrorResponse>");
+  });
+  StsClient stale(options_for(always_expired, std::make_shared<RotatingSource>()));
+  EXPECT_THROW((void)stale.assume_role({"arn:aws:iam::1:role/r", "s", {}, {}}), AuthError);
+  EXPECT_EQ(always_expired.requests().size(), 2u);
 }
 
 TEST(StsClient, SignaturesMatchBotocore) {
