@@ -26,18 +26,26 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 // Every test runs under a deadline: a hung lock or a lost wakeup ends the run with a
-// message instead of waiting for ctest's timeout.
+// message instead of waiting for ctest's timeout. The constructor returns once the watchdog
+// thread waits: a test that forks right after must not fork while that thread is still
+// starting up inside the allocator (under ASan the forked child then deadlocked on the
+// allocator's lock, about 1 run in 10).
 class Deadline {
  public:
   explicit Deadline(std::chrono::seconds limit) : thread_([this, limit] {
     std::unique_lock lock(mutex_);
+    waiting_ = true;
+    started_cv_.notify_all();
     if (!done_cv_.wait_for(lock, limit, [this] { return done_; })) {
       const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
       std::fprintf(stderr, "DEADLINE: %s.%s exceeded %lld s\n", info ? info->test_suite_name() : "?",
                    info ? info->name() : "?", static_cast<long long>(limit.count()));
       std::_Exit(124);
     }
-  }) {}
+  }) {
+    std::unique_lock lock(mutex_);
+    started_cv_.wait(lock, [this] { return waiting_; });
+  }
   ~Deadline() {
     {
       const std::lock_guard lock(mutex_);
@@ -50,7 +58,9 @@ class Deadline {
  private:
   std::mutex mutex_;
   std::condition_variable done_cv_;
+  std::condition_variable started_cv_;
   bool done_ = false;
+  bool waiting_ = false;
   std::thread thread_;
 };
 

@@ -57,8 +57,10 @@ class ProfileResolver {
   // (STS, credential_source EcsContainer / Ec2InstanceMetadata).
   ProfileResolver(detail::SharedFiles files, ChainOptions chain)
       : files_(std::move(files)), chain_(std::move(chain)) {
-    // A role's STS calls use the region of the profile being resolved, as botocore's session
-    // does (the STS client alone would look at $AWS_PROFILE's only).
+    // A role's STS calls use the region and endpoint_url of the profile being resolved, as
+    // botocore's session does (the STS client alone would look at $AWS_PROFILE's only).
+    const ProfileOptions& p = chain_.sts.profile;
+    if (p.profile.empty() && p.credentials_file.empty() && p.config_file.empty()) chain_.sts.profile = chain_.profile;
     if (chain_.sts.region.empty()) {
       try {
         chain_.sts.region = resolve_region({}, chain_.profile);

@@ -27,6 +27,7 @@ StsOptions sts_options(const StsSettings& s) {
   StsOptions o;
   o.region = s.region;
   o.endpoint = s.endpoint;
+  o.profile = s.profile;
   o.connect_timeout = s.connect_timeout;
   o.request_timeout = s.request_timeout;
   return o;

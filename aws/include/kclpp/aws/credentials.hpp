@@ -59,6 +59,8 @@ struct StsSettings {
   std::string region;
   // Empty: resolve_endpoint("STS", ...), regional by default.
   std::string endpoint;
+  // The profile whose region and endpoint_url apply (a profile's role: that profile).
+  ProfileOptions profile;
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds request_timeout{10'000};
 };
