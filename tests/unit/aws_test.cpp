@@ -17,6 +17,7 @@
 #include "kclpp/aws/credentials.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kinesis_json.hpp"
+#include "../aws_env_guard.hpp"
 #include "process_credentials.hpp"
 
 namespace kclpp::aws {
@@ -24,34 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Clears every variable the chain reads, restores them afterwards.
-class EnvGuard {
- public:
-  EnvGuard() {
-    for (const char* name : names) {
-      if (const char* v = std::getenv(name)) saved_[name] = v;
-      ::unsetenv(name);
-    }
-  }
-  ~EnvGuard() {
-    for (const char* name : names) {
-      ::unsetenv(name);
-      if (auto it = saved_.find(name); it != saved_.end()) ::setenv(name, it->second.c_str(), 1);
-    }
-  }
-  static void set(const char* name, const std::string& value) { ::setenv(name, value.c_str(), 1); }
-
- private:
-  static constexpr const char* names[] = {
-      "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-      "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-      "AWS_REGION", "AWS_DEFAULT_REGION", "HOME", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-      "AWS_ROLE_SESSION_NAME", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-      "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED",
-      "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_STS",
-      "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"};
-  std::map<std::string, std::string> saved_;
-};
+using test_env::EnvGuard;
 
 class AwsChainTest : public ::testing::Test {
  protected:
