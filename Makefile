@@ -1,7 +1,7 @@
 # kclpp developer entry points.
 #
 #   make test    deps, build (-Werror), all ctest tests, ASan+UBSan unit tests,
-#                the find_package consumer test, 30 s of fuzzing per parser   (what CI runs)
+#                the find_package consumer test, 25 s of fuzzing per parser   (what CI runs)
 #   make demo    deps, build, start kinesalite, run the echo example natively against it;
 #                then the Triton pipeline: spoold, the producer example, store to s3rver, cat, stats
 #   make bench   deps, Release build, run the protocol, native-reader, archive and spool benchmarks
