@@ -11,7 +11,7 @@
 # server they need is missing.
 
 JOBS       ?= 2
-FUZZ_TIME  ?= 30
+FUZZ_TIME  ?= 25
 BUILD_TYPE ?= RelWithDebInfo
 
 CMAKE       := cmake -G Ninja
