@@ -3,8 +3,8 @@
 // driver measures what its own writes and the pipes can carry. Never checkpoints.
 //
 // It reads stdin in large chunks and looks only at the first bytes of each line (Jackson
-// writes "action" first, spec §2) and for the '\n' that ends it (memchr). Checkpoint
-// responses ("action":"checkpoint") get no status, as in the protocol (spec §3).
+// writes "action" first, docs/kcl-protocol.md §2) and for the '\n' that ends it (memchr). Checkpoint
+// responses ("action":"checkpoint") get no status, as in the protocol (docs/kcl-protocol.md §3).
 // Pipe sizes: the OS default unless KCLPP_BENCH_PIPE_SIZE=<bytes> (> 0) is set, in which
 // case stdin and stdout are enlarged with F_SETPIPE_SZ, as kcl::run does by default.
 

@@ -1,4 +1,4 @@
-// bench/archive_throughput: kclpp's .tri writer and reader (spec/TRITON.md §3.2) against
+// bench/archive_throughput: kclpp's .tri writer and reader (docs/triton.md §3.2) against
 // libsnappy's own raw compression and the Python writer and reader of py-triton's design
 // (bench/archive_throughput.py), on the same records, in one invocation. See bench/README.md,
 // "archive_throughput".

@@ -1,5 +1,5 @@
 // bench/protocol_throughput: drives record processors through the KCL MultiLangDaemon
-// protocol (spec/KCL-PROTOCOL.md §1-§4) the way the Java daemon does, and measures records/s
+// protocol (docs/kcl-protocol.md §1-§4) the way the Java daemon does, and measures records/s
 // and MB/s of record payload end to end. Child kinds:
 //   kclpp - bench/count_child.cpp (kcl::run; decode, count bytes, checkpoint every 10,000)
 //   node  - bench/node/count_processor.js on aws-kcl (the same work)
@@ -222,7 +222,7 @@ struct Workload {
   std::optional<bool> encoders_agree;  // kclpp's writer vs the bench's, on the first line
 };
 
-// The bench's own encoder (--bench-encoder), field order as Jackson writes (spec §2).
+// The bench's own encoder (--bench-encoder), field order as Jackson writes (docs/kcl-protocol.md §2).
 void bench_base64(std::string_view in, std::string& out) {
   static constexpr char alphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -490,7 +490,7 @@ class Child {
   }
 
   // Writes what is queued and reads the child's lines until the status for `action`,
-  // answering checkpoint requests with success (echoing seq/sub, spec §2) as the Java
+  // answering checkpoint requests with success (echoing seq/sub, docs/kcl-protocol.md §2) as the Java
   // daemon does. Throws on EOF, a wrong status, or the deadline.
   void await_status(std::string_view action) {
     for (;;) {
@@ -590,7 +590,7 @@ class Child {
     return done;
   }
 
-  // One child line (spec §3). Returns true for status/`action`.
+  // One child line (docs/kcl-protocol.md §3). Returns true for status/`action`.
   bool handle_line(std::string_view line, std::string_view action) {
     if (line.find_first_not_of(" \t") == std::string_view::npos) return false;  // blank: skipped
     simdjson::dom::element doc;
@@ -628,7 +628,7 @@ class Child {
       flush();
       return false;
     }
-    return false;  // any other message is ignored, as the daemon does (spec §3)
+    return false;  // any other message is ignored, as the daemon does (docs/kcl-protocol.md §3)
   }
 
   pid_t pid_ = -1;

@@ -1,5 +1,5 @@
 // bench/spool_latency: how long the non-blocking client takes to hand one record to the
-// spool (spec/TRITON.md §7), per call, against a ZeroMQ PULL socket drained by a thread
+// spool (docs/triton.md §7), per call, against a ZeroMQ PULL socket drained by a thread
 // (the daemon's receiving side without Kinesis). Rows, in one run, on the same record:
 //   kclpp        SpoolClient::send(stream, key, packed)   (ring + sender thread)
 //   kclpp-map    SpoolClient::send(stream, field, Map)    (the same, msgpack encoding included)

@@ -37,7 +37,7 @@ struct ShardStats {
   std::string child_exit;
 };
 
-// The checkpoint store of a real daemon, in memory, with the KCL's rules (spec §5):
+// The checkpoint store of a real daemon, in memory, with the KCL's rules (docs/kcl-protocol.md §5):
 // nullopt means the largest record delivered (SHARD_END inside shard_ended), an explicit
 // position must lie in [last checkpoint, largest delivered], and the last record's
 // position inside shard_ended is stored as SHARD_END. Not thread-safe.

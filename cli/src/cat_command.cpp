@@ -1,5 +1,5 @@
 // `kclpp cat`: replays the archives of a stream between two days as JSON lines on stdout
-// (go-triton's `triton cat`, spec/TRITON.md §3.3 and §8, with pagination). A tool, not
+// (go-triton's `triton cat`, docs/triton.md §3.3 and §8, with pagination). A tool, not
 // protocol mode: stdout is its output.
 #include <cstdio>
 #include <cstdlib>
@@ -80,7 +80,7 @@ int cat_command(const std::vector<std::string>& argv) {
   const pipeline::StreamConfig& stream = config.stream(*logical);
 
   pipeline::StoreReaderOptions options;
-  options.stream = stream.name;  // archive keys carry the real name (spec §1)
+  options.stream = stream.name;  // archive keys carry the real name (docs/triton.md §1)
   options.bucket = args.get_or("bucket", env_or_empty("TRITON_BUCKET"));
   if (options.bucket.empty()) throw ConfigError("kclpp cat: --bucket (or $TRITON_BUCKET) is required");
   options.client = args.get_or("client", args.get_or("client-name", env_or_empty("TRITON_CLIENT")));
@@ -90,7 +90,7 @@ int cat_command(const std::vector<std::string>& argv) {
   options.list_page_size = static_cast<int>(*args.get_int("list-page-size", 1, 1000));
   const aws::KinesisOptions aws = client_options(args);
   // --region, else the stream's region from the config (go-triton's cat hard-coded
-  // us-west-1, spec §1), else the AWS chain.
+  // us-west-1, docs/triton.md §1), else the AWS chain.
   options.s3.region = aws.region.empty() ? stream.region : aws.region;
   options.s3.endpoint = args.get_or("s3-endpoint", "");
   options.s3.profile = aws.profile;

@@ -95,7 +95,7 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
   DaemonConfig config;
   config.child.command = r.required("executableName");
   config.worker.application = r.required("applicationName");
-  // streamArn wins over streamName, as in the Java daemon (spec §6).
+  // streamArn wins over streamName, as in the Java daemon (docs/kcl-protocol.md §6).
   if (const Property* arn = r.find("streamArn"); arn != nullptr && !arn->value.empty()) {
     const auto slash = arn->value.rfind("stream/");
     if (slash == std::string::npos) r.bad("streamArn", "not a stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)");
@@ -107,12 +107,12 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
 
   config.worker.initial_position = aws::StartPosition::latest();  // the KCL's default
   if (const Property* p = r.find("initialPositionInStream")) {
-    const std::string v = upper(p->value);  // enum values are upper-cased (spec §6)
+    const std::string v = upper(p->value);  // enum values are upper-cased (docs/kcl-protocol.md §6)
     if (v == "LATEST") config.worker.initial_position = aws::StartPosition::latest();
     else if (v == "TRIM_HORIZON") config.worker.initial_position = aws::StartPosition::trim_horizon();
     else if (v != "AT_TIMESTAMP") r.bad("initialPositionInStream", "not TRIM_HORIZON, LATEST or AT_TIMESTAMP");
   }
-  // Epoch seconds; means AT_TIMESTAMP (2.x, spec §6).
+  // Epoch seconds; means AT_TIMESTAMP (2.x, docs/kcl-protocol.md §6).
   for (const char* key : {"initialPositionInStreamExtended", "timestampAtInitialPositionInStream"}) {
     if (const Property* p = r.find(key)) {
       try {

@@ -31,7 +31,7 @@ struct DaemonConfig {
   std::vector<std::string> ignored_keys;
 };
 
-// Maps the keys of spec/KCL-PROTOCOL.md §6 that matter on one worker. Throws ConfigError
+// Maps the keys of docs/kcl-protocol.md §6 that matter on one worker. Throws ConfigError
 // naming the file, the key and its line for a missing required key or a bad value.
 [[nodiscard]] DaemonConfig daemon_config(const std::map<std::string, Property>& properties,
                                          const std::string& source);

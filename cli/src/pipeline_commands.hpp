@@ -1,5 +1,5 @@
 #pragma once
-// The Triton pipeline commands of the `kclpp` tool (spec/TRITON.md §8): store, cat,
+// The Triton pipeline commands of the `kclpp` tool (docs/triton.md §8): store, cat,
 // spoold, stats.
 #include <string>
 #include <vector>

@@ -1,5 +1,5 @@
 #pragma once
-// java.util.Properties files, as the MultiLangDaemon reads them (spec/KCL-PROTOCOL.md §6):
+// java.util.Properties files, as the MultiLangDaemon reads them (docs/kcl-protocol.md §6):
 // `key = value`, `key: value`, `key value`; `#`/`!` comments; a trailing backslash
 // continues the line; backslash escapes (\t \n \r \f \uXXXX, and \x = x) in keys and
 // values; read as ISO-8859-1 (each byte is one character, written back as UTF-8);

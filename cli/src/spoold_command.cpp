@@ -1,4 +1,4 @@
-// `kclpp spoold`: the tritond-compatible spool daemon (spec/TRITON.md §7).
+// `kclpp spoold`: the tritond-compatible spool daemon (docs/triton.md §7).
 #include <signal.h>
 
 #include <cstdio>
@@ -55,7 +55,7 @@ int spoold_command(const std::vector<std::string>& argv) {
   pipeline::TritonConfig config = pipeline::TritonConfig::load(args.get_or("config", ""));
   // SIGTERM and SIGINT blocked for the command's lifetime, so that every thread started
   // meanwhile (ZeroMQ's, the daemon's sender) inherits the mask and only the waiter below
-  // takes them. tritond flushes on both (spec §7); so do we.
+  // takes them. tritond flushes on both (docs/triton.md §7); so do we.
   SignalBlock signals{SIGTERM, SIGINT};
   pipeline::SpoolDaemon daemon(std::move(config), std::move(options));
   std::jthread waiter([&daemon, &signals](const std::stop_token& stop) {

@@ -1,5 +1,5 @@
 // `kclpp stats`: checkpoint ages per shard in Graphite's plaintext format, as go-triton's
-// `triton stats` prints them (spec/TRITON.md §8): `<client>.<stream>.<shard>.age <seconds>
+// `triton stats` prints them (docs/triton.md §8): `<client>.<stream>.<shard>.age <seconds>
 // <unix_now>`, one line per checkpoint row, on stdout.
 #include <algorithm>
 #include <chrono>

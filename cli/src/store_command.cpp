@@ -1,4 +1,4 @@
-// `kclpp store`: archive a Triton stream to S3 (spec/TRITON.md §6, §8), run by the native
+// `kclpp store`: archive a Triton stream to S3 (docs/triton.md §6, §8), run by the native
 // worker with one ArchiveStore shared by the processors of every shard; or, with
 // --multilang, as a MultiLangDaemon child (Java daemon or `kclpp daemon`): one process per
 // shard, each with a store of its own.
@@ -166,13 +166,13 @@ int store_command(const std::vector<std::string>& argv) {
 
   aws::KinesisOptions kinesis = client_options(args);
   // The stream's region from the config, as go-triton's store uses for Kinesis and S3
-  // (spec §6); --region overrides it.
+  // (docs/triton.md §6); --region overrides it.
   if (kinesis.region.empty()) kinesis.region = stream.region;
   options.s3.region = kinesis.region;
   options.s3.endpoint = args.get_or("s3-endpoint", "");
   options.s3.profile = kinesis.profile;
 
-  // What go-triton takes (spec §4, §8) means its triton_checkpoint table: "sqlite://PATH"
+  // What go-triton takes (docs/triton.md §4, §8) means its triton_checkpoint table: "sqlite://PATH"
   // and "postgres://..." become triton+sqlite: / triton+postgres:// (triton_db_uri), so
   // that a Triton deployment's $TRITON_DB or --checkpoint-db works unchanged.
   const std::string checkpoint_db =

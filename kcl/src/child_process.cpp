@@ -1,4 +1,4 @@
-// kcl::ChildProcess: the daemon side of the MultiLangDaemon protocol (spec §1, §3, §4, §5).
+// kcl::ChildProcess: the daemon side of the MultiLangDaemon protocol (docs/kcl-protocol.md §1, §3, §4, §5).
 //
 // One child process per shard, driven from the calling thread by a single poll() loop over
 // non-blocking pipes: it writes the pending bytes to the child's stdin while it reads the
@@ -232,7 +232,7 @@ struct ChildProcess::Impl {
 
     pid_t child = -1;
     // posix_spawnp: a word without '/' is looked up on PATH, as ProcessBuilder does. The
-    // environment and working directory are inherited (spec §1). glibc reports exec
+    // environment and working directory are inherited (docs/kcl-protocol.md §1). glibc reports exec
     // failures (ENOENT, EACCES) as the return value.
     const int rc = ::posix_spawnp(&child, argv[0], &fa.actions, &sa.attr, argv.data(), environ);
     if (rc != 0)
@@ -296,7 +296,7 @@ struct ChildProcess::Impl {
     auto last_exit_check = last_activity;
     for (;;) {
       // Lines already buffered first: a checkpoint request pipelined after the previous
-      // status (spec §4.1, last paragraph) is served here, with this action's checkpointer.
+      // status (docs/kcl-protocol.md §4.1, last paragraph) is served here, with this action's checkpointer.
       if (process_lines(action, checkpointer, last_activity)) return;
       if (wait_status)
         throw Failure{ErrorKind::Transport,
@@ -376,12 +376,12 @@ struct ChildProcess::Impl {
   }
 
   bool handle_line(std::string_view line, Action action, Checkpointer* checkpointer) {
-    // Blank lines are normal: the official clients write "\n" + json + "\n" (spec §1).
+    // Blank lines are normal: the official clients write "\n" + json + "\n" (docs/kcl-protocol.md §1).
     if (line.find_first_not_of(" \t\r\f\v") == std::string_view::npos) return false;
     try {
       decoder.decode(line, message, scratch_batch);
     } catch (const Error&) {
-      // Not a protocol message: the Java daemon logs and skips it (spec §1, §4.2).
+      // Not a protocol message: the Java daemon logs and skips it (docs/kcl-protocol.md §1, §4.2).
       log_info("[", tag, "] child stdout: ", detail::cut_line(line, 1000));
       return false;
     }
@@ -393,7 +393,7 @@ struct ChildProcess::Impl {
         throw Failure{ErrorKind::Protocol,
                       "child replied status for '" + message.response_for +
                           "' while waiting for status of " + std::string(name) +
-                          " (the Java daemon exits the whole JVM here, spec §4.2; we fail this shard)",
+                          " (the Java daemon exits the whole JVM here, docs/kcl-protocol.md §4.2; we fail this shard)",
                       Reap::Graceful};
       case Action::Checkpoint:
         warn_strict_keys(line);
@@ -405,7 +405,7 @@ struct ChildProcess::Impl {
         return false;
       default:
         // Valid but not a child message (e.g. an echoed processRecords): the Java daemon
-        // ignores it inside its wait loop (spec §3).
+        // ignores it inside its wait loop (docs/kcl-protocol.md §3).
         log_debug("[", tag, "] ignoring child message '", message.action_name, "' while waiting for status of ",
                   name);
         return false;
@@ -425,7 +425,7 @@ struct ChildProcess::Impl {
     }
     log_warn("[", tag, "] child message has ", keys,
              ": accepted, but the Java MultiLangDaemon would skip this line and wait forever "
-             "(spec §1 strict parsing): ",
+             "(docs/kcl-protocol.md §1 strict parsing): ",
              detail::cut_line(line));
   }
 
@@ -437,13 +437,13 @@ struct ChildProcess::Impl {
                   (message.sub_sequence_number ? std::to_string(*message.sub_sequence_number) : "null")
             : std::string("largest delivered");
     if (checkpointer == nullptr) {
-      // No checkpointer during initialize and leaseLost (spec §4.1, §5).
+      // No checkpointer during initialize and leaseLost (docs/kcl-protocol.md §4.1, §5).
       error = "InvalidStateException";
     } else {
       std::optional<ExtendedSequenceNumber> at;
       bool valid = true;
       if (message.sequence_number) {
-        // seq without sub means sub 0 (spec §5), even inside an aggregate.
+        // seq without sub means sub 0 (docs/kcl-protocol.md §5), even inside an aggregate.
         try {
           at = ExtendedSequenceNumber::parse(*message.sequence_number,
                                              message.sub_sequence_number.value_or(0));
@@ -470,7 +470,7 @@ struct ChildProcess::Impl {
     }
     log_debug("[", tag, "] checkpoint request at ", at_text, " during ", detail::action_name(action), ": ",
               error ? *error : std::string("ok"));
-    // The response echoes the request's numbers, not the stored value (spec §2).
+    // The response echoes the request's numbers, not the stored value (docs/kcl-protocol.md §2).
     detail::encode_checkpoint_response(outgoing, message.sequence_number, message.sub_sequence_number,
                                        error);
     outgoing.push_back('\n');
@@ -647,7 +647,7 @@ struct ChildProcess::Impl {
     wait_status = r == pid ? status : 0;
   }
 
-  // Closes the child's stdin and waits for it (spec §4.1 step 3): drain stdout and stderr
+  // Closes the child's stdin and waits for it (docs/kcl-protocol.md §4.1 step 3): drain stdout and stderr
   // until EOF and exit, for exit_grace; then SIGTERM and exit_grace again; then SIGKILL.
   // Unlike the Java daemon, a grandchild holding the pipes open does not hold us: once the
   // child itself has exited we stop reading after the grace. Never throws.
@@ -786,7 +786,7 @@ void ChildProcess::shutdown_requested(Checkpointer& checkpointer) {
   require(impl_ != nullptr, "shutdown_requested");
   Impl& d = *impl_;
   d.check_usable("shutdown_requested");
-  // Not terminal (spec §4.1 step 4): the child stays up and expects leaseLost next.
+  // Not terminal (docs/kcl-protocol.md §4.1 step 4): the child stays up and expects leaseLost next.
   detail::encode_bare(d.outgoing, Action::ShutdownRequested);
   d.send_and_wait(Action::ShutdownRequested, &checkpointer);
 }

@@ -360,7 +360,7 @@ void Decoder::decode_general(std::string_view line, Message& message, RecordBatc
 }
 
 // ---------------------------------------------------------------------------------------
-// Fast path: processRecords exactly as the Java daemon writes it (spec §2: Jackson, fields
+// Fast path: processRecords exactly as the Java daemon writes it (docs/kcl-protocol.md §2: Jackson, fields
 // in declaration order, no whitespace, nulls written out):
 //   {"action":"processRecords","records":[{"data":"<base64>"|null,"partitionKey":"<text>",
 //   "sequenceNumber":"<digits>","approximateArrivalTimestamp":<integer>|null,
@@ -426,7 +426,7 @@ void Decoder::Impl::decode(std::string_view line, Message& message, RecordBatch&
   }
 
   // Pass 1: find "action" wherever it is (Jackson writes it first, so this is usually
-  // one field; key order is not a contract, spec §2).
+  // one field; key order is not a contract, docs/kcl-protocol.md §2).
   {
     od::object obj = in.check(doc.get_object());
     bool found = false;
@@ -487,7 +487,7 @@ void Decoder::Impl::decode(std::string_view line, Message& message, RecordBatch&
         } else if (key == "error") {
           if (auto s = in.opt_string(v, "error")) message.error.emplace(*s);
         } else if (key == "checkpoint") {
-          // KCL < 1.7.2 (spec §8); a newer daemon rejects it in a request (spec §1).
+          // KCL < 1.7.2 (docs/kcl-protocol.md §8); a newer daemon rejects it in a request (docs/kcl-protocol.md §1).
           message.legacy_checkpoint_key = true;
           in.note_unexpected(key);
           if (auto s = in.opt_string(v, "checkpoint", true)) legacy_checkpoint.emplace(*s);
@@ -512,7 +512,7 @@ void Decoder::Impl::decode(std::string_view line, Message& message, RecordBatch&
       case Action::ShardEnded:
       case Action::ShutdownRequested:
       case Action::Unknown:
-        break;  // unknown fields of daemon messages are ignored (spec §8)
+        break;  // unknown fields of daemon messages are ignored (docs/kcl-protocol.md §8)
     }
   }
   // Anything after the closing brace: in bounds means trailing bytes.
@@ -608,7 +608,7 @@ void Decoder::Impl::read_record(LineReader& in, od::object& obj, Record& r, std:
           in.fail(where("approximateArrivalTimestamp out of range"));
         }
       } else if (t == od::json_type::object) {
-        // KCL 2.0.x serialised a java.time.Instant bean (spec §8).
+        // KCL 2.0.x serialised a java.time.Instant bean (docs/kcl-protocol.md §8).
         od::object ts = in.check(v.get_object());
         std::optional<std::int64_t> seconds;
         std::int64_t nanos = 0;
@@ -770,7 +770,7 @@ void encode_status(std::string& out, std::string_view response_for) {
 
 void encode_checkpoint_request(std::string& out, const std::optional<std::string>& sequence_number,
                                std::optional<std::int64_t> sub_sequence_number) {
-  // Both keys always, nothing else: the daemon rejects unknown keys (spec §1, §3).
+  // Both keys always, nothing else: the daemon rejects unknown keys (docs/kcl-protocol.md §1, §3).
   out.append(R"({"action":"checkpoint","sequenceNumber":)");
   append_opt_string(out, sequence_number);
   out.append(R"(,"subSequenceNumber":)");
@@ -790,7 +790,7 @@ void encode_initialize(std::string& out, std::string_view shard_id,
 }
 
 void encode_process_records(std::string& out, const RecordBatch& batch) {
-  // Field order as the Java daemon's Jackson writes it (spec §2 example line).
+  // Field order as the Java daemon's Jackson writes it (docs/kcl-protocol.md §2 example line).
   std::size_t estimate = 96;
   for (const Record& r : batch.records) {
     estimate += (r.data.size() + 2) / 3 * 4 + r.partition_key.size() + r.sequence_number.str().size() + 160;

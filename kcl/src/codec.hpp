@@ -1,7 +1,7 @@
 #pragma once
 // MultiLangDaemon message codec (private to kclpp::kcl): a lenient reader for every
-// message and version variant of spec §2, §3 and §8, and a strict, ASCII-only writer that
-// emits exactly the keys the Java daemon accepts (spec §1 "Strict parsing").
+// message and version variant of docs/kcl-protocol.md §2, §3 and §8, and a strict, ASCII-only writer that
+// emits exactly the keys the Java daemon accepts (docs/kcl-protocol.md §1 "Strict parsing").
 
 #include <cstddef>
 #include <cstdint>
@@ -23,7 +23,7 @@ enum class Action {
   LeaseLost,
   ShardEnded,
   ShutdownRequested,
-  Shutdown,           // KCL 1.x, with reason TERMINATE | ZOMBIE (spec §8)
+  Shutdown,           // KCL 1.x, with reason TERMINATE | ZOMBIE (docs/kcl-protocol.md §8)
   Status,             // child -> daemon
   Unknown,            // valid JSON object with an action we do not know
 };
@@ -46,7 +46,7 @@ struct Message {
   // status
   std::string response_for;
   // Keys the Java daemon's strict reader would reject in a child message: anything beyond
-  // those of spec §3 for the action, and the legacy "checkpoint" key (spec §1, §8).
+  // those of docs/kcl-protocol.md §3 for the action, and the legacy "checkpoint" key (docs/kcl-protocol.md §1, §8).
   std::vector<std::string> unexpected_keys;
   bool legacy_checkpoint_key = false;
 
@@ -74,7 +74,7 @@ class Decoder {
 
   // The two halves of decode(), for the tests and the fuzz target that compare them.
   // try_decode_fast() takes only a processRecords line in the exact shape the Java
-  // daemon's Jackson writes (spec §2: that key order, no whitespace, no escapes, integers or
+  // daemon's Jackson writes (docs/kcl-protocol.md §2: that key order, no whitespace, no escapes, integers or
   // null for the numbers, data that decodes) and returns false for anything else, leaving
   // `message` and `batch` unspecified; it throws no ProtocolError (only std::bad_alloc).
   // decode_general() is the simdjson path that reads every variant. Whenever

@@ -2,7 +2,7 @@
 // (stdin), calls the RecordProcessor, and answers with checkpoint requests and statuses
 // (stdout). Outcomes of every odd input are listed in kcl/README.md ("Outcomes").
 //
-// Hot path (processRecords lines of up to tens of MB, spec §1): read() in large chunks
+// Hot path (processRecords lines of up to tens of MB, docs/kcl-protocol.md §1): read() in large chunks
 // into one LineBuffer, decode the line in place (no copy; LineBuffer keeps the decoder's
 // padding after every line), reuse one Message and one RecordBatch for every line, and
 // write each status with a single write().
@@ -57,7 +57,7 @@ class StdoutRedirect {
   int activate(int output_fd, StdoutGuard guard) {
     if (guard != StdoutGuard::On || output_fd != STDOUT_FILENO) return output_fd;
     // CLOEXEC: a program the processor spawns must not inherit the protocol pipe (the
-    // daemon waits for EOF on it at shutdown, spec §4.1 step 3).
+    // daemon waits for EOF on it at shutdown, docs/kcl-protocol.md §4.1 step 3).
     detail::UniqueFd saved(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
     if (!saved.valid()) {
       log_warn("kcl::run: cannot duplicate stdout (", std::strerror(errno),
@@ -150,7 +150,7 @@ class Writer {
 };
 
 // ---------------------------------------------------------------------------------------
-// Reads lines from the daemon. Blank lines are skipped (spec §1: the daemon never sends
+// Reads lines from the daemon. Blank lines are skipped (docs/kcl-protocol.md §1: the daemon never sends
 // them, but the child→daemon direction uses them as separators, so tolerate them).
 class Reader {
  public:
@@ -264,7 +264,7 @@ class Runtime {
   Message message_;
   RecordBatch batch_;
   // The line read while waiting for a checkpoint response, when it was another action
-  // (spec §9 case 2): kept, and dispatched once the current action is done.
+  // (docs/kcl-protocol.md §9 case 2): kept, and dispatched once the current action is done.
   Message aside_message_;
   RecordBatch aside_batch_;
   bool has_aside_ = false;
@@ -294,7 +294,7 @@ std::string describe(const std::optional<ExtendedSequenceNumber>& at) {
 
 void Runtime::checkpoint(const std::optional<ExtendedSequenceNumber>& at) {
   // One outstanding checkpoint at a time (Node's client refuses a second one the same
-  // way, spec §9 case 19): a second request would take the first one's response.
+  // way, docs/kcl-protocol.md §9 case 19): a second request would take the first one's response.
   if (checkpoint_in_flight_.exchange(true)) {
     throw CheckpointError(
         "Cannot checkpoint while another checkpoint is already in progress (a reentrant or "
@@ -329,7 +329,7 @@ void Runtime::checkpoint(const std::optional<ExtendedSequenceNumber>& at) {
   // Spec §3/§5: always both keys; a record's position carries its sub-sequence number
   // (without it the KCL would store sub 0, only the first user record of a KPL aggregate).
   request_.clear();
-  request_ += '\n';  // spec §1: isolate the message from stray output
+  request_ += '\n';  // docs/kcl-protocol.md §1: isolate the message from stray output
   if (at) {
     detail::encode_checkpoint_request(request_, at->str(), at->sub_sequence_number());
   } else {
@@ -451,7 +451,7 @@ Runtime::Step Runtime::reply() {
 
 Runtime::Step Runtime::on_initialize(std::string_view line) {
   // Spec §2: the lease's checkpoint or a sentinel. Absent/null (the legacy protocol
-  // before KCL 1.7.2 sends only shardId, spec §8) means TRIM_HORIZON, the KCL's default
+  // before KCL 1.7.2 sends only shardId, docs/kcl-protocol.md §8) means TRIM_HORIZON, the KCL's default
   // initial position; a null sub-sequence number means 0 (ExtendedSequenceNumber's default).
   ExtendedSequenceNumber position;
   if (message_.sequence_number) {
@@ -504,11 +504,11 @@ Runtime::Step Runtime::on_shard_ended() {
   }
   // Spec §4.1 step 3: without a SHARD_END checkpoint the KCL never finishes the shard and
   // its children may never start. A null checkpoint records SHARD_END (re-checkpointing
-  // it after the processor checkpointed the last record is a no-op success, spec §5).
+  // it after the processor checkpointed the last record is a no-op success, docs/kcl-protocol.md §5).
   if (null_checkpoint_done_) return reply();
   if (checkpoint_attempts_ == 0 && !failure) {
     log_warn("kcl::run: the processor returned from shard_ended without checkpointing "
-             "(shard ", shard_id_, "); checkpointing SHARD_END for it (spec §4.1)");
+             "(shard ", shard_id_, "); checkpointing SHARD_END for it (docs/kcl-protocol.md §4.1)");
   }
   checkpoint_allowed_ = true;
   std::optional<std::string> net_failure;
@@ -564,7 +564,7 @@ Runtime::Step Runtime::dispatch(std::string_view line) {
     case Action::ShutdownRequested:
       return on_shutdown_requested();
     case Action::Shutdown:
-      // KCL 1.x (spec §8): TERMINATE = the shard ended, ZOMBIE = the lease was lost; the
+      // KCL 1.x (docs/kcl-protocol.md §8): TERMINATE = the shard ended, ZOMBIE = the lease was lost; the
       // status answers "shutdown". An unknown reason takes the safe side (no checkpoint).
       if (message_.reason == "TERMINATE") return on_shard_ended();
       if (message_.reason != "ZOMBIE") {
@@ -584,7 +584,7 @@ Runtime::Step Runtime::dispatch(std::string_view line) {
       return std::nullopt;
     case Action::Unknown:
       // Forward compatible: a newer daemon's action we cannot handle. Answer it, since the
-      // daemon waits for a status whose responseFor equals the action (spec §3).
+      // daemon waits for a status whose responseFor equals the action (docs/kcl-protocol.md §3).
       log_warn("kcl::run: unknown action \"", message_.action_name,
                "\": replying status without calling the processor; line: ",
                detail::cut_line(line));

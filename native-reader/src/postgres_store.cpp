@@ -412,7 +412,7 @@ class PostgresStore final : public CheckpointStore {
     }
   }
 
-  // --- the triton layout (triton_layout.hpp, spec/TRITON.md §4) -------------------------
+  // --- the triton layout (triton_layout.hpp, docs/triton.md §4) -------------------------
 
   // No kclpp_schema_version: the database is Triton's as much as ours, and its table is
   // never altered. Serialised like create_schema(). Tables that exist are not created

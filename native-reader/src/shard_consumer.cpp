@@ -191,7 +191,7 @@ ShardConsumer::RoundResult ShardConsumer::run_round(bool& made_progress) {
     log_warn("shard ", shard_id, ": processor dropped (", why, ")");
     return RoundResult::Failed;
   };
-  // Worker shutdown: a last chance to checkpoint, then the terminal lease_lost (spec §4.1:
+  // Worker shutdown: a last chance to checkpoint, then the terminal lease_lost (docs/kcl-protocol.md §4.1:
   // shutdownRequested, then leaseLost). Failures are only logged.
   auto shutdown_processor = [&] {
     call_processor("shutdown_requested", shard_id, [&] { processor->shutdown_requested(checkpointer); });
@@ -361,7 +361,7 @@ ShardConsumer::RoundResult ShardConsumer::run_round(bool& made_progress) {
     return RoundResult::Failed;
   }
   if (!checkpointer.stored() || checkpointer.stored()->sentinel() != Sentinel::ShardEnd) {
-    // So that no processor can strand the children (spec §4.1: the Java KCL would retry
+    // So that no processor can strand the children (docs/kcl-protocol.md §4.1: the Java KCL would retry
     // shard_ended forever instead).
     log_info("shard ", shard_id, ": the processor did not checkpoint at shard end; recording SHARD_END");
     try {

@@ -403,7 +403,7 @@ class SqliteStore final : public CheckpointStore {
     }
   }
 
-  // --- the triton layout (triton_layout.hpp, spec/TRITON.md §4) -------------------------
+  // --- the triton layout (triton_layout.hpp, docs/triton.md §4) -------------------------
 
   // No kclpp_schema_version here: the database is Triton's as much as ours, and its table
   // is never altered. BEGIN IMMEDIATE as in create_schema().

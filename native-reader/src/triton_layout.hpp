@@ -1,5 +1,5 @@
 #pragma once
-// go-triton's checkpoint table (spec/TRITON.md §4) as a second layout of the SQLite and
+// go-triton's checkpoint table (docs/triton.md §4) as a second layout of the SQLite and
 // Postgres stores: the DDL, the one SELECT both read with, and how a triton_checkpoint row
 // and kclpp's side row combine into a position.
 #include <algorithm>

@@ -1,6 +1,6 @@
 #pragma once
 // The Checkpointer the native worker hands to a shard's processor: the KCL's rules
-// (spec/KCL-PROTOCOL.md §5) in front of CheckpointStore::save.
+// (docs/kcl-protocol.md §5) in front of CheckpointStore::save.
 #include <optional>
 
 #include "kclpp/native/checkpoint_store.hpp"

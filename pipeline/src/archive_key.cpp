@@ -1,4 +1,4 @@
-// Archive key names (spec/TRITON.md §3.1) and the `<key>.metadata` document (§3.5).
+// Archive key names (docs/triton.md §3.1) and the `<key>.metadata` document (§3.5).
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -30,7 +30,7 @@ std::string format_day(std::chrono::sys_days day) {
 
 void check_key_part(const std::string& value, const std::string& what) {
   if (value.empty()) throw ConfigError(what + " name is empty: archive keys need one");
-  // Both Triton readers split `<stream>-<client>` on '-' (spec §3.1); '/' would move the
+  // Both Triton readers split `<stream>-<client>` on '-' (docs/triton.md §3.1); '/' would move the
   // key out of its date folder.
   if (value.find('-') != std::string::npos) {
     throw ConfigError(what + " name \"" + value + "\" contains '-', which archive keys cannot hold "

@@ -1,4 +1,4 @@
-// ArchiveReader: a streaming reader of the snappy framing format (spec/TRITON.md §3.2)
+// ArchiveReader: a streaming reader of the snappy framing format (docs/triton.md §3.2)
 // holding back-to-back msgpack values. Two buffers: `in` holds framed bytes read from the
 // source (at least one whole chunk), `data` the decompressed stream not yet handed out
 // (the tail of a record that straddles chunks, then the next chunk's bytes). Records that

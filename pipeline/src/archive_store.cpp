@@ -163,7 +163,7 @@ struct ArchiveStore::Impl {
 
   // The spool, the shards' positions and the S3 client (not thread-safe) are guarded by
   // `mutex`. A rotation holds it for the whole upload: appends wait, as in Triton's store
-  // (spec §6), which keeps one file per stream and the ordering simple.
+  // (docs/triton.md §6), which keeps one file per stream and the ordering simple.
   mutable std::mutex mutex;
   std::optional<aws::S3Client> s3;
   std::unique_ptr<FileSink> sink;
@@ -215,7 +215,7 @@ ArchiveStore::Impl::Impl(ArchiveStoreOptions o) : options(std::move(o)) {
     throw TransportError("store: another store is using the spool " + spool_path + " (" + lock_path + " is locked)",
                          Retry::No);
   // A leftover spool is from a run that died before uploading it: none of its records
-  // were checkpointed, so they come again from Kinesis (spec §6 does the same by
+  // were checkpointed, so they come again from Kinesis (docs/triton.md §6 does the same by
   // truncating it).
   if (std::filesystem::exists(spool_path, ec)) {
     log_warn("store: discarding the leftover spool file ", spool_path, " (",
@@ -318,7 +318,7 @@ void ArchiveStore::Impl::append(const std::string& shard_id, std::uint64_t gener
       std::string problem = record.data_error;
       if (problem.empty()) problem = validate_record(record.data);
       if (!problem.empty()) {
-        // Not a Triton record (spec §2): Triton's reader drops it too. Logged so that
+        // Not a Triton record (docs/triton.md §2): Triton's reader drops it too. Logged so that
         // it can be found in the stream; its position still counts as processed.
         log_warn("store: skipping record ", record.sequence_number.str(), " (sub ", record.sub_sequence_number,
                  ") of ", shard_id, ": ", problem);
@@ -381,7 +381,7 @@ void ArchiveStore::Impl::discard_spool_locked() {
 
 std::string ArchiveStore::Impl::take_key_locked() {
   // The key's time is when the spool was opened (its first record), as in Triton
-  // (spec §3.1), made unique: a second archive in the same second, or a key left by an
+  // (docs/triton.md §3.1), made unique: a second archive in the same second, or a key left by an
   // earlier run (a quick restart), would otherwise be overwritten and its records lost.
   // Stores of one spool dir (the per-shard processes of a daemon) also take their times
   // from one clock file, under its flock: two of them rotating in the same second would
@@ -547,7 +547,7 @@ class ArchiveStore::Impl::Processor final : public RecordProcessor {
   }
 
   // Checkpoints at the last uploaded position when it moved. A failing checkpoint
-  // propagates (spec §11: stop rather than go on without a durable position).
+  // propagates (docs/triton.md §11: stop rather than go on without a durable position).
   void checkpoint_uploaded(Checkpointer& checkpointer) {
     const auto position = store_.uploaded(shard_id_, generation_);
     if (position && !(checkpointed_ && *checkpointed_ == *position)) {

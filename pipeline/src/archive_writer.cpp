@@ -1,4 +1,4 @@
-// ArchiveWriter: the snappy framing format (spec/TRITON.md §3.2) around back-to-back msgpack
+// ArchiveWriter: the snappy framing format (docs/triton.md §3.2) around back-to-back msgpack
 // maps. Records are copied into one 64 KiB chunk buffer (they straddle chunk boundaries, as
 // in both Triton writers); each full chunk is compressed into an output buffer that already
 // holds room for its 8-byte header, so a chunk reaches the sink in one call and with no

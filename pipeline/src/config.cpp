@@ -14,7 +14,7 @@
 namespace kclpp::pipeline {
 namespace {
 
-constexpr const char* kDefaultPath = "/etc/triton.yaml";  // py-triton's default (spec §1)
+constexpr const char* kDefaultPath = "/etc/triton.yaml";  // py-triton's default (docs/triton.md §1)
 
 // The text of a scalar key of one stream entry; nullopt when absent or null. A key that is
 // present but not a scalar (a list, a mapping) is an error: it cannot be a stream name.
@@ -71,7 +71,7 @@ TritonConfig TritonConfig::parse(std::string_view yaml, const std::string& sourc
         throw ConfigError("Triton config " + source + ": stream '" + s.logical_name +
                           "' is not a mapping (expected name, partition_key, region)");
       }
-      // Unknown keys are ignored, as go-triton's yaml.v2 decoding does (spec §1).
+      // Unknown keys are ignored, as go-triton's yaml.v2 decoding does (docs/triton.md §1).
       s.name = required_key(entry, "name", source, s.logical_name);
       s.partition_key = required_key(entry, "partition_key", source, s.logical_name);
       s.region = scalar_key(entry, "region", source, s.logical_name).value_or(std::string());

@@ -1,4 +1,4 @@
-// CRC-32C for the snappy framing format (spec/TRITON.md §3.2). Every chunk the archive
+// CRC-32C for the snappy framing format (docs/triton.md §3.2). Every chunk the archive
 // writer emits and the reader accepts is checksummed, so this runs over every archived
 // byte: the SSE4.2 path is chosen once at start-up. It runs three independent crc32
 // streams over three adjacent blocks (the instruction has a latency of 3 cycles and a

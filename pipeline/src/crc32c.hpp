@@ -1,6 +1,6 @@
 #pragma once
 // CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), the checksum of the snappy framing
-// format (spec/TRITON.md §3.2). crc32c() picks the SSE4.2 path at run time when the CPU has
+// format (docs/triton.md §3.2). crc32c() picks the SSE4.2 path at run time when the CPU has
 // it, else the table-driven one; both are exposed so that tests can check each.
 #include <cstddef>
 #include <cstdint>

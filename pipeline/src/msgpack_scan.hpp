@@ -29,7 +29,7 @@ struct ScanResult {
 };
 
 // Scans the one value at the front of `bytes`. With `text_keys`, every map key (at any
-// depth) must be str or bin, as Triton records need (spec §2). Never allocates.
+// depth) must be str or bin, as Triton records need (docs/triton.md §2). Never allocates.
 [[nodiscard]] ScanResult scan_value(std::string_view bytes, bool text_keys) noexcept;
 
 // What a msgpack lead byte starts, for error messages ("an array", "an int", ...).

@@ -101,7 +101,7 @@ struct SpoolClient::Impl {
   Impl& operator=(const Impl&) = delete;
 
   bool push(std::string_view stream, std::string_view key, std::string_view body) noexcept {
-    // What the daemon would refuse (spec §7 limits, Kinesis limits) is dropped here, where
+    // What the daemon would refuse (docs/triton.md §7 limits, Kinesis limits) is dropped here, where
     // the caller's dropped() shows it.
     if (stream.empty() || key.empty() || detail::utf8_length(key) > detail::max_partition_key_chars ||
         body.size() + key.size() > detail::max_record_bytes ||

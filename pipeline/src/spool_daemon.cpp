@@ -13,7 +13,7 @@
 #include "kclpp/processor/log.hpp"
 #include "spool_wire.hpp"
 
-// Two threads, as tritond is not (spec §7: it flushes synchronously in its receive loop,
+// Two threads, as tritond is not (docs/triton.md §7: it flushes synchronously in its receive loop,
 // so a slow Kinesis backs up into the clients, which then drop): run()'s thread only
 // takes messages off the PULL socket and appends them to `pending` under a mutex held for
 // an append; the sender thread swaps `pending` out every flush_interval and writes it

@@ -188,7 +188,7 @@ PutOutcome put_with_retry(aws::KinesisClient& client, const std::string& stream,
         replies = client.put_records(stream, send);
       } catch (const InDoubtError& e) {
         // A spool or batch producer prefers a possible duplicate to a certain loss: Kinesis
-        // producers are at-least-once anyway (spec §5 "Writes": py-triton resends 5xx too).
+        // producers are at-least-once anyway (docs/triton.md §5 "Writes": py-triton resends 5xx too).
         whole_code = "InDoubtError";
         whole_message = e.what();
         throw TransportError(e.what(), Retry::Yes);

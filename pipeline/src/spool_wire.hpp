@@ -1,5 +1,5 @@
 #pragma once
-// The tritond wire (spec/TRITON.md §7): the two header formats of frame 0, and the
+// The tritond wire (docs/triton.md §7): the two header formats of frame 0, and the
 // PutRecords request limits shared by the producer and the spool daemon.
 #include <atomic>
 #include <chrono>

@@ -25,7 +25,7 @@ RetryPolicy s3_retry() {
   return policy;
 }
 
-// "YYYYMMDD" as a UTC day (go-triton parses it as UTC midnight, spec §3.3).
+// "YYYYMMDD" as a UTC day (go-triton parses it as UTC midnight, docs/triton.md §3.3).
 sys_days parse_day(const std::string& text, const std::string& what) {
   const auto bad = [&] { return ConfigError(what + " '" + text + "' is not a date YYYYMMDD"); };
   if (text.size() != 8 || text.find_first_not_of("0123456789") != std::string::npos) throw bad();
@@ -61,7 +61,7 @@ std::vector<ArchiveEntry> list_archives(aws::S3Client& s3, const StoreReaderOpti
     // longer stream name sharing the start ("a" and "a_b") does not share "a-".
     std::string prefix = folder + "/" + options.stream + "-";
     if (!options.client.empty()) prefix += options.client + "-";
-    // Paginated (go-triton read only the first 1,000 keys of a day, spec §3.3).
+    // Paginated (go-triton read only the first 1,000 keys of a day, docs/triton.md §3.3).
     const auto objects = retry(s3_retry(), [&] {
       return s3.list_objects(options.bucket, prefix, options.list_page_size);
     });

@@ -1,4 +1,4 @@
-// msgpack records (spec/TRITON.md §2).
+// msgpack records (docs/triton.md §2).
 //
 // Decoding is hand-written rather than msgpack-cxx's visitor parser (msgpack::parse): on
 // Triton-like records (five short fields and one 800-byte text, half repetitive, half
@@ -213,7 +213,7 @@ using detail::ScanResult;
 
 namespace {
 
-constexpr std::int8_t kGoTimeExt = 5;  // msgp's private time.Time extension (spec §2)
+constexpr std::int8_t kGoTimeExt = 5;  // msgp's private time.Time extension (docs/triton.md §2)
 
 // Builds the Value tree directly from the bytes (speed: see the top of this file). Reports
 // failures exactly as scan_value does, so that validate_record and decode_record agree
@@ -285,7 +285,7 @@ bool Decoder::key(std::string& out) {
 }
 
 bool Decoder::ext(Value::Storage& s, std::int8_t type, std::size_t len) {
-  // Go's time.Time: exactly 12 bytes (spec §2). Another length under type 5 is not a time
+  // Go's time.Time: exactly 12 bytes (docs/triton.md §2). Another length under type 5 is not a time
   // msgp wrote; keep it opaque rather than guess.
   if (type == kGoTimeExt && len == 12) {
     Time t;
@@ -610,7 +610,7 @@ void encode(const Value& v, Packer& pk, std::string& out) {
         } else if constexpr (std::is_same_v<T, Map>) {
           encode_map(x, pk, out);
         } else if constexpr (std::is_same_v<T, Time>) {
-          // ext8, type 5, 12 bytes: BE int64 seconds, BE int32 nanoseconds, as msgp (spec §2).
+          // ext8, type 5, 12 bytes: BE int64 seconds, BE int32 nanoseconds, as msgp (docs/triton.md §2).
           char body[12];
           const auto s = static_cast<std::uint64_t>(x.seconds);
           const auto ns = static_cast<std::uint32_t>(x.nanoseconds);
@@ -833,7 +833,7 @@ std::string partition_key_of(const Map& record, const std::string& field) {
         if constexpr (std::is_same_v<T, std::string>) {
           return x;
         } else if constexpr (std::is_same_v<T, Binary>) {
-          return x.bytes;  // py-triton decodes bytes as UTF-8 (spec §2)
+          return x.bytes;  // py-triton decodes bytes as UTF-8 (docs/triton.md §2)
         } else if constexpr (std::is_same_v<T, std::int64_t> || std::is_same_v<T, std::uint64_t>) {
           return std::to_string(x);
         } else if constexpr (std::is_same_v<T, double>) {

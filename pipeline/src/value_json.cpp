@@ -108,7 +108,7 @@ void append_padded(std::int64_t v, int width, std::string& out) {
 }
 
 // RFC 3339 in UTC with trailing zeros of the fraction dropped, as Go's time.RFC3339Nano
-// prints the time.Time that msgp's extension 5 carries (spec §2).
+// prints the time.Time that msgp's extension 5 carries (docs/triton.md §2).
 void append_time(const Time& t, std::string& out) {
   // Normalise nanoseconds outside [0, 1e9) as Go's time.Unix does.
   std::int64_t secs = t.seconds;

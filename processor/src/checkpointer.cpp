@@ -7,7 +7,7 @@
 namespace kclpp {
 namespace {
 
-// Catch what the KCL would reject with IllegalArgumentException (spec §5) before a round
+// Catch what the KCL would reject with IllegalArgumentException (docs/kcl-protocol.md §5) before a round
 // trip: an empty (default-constructed) sequence number or a negative sub-sequence number.
 void check_position(const SequenceNumber& sequence_number, std::int64_t sub_sequence_number) {
   if (sequence_number.empty()) {
@@ -29,7 +29,7 @@ void Checkpointer::checkpoint() {
 
 void Checkpointer::checkpoint(const Record& record) {
   // Always with the sub-sequence number: without it the KCL stores sub 0, which for a KPL
-  // aggregate marks only its first user record as done (spec §5).
+  // aggregate marks only its first user record as done (docs/kcl-protocol.md §5).
   checkpoint(record.sequence_number, record.sub_sequence_number);
 }
 

@@ -16,7 +16,7 @@ void RecordProcessor::lease_lost() {}
 
 void RecordProcessor::shard_ended(Checkpointer& checkpointer) {
   // Inside shard_ended a null checkpoint means SHARD_END; without it the child shards
-  // never start (spec §5, §11 item 4).
+  // never start (docs/kcl-protocol.md §5, §11 item 4).
   checkpointer.checkpoint();
 }
 
@@ -110,7 +110,7 @@ void PerRecordProcessor::checkpoint_finished(Checkpointer& checkpointer) {
   before_checkpoint();
   try {
     // Explicit (seq, sub): a null checkpoint would mean "the largest record delivered",
-    // which may be past records not yet finished (spec §5).
+    // which may be past records not yet finished (docs/kcl-protocol.md §5).
     checkpointer.checkpoint(last_finished_->sequence_number(),
                             last_finished_->sub_sequence_number());
     last_checkpointed_ = last_finished_;

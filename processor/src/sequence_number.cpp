@@ -92,7 +92,7 @@ ExtendedSequenceNumber::ExtendedSequenceNumber(Sentinel sentinel, std::int64_t s
 
 ExtendedSequenceNumber ExtendedSequenceNumber::parse(std::string_view value,
                                                      std::int64_t sub_sequence_number) {
-  // The KCL rejects a negative sub-sequence number with IllegalArgumentException (spec §5).
+  // The KCL rejects a negative sub-sequence number with IllegalArgumentException (docs/kcl-protocol.md §5).
   if (sub_sequence_number < 0) {
     throw_invalid("negative sub-sequence number " + std::to_string(sub_sequence_number) +
                       " for sequence number",

@@ -1,4 +1,4 @@
-// libFuzzer target for Triton records (pipeline/src/value.cpp, spec/TRITON.md §2).
+// libFuzzer target for Triton records (pipeline/src/value.cpp, docs/triton.md §2).
 // Three readers of the same bytes must agree:
 // - validate_record (the archiver's allocation-free check) accepts exactly what
 //   decode_record decodes, and both describe a rejection with the same words;

@@ -1,4 +1,4 @@
-// .tri archives both ways against the Python references (spec/TRITON.md §3.2): Debian's
+// .tri archives both ways against the Python references (docs/triton.md §3.2): Debian's
 // python3-snappy stream (de)compressor, which py-triton uses, and python3-msgpack. Python
 // reads archives we write (several chunks, every record type, records larger than a
 // chunk); we read archives py-triton's StreamArchiveWriter design writes, and a file of two

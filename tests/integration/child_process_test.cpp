@@ -340,7 +340,7 @@ exit 0
 
   const auto responses = read_lines(dir.file("responses"));
   ASSERT_EQ(responses.size(), 6U);
-  // The response echoes the request (spec §2), error null on success.
+  // The response echoes the request (docs/kcl-protocol.md §2), error null on success.
   EXPECT_NE(responses[0].find(R"("sequenceNumber":"100")"), std::string::npos) << responses[0];
   EXPECT_NE(responses[0].find(R"("subSequenceNumber":2)"), std::string::npos) << responses[0];
   EXPECT_NE(responses[0].find(R"("error":null)"), std::string::npos) << responses[0];
@@ -442,7 +442,7 @@ TEST(ChildProcessCheckpoint, PipelinedCheckpointIsServedAtTheNextActionWithItsCh
   Deadline deadline{20s};
   LogCapture logs;
   TempDir dir;
-  // Like Clever's Go client (spec §4.1, §10): the checkpoint request follows the status, so
+  // Like Clever's Go client (docs/kcl-protocol.md §4.1, §10): the checkpoint request follows the status, so
   // the response arrives after the next action's message.
   const std::string script = write_script(dir, "pipelined.sh", R"(
 IFS= read -r line; status initialize
@@ -787,7 +787,7 @@ TEST(ChildProcessShutdown, GrandchildHoldingStdoutDoesNotHangUs) {
   Deadline deadline{20s};
   LogCapture logs;
   TempDir dir;
-  // spec §4.1: the Java daemon would wait for stdout EOF forever here.
+  // docs/kcl-protocol.md §4.1: the Java daemon would wait for stdout EOF forever here.
   const std::string script = write_script(dir, "grandchild.sh", R"(
 sleep 30 &
 echo $! > "$D/grandchild.pid"

@@ -1,5 +1,5 @@
 // kcl::run() over real pipes: the test plays the MultiLangDaemon against the test_child
-// program (test_child.cpp). Wire-level cases of spec/KCL-PROTOCOL.md §9 (1–5, 12–19,
+// program (test_child.cpp). Wire-level cases of docs/kcl-protocol.md §9 (1–5, 12–19,
 // 21–25) adapted to kclpp's documented choices (kcl/README.md, "Outcomes"), plus framing,
 // the stdout guard, pipe sizes and failure paths. Every wait has a deadline.
 
@@ -117,7 +117,7 @@ class ChildRuntimeTest : public ::testing::Test {
   }
 
   // Spec §1 "Strict parsing": every message written must have exactly the keys the Java
-  // daemon accepts, compact ASCII JSON (spec §9 case 14), one per line.
+  // daemon accepts, compact ASCII JSON (docs/kcl-protocol.md §9 case 14), one per line.
   void TearDown() override {
     for (std::size_t i = 0; i < children_.size(); ++i) {
       auto& p = *children_[i];
@@ -152,7 +152,7 @@ class ChildRuntimeTest : public ::testing::Test {
 using ChildRuntimeTranscript = ChildRuntimeTest;
 
 // Spec §9 case 5, with kclpp's one documented difference: a checkpoint at a record always
-// carries its sub-sequence number (spec §5 recommendation), so "456"/0 instead of null.
+// carries its sub-sequence number (docs/kcl-protocol.md §5 recommendation), so "456"/0 instead of null.
 TEST_F(ChildRuntimeTranscript, PythonCase5ExactlySixMessagesAndQuietStderr) {
   auto& p = spawn("py-v1");
   ASSERT_TRUE(p.write_line(
@@ -169,7 +169,7 @@ TEST_F(ChildRuntimeTranscript, PythonCase5ExactlySixMessagesAndQuietStderr) {
   EXPECT_EQ(exchange(p, cp_ok()), status("shardEnded"));
   EXPECT_EQ(finish(p), 0);
   EXPECT_TRUE(p.read_lines_until_eof().empty());
-  // Exactly six messages, each framed "\n" + json + "\n" (spec §1).
+  // Exactly six messages, each framed "\n" + json + "\n" (docs/kcl-protocol.md §1).
   EXPECT_EQ(p.stdout_raw(),
             "\n" + status("initialize") + "\n\n" + cp_request("456", 0) + "\n\n" +
                 cp_request("456", 0) + "\n\n" + status("processRecords") + "\n\n" +
@@ -186,7 +186,7 @@ TEST_F(ChildRuntimeTranscript, InitializeRepliesStatusAndPassesPosition) {
       R"(","sub":3,"sentinel":false})"));
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
   EXPECT_TRUE(p.wait_stderr(R"("position":"TRIM_HORIZON","sub":0,"sentinel":true})"));
-  // Node's case 13: only shardId (also the legacy protocol, spec §8) → TRIM_HORIZON.
+  // Node's case 13: only shardId (also the legacy protocol, docs/kcl-protocol.md §8) → TRIM_HORIZON.
   EXPECT_EQ(exchange(p, R"({"action":"initialize","shardId":"shardId-000001"})"),
             status("initialize"));
   EXPECT_TRUE(p.wait_stderr(
@@ -762,7 +762,7 @@ TEST_F(ChildRuntimeIo, WithoutGuardUserOutputReachesProtocol) {
   ASSERT_TRUE(p.write_line(lease_lost));
   EXPECT_EQ(finish(p), 0);
   EXPECT_NE(p.stdout_raw().find("NOISE"), std::string::npos);
-  // The leading "\n" of each message still isolates it (spec §1).
+  // The leading "\n" of each message still isolates it (docs/kcl-protocol.md §1).
   const auto lines = p.read_lines_until_eof();
   EXPECT_NE(std::find(lines.begin(), lines.end(), status("leaseLost")), lines.end());
 }

@@ -125,7 +125,7 @@ class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
       executable = std::string(KCLPP_PROTOCOL_TAP) + " " + log + " " + KCLPP_EXAMPLE_ECHO + " " +
                    std::to_string(echo_checkpoint_every);
     }
-    // executableName is split on spaces, with no quoting (spec §1).
+    // executableName is split on spaces, with no quoting (docs/kcl-protocol.md §1).
     EXPECT_EQ(executable.find("  "), std::string::npos);
     const std::string path = dir_.file(name);
     std::ofstream out(path);

@@ -78,7 +78,7 @@ TEST(KclppStats, SqliteRowsWrittenByTritonPrintAsGraphiteLines) {
   TempDir dir{"kclpp-pipeline-cli"};
   const std::string db = (dir.path() / "triton.db").string();
   const std::int64_t now = now_s();
-  // go-triton's DDL and positional INSERT (spec §4).
+  // go-triton's DDL and positional INSERT (docs/triton.md §4).
   const std::string sql =
       "CREATE TABLE IF NOT EXISTS triton_checkpoint (client VARCHAR(255) NOT NULL, stream VARCHAR(255) NOT NULL, "
       "shard VARCHAR(255) NOT NULL, seq_num VARCHAR(255) NOT NULL, updated INTEGER NOT NULL, "

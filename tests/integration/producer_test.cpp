@@ -1,4 +1,4 @@
-// The blocking Triton producer (spec/TRITON.md §2, §5 "Writes") against kinesalite, and
+// The blocking Triton producer (docs/triton.md §2, §5 "Writes") against kinesalite, and
 // against a fault-injecting fake Kinesis (throttled entries, 5xx, limits).
 #include <gtest/gtest.h>
 

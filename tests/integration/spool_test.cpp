@@ -1,4 +1,4 @@
-// The tritond-compatible spool (spec/TRITON.md §7): py-triton's frames from a Python
+// The tritond-compatible spool (docs/triton.md §7): py-triton's frames from a Python
 // PUSH client through `kclpp spoold` into kinesalite, the C++ SpoolClient through an
 // in-process SpoolDaemon, SIGTERM flushing, drops that are counted (unknown stream,
 // malformed, buffer full) and retries before dropping (fault-injecting fake Kinesis).
@@ -50,7 +50,7 @@ constexpr const char* config_yaml =
     "  name: clicks_v1\n"
     "  partition_key: id\n";
 
-// py-triton's NonblockingStream on the wire (spec §7): PUSH, HWM 3500, send_multipart with
+// py-triton's NonblockingStream on the wire (docs/triton.md §7): PUSH, HWM 3500, send_multipart with
 // NOBLOCK of [header, msgpack.packb(record)] (use_bin_type=False, as msgpack-python < 1.0
 // packed). argv: endpoint, count, binary|json, stream. Prints "KEY HEXDATA" per record sent.
 constexpr const char* python_client = R"PY(

@@ -156,7 +156,7 @@ class StoreTest : public ::testing::Test {
     checkpoint_db_ = checkpoint_uri();
   }
 
-  // The triton_checkpoint table (spec §4) in SQLite; StorePostgresTest: in Postgres.
+  // The triton_checkpoint table (docs/triton.md §4) in SQLite; StorePostgresTest: in Postgres.
   virtual std::string checkpoint_uri() { return "triton+sqlite:" + dir_.file("triton.db"); }
 
   // Puts `n` records {pk, n, pad}; remembers which shard and sequence number each got.
@@ -510,7 +510,7 @@ TEST_F(StoreTest, ArchivesAClosedShardToItsEndBeforeItsChildren) {
 
 // --- switching from Triton: its checkpoints are where the store resumes ------------------
 
-// go-triton's DDL (spec §4), then a row per shard at its last record so far, as a Triton
+// go-triton's DDL (docs/triton.md §4), then a row per shard at its last record so far, as a Triton
 // store that archived them would have left; the store must archive only what follows,
 // and keep writing the same rows.
 void StoreTest::resume_from_triton_checkpoints(const std::function<std::string(const std::string&)>& sql) {

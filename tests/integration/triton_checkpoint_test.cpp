@@ -1,5 +1,5 @@
 // The triton layout of the SQLite and Postgres checkpoint stores against go-triton's own SQL
-// (spec/TRITON.md §4, run with the sqlite3 CLI and psql): rows Triton wrote are loaded, rows
+// (docs/triton.md §4, run with the sqlite3 CLI and psql): rows Triton wrote are loaded, rows
 // kclpp wrote are read by Triton's SELECTs, what Triton's table cannot hold (sub-sequence
 // numbers, SHARD_END) round-trips through the side table, and Triton's later writes win.
 // Also list() of every store, for `kclpp stats`.
@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace store_test;
 
-// Triton's statements, verbatim from spec §4 (Go's $n placeholders, filled in as SQL
+// Triton's statements, verbatim from docs/triton.md §4 (Go's $n placeholders, filled in as SQL
 // literals because the CLIs take no parameters).
 constexpr const char* triton_ddl =
     "CREATE TABLE IF NOT EXISTS triton_checkpoint (\n"
@@ -82,7 +82,7 @@ class Database {
   // Runs SQL outside kclpp; returns the output rows, columns joined by '|'.
   virtual std::vector<std::string> sql(const std::string& sql) = 0;
 
-  // go-triton's Checkpoint(shard, seq): select, then update or insert (spec §4).
+  // go-triton's Checkpoint(shard, seq): select, then update or insert (docs/triton.md §4).
   void triton_checkpoint(const std::string& client, const std::string& stream, const std::string& shard,
                          const std::string& seq_num, const std::string& updated = std::to_string(now_s())) {
     sql(triton_ddl);

@@ -1,4 +1,4 @@
-// The MultiLangDaemon message codec: every example line of spec §2/§3, the legacy variants of
+// The MultiLangDaemon message codec: every example line of docs/kcl-protocol.md §2/§3, the legacy variants of
 // §8, error reporting, exact writer bytes, ASCII-only output and random round trips.
 
 #include "codec.hpp"
@@ -63,7 +63,7 @@ bool is_ascii(std::string_view s) {
   return true;
 }
 
-// ---- spec §2: daemon -> child -------------------------------------------------------
+// ---- docs/kcl-protocol.md §2: daemon -> child -------------------------------------------------------
 
 TEST_F(CodecTest, DecodesInitializeWithSentinel) {
   const Message& m = decode(
@@ -136,7 +136,7 @@ TEST_F(CodecTest, DecodesLegacyShutdown) {
   EXPECT_EQ(decode(R"({"action":"shutdown","reason":"ZOMBIE"})").reason, "ZOMBIE");
 }
 
-// ---- spec §3: child -> daemon -------------------------------------------------------
+// ---- docs/kcl-protocol.md §3: child -> daemon -------------------------------------------------------
 
 TEST_F(CodecTest, DecodesStatus) {
   const Message& m = decode(R"({"action":"status","responseFor":"initialize"})");
@@ -207,7 +207,7 @@ TEST_F(CodecTest, IgnoresUnknownFieldsOfDaemonMessages) {
   EXPECT_TRUE(l.unexpected_keys.empty());
 }
 
-// ---- spec §8: version variants ------------------------------------------------------
+// ---- docs/kcl-protocol.md §8: version variants ------------------------------------------------------
 
 TEST_F(CodecTest, DecodesLegacyInitializeWithoutSequenceNumber) {
   const Message& m = decode(R"({"action":"initialize","shardId":"shardId-000001"})");
@@ -523,7 +523,7 @@ TEST(CodecWriter, OutputIsPureAscii) {
   }
 }
 
-// ---- exact writer bytes (spec §2, §3 example lines) -----------------------------------
+// ---- exact writer bytes (docs/kcl-protocol.md §2, §3 example lines) -----------------------------------
 
 TEST(CodecWriter, StatusMatchesSpec) {
   std::string out;

@@ -1,4 +1,4 @@
-// The error hierarchy's retry classification (spec §5 error table), the retry() helper,
+// The error hierarchy's retry classification (docs/kcl-protocol.md §5 error table), the retry() helper,
 // backoff_delay bounds, and the Checkpointer convenience calls' retry behaviour.
 
 #include <gtest/gtest.h>

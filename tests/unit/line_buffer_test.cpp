@@ -1,4 +1,4 @@
-// LineBuffer: the stdin/stdout line splitter of both protocol sides (spec §1 framing:
+// LineBuffer: the stdin/stdout line splitter of both protocol sides (docs/kcl-protocol.md §1 framing:
 // lines of any length, '\r' stripped, empty lines kept for the caller to skip).
 
 #include "io.hpp"

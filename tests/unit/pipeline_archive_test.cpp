@@ -1,4 +1,4 @@
-// The .tri archive format (spec/TRITON.md §3): CRC-32C, the snappy framing writer and
+// The .tri archive format (docs/triton.md §3): CRC-32C, the snappy framing writer and
 // reader (golden bytes of §3.2, chunking, corrupt input), file sinks/sources, archive keys
 // (§3.1) and the .metadata document (§3.5).
 #include <gtest/gtest.h>
@@ -190,7 +190,7 @@ TEST(Crc32c, HardwareMatchesPortableAtEveryLengthAndAlignment) {
 }
 
 TEST(Crc32c, MaskedAsTheFramingFormatSays) {
-  // spec §3.2: the CRC of 81 a1 61 01 is stored as c2 be b9 b2.
+  // docs/triton.md §3.2: the CRC of 81 a1 61 01 is stored as c2 be b9 b2.
   EXPECT_EQ(masked_crc32c(bytes({0x81, 0xa1, 0x61, 0x01})), 0xb2b9bec2U);
   const std::uint32_t crc = detail::crc32c("123456789");
   EXPECT_EQ(masked_crc32c("123456789"), ((crc >> 15) | (crc << 17)) + 0xa282ead8U);
@@ -199,7 +199,7 @@ TEST(Crc32c, MaskedAsTheFramingFormatSays) {
 // --- writer --------------------------------------------------------------------------------
 
 TEST(ArchiveWriter, GoldenOneRecordExample) {
-  // spec §3.2, "Minimal example", byte for byte.
+  // docs/triton.md §3.2, "Minimal example", byte for byte.
   const std::string golden = identifier + bytes({0x01, 0x08, 0x00, 0x00, 0xc2, 0xbe, 0xb9, 0xb2, 0x81, 0xa1, 0x61, 0x01});
   EXPECT_EQ(write_archive({bytes({0x81, 0xa1, 0x61, 0x01})}), golden);
 
@@ -601,7 +601,7 @@ TEST(ArchiveFiles, FileSinkAndFileSourceRoundTrip) {
 // --- keys --------------------------------------------------------------------------------
 
 TEST(ArchiveKey, FormatsGoStoreKeysInUtc) {
-  // spec §3.1's example: 1436553581 is 2015-07-10T18:39:41Z.
+  // docs/triton.md §3.1's example: 1436553581 is 2015-07-10T18:39:41Z.
   ArchiveKey k{"user_activity_prod", "store", 1436553581, ""};
   EXPECT_EQ(k.str(), "20150710/user_activity_prod-store-1436553581.tri");
   EXPECT_EQ(metadata_key(k.str()), "20150710/user_activity_prod-store-1436553581.tri.metadata");

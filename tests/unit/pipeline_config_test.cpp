@@ -1,4 +1,4 @@
-// Triton stream config (spec/TRITON.md §1): YAML parsing, errors that name the file, the
+// Triton stream config (docs/triton.md §1): YAML parsing, errors that name the file, the
 // stream and the key, and the --config / $TRITON_CONFIG / /etc/triton.yaml resolution.
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -70,7 +70,7 @@ class TempFile {
 };
 
 constexpr const char* kTwoStreams = R"(
-# spec §1 example, plus a stream without region and unknown keys
+# docs/triton.md §1 example, plus a stream without region and unknown keys
 user_events:
   name: user_events_v3
   partition_key: user_id

@@ -1,4 +1,4 @@
-// The tritond wire (spec/TRITON.md §7) and the PutRecords request splitting shared by the
+// The tritond wire (docs/triton.md §7) and the PutRecords request splitting shared by the
 // producer and the spool daemon. No network.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Triton records (spec/TRITON.md §2): msgpack decoding of every type from exact bytes,
+// Triton records (docs/triton.md §2): msgpack decoding of every type from exact bytes,
 // encoding, validation, the record splitter, JSON rendering and partition keys.
 #include <gtest/gtest.h>
 
@@ -65,7 +65,7 @@ TEST(PipelineValue, DecodesScalarsStringsAndBinaries) {
   EXPECT_EQ(decode_field(hex("cb3ff8000000000000")), Value(1.5));
   EXPECT_EQ(decode_field(hex("a0")), Value(std::string()));
   EXPECT_EQ(decode_field(hex("a3616263")), Value("abc"));
-  // Go writes strings of 32 bytes and more as str8 (spec §2).
+  // Go writes strings of 32 bytes and more as str8 (docs/triton.md §2).
   EXPECT_EQ(decode_field(hex("d920") + std::string(32, 'a')), Value(std::string(32, 'a')));
   EXPECT_EQ(decode_field(hex("da0003") + "xyz"), Value("xyz"));
   EXPECT_EQ(decode_field(hex("db00000003") + "xyz"), Value("xyz"));

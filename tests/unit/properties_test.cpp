@@ -1,5 +1,5 @@
 // The java.util.Properties reader of `kclpp daemon` and the mapping of the Java
-// MultiLangDaemon's keys (spec/KCL-PROTOCOL.md §6).
+// MultiLangDaemon's keys (docs/kcl-protocol.md §6).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -43,7 +43,7 @@ TEST(Properties, SeparatorsCommentsAndWhitespace) {
   EXPECT_EQ(value(p, "d"), "spaced value  ") << "trailing blanks belong to the value (Java)";
   EXPECT_EQ(value(p, "e"), "");
   EXPECT_EQ(value(p, "f"), "");
-  EXPECT_EQ(value(p, "g"), "\"quoted\"") << "quotes are not stripped (spec §6)";
+  EXPECT_EQ(value(p, "g"), "\"quoted\"") << "quotes are not stripped (docs/kcl-protocol.md §6)";
   EXPECT_EQ(p.size(), 7U);
   EXPECT_EQ(p.at("a").line, 3);
 }
@@ -139,7 +139,7 @@ TEST(DaemonConfig, DefaultsAndTimestampPosition) {
                                                      "initialPositionInStreamExtended = 1700000000\n",
                                                      "f"),
                                     "f");
-  EXPECT_EQ(config.stream, "from-arn") << "streamArn wins (spec §6)";
+  EXPECT_EQ(config.stream, "from-arn") << "streamArn wins (docs/kcl-protocol.md §6)";
   EXPECT_EQ(config.worker.initial_position.type, aws::IteratorType::AtTimestamp);
   EXPECT_EQ(std::chrono::system_clock::to_time_t(config.worker.initial_position.timestamp), 1700000000);
   EXPECT_EQ(config.checkpoint_store, "sqlite:app.checkpoints.db");

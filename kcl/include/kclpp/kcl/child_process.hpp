@@ -15,7 +15,7 @@
 namespace kclpp::kcl {
 
 struct ChildProcessOptions {
-  // Split on runs of spaces, no shell (spec §1: as the Java daemon's executableName).
+  // Split on runs of spaces, no shell (docs/kcl-protocol.md §1: as the Java daemon's executableName).
   std::string command;
   // Longest time without progress while waiting for the child's status (timeoutInSeconds):
   // the clock restarts whenever the child reads more of a message we are writing (a 20 MB

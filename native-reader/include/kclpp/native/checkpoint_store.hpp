@@ -79,7 +79,7 @@ class CheckpointStore {
 // tests). The scheme is case-insensitive.
 //
 // "triton+sqlite:PATH", "triton+postgres://..." and "triton+postgresql://..." open the same
-// databases in go-triton's layout (spec/TRITON.md §4), so that a Triton deployment can
+// databases in go-triton's layout (docs/triton.md §4), so that a Triton deployment can
 // switch to kclpp, or back, without losing its position: application = `client`, stream =
 // `stream` (the real stream name), shard = `shard`, the sequence number = `seq_num`,
 // `updated` = Unix seconds. The table is created as Triton creates it (CREATE TABLE IF NOT
@@ -98,7 +98,7 @@ class CheckpointStore {
 
 // A database URL as go-triton's --checkpoint-db / $TRITON_DB takes it, as a URI for
 // open_checkpoint_store: "sqlite://PATH" -> "triton+sqlite:PATH" (go-triton itself opened
-// ./triton-s3.db whatever PATH said, spec §1: pass sqlite://triton-s3.db for that file),
+// ./triton-s3.db whatever PATH said, docs/kcl-protocol.md §1: pass sqlite://triton-s3.db for that file),
 // "postgres://..." / "postgresql://..." -> "triton+postgres..."; anything else (kclpp's own
 // URIs, "sqlite:PATH" included) unchanged. Never throws.
 [[nodiscard]] std::string triton_db_uri(std::string_view url);

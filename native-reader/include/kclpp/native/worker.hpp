@@ -68,7 +68,7 @@ struct WorkerOptions {
 // too), polls GetRecords at most 5 times a second (at once while behind, else every
 // idle_time_between_reads), re-creates expired iterators after the last record handed to
 // the processor, retries throttling and network errors with jittered backoff.
-// The Checkpointer given to processors applies the KCL's rules (spec §5): a position must
+// The Checkpointer given to processors applies the KCL's rules (docs/kcl-protocol.md §5): a position must
 // lie in [last checkpoint, largest delivered] (IllegalArgumentException otherwise), no
 // position = the largest delivered (SHARD_END inside shard_ended), a failing store is a
 // KinesisClientLibDependencyException (retryable), and after the terminal call every

@@ -1,6 +1,6 @@
 #pragma once
-// The `.tri` archive format (spec/TRITON.md §3): the snappy framing format around
-// back-to-back msgpack maps; archive key names; the `<key>.metadata` JSON (spec §3.5).
+// The `.tri` archive format (docs/triton.md §3): the snappy framing format around
+// back-to-back msgpack maps; archive key names; the `<key>.metadata` JSON (docs/triton.md §3.5).
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -46,7 +46,7 @@ class FileSink {
 // Writes a snappy framing-format stream: one stream identifier chunk first, then chunks of
 // at most 65,536 uncompressed bytes, each compressed unless snappy saves less than 12.5 %
 // (then stored uncompressed, as both Triton writers do), with the masked CRC-32C of the
-// uncompressed bytes. Records are buffered and may straddle chunks (spec §3.2).
+// uncompressed bytes. Records are buffered and may straddle chunks (docs/triton.md §3.2).
 // Not thread-safe. Move-only. The destructor does not flush: call finish().
 struct ArchiveWriterOptions {
   // Compress full chunks on two threads and call the sink on a helper thread (started by
@@ -132,7 +132,7 @@ class ArchiveReader {
 // The masked CRC-32C of the framing format: ((crc >> 15 | crc << 17) + 0xa282ead8).
 [[nodiscard]] std::uint32_t masked_crc32c(std::string_view bytes) noexcept;
 
-// `YYYYMMDD/<stream>-<client>-<unix_ts>.tri` (spec §3.1), the date in UTC.
+// `YYYYMMDD/<stream>-<client>-<unix_ts>.tri` (docs/triton.md §3.1), the date in UTC.
 struct ArchiveKey {
   std::string stream;  // the real stream name
   std::string client;
@@ -142,7 +142,7 @@ struct ArchiveKey {
   std::string folder;
 
   // Throws ConfigError when stream or client is empty or contains '-' or '/' (readers
-  // split on '-', spec §3.1).
+  // split on '-', docs/triton.md §3.1).
   [[nodiscard]] std::string str() const;
   // "YYYYMMDD" (UTC) of unix_seconds.
   [[nodiscard]] std::string date() const;

@@ -1,5 +1,5 @@
 #pragma once
-// Triton stream configuration (spec/TRITON.md §1): a YAML mapping of logical stream names
+// Triton stream configuration (docs/triton.md §1): a YAML mapping of logical stream names
 // to the real Kinesis stream, the record field used as partition key, and the region.
 #include <map>
 #include <optional>
@@ -26,7 +26,7 @@ class TritonConfig {
   // Reads and parses a file. Throws ConfigError naming the path when it cannot be read.
   [[nodiscard]] static TritonConfig load_file(const std::string& path);
   // The path to use: `explicit_path` if not empty, else $TRITON_CONFIG, else
-  // /etc/triton.yaml (spec §1).
+  // /etc/triton.yaml (docs/triton.md §1).
   [[nodiscard]] static std::string resolve_path(const std::string& explicit_path);
   // load_file(resolve_path(explicit_path)).
   [[nodiscard]] static TritonConfig load(const std::string& explicit_path = {});

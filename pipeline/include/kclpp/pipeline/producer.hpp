@@ -1,5 +1,5 @@
 #pragma once
-// The blocking Triton producer (spec/TRITON.md §2, §5 "Writes"): records go to the real
+// The blocking Triton producer (docs/triton.md §2, §5 "Writes"): records go to the real
 // stream of a configured logical stream, keyed by the configured partition-key field.
 #include <cstddef>
 #include <memory>

@@ -1,5 +1,5 @@
 #pragma once
-// The non-blocking producer path, wire-compatible with tritond (spec/TRITON.md §7): a
+// The non-blocking producer path, wire-compatible with tritond (docs/triton.md §7): a
 // client that hands records to a local spool daemon over ZeroMQ PUSH without ever
 // blocking, and the daemon (`kclpp spoold`) that batches them into PutRecords.
 #include <atomic>
@@ -18,7 +18,7 @@
 
 namespace kclpp::pipeline {
 
-// "tcp://$TRITON_ZMQ_HOST:$TRITON_ZMQ_PORT", defaults 127.0.0.1 and 3515 (spec §7).
+// "tcp://$TRITON_ZMQ_HOST:$TRITON_ZMQ_PORT", defaults 127.0.0.1 and 3515 (docs/triton.md §7).
 [[nodiscard]] std::string default_spool_endpoint();
 
 enum class HeaderFormat { Binary, Json };  // 0x04 struct (py-triton) / JSON (go-triton)
@@ -49,7 +49,7 @@ class SpoolClient {
   // dropped()) when it could not be enqueued: queue full, client closed, an empty stream
   // name or key, a key over 256 characters or a record over 1 MiB (Kinesis limits), a
   // stream name or partition key over 63 bytes with the binary header (the 64p limit of
-  // spec §7).
+  // docs/triton.md §7).
   bool send(std::string_view logical_stream, std::string_view partition_key,
             std::string_view msgpack_map) noexcept;
   // Encodes `record` and derives the key from `partition_key_field`; false when the field

@@ -1,5 +1,5 @@
 #pragma once
-// The archiver (`kclpp store`, spec/TRITON.md §6, done deliberately per §11): records of
+// The archiver (`kclpp store`, docs/triton.md §6, done deliberately per §11): records of
 // every shard of a stream are spooled to one local `.tri` file, which is rotated on each
 // wall-clock interval boundary (hourly by default, also when the stream is idle) and at a
 // size limit, uploaded to S3 with its `.metadata`, and only then checkpointed.
@@ -31,7 +31,7 @@ struct ArchiveStoreOptions {
   aws::S3Options s3;
   RetryPolicy upload_retry{8, std::chrono::milliseconds{500}, std::chrono::milliseconds{30'000},
                            std::chrono::milliseconds{1'000}};
-  // Write `<key>.metadata` next to each archive (spec §3.5; old readers ignore it).
+  // Write `<key>.metadata` next to each archive (docs/triton.md §3.5; old readers ignore it).
   bool write_metadata = true;
   // Run after each upload (and its metadata): `notify_command KEY SIZE RECORDS SHA256`
   // through /bin/sh -c (the values as positional parameters, never parsed by the shell)

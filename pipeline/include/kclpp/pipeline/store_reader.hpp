@@ -1,5 +1,5 @@
 #pragma once
-// Replays archives (`kclpp cat`, spec/TRITON.md §3.3, with pagination): lists each day's
+// Replays archives (`kclpp cat`, docs/triton.md §3.3, with pagination): lists each day's
 // `.tri` keys of a stream, orders them by (day, timestamp) and streams their records.
 #include <chrono>
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// Triton records (spec/TRITON.md §2): one msgpack map per Kinesis record. Value is a
+// Triton records (docs/triton.md §2): one msgpack map per Kinesis record. Value is a
 // msgpack-independent tree of every type Triton data can hold; decode/encode convert.
 #include <chrono>
 #include <cstddef>
@@ -34,7 +34,7 @@ struct Float32 {
   friend bool operator==(const Float32&, const Float32&) = default;
 };
 // Go's time.Time as msgp writes it: extension type 5, 12 bytes, big-endian int64 Unix
-// seconds then big-endian int32 nanoseconds (spec §2). Not the msgpack timestamp (-1).
+// seconds then big-endian int32 nanoseconds (docs/triton.md §2). Not the msgpack timestamp (-1).
 struct Time {
   std::int64_t seconds = 0;
   std::int32_t nanoseconds = 0;
@@ -129,7 +129,7 @@ void encode_value(const Value& value, std::string& out);
 void to_json(const Value& value, std::string& out);
 [[nodiscard]] std::string to_json(const Map& record);
 
-// The partition key a producer derives from a record (spec §2, py-triton): the value of
+// The partition key a producer derives from a record (docs/triton.md §2, py-triton): the value of
 // field `field` as text: str as is, bin as its bytes, integers in decimal, floats as
 // Python's repr would print them ("1.0", "1e+20"), "True"/"False", nil as "None". Throws
 // ConfigError (not retryable) naming the field when the record has no such field or it

@@ -96,7 +96,7 @@ class InDoubtError : public Error {
   explicit InDoubtError(const std::string& what);
 };
 
-// The retry classification of a KCL exception name (spec §5 error table).
+// The retry classification of a KCL exception name (docs/kcl-protocol.md §5 error table).
 [[nodiscard]] Retry kcl_error_retry(std::string_view kcl_name) noexcept;
 
 // Throws the typed error for a KCL exception name: ThrottledError for

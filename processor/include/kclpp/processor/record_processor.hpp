@@ -40,7 +40,7 @@ using RecordProcessorFactory = std::function<std::unique_ptr<RecordProcessor>()>
 
 // What to do when user code throws.
 //  Fail: give up on the shard without acknowledging, so it restarts from its last
-//        checkpoint (nothing is lost; under the Java daemon all shards restart, spec §4.2).
+//        checkpoint (nothing is lost; under the Java daemon all shards restart, docs/kcl-protocol.md §4.2).
 //  LogAndContinue: the KCL's behaviour: log the error and go on (the failed records are
 //        skipped, that is, lost unless the processor handles them itself).
 enum class OnProcessorError { Fail, LogAndContinue };
