@@ -3,6 +3,9 @@
 function(kclpp_target_defaults target)
   target_compile_features(${target} PUBLIC cxx_std_20)
   set_target_properties(${target} PROPERTIES CXX_EXTENSIONS OFF)
+  # The shared private helpers (internal/): a build-only dependency, so nothing of it
+  # reaches the installed export.
+  target_link_libraries(${target} PRIVATE $<BUILD_INTERFACE:kclpp_internal>)
   target_compile_options(${target} PRIVATE
     -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
     $<$<BOOL:${KCLPP_WERROR}>:-Werror>)
