@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kclpp/aws/kinesis_client.hpp"
+#include "kclpp/internal/json_string.hpp"
 
 namespace kclpp::aws::detail {
 
@@ -15,8 +16,10 @@ namespace kclpp::aws::detail {
 inline constexpr std::size_t json_padding = 64;
 
 // Appends `s` as a JSON string literal (quotes, escapes for '"', '\\' and control bytes;
-// other bytes, UTF-8 included, as they are).
-void append_json_string(std::string& out, std::string_view s);
+// other bytes, UTF-8 included, as they are: Kinesis validates its own input).
+inline void append_json_string(std::string& out, std::string_view s) {
+  kclpp::detail::append_json_string<kclpp::detail::JsonText::Verbatim>(out, s);
+}
 // Appends `"key":` (key written verbatim: callers pass fixed ASCII names).
 void append_json_key(std::string& out, std::string_view key);
 

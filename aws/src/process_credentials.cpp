@@ -19,6 +19,7 @@
 
 #include "iso8601.hpp"
 #include "kclpp/aws/credentials.hpp"
+#include "kclpp/internal/unique_fd.hpp"
 #include "kclpp/processor/error.hpp"
 #include "process_credentials.hpp"
 #include "refreshing_provider.hpp"
@@ -74,15 +75,7 @@ std::vector<std::string> split_command(std::string_view command) {
 
 namespace {
 
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f = -1) noexcept : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
+using kclpp::detail::UniqueFd;
 
 // Spawns argv with stdin from /dev/null and stdout/stderr on pipes.
 pid_t spawn(const std::vector<std::string>& argv, int out_write, int err_write) {
@@ -110,20 +103,18 @@ ProcessOutput run_process(const std::vector<std::string>& argv, std::chrono::mil
   std::array<int, 2> out{};
   std::array<int, 2> err{};
   if (::pipe2(out.data(), O_CLOEXEC) != 0) throw AuthError("credential_process: pipe failed");
-  Fd out_read(out[0]);
-  Fd out_write(out[1]);
+  UniqueFd out_read(out[0]);
+  UniqueFd out_write(out[1]);
   if (::pipe2(err.data(), O_CLOEXEC) != 0) throw AuthError("credential_process: pipe failed");
-  Fd err_read(err[0]);
-  Fd err_write(err[1]);
-  const pid_t pid = spawn(argv, out_write.fd, err_write.fd);
-  ::close(out_write.fd);
-  out_write.fd = -1;
-  ::close(err_write.fd);
-  err_write.fd = -1;
+  UniqueFd err_read(err[0]);
+  UniqueFd err_write(err[1]);
+  const pid_t pid = spawn(argv, out_write.get(), err_write.get());
+  out_write.reset();
+  err_write.reset();
 
   ProcessOutput result;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::array<pollfd, 2> fds{{{out_read.fd, POLLIN, 0}, {err_read.fd, POLLIN, 0}}};
+  std::array<pollfd, 2> fds{{{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}}};
   int open_fds = 2;
   std::array<char, 4096> buf{};
   while (open_fds > 0) {
@@ -139,7 +130,7 @@ ProcessOutput run_process(const std::vector<std::string>& argv, std::chrono::mil
       if (p.fd < 0 || p.revents == 0) continue;
       const ssize_t got = ::read(p.fd, buf.data(), buf.size());
       if (got > 0) {
-        std::string& target = p.fd == out_read.fd ? result.out : result.err;
+        std::string& target = p.fd == out_read.get() ? result.out : result.err;
         if (target.size() < (1u << 20)) target.append(buf.data(), static_cast<std::size_t>(got));
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
         p.fd = -1;

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/processor/error.hpp"
 #include "sigv4.hpp"
 
@@ -19,16 +20,10 @@ namespace kclpp::aws::detail {
 
 namespace {
 
-constexpr char hex_digits[] = "0123456789abcdef";
-constexpr char hex_upper[] = "0123456789ABCDEF";
+using kclpp::detail::hex_upper;
 
 std::string to_hex(const unsigned char* data, std::size_t n) {
-  std::string out(n * 2, '0');
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = hex_digits[data[i] >> 4];
-    out[2 * i + 1] = hex_digits[data[i] & 0xF];
-  }
-  return out;
+  return kclpp::detail::to_hex(std::string_view(reinterpret_cast<const char*>(data), n));
 }
 
 using Digest = std::array<unsigned char, 32>;

@@ -1,6 +1,8 @@
 #include "args.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <string_view>
 
 #include "kclpp/processor/error.hpp"
 
@@ -85,15 +87,48 @@ std::optional<long long> Args::get_int(const std::string& name, long long min, l
   return value;
 }
 
+namespace {
+
+constexpr std::size_t help_column = 30;  // where option texts start
+constexpr std::size_t help_width = 100;  // the widest line, unless one word is wider
+
+// Appends `text` word by word, breaking lines before help_width; continuation lines start
+// at help_column. `column` is where the first line already is.
+void append_wrapped(std::string& out, std::string_view text, std::size_t column) {
+  bool first = true;
+  while (!text.empty()) {
+    const auto start = text.find_first_not_of(' ');
+    if (start == std::string_view::npos) break;
+    text.remove_prefix(start);
+    const auto end = std::min(text.find(' '), text.size());
+    const std::string_view word = text.substr(0, end);
+    if (!first && column + 1 + word.size() > help_width) {
+      out += "\n" + std::string(help_column, ' ');
+      column = help_column;
+    } else if (!first) {
+      out += ' ';
+      ++column;
+    }
+    out.append(word);
+    column += word.size();
+    first = false;
+    text.remove_prefix(end);
+  }
+}
+
+}  // namespace
+
 std::string Args::help() const {
   std::string out = "usage: " + usage_ + "\n\n" + description_ + "\n\noptions:\n";
   for (const std::string& name : order_) {
     const Spec& spec = specs_.at(name);
     std::string left = "  --" + name + (spec.value_name.empty() ? "" : " " + spec.value_name);
-    if (left.size() < 30) left.resize(30, ' ');
-    else left += "\n" + std::string(30, ' ');
-    out += left + spec.help;
-    if (spec.default_value) out += " (default: " + *spec.default_value + ")";
+    if (left.size() < help_column) left.resize(help_column, ' ');
+    else left += "\n" + std::string(help_column, ' ');
+    out += left;
+    std::string text = spec.help;
+    if (spec.default_value) text += " (default: " + *spec.default_value + ")";
+    append_wrapped(out, text, help_column);
     out += "\n";
   }
   out += "  --help                      this text\n";

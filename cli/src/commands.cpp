@@ -13,6 +13,7 @@
 #include "args.hpp"
 #include "kclpp/native/deaggregate.hpp"
 #include "kclpp/aws/kinesis_client.hpp"
+#include "kclpp/internal/utf8.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
@@ -65,28 +66,14 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-// Printable UTF-8 text (control bytes other than tab/newline make it binary for us).
+// Printable UTF-8 text (control bytes other than tab/newline make it binary for us; so
+// does ill-formed UTF-8, which JSON text cannot carry).
 bool printable_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t continuation = 0;
-    if (c < 0x80) {
-      if (c < 0x20 && c != '\t' && c != '\n') return false;
-      if (c == 0x7F) return false;
-    } else if ((c >> 5) == 0x6 && c >= 0xC2) {
-      continuation = 1;
-    } else if ((c >> 4) == 0xE) {
-      continuation = 2;
-    } else if ((c >> 3) == 0x1E && c <= 0xF4) {
-      continuation = 3;
-    } else {
-      return false;
-    }
-    if (s.size() - i - 1 < continuation) return false;
-    for (std::size_t k = 1; k <= continuation; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
-    i += continuation + 1;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = kclpp::detail::decode_utf8(s, i);
+    if (!c.valid || c.code_point == 0x7F) return false;
+    if (c.code_point < 0x20 && c.code_point != '\t' && c.code_point != '\n') return false;
+    i += c.length;
   }
   return true;
 }

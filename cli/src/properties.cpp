@@ -6,6 +6,8 @@
 #include <sstream>
 #include <vector>
 
+#include "kclpp/internal/hex.hpp"
+#include "kclpp/internal/utf8.hpp"
 #include "kclpp/processor/error.hpp"
 
 namespace kclpp::app::detail {
@@ -14,18 +16,7 @@ namespace {
 // Java's whitespace for Properties: space, tab, form feed.
 bool is_blank(char c) noexcept { return c == ' ' || c == '\t' || c == '\f'; }
 
-void append_utf8(std::string& out, unsigned code) {
-  if (code < 0x80) {
-    out.push_back(static_cast<char>(code));
-  } else if (code < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (code >> 6)));
-    out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xE0 | (code >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
-  }
-}
+using kclpp::detail::append_utf8;
 
 // One logical line (continuations joined, leading blanks of continuation lines dropped),
 // with the number of its first physical line.
@@ -92,14 +83,12 @@ std::string unescape(std::string_view raw, std::string_view source, int line) {
                             ": malformed \\uxxxx escape (needs 4 hex digits)");
         for (int k = 0; k < 4; ++k) {
           const char h = raw[++i];
-          code <<= 4;
-          if (h >= '0' && h <= '9') code |= static_cast<unsigned>(h - '0');
-          else if (h >= 'a' && h <= 'f') code |= static_cast<unsigned>(h - 'a' + 10);
-          else if (h >= 'A' && h <= 'F') code |= static_cast<unsigned>(h - 'A' + 10);
-          else
+          const int digit = kclpp::detail::hex_value(h);
+          if (digit < 0)
             throw ConfigError(std::string(source) + ":" + std::to_string(line) +
                               ": malformed \\uxxxx escape ('" + std::string(1, h) +
                               "' is not a hex digit)");
+          code = (code << 4) | static_cast<unsigned>(digit);
         }
         append_utf8(out, code);
         break;

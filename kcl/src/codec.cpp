@@ -649,14 +649,6 @@ void Decoder::Impl::read_record(LineReader& in, od::object& obj, Record& r, std:
 
 namespace {
 
-constexpr char hex_digits[] = "0123456789abcdef";
-
-void append_u_escape(std::string& out, std::uint32_t unit) {
-  const char buf[6] = {'\\', 'u', hex_digits[(unit >> 12) & 0xF], hex_digits[(unit >> 8) & 0xF],
-                       hex_digits[(unit >> 4) & 0xF], hex_digits[unit & 0xF]};
-  out.append(buf, sizeof buf);
-}
-
 void append_int(std::string& out, std::int64_t n) {
   std::array<char, 24> buf{};
   const auto res = std::to_chars(buf.data(), buf.data() + buf.size(), n);
@@ -679,88 +671,7 @@ void append_opt_int(std::string& out, std::optional<std::int64_t> n) {
   }
 }
 
-inline bool is_plain(unsigned char c) noexcept { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
-
-// Decodes one UTF-8 sequence at s[i]. Returns the code point and sets `len`; on invalid
-// input returns 0xFFFD with `len` = the maximal ill-formed subpart (Unicode §3.9 practice).
-std::uint32_t decode_utf8(std::string_view s, std::size_t i, std::size_t& len) noexcept {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  std::size_t need = 0;
-  std::uint32_t cp = 0;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 1;
-    cp = b0 & 0x1Fu;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 2;
-    cp = b0 & 0x0Fu;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;  // no surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 3;
-    cp = b0 & 0x07u;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    len = 1;
-    return 0xFFFD;
-  }
-  std::size_t k = 1;
-  for (; k <= need; ++k) {
-    if (i + k >= s.size()) break;
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if (b < lo || b > hi) break;
-    lo = 0x80;
-    hi = 0xBF;
-    cp = (cp << 6) | (b & 0x3Fu);
-  }
-  len = k;
-  return k == need + 1 ? cp : 0xFFFD;
-}
-
 }  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  std::size_t i = 0;
-  const std::size_t n = s.size();
-  while (i < n) {
-    std::size_t run = i;
-    while (run < n && is_plain(static_cast<unsigned char>(s[run]))) ++run;
-    if (run > i) {
-      out.append(s.data() + i, run - i);
-      i = run;
-      if (i == n) break;
-    }
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
-        case '\b': out.append("\\b"); break;
-        case '\f': out.append("\\f"); break;
-        default: append_u_escape(out, c); break;
-      }
-      ++i;
-      continue;
-    }
-    std::size_t len = 1;
-    const std::uint32_t cp = decode_utf8(s, i, len);
-    i += len;
-    if (cp >= 0x10000) {
-      const std::uint32_t v = cp - 0x10000;
-      append_u_escape(out, 0xD800 + (v >> 10));
-      append_u_escape(out, 0xDC00 + (v & 0x3FF));
-    } else {
-      append_u_escape(out, cp);
-    }
-  }
-  out.push_back('"');
-}
 
 void encode_status(std::string& out, std::string_view response_for) {
   out.append(R"({"action":"status","responseFor":)");

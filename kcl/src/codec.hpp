@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kclpp/internal/json_string.hpp"
 #include "kclpp/processor/record.hpp"
 #include "kclpp/processor/sequence_number.hpp"
 
@@ -102,8 +103,11 @@ void encode_checkpoint_response(std::string& out, const std::optional<std::strin
                                 const std::optional<std::string>& error);
 // leaseLost, shardEnded, shutdownRequested: {"action":"..."}.
 void encode_bare(std::string& out, Action action);
-// Appends `s` as a JSON string literal (quotes included), ASCII-only.
-void append_json_string(std::string& out, std::string_view s);
+// Appends `s` as a JSON string literal (quotes included), ASCII-only: the strict writer
+// (docs/kcl-protocol.md §3).
+inline void append_json_string(std::string& out, std::string_view s) {
+  kclpp::detail::append_json_string<kclpp::detail::JsonText::Ascii>(out, s);
+}
 
 // A line cut for error messages: at most `max` bytes, with "...(N bytes)" when cut.
 [[nodiscard]] std::string cut_line(std::string_view line, std::size_t max = 200);

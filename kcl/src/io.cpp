@@ -13,11 +13,6 @@
 
 namespace kclpp::kcl::detail {
 
-void UniqueFd::reset(int fd) noexcept {
-  if (fd_ >= 0 && fd_ != fd) ::close(fd_);  // reset(get()) must not close the kept fd
-  fd_ = fd;
-}
-
 void write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kclpp/aws/credentials.hpp"
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/processor/error.hpp"
 #include "local_stream_testing.hpp"
 #include "md5.hpp"
@@ -73,30 +74,15 @@ std::string make_sequence_number(std::uint64_t counter) {
   return buffer;
 }
 
-std::string hex_encode(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (const char c : bytes) {
-    const auto b = static_cast<unsigned char>(c);
-    out.push_back(digits[b >> 4]);
-    out.push_back(digits[b & 0x0f]);
-  }
-  return out;
-}
+std::string hex_encode(std::string_view bytes) { return kclpp::detail::to_hex(bytes); }
 
 std::optional<std::string> hex_decode(std::string_view hex) {
   if (hex.size() % 2 != 0) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
   std::string out;
   out.reserve(hex.size() / 2);
   for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]);
-    const int lo = nibble(hex[i + 1]);
+    const int hi = kclpp::detail::hex_value(hex[i]);
+    const int lo = kclpp::detail::hex_value(hex[i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out.push_back(static_cast<char>((hi << 4) | lo));
   }

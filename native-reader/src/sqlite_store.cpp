@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "kclpp/internal/unique_fd.hpp"
 #include "kclpp/processor/error.hpp"
 #include "store_common.hpp"
 
@@ -71,19 +72,7 @@ class StmtUse {
 using detail::claim_hash;
 using detail::host_name;
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  [[nodiscard]] int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
+using kclpp::detail::UniqueFd;
 
 // An exclusive flock on PATH.lock-HASH. flock (not fcntl) locks belong to the open file
 // description, so a second claim in the same process conflicts too, and closing some other
@@ -92,10 +81,10 @@ class FileDescriptor {
 // would race with a concurrent claimer that has it open.
 class SqliteClaim final : public StoreClaim {
  public:
-  explicit SqliteClaim(std::unique_ptr<FileDescriptor> fd) : fd_(std::move(fd)) {}
+  explicit SqliteClaim(UniqueFd fd) : fd_(std::move(fd)) {}
 
  private:
-  std::unique_ptr<FileDescriptor> fd_;
+  UniqueFd fd_;
 };
 
 // Processes opening one store file at once take turns through its set-up (WAL switch,
@@ -104,13 +93,13 @@ class SqliteClaim final : public StoreClaim {
 // lock, and processes that all retry can starve each other past any timeout (seen under
 // ASan: 8 processes, 1 run in 15). Waits up to `timeout`; without a lock file (a read-only
 // directory) set-up goes on unserialised, as before.
-std::unique_ptr<FileDescriptor> lock_setup(const std::string& path, std::chrono::milliseconds timeout) {
-  auto fd = std::make_unique<FileDescriptor>(
+UniqueFd lock_setup(const std::string& path, std::chrono::milliseconds timeout) {
+  auto fd = UniqueFd(
       ::open((path + ".lock-init").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (fd->get() < 0) return nullptr;
+  if (fd.get() < 0) return {};
   const auto until = std::chrono::steady_clock::now() + timeout;
-  while (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
-    if ((errno != EWOULDBLOCK && errno != EINTR) || std::chrono::steady_clock::now() >= until) return nullptr;
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if ((errno != EWOULDBLOCK && errno != EINTR) || std::chrono::steady_clock::now() >= until) return {};
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return fd;
@@ -253,21 +242,21 @@ class SqliteStore final : public CheckpointStore {
     const std::string what = "cannot claim application '" + application + "' on stream '" +
                              stream + "' in checkpoint store sqlite:" + path_;
     // CLOEXEC: a child the worker spawns (kclpp daemon) must not keep the claim alive.
-    auto fd = std::make_unique<FileDescriptor>(
+    auto fd = UniqueFd(
         ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (fd->get() < 0) {
+    if (fd.get() < 0) {
       throw StoreError(what + ": cannot open lock file " + lock_path + ": " + std::strerror(errno));
     }
     int rc = 0;
     do {
-      rc = ::flock(fd->get(), LOCK_EX | LOCK_NB);
+      rc = ::flock(fd.get(), LOCK_EX | LOCK_NB);
     } while (rc != 0 && errno == EINTR);
     if (rc != 0) {
       if (errno != EWOULDBLOCK) {
         throw StoreError(what + ": cannot lock " + lock_path + ": " + std::strerror(errno));
       }
       std::array<char, 256> buf{};
-      const ssize_t n = ::pread(fd->get(), buf.data(), buf.size() - 1, 0);
+      const ssize_t n = ::pread(fd.get(), buf.data(), buf.size() - 1, 0);
       std::string holder = n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : "";
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
       if (holder.empty()) holder = "another process (pid not yet written)";
@@ -278,8 +267,8 @@ class SqliteStore final : public CheckpointStore {
     const std::string holder =
         "pid " + std::to_string(::getpid()) + " on host " + host_name() + "\n";
     // Best effort: the lock is what counts, the text only feeds the error message.
-    if (::ftruncate(fd->get(), 0) == 0) {
-      (void)!::pwrite(fd->get(), holder.data(), holder.size(), 0);
+    if (::ftruncate(fd.get(), 0) == 0) {
+      (void)!::pwrite(fd.get(), holder.data(), holder.size(), 0);
     }
     return std::make_unique<SqliteClaim>(std::move(fd));
   }

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "archive_io.hpp"
+#include "kclpp/internal/unique_fd.hpp"
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/processor/error.hpp"
 
@@ -22,17 +23,6 @@ std::string errno_text(int err) { return std::strerror(err); }
 [[noreturn]] void fail(const std::string& what, const std::string& path, int err, Retry retry = Retry::Yes) {
   throw TransportError(what + " " + path + ": " + errno_text(err), retry);
 }
-
-// Closes the descriptor of a file_source when the last copy of the std::function goes.
-struct Fd {
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int fd;
-};
 
 }  // namespace
 
@@ -91,10 +81,10 @@ ByteSink FileSink::sink() {
 ByteSource file_source(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open", path, errno, Retry::No);
-  auto file = std::make_shared<Fd>(fd);
+  auto file = std::make_shared<kclpp::detail::UniqueFd>(fd);
   return [file, path](char* buffer, std::size_t size) -> std::size_t {
     for (;;) {
-      const ssize_t n = ::read(file->fd, buffer, size);
+      const ssize_t n = ::read(file->get(), buffer, size);
       if (n >= 0) return static_cast<std::size_t>(n);
       if (errno != EINTR) fail("cannot read", path, errno);
     }

@@ -24,6 +24,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/pipeline/metrics.hpp"
 #include "kclpp/pipeline/value.hpp"
@@ -82,13 +83,7 @@ std::string sha256_file(const std::string& path, std::uint64_t& size) {
   unsigned int length = 0;
   if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &length) != 1)
     throw TransportError("sha256: digest final failed", Retry::No);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 0x0f]);
-  }
-  return out;
+  return kclpp::detail::to_hex(std::string_view(reinterpret_cast<const char*>(digest.data()), length));
 }
 
 std::int64_t epoch_ms(Clock::time_point t) {

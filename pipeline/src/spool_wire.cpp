@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kclpp/aws/credentials.hpp"
+#include "kclpp/internal/json_string.hpp"
 #include "kclpp/processor/error.hpp"
 
 namespace kclpp::pipeline::detail {
@@ -24,25 +25,6 @@ std::string read_pascal64(std::string_view field) {
   std::size_t n = static_cast<unsigned char>(field[0]);
   n = std::min(n, binary_header_max_field);
   return std::string(field.substr(1, n));
-}
-
-void append_json_text(std::string_view text, std::string& out) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20) {
-      out.append("\\u00");
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xF]);
-    } else {
-      out.push_back(ch);
-    }
-  }
-  out.push_back('"');
 }
 
 bool retryable_entry_code(std::string_view code) {
@@ -76,9 +58,9 @@ bool append_binary_header(std::string_view stream, std::string_view key, std::st
 
 void append_json_header(std::string_view stream, std::string_view key, std::string& out) {
   out.append("{\"stream_name\":");
-  append_json_text(stream, out);
+  kclpp::detail::append_json_string<kclpp::detail::JsonText::Verbatim>(out, stream);
   out.append(",\"partition_key\":");
-  append_json_text(key, out);
+  kclpp::detail::append_json_string<kclpp::detail::JsonText::Verbatim>(out, key);
   out.push_back('}');
 }
 

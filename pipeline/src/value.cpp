@@ -20,6 +20,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/processor/error.hpp"
 #include "msgpack_scan.hpp"
 
@@ -177,10 +178,8 @@ const char* describe_lead(unsigned char b) noexcept {
 
 namespace {
 std::string hex_byte(unsigned char b) {
-  constexpr char digits[] = "0123456789abcdef";
   std::string s = "0x";
-  s += digits[b >> 4];
-  s += digits[b & 0x0f];
+  kclpp::detail::append_hex_byte(s, b);
   return s;
 }
 }  // namespace

@@ -3,94 +3,15 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kclpp/internal/json_string.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "kclpp/processor/base64.hpp"
 
 namespace kclpp::pipeline {
 namespace {
 
-void append_replacement(std::string& out) { out += "\xEF\xBF\xBD"; }  // U+FFFD
-
-// Length of the valid UTF-8 sequence at s[i], or 0 with `consumed` set to the maximal
-// ill-formed subpart to replace with one U+FFFD (Unicode §3.9, what Python's
-// decode('utf-8', 'replace') and WHATWG decoders do).
-std::size_t utf8_sequence(std::string_view s, std::size_t i, std::size_t& consumed) noexcept {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  std::size_t need = 0;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xbf;
-  if (b0 >= 0xc2 && b0 <= 0xdf) {
-    need = 1;
-  } else if (b0 >= 0xe0 && b0 <= 0xef) {
-    need = 2;
-    if (b0 == 0xe0) lo = 0xa0;  // overlong
-    if (b0 == 0xed) hi = 0x9f;  // surrogates
-  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-    need = 3;
-    if (b0 == 0xf0) lo = 0x90;  // overlong
-    if (b0 == 0xf4) hi = 0x8f;  // above U+10FFFF
-  } else {
-    consumed = 1;
-    return 0;
-  }
-  std::size_t k = 1;
-  for (; k <= need; ++k) {
-    if (i + k >= s.size()) break;
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    const unsigned char l = k == 1 ? lo : 0x80;
-    const unsigned char h = k == 1 ? hi : 0xbf;
-    if (b < l || b > h) break;
-  }
-  if (k == need + 1) return need + 1;
-  consumed = k;
-  return 0;
-}
-
-void append_json_string(std::string_view s, std::string& out) {
-  constexpr char hex[] = "0123456789abcdef";
-  out += '"';
-  std::size_t i = 0;
-  while (i < s.size()) {
-    // Copy runs of plain ASCII at once: the common case.
-    std::size_t j = i;
-    while (j < s.size()) {
-      const auto c = static_cast<unsigned char>(s[j]);
-      if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
-      ++j;
-    }
-    out.append(s.data() + i, j - i);
-    i = j;
-    if (i == s.size()) break;
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      std::size_t consumed = 0;
-      const std::size_t len = utf8_sequence(s, i, consumed);
-      if (len > 0) {
-        out.append(s.data() + i, len);
-        i += len;
-      } else {
-        append_replacement(out);
-        i += consumed;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        out += "\\u00";
-        out += hex[c >> 4];
-        out += hex[c & 0x0f];
-    }
-    ++i;
-  }
-  out += '"';
-}
+using kclpp::detail::append_json_string;
+using kclpp::detail::JsonText;
 
 template <class Number>
 void append_number(Number x, std::string& out) {
@@ -180,7 +101,7 @@ void append_map(const Map& m, std::string& out) {
   for (const auto& [k, v] : m) {
     if (!first) out += ',';
     first = false;
-    append_json_string(k, out);
+    append_json_string<JsonText::Utf8>(out, k);
     out += ':';
     to_json(v, out);
   }
@@ -205,7 +126,7 @@ void to_json(const Value& value, std::string& out) {
         } else if constexpr (std::is_same_v<T, double>) {
           if (std::isfinite(x)) append_number(x, out); else out += "null";
         } else if constexpr (std::is_same_v<T, std::string>) {
-          append_json_string(x, out);
+          append_json_string<JsonText::Utf8>(out, x);
         } else if constexpr (std::is_same_v<T, Binary>) {
           append_base64(x.bytes, out);
         } else if constexpr (std::is_same_v<T, Array>) {

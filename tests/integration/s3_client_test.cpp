@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kclpp/aws/s3_client.hpp"
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kinesalite_fixture.hpp"
 #include "s3rver_fixture.hpp"
@@ -610,16 +611,7 @@ bool have_botocore() {
          std::system("/usr/bin/python3 -c 'import botocore' >/dev/null 2>&1") == 0;
 }
 
-std::string hex(const std::string& s) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 0xF]);
-  }
-  return out;
-}
+std::string hex(const std::string& s) { return kclpp::detail::to_hex(s); }
 
 // The SignedHeaders list of an Authorization header.
 std::vector<std::string> signed_headers(const std::string& authorization) {
