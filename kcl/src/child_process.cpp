@@ -7,11 +7,12 @@
 
 #include "kclpp/kcl/child_process.hpp"
 
-#include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "codec.hpp"
 #include "kclpp/processor/error.hpp"
@@ -187,11 +188,7 @@ struct ChildProcess::Impl {
         case Lines::StatusArrived:
           return std::nullopt;
         case Lines::WrongStatus:
-          return Failure{ErrorKind::Protocol,
-                         "child replied status for '" + message.response_for + "' while waiting for status of " +
-                             std::string(name) +
-                             " (the Java daemon exits the whole JVM here, docs/kcl-protocol.md §4.2; we fail this shard)",
-                         Reap::Graceful};
+          return wrong_status(name);
         case Lines::NeedMore:
           break;
       }
@@ -199,8 +196,8 @@ struct ChildProcess::Impl {
         return Failure{ErrorKind::Transport, "child exited while waiting for status of " + std::string(name),
                        Reap::Graceful};
       if (child.stdout_closed())
-        return Failure{ErrorKind::Transport,
-                       "child closed its stdout while waiting for status of " + std::string(name), Reap::Graceful};
+        return Failure{ErrorKind::Transport, "child closed its stdout while waiting for status of " + std::string(name),
+                       Reap::Graceful};
 
       Clock::duration wait = Clock::duration::max();
       if (options.reply_timeout.count() > 0) {
@@ -217,6 +214,15 @@ struct ChildProcess::Impl {
       if (pumped.error) return io_failure(*pumped.error, name);
       if (pumped.wrote) last_activity = Clock::now();
     }
+  }
+
+  // The child answered another action than the one we wait for.
+  Failure wrong_status(std::string_view name) const {
+    return Failure{ErrorKind::Protocol,
+                   "child replied status for '" + message.response_for + "' while waiting for status of " +
+                       std::string(name) +
+                       " (the Java daemon exits the whole JVM here, docs/kcl-protocol.md §4.2; we fail this shard)",
+                   Reap::Graceful};
   }
 
   // Handles the buffered complete lines up to the first status (the lines after it stay
@@ -244,7 +250,8 @@ struct ChildProcess::Impl {
     switch (message.action) {
       case Action::Status:
         warn_strict_keys(line);
-        return message.response_for == detail::action_name(action) ? Lines::StatusArrived : Lines::WrongStatus;
+        if (message.response_for == detail::action_name(action)) return Lines::StatusArrived;
+        return Lines::WrongStatus;
       case Action::Checkpoint:
         warn_strict_keys(line);
         serve_checkpoint(action, checkpointer);
