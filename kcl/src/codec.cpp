@@ -184,6 +184,184 @@ std::chrono::system_clock::time_point from_epoch_ms(std::int64_t ms) {
       std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds(ms)));
 }
 
+// ---------------------------------------------------------------------------------------
+// General path, the steps of Decoder::Impl::decode and read_record.
+
+void require_object(const LineReader& in, od::document& doc) {
+  od::json_type root{};
+  if (const auto e = doc.type().get(root)) in.fail_json(e);
+  if (root != od::json_type::object) {
+    std::string p = "not a JSON object (the line is ";
+    p.append(type_name(root));
+    p.append(")");
+    in.fail(p);
+  }
+}
+
+// The "action" value, wherever it is (Jackson writes it first, so this is usually one
+// field; key order is not a contract, docs/kcl-protocol.md §2). The view lives in the
+// parser's string buffer until the document is rewound.
+std::string_view find_action(const LineReader& in, od::document& doc) {
+  od::object obj = in.check(doc.get_object());
+  for (auto field_result : obj) {
+    od::field field = in.check(std::move(field_result));
+    const std::string_view key = in.check(field.unescaped_key());
+    if (key != "action") continue;
+    od::value v = field.value();
+    const od::json_type t = in.type_of(v);
+    if (t != od::json_type::string) in.fail_type("action", "a string", t);
+    return in.check(v.get_string());
+  }
+  in.fail("no \"action\" field");
+}
+
+// Keys whose presence matters once every field has been read.
+struct SeenKeys {
+  std::optional<std::string> legacy_checkpoint;
+  bool sequence_number = false;
+  bool response_for = false;
+};
+
+void read_initialize_field(const LineReader& in, std::string_view key, od::value& v, Message& message) {
+  if (key == "shardId") {
+    message.shard_id.assign(in.string_or_empty(v, "shardId"));
+  } else if (key == "sequenceNumber") {
+    if (auto s = in.opt_string(v, "sequenceNumber", true)) message.sequence_number.emplace(*s);
+  } else if (key == "subSequenceNumber") {
+    message.sub_sequence_number = in.opt_int(v, "subSequenceNumber");
+  }
+}
+
+void read_checkpoint_field(LineReader& in, std::string_view key, od::value& v, Message& message, SeenKeys& seen) {
+  if (key == "sequenceNumber") {
+    seen.sequence_number = true;
+    if (auto s = in.opt_string(v, "sequenceNumber", true)) message.sequence_number.emplace(*s);
+  } else if (key == "subSequenceNumber") {
+    message.sub_sequence_number = in.opt_int(v, "subSequenceNumber");
+  } else if (key == "error") {
+    if (auto s = in.opt_string(v, "error")) message.error.emplace(*s);
+  } else if (key == "checkpoint") {
+    // KCL < 1.7.2 (docs/kcl-protocol.md §8); a newer daemon rejects it in a request (docs/kcl-protocol.md §1).
+    message.legacy_checkpoint_key = true;
+    in.note_unexpected(key);
+    if (auto s = in.opt_string(v, "checkpoint", true)) seen.legacy_checkpoint.emplace(*s);
+  } else {
+    in.note_unexpected(key);
+  }
+}
+
+void read_status_field(LineReader& in, std::string_view key, od::value& v, Message& message, SeenKeys& seen) {
+  if (key == "responseFor") {
+    const od::json_type t = in.type_of(v);
+    if (t != od::json_type::string) in.fail_type("responseFor", "a string", t);
+    message.response_for.assign(in.check(v.get_string()));
+    seen.response_for = true;
+  } else {
+    in.note_unexpected(key);
+  }
+}
+
+// Anything after the closing brace: in bounds means trailing bytes.
+void reject_trailing(const LineReader& in, od::document& doc) {
+  const char* where = nullptr;
+  if (doc.current_location().get(where) == simdjson::SUCCESS) {
+    in.fail("trailing characters after the JSON object");
+  }
+}
+
+std::string record_problem(std::size_t index, std::string_view what) {
+  std::string p = "record #" + std::to_string(index) + ": ";
+  p.append(what);
+  return p;
+}
+
+// A record's "data" (a string, not null) into r.data; base64 that does not decode is a
+// value on the record (data_error), not an error of the line.
+inline void read_data(const LineReader& in, od::value& v, Record& r, std::size_t index) {
+  const od::json_type t = in.type_of(v);
+  if (t == od::json_type::null) return;  // null data -> empty data
+  if (t != od::json_type::string) {
+    in.fail(record_problem(index, "\"data\" is " + std::string(type_name(t)) + ", expected a base64 string"));
+  }
+  // Base64 never needs JSON escapes, so decode straight from the input buffer first:
+  // the raw token is the quoted string plus any whitespace up to the next token. The
+  // alphabet has no backslash, so a successful decode means there was no escape to
+  // undo. Only when that fails, look for escapes (Jackson writes none, but other
+  // writers may send "\/") and decode the unescaped string.
+  const std::string_view raw = trim_right(v.raw_json_token());
+  const bool quoted = raw.size() >= 2 && raw.front() == '"' && raw.back() == '"';
+  bool decoded = quoted && base64_decode(raw.substr(1, raw.size() - 2), r.data);
+  if (!decoded && (!quoted || std::memchr(raw.data(), '\\', raw.size()) != nullptr)) {
+    decoded = base64_decode(in.check(v.get_string()), r.data);
+  }
+  if (!decoded) {
+    r.data.clear();
+    r.data_error = "invalid base64 in record data";
+  }
+}
+
+inline void read_sequence_number(const LineReader& in, od::value& v, Record& r, std::size_t index) {
+  const auto s = in.opt_string(v, "sequenceNumber", true);
+  if (!s) in.fail(record_problem(index, "\"sequenceNumber\" is null"));
+  if (!r.sequence_number.assign(*s)) {
+    in.fail(record_problem(index, "invalid sequenceNumber \"" + cut_line(*s, 64) +
+                                      "\" (expected 1 to 129 decimal digits)"));
+  }
+}
+
+// A timestamp number in epoch ms: an integer, or a double within the range.
+std::int64_t number_ms(const LineReader& in, od::value& v, std::size_t index) {
+  std::int64_t n = 0;
+  double d = 0;
+  if (v.get_int64().get(n) == simdjson::SUCCESS) return n;
+  if (v.get_double().get(d) == simdjson::SUCCESS && d > -9.0e12 && d < 9.0e12) return static_cast<std::int64_t>(d);
+  in.fail(record_problem(index, "approximateArrivalTimestamp out of range"));
+}
+
+// KCL 2.0.x serialised a java.time.Instant bean (docs/kcl-protocol.md §8): epoch ms, or
+// nullopt without "epochSecond".
+std::optional<std::int64_t> instant_ms(const LineReader& in, od::value& v, std::size_t index) {
+  od::object ts = in.check(v.get_object());
+  std::optional<std::int64_t> seconds;
+  std::int64_t nanos = 0;
+  for (auto ts_field_result : ts) {
+    od::field ts_field = in.check(std::move(ts_field_result));
+    const std::string_view ts_key = in.check(ts_field.unescaped_key());
+    if (ts_key == "epochSecond") {
+      seconds = in.opt_int(ts_field.value(), "approximateArrivalTimestamp.epochSecond");
+    } else if (ts_key == "nano") {
+      nanos = in.opt_int(ts_field.value(), "approximateArrivalTimestamp.nano").value_or(0);
+    }
+  }
+  if (!seconds) return std::nullopt;
+  if (*seconds < -max_timestamp_ms / 1000 || *seconds > max_timestamp_ms / 1000 || nanos < 0 ||
+      nanos > 999'999'999) {
+    in.fail(record_problem(index, "approximateArrivalTimestamp out of range"));
+  }
+  return *seconds * 1000 + nanos / 1'000'000;
+}
+
+// "approximateArrivalTimestamp": epoch ms as a number or an Instant bean; nullopt for null
+// and for a bean without "epochSecond".
+std::optional<std::chrono::system_clock::time_point> read_arrival_timestamp(const LineReader& in, od::value& v,
+                                                                            std::size_t index) {
+  const od::json_type t = in.type_of(v);
+  std::optional<std::int64_t> ms;
+  if (t == od::json_type::number) {
+    ms = number_ms(in, v, index);
+  } else if (t == od::json_type::object) {
+    ms = instant_ms(in, v, index);
+  } else if (t != od::json_type::null) {
+    in.fail(record_problem(index, "\"approximateArrivalTimestamp\" is " + std::string(type_name(t)) +
+                                      ", expected a number, an object or null"));
+  }
+  if (!ms) return std::nullopt;
+  if (*ms < -max_timestamp_ms || *ms > max_timestamp_ms) {
+    in.fail(record_problem(index, "approximateArrivalTimestamp out of range"));
+  }
+  return from_epoch_ms(*ms);
+}
+
 // The fast path's reader (see Decoder::Impl::decode_fast): every function consumes what it
 // matched and returns true, or returns false (the caller then gives up on the line).
 class FastScanner {
@@ -325,6 +503,7 @@ struct Decoder::Impl {
 
   bool decode_fast(std::string_view line, Message& message, RecordBatch& batch);
   void decode(std::string_view line, Message& message, RecordBatch& batch);
+  SeenKeys read_fields(LineReader& in, od::document& doc, Message& message, RecordBatch& batch);
   void read_records(LineReader& in, od::value& v, RecordBatch& batch);
   void read_record(LineReader& in, od::object& obj, Record& r, std::size_t index);
 
@@ -414,62 +593,36 @@ void Decoder::Impl::decode(std::string_view line, Message& message, RecordBatch&
   if (line.empty()) in.fail_json(simdjson::EMPTY);
 
   od::document doc = in.check(parser.iterate(simdjson::padded_string_view(line.data(), line.size(), capacity)));
-  {
-    od::json_type root{};
-    if (const auto e = doc.type().get(root)) in.fail_json(e);
-    if (root != od::json_type::object) {
-      std::string p = "not a JSON object (the line is ";
-      p.append(type_name(root));
-      p.append(")");
-      in.fail(p);
-    }
-  }
-
-  // Pass 1: find "action" wherever it is (Jackson writes it first, so this is usually
-  // one field; key order is not a contract, docs/kcl-protocol.md §2).
-  {
-    od::object obj = in.check(doc.get_object());
-    bool found = false;
-    for (auto field_result : obj) {
-      od::field field = in.check(std::move(field_result));
-      const std::string_view key = in.check(field.unescaped_key());
-      if (key != "action") continue;
-      od::value v = field.value();
-      const od::json_type t = in.type_of(v);
-      if (t != od::json_type::string) in.fail_type("action", "a string", t);
-      message.action_name.assign(in.check(v.get_string()));
-      found = true;
-      break;
-    }
-    if (!found) in.fail("no \"action\" field");
-  }
+  require_object(in, doc);
+  // Pass 1: the action, which says what the other fields mean.
+  message.action_name.assign(find_action(in, doc));
   message.action = parse_action(message.action_name);
-  const Action action = message.action;
-
   // Pass 2: the fields of that action. rewind() also resets simdjson's string buffer.
   doc.rewind();
-  std::optional<std::string> legacy_checkpoint;
-  bool saw_sequence_number = false;
-  bool saw_response_for = false;
-  if (action == Action::ProcessRecords) {
+  if (message.action == Action::ProcessRecords) {
     batch.millis_behind_latest.reset();
     recycle(batch);
   }
+  SeenKeys seen = read_fields(in, doc, message, batch);
+  reject_trailing(in, doc);
+
+  // "sequenceNumber" wins when both keys are present.
+  if (seen.legacy_checkpoint && !seen.sequence_number) message.sequence_number = std::move(seen.legacy_checkpoint);
+  if (message.action == Action::Status && !seen.response_for) in.fail("status without \"responseFor\"");
+}
+
+// The fields of message.action's message (every key but "action") into `message` / `batch`.
+SeenKeys Decoder::Impl::read_fields(LineReader& in, od::document& doc, Message& message, RecordBatch& batch) {
+  SeenKeys seen;
   od::object obj = in.check(doc.get_object());
   for (auto field_result : obj) {
     od::field field = in.check(std::move(field_result));
     const std::string_view key = in.check(field.unescaped_key());
     if (key == "action") continue;
     od::value& v = field.value();
-    switch (action) {
+    switch (message.action) {
       case Action::Initialize:
-        if (key == "shardId") {
-          message.shard_id.assign(in.string_or_empty(v, "shardId"));
-        } else if (key == "sequenceNumber") {
-          if (auto s = in.opt_string(v, "sequenceNumber", true)) message.sequence_number.emplace(*s);
-        } else if (key == "subSequenceNumber") {
-          message.sub_sequence_number = in.opt_int(v, "subSequenceNumber");
-        }
+        read_initialize_field(in, key, v, message);
         break;
       case Action::ProcessRecords:
         if (key == "records") {
@@ -479,31 +632,10 @@ void Decoder::Impl::decode(std::string_view line, Message& message, RecordBatch&
         }
         break;
       case Action::Checkpoint:
-        if (key == "sequenceNumber") {
-          saw_sequence_number = true;
-          if (auto s = in.opt_string(v, "sequenceNumber", true)) message.sequence_number.emplace(*s);
-        } else if (key == "subSequenceNumber") {
-          message.sub_sequence_number = in.opt_int(v, "subSequenceNumber");
-        } else if (key == "error") {
-          if (auto s = in.opt_string(v, "error")) message.error.emplace(*s);
-        } else if (key == "checkpoint") {
-          // KCL < 1.7.2 (docs/kcl-protocol.md §8); a newer daemon rejects it in a request (docs/kcl-protocol.md §1).
-          message.legacy_checkpoint_key = true;
-          in.note_unexpected(key);
-          if (auto s = in.opt_string(v, "checkpoint", true)) legacy_checkpoint.emplace(*s);
-        } else {
-          in.note_unexpected(key);
-        }
+        read_checkpoint_field(in, key, v, message, seen);
         break;
       case Action::Status:
-        if (key == "responseFor") {
-          const od::json_type t = in.type_of(v);
-          if (t != od::json_type::string) in.fail_type("responseFor", "a string", t);
-          message.response_for.assign(in.check(v.get_string()));
-          saw_response_for = true;
-        } else {
-          in.note_unexpected(key);
-        }
+        read_status_field(in, key, v, message, seen);
         break;
       case Action::Shutdown:
         if (key == "reason") message.reason.assign(in.string_or_empty(v, "reason"));
@@ -515,17 +647,7 @@ void Decoder::Impl::decode(std::string_view line, Message& message, RecordBatch&
         break;  // unknown fields of daemon messages are ignored (docs/kcl-protocol.md §8)
     }
   }
-  // Anything after the closing brace: in bounds means trailing bytes.
-  {
-    const char* where = nullptr;
-    if (doc.current_location().get(where) == simdjson::SUCCESS) {
-      in.fail("trailing characters after the JSON object");
-    }
-  }
-
-  // "sequenceNumber" wins when both keys are present.
-  if (legacy_checkpoint && !saw_sequence_number) message.sequence_number = std::move(legacy_checkpoint);
-  if (action == Action::Status && !saw_response_for) in.fail("status without \"responseFor\"");
+  return seen;
 }
 
 void Decoder::Impl::read_records(LineReader& in, od::value& v, RecordBatch& batch) {
@@ -551,97 +673,27 @@ void Decoder::Impl::read_records(LineReader& in, od::value& v, RecordBatch& batc
 
 void Decoder::Impl::read_record(LineReader& in, od::object& obj, Record& r, std::size_t index) {
   clear_record(r);
-  const auto where = [index](std::string_view what) {
-    std::string p = "record #" + std::to_string(index) + ": ";
-    p.append(what);
-    return p;
-  };
   bool saw_sequence_number = false;
   for (auto field_result : obj) {
     od::field field = in.check(std::move(field_result));
     const std::string_view key = in.check(field.unescaped_key());
     od::value& v = field.value();
     if (key == "data") {
-      const od::json_type t = in.type_of(v);
-      if (t == od::json_type::null) continue;  // null data -> empty data
-      if (t != od::json_type::string) in.fail(where("\"data\" is " + std::string(type_name(t)) + ", expected a base64 string"));
-      // Base64 never needs JSON escapes, so decode straight from the input buffer first:
-      // the raw token is the quoted string plus any whitespace up to the next token. The
-      // alphabet has no backslash, so a successful decode means there was no escape to
-      // undo. Only when that fails, look for escapes (Jackson writes none, but other
-      // writers may send "\/") and decode the unescaped string.
-      const std::string_view raw = trim_right(v.raw_json_token());
-      const bool quoted = raw.size() >= 2 && raw.front() == '"' && raw.back() == '"';
-      bool decoded = quoted && base64_decode(raw.substr(1, raw.size() - 2), r.data);
-      if (!decoded && (!quoted || std::memchr(raw.data(), '\\', raw.size()) != nullptr)) {
-        decoded = base64_decode(in.check(v.get_string()), r.data);
-      }
-      if (!decoded) {
-        r.data.clear();
-        r.data_error = "invalid base64 in record data";
-      }
+      read_data(in, v, r, index);
     } else if (key == "partitionKey") {
       r.partition_key.assign(in.string_or_empty(v, "partitionKey"));
     } else if (key == "sequenceNumber") {
-      const auto s = in.opt_string(v, "sequenceNumber", true);
-      if (!s) in.fail(where("\"sequenceNumber\" is null"));
-      if (!r.sequence_number.assign(*s)) {
-        in.fail(where("invalid sequenceNumber \"" + cut_line(*s, 64) +
-                      "\" (expected 1 to 129 decimal digits)"));
-      }
+      read_sequence_number(in, v, r, index);
       saw_sequence_number = true;
     } else if (key == "subSequenceNumber") {
       r.sub_sequence_number = in.opt_int(v, "subSequenceNumber").value_or(0);
     } else if (key == "approximateArrivalTimestamp") {
-      const od::json_type t = in.type_of(v);
-      std::optional<std::int64_t> ms;
-      if (t == od::json_type::null) {
-        // absent
-      } else if (t == od::json_type::number) {
-        std::int64_t n = 0;
-        double d = 0;
-        if (v.get_int64().get(n) == simdjson::SUCCESS) {
-          ms = n;
-        } else if (v.get_double().get(d) == simdjson::SUCCESS && d > -9.0e12 && d < 9.0e12) {
-          ms = static_cast<std::int64_t>(d);
-        } else {
-          in.fail(where("approximateArrivalTimestamp out of range"));
-        }
-      } else if (t == od::json_type::object) {
-        // KCL 2.0.x serialised a java.time.Instant bean (docs/kcl-protocol.md §8).
-        od::object ts = in.check(v.get_object());
-        std::optional<std::int64_t> seconds;
-        std::int64_t nanos = 0;
-        for (auto ts_field_result : ts) {
-          od::field ts_field = in.check(std::move(ts_field_result));
-          const std::string_view ts_key = in.check(ts_field.unescaped_key());
-          if (ts_key == "epochSecond") {
-            seconds = in.opt_int(ts_field.value(), "approximateArrivalTimestamp.epochSecond");
-          } else if (ts_key == "nano") {
-            nanos = in.opt_int(ts_field.value(), "approximateArrivalTimestamp.nano").value_or(0);
-          }
-        }
-        if (seconds) {
-          if (*seconds < -max_timestamp_ms / 1000 || *seconds > max_timestamp_ms / 1000 ||
-              nanos < 0 || nanos > 999'999'999) {
-            in.fail(where("approximateArrivalTimestamp out of range"));
-          }
-          ms = *seconds * 1000 + nanos / 1'000'000;
-        }
-      } else {
-        in.fail(where("\"approximateArrivalTimestamp\" is " + std::string(type_name(t)) +
-                      ", expected a number, an object or null"));
-      }
-      if (ms) {
-        if (*ms < -max_timestamp_ms || *ms > max_timestamp_ms) {
-          in.fail(where("approximateArrivalTimestamp out of range"));
-        }
-        r.approximate_arrival_timestamp = from_epoch_ms(*ms);
-      }
+      // null (or a bean without epochSecond) leaves an earlier value of a repeated key.
+      if (auto at = read_arrival_timestamp(in, v, index)) r.approximate_arrival_timestamp = at;
     }
     // "action":"record" (absent before KCL 1.7.2) and unknown keys: ignored.
   }
-  if (!saw_sequence_number) in.fail(where("no \"sequenceNumber\""));
+  if (!saw_sequence_number) in.fail(record_problem(index, "no \"sequenceNumber\""));
 }
 
 // ---------------------------------------------------------------------------------------

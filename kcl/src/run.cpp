@@ -250,6 +250,9 @@ class Runtime {
   Step on_shutdown_requested();
   Step reply();
   Step processor_failed(const std::string& what);
+  void refuse_checkpoint_without_round_trip() const;
+  void send_checkpoint_request(const std::optional<ExtendedSequenceNumber>& at);
+  std::string_view read_checkpoint_reply(const std::optional<ExtendedSequenceNumber>& at);
 
   template <class Fn>
   std::optional<std::string> invoke(bool checkpoint_allowed, Fn&& fn);
@@ -306,14 +309,40 @@ void Runtime::checkpoint(const std::optional<ExtendedSequenceNumber>& at) {
     ~InFlight() { flag.store(false); }
   } in_flight{checkpoint_in_flight_};
 
+  refuse_checkpoint_without_round_trip();
+  ++checkpoint_attempts_;
+  send_checkpoint_request(at);
+  const std::string_view line = read_checkpoint_reply(at);
+  if (aside_message_.action == Action::Checkpoint) {
+    if (!aside_message_.error) {
+      if (!at) null_checkpoint_done_ = true;
+      return;
+    }
+    throw_kcl_error(*aside_message_.error, "checkpoint at " + describe(at) + " failed");
+  }
+  // Spec §9 case 2: another action instead of the response. Unlike Python's client,
+  // keep the line and dispatch it after the current action.
+  const std::string_view action = message_.action_name;
+  has_aside_ = true;
+  aside_line_ = detail::cut_line(line);
+  log_warn("kcl::run: expected a checkpoint response during ", action, " but the daemon sent ",
+           aside_message_.action_name, "; the checkpoint fails with InvalidStateException and ",
+           aside_message_.action_name, " runs after ", action);
+  throw CheckpointError("expected a checkpoint response, the daemon sent " +
+                            aside_message_.action_name,
+                        "InvalidStateException");
+}
+
+// Throws where a checkpoint cannot be asked for at all.
+void Runtime::refuse_checkpoint_without_round_trip() const {
   if (fatal_) {
     throw TransportError("checkpoint impossible: the protocol with the daemon already failed",
                          Retry::No);
   }
-  const std::string_view action = message_.action_name;
   if (!checkpoint_allowed_) {
     // Spec §4.1/§5: the daemon has no checkpointer during initialize and leaseLost and
     // would answer InvalidStateException; answer it here without a round trip.
+    const std::string_view action = message_.action_name;
     throw CheckpointError("checkpoint impossible outside processRecords, shardEnded and "
                           "shutdownRequested (current action: " +
                               std::string(action.empty() ? "none" : action) + ")",
@@ -324,8 +353,9 @@ void Runtime::checkpoint(const std::optional<ExtendedSequenceNumber>& at) {
                           + aside_message_.action_name + ") instead of a checkpoint response",
                           "InvalidStateException");
   }
-  ++checkpoint_attempts_;
+}
 
+void Runtime::send_checkpoint_request(const std::optional<ExtendedSequenceNumber>& at) {
   // Spec §3/§5: always both keys; a record's position carries its sub-sequence number
   // (without it the KCL would store sub 0, only the first user record of a KPL aggregate).
   request_.clear();
@@ -344,7 +374,11 @@ void Runtime::checkpoint(const std::optional<ExtendedSequenceNumber>& at) {
     throw TransportError(std::string("cannot send the checkpoint request: ") + e.what(),
                          Retry::No);
   }
+}
 
+// Reads the daemon's next line into aside_message_ and returns it (valid until the next
+// read). A read error, EOF or a malformed line breaks the protocol: fatal_, and throws.
+std::string_view Runtime::read_checkpoint_reply(const std::optional<ExtendedSequenceNumber>& at) {
   // Spec §4.1/§11.3: the response is the NEXT line; read it before anything else.
   std::string_view line;
   bool got = false;
@@ -358,7 +392,7 @@ void Runtime::checkpoint(const std::optional<ExtendedSequenceNumber>& at) {
   if (!got) {
     fatal_ = exit_protocol_error;
     log_error("kcl::run: stdin reached EOF while waiting for the response to a checkpoint at ",
-              describe(at), " during ", action, " (shard ", shard_id_, ")");
+              describe(at), " during ", message_.action_name, " (shard ", shard_id_, ")");
     throw TransportError("stdin reached EOF while waiting for a checkpoint response", Retry::No);
   }
   try {
@@ -369,23 +403,7 @@ void Runtime::checkpoint(const std::optional<ExtendedSequenceNumber>& at) {
               "response: ", e.what(), "; line: ", detail::cut_line(line));
     throw;
   }
-  if (aside_message_.action == Action::Checkpoint) {
-    if (!aside_message_.error) {
-      if (!at) null_checkpoint_done_ = true;
-      return;
-    }
-    throw_kcl_error(*aside_message_.error, "checkpoint at " + describe(at) + " failed");
-  }
-  // Spec §9 case 2: another action instead of the response. Unlike Python's client,
-  // keep the line and dispatch it after the current action.
-  has_aside_ = true;
-  aside_line_ = detail::cut_line(line);
-  log_warn("kcl::run: expected a checkpoint response during ", action, " but the daemon sent ",
-           aside_message_.action_name, "; the checkpoint fails with InvalidStateException and ",
-           aside_message_.action_name, " runs after ", action);
-  throw CheckpointError("expected a checkpoint response, the daemon sent " +
-                            aside_message_.action_name,
-                        "InvalidStateException");
+  return line;
 }
 
 std::string exception_text(const Error& e) {
