@@ -122,6 +122,8 @@ struct ShardConsumer::Round {
 
 ShardConsumer::RoundReport ShardConsumer::run_round() {
   Round round(ctx_.store, CheckpointKey{ctx_.options.application, ctx_.source.stream_name(), shard_.shard_id});
+  // Each step runs only if the one before let the round go on: a step that ends the round
+  // has already wound its processor down, and no later step may touch the store.
   Step step = find_start(round);
   if (step == Step::Continue) step = initialize(round);
   if (step == Step::Continue) step = process(round);
