@@ -197,134 +197,18 @@ class PostgresClaim final : public StoreClaim {
   Conn conn_;
 };
 
-// Thread-safe: one connection, every use under mutex_.
-class PostgresStore final : public CheckpointStore {
+// The store's connection: reconnects when it finds it broken. Not thread-safe: its store
+// serialises.
+class PgSession {
  public:
-  PostgresStore(Target target, StoreLayout layout) : target_(std::move(target)), layout_(layout) {
-    if (layout_ == StoreLayout::Triton) target_.display = "triton+" + target_.display;
-    conn_ = connect(target_, "kclpp");
-    if (layout_ == StoreLayout::Triton) {
-      create_triton_schema();
-    } else {
-      create_schema();
-    }
-  }
+  explicit PgSession(Target target) : target_(std::move(target)), conn_(connect(target_, "kclpp")) {}
 
-  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
-    const std::lock_guard lock(mutex_);
-    if (layout_ == StoreLayout::Triton) {
-      auto found = triton_read(TritonFilter::Shard, {key.application, key.stream, key.shard_id});
-      if (found.empty()) return std::nullopt;
-      return std::move(found.front().position);
-    }
-    const Result r = exec("loading a checkpoint",
-                          "SELECT sequence_number, sub_sequence_number FROM kclpp_checkpoints "
-                          "WHERE application = $1 AND stream = $2 AND shard_id = $3",
-                          {key.application, key.stream, key.shard_id});
-    if (PQntuples(r.get()) == 0) return std::nullopt;
-    return decode(r.get(), 0, 0, key.shard_id);
-  }
+  [[nodiscard]] const Target& target() const noexcept { return target_; }
 
-  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
-                                                         const std::string& stream) override {
-    const std::lock_guard lock(mutex_);
-    if (layout_ == StoreLayout::Triton) {
-      std::map<std::string, ExtendedSequenceNumber> result;
-      for (auto& c : triton_read(TritonFilter::Stream, {application, stream})) {
-        result.insert_or_assign(std::move(c.shard_id), std::move(c.position));
-      }
-      return result;
-    }
-    const Result r = exec("loading checkpoints",
-                          "SELECT shard_id, sequence_number, sub_sequence_number "
-                          "FROM kclpp_checkpoints WHERE application = $1 AND stream = $2",
-                          {application, stream});
-    std::map<std::string, ExtendedSequenceNumber> result;
-    for (int row = 0; row < PQntuples(r.get()); ++row) {
-      std::string shard = value(r.get(), row, 0);
-      auto position = decode(r.get(), row, 1, shard);
-      result.insert_or_assign(std::move(shard), std::move(position));
-    }
-    return result;
-  }
-
-  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
-    const std::lock_guard lock(mutex_);
-    if (layout_ == StoreLayout::Triton) {
-      triton_save(key, position);
-      return;
-    }
-    // One autocommit statement: committed (synchronous_commit = on) when it returns.
-    (void)exec("saving a checkpoint",
-               "INSERT INTO kclpp_checkpoints (application, stream, shard_id, sequence_number, "
-               "sub_sequence_number, updated_at) VALUES ($1, $2, $3, $4, $5::bigint, now()) "
-               "ON CONFLICT (application, stream, shard_id) DO UPDATE SET "
-               "sequence_number = EXCLUDED.sequence_number, "
-               "sub_sequence_number = EXCLUDED.sub_sequence_number, "
-               "updated_at = EXCLUDED.updated_at",
-               {key.application, key.stream, key.shard_id, position.str(),
-                std::to_string(position.sub_sequence_number())});
-  }
-
-  std::vector<StoredCheckpoint> list(const std::string& application) override {
-    const std::lock_guard lock(mutex_);
-    if (layout_ == StoreLayout::Triton) return triton_read(TritonFilter::Client, {application});
-    const Result r = exec("listing checkpoints",
-                          "SELECT stream, shard_id, sequence_number, sub_sequence_number, "
-                          "(extract(epoch FROM updated_at) * 1000)::bigint "
-                          "FROM kclpp_checkpoints WHERE application = $1 ORDER BY stream, shard_id",
-                          {application});
-    std::vector<StoredCheckpoint> result;
-    for (int row = 0; row < PQntuples(r.get()); ++row) {
-      StoredCheckpoint c;
-      c.stream = value(r.get(), row, 0);
-      c.shard_id = value(r.get(), row, 1);
-      c.position = decode(r.get(), row, 2, c.shard_id);
-      c.updated = std::chrono::system_clock::time_point(
-          std::chrono::milliseconds(std::stoll(value(r.get(), row, 4))));
-      result.push_back(std::move(c));
-    }
-    return result;
-  }
-
-  std::unique_ptr<StoreClaim> claim(const std::string& application,
-                                    const std::string& stream) override {
-    const std::uint64_t key = claim_hash(application, stream);
-    // Named so that the refused worker can say who holds the lock (truncated at 63 bytes).
-    Conn conn = connect(target_, "kclpp worker pid " + std::to_string(::getpid()) + " on " + host_name());
-    const Result got = run(target_, conn.get(), "claiming", "SELECT pg_try_advisory_lock($1::bigint)",
-                           {std::to_string(static_cast<std::int64_t>(key))});
-    if (value(got.get(), 0, 0) == "t") return std::make_unique<PostgresClaim>(std::move(conn));
-
-    // A one-key advisory lock shows in pg_locks as classid = high 32 bits, objid = low 32
-    // bits, objsubid = 1.
-    const Result who = run(
-        target_, conn.get(), "finding the holder of a claim",
-        "SELECT coalesce(a.application_name, ''), l.pid, "
-        "coalesce(host(a.client_addr), 'local socket') "
-        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-        "AND l.classid::bigint = $1::bigint AND l.objid::bigint = $2::bigint "
-        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        {std::to_string(key >> 32), std::to_string(key & 0xffffffffULL)});
-    std::string holder = "another session (it ended while we looked)";
-    if (PQntuples(who.get()) > 0) {
-      const std::string name = value(who.get(), 0, 0);
-      holder = (name.empty() ? std::string("a session") : "'" + name + "'") +
-               " (Postgres backend pid " + value(who.get(), 0, 1) + ", client " +
-               value(who.get(), 0, 2) + ")";
-    }
-    throw StoreError("cannot claim application '" + application + "' on stream '" + stream +
-                     "' in checkpoint store " + target_.display + ": held by " + holder +
-                     "; only one worker may run an application on a stream until "
-                     "multi-worker leases exist");
-  }
-
- private:
   // Runs one statement; if the connection turns out broken (server restarted, idle
-  // connection cut), reconnects once and runs it again. Safe because every statement here
-  // is idempotent: a SELECT, or an upsert of the same value. A second failure, or a failed
-  // reconnect, is a StoreError with Retry::Yes for the caller's retry policy.
+  // connection cut), reconnects once and runs it again. Safe because every statement run
+  // this way is idempotent: a SELECT, or an upsert of the same value. A second failure, or
+  // a failed reconnect, is a StoreError with Retry::Yes for the caller's retry policy.
   Result exec(std::string_view doing, const char* sql, const std::vector<std::string>& params) {
     if (conn_ == nullptr || PQstatus(conn_.get()) == CONNECTION_BAD) {
       conn_.reset();
@@ -340,7 +224,16 @@ class PostgresStore final : public CheckpointStore {
     return run(target_, conn_.get(), doing, sql, params);
   }
 
-  ExtendedSequenceNumber decode(const PGresult* r, int row, int column, const std::string& shard) {
+  // One statement on the current connection, never run again: for the steps of a
+  // transaction, which a new connection would not be in.
+  Result run_once(std::string_view doing, const char* sql, const std::vector<std::string>& params = {}) {
+    return run(target_, conn_.get(), doing, sql, params);
+  }
+
+  // The connection as it is, for a rollback that must not throw.
+  [[nodiscard]] PGconn* conn() const noexcept { return conn_.get(); }
+
+  ExtendedSequenceNumber decode(const PGresult* r, int row, int column, const std::string& shard) const {
     const std::string text = value(r, row, column);
     const std::string sub_text = value(r, row, column + 1);
     std::int64_t sub = 0;
@@ -354,111 +247,165 @@ class PostgresStore final : public CheckpointStore {
     }
   }
 
+ private:
+  Target target_;
+  Conn conn_;
+};
+
+// A transaction on the session's connection (libpqxx's model): BEGIN in the constructor,
+// commit() ends it, a transaction still open when the guard goes (an exception) is rolled
+// back. The destructor never throws.
+class PgTransaction {
+ public:
+  PgTransaction(PgSession& session, std::string_view doing) : session_(session) {
+    (void)session_.run_once(doing, "BEGIN");
+  }
+  ~PgTransaction() {
+    if (open_ && session_.conn() != nullptr) Result ignored(PQexec(session_.conn(), "ROLLBACK"));
+  }
+  PgTransaction(const PgTransaction&) = delete;
+  PgTransaction& operator=(const PgTransaction&) = delete;
+
+  void commit(std::string_view doing) {
+    (void)session_.run_once(doing, "COMMIT");
+    open_ = false;
+  }
+
+ private:
+  PgSession& session_;
+  bool open_ = true;
+};
+
+// kclpp's own layout: kclpp_checkpoints under a schema version. Not thread-safe.
+class PgKclppTables final : public CheckpointTables {
+ public:
+  explicit PgKclppTables(PgSession& session) : session_(session) { create_schema(); }
+
+  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
+    const Result r = session_.exec("loading a checkpoint",
+                                   "SELECT sequence_number, sub_sequence_number FROM kclpp_checkpoints "
+                                   "WHERE application = $1 AND stream = $2 AND shard_id = $3",
+                                   {key.application, key.stream, key.shard_id});
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    return session_.decode(r.get(), 0, 0, key.shard_id);
+  }
+
+  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
+                                                         const std::string& stream) override {
+    const Result r = session_.exec("loading checkpoints",
+                                   "SELECT shard_id, sequence_number, sub_sequence_number "
+                                   "FROM kclpp_checkpoints WHERE application = $1 AND stream = $2",
+                                   {application, stream});
+    std::map<std::string, ExtendedSequenceNumber> result;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      std::string shard = value(r.get(), row, 0);
+      auto position = session_.decode(r.get(), row, 1, shard);
+      result.insert_or_assign(std::move(shard), std::move(position));
+    }
+    return result;
+  }
+
+  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
+    // One autocommit statement: committed (synchronous_commit = on) when it returns.
+    (void)session_.exec("saving a checkpoint",
+                        "INSERT INTO kclpp_checkpoints (application, stream, shard_id, sequence_number, "
+                        "sub_sequence_number, updated_at) VALUES ($1, $2, $3, $4, $5::bigint, now()) "
+                        "ON CONFLICT (application, stream, shard_id) DO UPDATE SET "
+                        "sequence_number = EXCLUDED.sequence_number, "
+                        "sub_sequence_number = EXCLUDED.sub_sequence_number, "
+                        "updated_at = EXCLUDED.updated_at",
+                        {key.application, key.stream, key.shard_id, position.str(),
+                         std::to_string(position.sub_sequence_number())});
+  }
+
+  std::vector<StoredCheckpoint> list(const std::string& application) override {
+    const Result r = session_.exec("listing checkpoints",
+                                   "SELECT stream, shard_id, sequence_number, sub_sequence_number, "
+                                   "(extract(epoch FROM updated_at) * 1000)::bigint "
+                                   "FROM kclpp_checkpoints WHERE application = $1 ORDER BY stream, shard_id",
+                                   {application});
+    std::vector<StoredCheckpoint> result;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      StoredCheckpoint c;
+      c.stream = value(r.get(), row, 0);
+      c.shard_id = value(r.get(), row, 1);
+      c.position = session_.decode(r.get(), row, 2, c.shard_id);
+      c.updated = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(std::stoll(value(r.get(), row, 4))));
+      result.push_back(std::move(c));
+    }
+    return result;
+  }
+
+ private:
   // One transaction under a transaction-level advisory lock, so two processes creating
   // the schema of a new database at once cannot collide (CREATE TABLE IF NOT EXISTS alone
   // races on the catalogs).
   void create_schema() {
-    PGconn* c = conn_.get();
-    const auto step = [&](std::string_view doing, const char* sql) {
-      return run(target_, c, doing, sql, {});
-    };
-    step("starting the schema transaction", "BEGIN");
-    try {
-      step("locking the schema", schema_lock_sql);
-      step("creating kclpp_schema_version",
-           "CREATE TABLE IF NOT EXISTS kclpp_schema_version ("
-           " id INTEGER PRIMARY KEY CHECK (id = 1),"
-           " version INTEGER NOT NULL,"
-           " updated_at TIMESTAMPTZ NOT NULL DEFAULT now())");
-      const Result v = step("reading the schema version",
-                            "SELECT version FROM kclpp_schema_version WHERE id = 1");
-      if (PQntuples(v.get()) > 0) {
-        const long long found = std::stoll(value(v.get(), 0, 0));
-        if (found > postgres_schema_version) {
-          throw StoreError("checkpoint store " + target_.display + " has schema version " +
-                           std::to_string(found) + ", newer than version " +
-                           std::to_string(postgres_schema_version) +
-                           " that this kclpp knows: upgrade kclpp or use another database");
-        }
-        if (found < 1) {
-          throw StoreError("checkpoint store " + target_.display +
-                           " has an invalid schema version " + std::to_string(found) +
-                           " (this kclpp knows version " +
-                           std::to_string(postgres_schema_version) + ")");
-        }
-        // Version 1 is the first: nothing to migrate yet.
-      } else {
-        step("creating kclpp_checkpoints",
-             "CREATE TABLE IF NOT EXISTS kclpp_checkpoints ("
-             " application TEXT NOT NULL,"
-             " stream TEXT NOT NULL,"
-             " shard_id TEXT NOT NULL,"
-             " sequence_number TEXT NOT NULL,"  // digits, or a sentinel name such as SHARD_END
-             " sub_sequence_number BIGINT NOT NULL DEFAULT 0,"
-             " updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
-             // Reserved for multi-worker leases; NULL until that protocol exists.
-             " lease_owner TEXT,"
-             " lease_counter BIGINT,"
-             " lease_expires_at TIMESTAMPTZ,"
-             " PRIMARY KEY (application, stream, shard_id))");
-        (void)run(target_, c, "recording the schema version",
-                  "INSERT INTO kclpp_schema_version (id, version) VALUES (1, $1::integer)",
-                  {std::to_string(postgres_schema_version)});
-      }
-      step("committing the schema", "COMMIT");
-    } catch (...) {
-      Result ignored(PQexec(c, "ROLLBACK"));
-      throw;
+    PgTransaction transaction(session_, "starting the schema transaction");
+    session_.run_once("locking the schema", schema_lock_sql);
+    session_.run_once("creating kclpp_schema_version",
+                      "CREATE TABLE IF NOT EXISTS kclpp_schema_version ("
+                      " id INTEGER PRIMARY KEY CHECK (id = 1),"
+                      " version INTEGER NOT NULL,"
+                      " updated_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+    const Result v = session_.run_once("reading the schema version",
+                                       "SELECT version FROM kclpp_schema_version WHERE id = 1");
+    if (PQntuples(v.get()) > 0) {
+      check_version(std::stoll(value(v.get(), 0, 0)));  // version 1 is the first: nothing to migrate yet
+    } else {
+      create_tables();
+    }
+    transaction.commit("committing the schema");
+  }
+
+  void check_version(long long found) const {
+    const std::string& display = session_.target().display;
+    if (found > postgres_schema_version) {
+      throw StoreError("checkpoint store " + display + " has schema version " +
+                       std::to_string(found) + ", newer than version " +
+                       std::to_string(postgres_schema_version) +
+                       " that this kclpp knows: upgrade kclpp or use another database");
+    }
+    if (found < 1) {
+      throw StoreError("checkpoint store " + display + " has an invalid schema version " +
+                       std::to_string(found) + " (this kclpp knows version " +
+                       std::to_string(postgres_schema_version) + ")");
     }
   }
 
-  // --- the triton layout (triton_layout.hpp, docs/triton.md §4) -------------------------
-
-  // No kclpp_schema_version: the database is Triton's as much as ours, and its table is
-  // never altered. Serialised like create_schema(). Tables that exist are not created
-  // again, so a user without CREATE (`kclpp stats` with a monitoring role, as `triton
-  // stats` ran) can open a database set up before; without the side table and the right
-  // to create it, the store reads the main table only and refuses to save.
-  void create_triton_schema() {
-    PGconn* c = conn_.get();
-    const auto step = [&](std::string_view doing, const char* sql) {
-      return run(target_, c, doing, sql, {});
-    };
-    const Result have = step("looking for the checkpoint tables",
-                             "SELECT to_regclass('triton_checkpoint') IS NOT NULL, "
-                             "to_regclass('kclpp_triton_checkpoint_ext') IS NOT NULL, "
-                             "coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), "
-                             "CASE WHEN to_regclass('kclpp_triton_checkpoint_ext') IS NULL THEN false "
-                             "ELSE has_table_privilege('kclpp_triton_checkpoint_ext', 'SELECT') END");
-    const bool have_main = value(have.get(), 0, 0) == "t";
-    const bool have_side = value(have.get(), 0, 1) == "t";
-    const bool may_create = value(have.get(), 0, 2) == "t";
-    const bool may_read_side = value(have.get(), 0, 3) == "t";
-    if (have_main && have_side && may_read_side) return;
-    if (have_main && (have_side || !may_create)) {
-      side_ = SideTable::Absent;
-      log_info("checkpoint store ", target_.display, ": kclpp_triton_checkpoint_ext ",
-               have_side ? "is not readable by this user" : "is missing and this user may not create it",
-               ": reading triton_checkpoint only (saving needs that table)");
-      return;
-    }
-    step("starting the schema transaction", "BEGIN");
-    try {
-      step("locking the schema", schema_lock_sql);
-      step("creating triton_checkpoint", triton_table_ddl);
-      step("creating kclpp_triton_checkpoint_ext", triton_ext_ddl);
-      step("committing the schema", "COMMIT");
-    } catch (...) {
-      Result ignored(PQexec(c, "ROLLBACK"));
-      throw;
-    }
+  void create_tables() {
+    session_.run_once("creating kclpp_checkpoints",
+                      "CREATE TABLE IF NOT EXISTS kclpp_checkpoints ("
+                      " application TEXT NOT NULL,"
+                      " stream TEXT NOT NULL,"
+                      " shard_id TEXT NOT NULL,"
+                      " sequence_number TEXT NOT NULL,"  // digits, or a sentinel name such as SHARD_END
+                      " sub_sequence_number BIGINT NOT NULL DEFAULT 0,"
+                      " updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+                      // Reserved for multi-worker leases; NULL until that protocol exists.
+                      " lease_owner TEXT,"
+                      " lease_counter BIGINT,"
+                      " lease_expires_at TIMESTAMPTZ,"
+                      " PRIMARY KEY (application, stream, shard_id))");
+    (void)session_.run_once("recording the schema version",
+                            "INSERT INTO kclpp_schema_version (id, version) VALUES (1, $1::integer)",
+                            {std::to_string(postgres_schema_version)});
   }
 
-  // Caller holds mutex_. Each save is one statement (data-modifying CTE), so it is atomic,
-  // committed when it returns, and idempotent for exec()'s reconnect-and-rerun.
-  void triton_save(const CheckpointKey& key, const ExtendedSequenceNumber& position) {
+  PgSession& session_;
+};
+
+// The triton layout (triton_layout.hpp, docs/triton.md §4). Not thread-safe.
+class PgTritonTables final : public TritonTables {
+ public:
+  explicit PgTritonTables(PgSession& session) : session_(session) { create_schema(); }
+
+  // Each save is one statement (data-modifying CTE), so it is atomic, committed when it
+  // returns, and idempotent for PgSession::exec's reconnect-and-rerun.
+  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
     if (side_ == SideTable::Absent) {
-      throw StoreError("checkpoint store " + target_.display +
+      throw StoreError("checkpoint store " + session_.target().display +
                        ": cannot save: this user may not read the table "
                        "kclpp_triton_checkpoint_ext, or it is missing and may not be created "
                        "(open the store once as a user who may, and grant access)");
@@ -467,69 +414,178 @@ class PostgresStore final : public CheckpointStore {
     const std::string sub = std::to_string(position.sub_sequence_number());
     if (!position.is_sentinel()) {
       // A real UPSERT: row-compatible with Triton's select-then-update/insert (§11.5).
-      (void)exec("saving a checkpoint",
-                 "WITH main AS (INSERT INTO triton_checkpoint (client, stream, shard, seq_num, updated) "
-                 "VALUES ($1, $2, $3, $4, $6::integer) ON CONFLICT (client, stream, shard) DO UPDATE "
-                 "SET seq_num = EXCLUDED.seq_num, updated = EXCLUDED.updated RETURNING 1) "
-                 "INSERT INTO kclpp_triton_checkpoint_ext (client, stream, shard, seq_num, "
-                 "sub_sequence_number, sentinel, updated) "
-                 "VALUES ($1, $2, $3, $4, $5::bigint, '', $6::integer) "
-                 "ON CONFLICT (client, stream, shard) DO UPDATE SET seq_num = EXCLUDED.seq_num, "
-                 "sub_sequence_number = EXCLUDED.sub_sequence_number, sentinel = EXCLUDED.sentinel, "
-                 "updated = EXCLUDED.updated",
-                 {key.application, key.stream, key.shard_id, position.str(), sub, now});
+      (void)session_.exec("saving a checkpoint",
+                          "WITH main AS (INSERT INTO triton_checkpoint (client, stream, shard, seq_num, updated) "
+                          "VALUES ($1, $2, $3, $4, $6::integer) ON CONFLICT (client, stream, shard) DO UPDATE "
+                          "SET seq_num = EXCLUDED.seq_num, updated = EXCLUDED.updated RETURNING 1) "
+                          "INSERT INTO kclpp_triton_checkpoint_ext (client, stream, shard, seq_num, "
+                          "sub_sequence_number, sentinel, updated) "
+                          "VALUES ($1, $2, $3, $4, $5::bigint, '', $6::integer) "
+                          "ON CONFLICT (client, stream, shard) DO UPDATE SET seq_num = EXCLUDED.seq_num, "
+                          "sub_sequence_number = EXCLUDED.sub_sequence_number, sentinel = EXCLUDED.sentinel, "
+                          "updated = EXCLUDED.updated",
+                          {key.application, key.stream, key.shard_id, position.str(), sub, now});
       return;
     }
     // A sentinel keeps the main row's last real sequence number (Triton resumes after it)
     // and only touches `updated`; the side row records the main value it goes with.
-    (void)exec("saving a checkpoint",
-               "WITH main AS (UPDATE triton_checkpoint SET updated = $6::integer "
-               "WHERE client = $1 AND stream = $2 AND shard = $3 RETURNING seq_num) "
-               "INSERT INTO kclpp_triton_checkpoint_ext (client, stream, shard, seq_num, "
-               "sub_sequence_number, sentinel, updated) "
-               "VALUES ($1, $2, $3, coalesce((SELECT seq_num FROM main), ''), $5::bigint, $4, "
-               "$6::integer) "
-               "ON CONFLICT (client, stream, shard) DO UPDATE SET seq_num = EXCLUDED.seq_num, "
-               "sub_sequence_number = EXCLUDED.sub_sequence_number, sentinel = EXCLUDED.sentinel, "
-               "updated = EXCLUDED.updated",
-               {key.application, key.stream, key.shard_id, position.str(), sub, now});
+    (void)session_.exec("saving a checkpoint",
+                        "WITH main AS (UPDATE triton_checkpoint SET updated = $6::integer "
+                        "WHERE client = $1 AND stream = $2 AND shard = $3 RETURNING seq_num) "
+                        "INSERT INTO kclpp_triton_checkpoint_ext (client, stream, shard, seq_num, "
+                        "sub_sequence_number, sentinel, updated) "
+                        "VALUES ($1, $2, $3, coalesce((SELECT seq_num FROM main), ''), $5::bigint, $4, "
+                        "$6::integer) "
+                        "ON CONFLICT (client, stream, shard) DO UPDATE SET seq_num = EXCLUDED.seq_num, "
+                        "sub_sequence_number = EXCLUDED.sub_sequence_number, sentinel = EXCLUDED.sentinel, "
+                        "updated = EXCLUDED.updated",
+                        {key.application, key.stream, key.shard_id, position.str(), sub, now});
   }
 
-  // Caller holds mutex_. `params` are client[, stream[, shard]] as `filter` says.
-  std::vector<StoredCheckpoint> triton_read(TritonFilter filter, const std::vector<std::string>& params) {
+ protected:
+  std::vector<StoredCheckpoint> read(TritonFilter filter, const std::string& client, const std::string& stream,
+                                     const std::string& shard) override {
+    std::vector<std::string> params{client};
+    if (filter != TritonFilter::Client) params.push_back(stream);
+    if (filter == TritonFilter::Shard) params.push_back(shard);
     const std::string sql = triton_select(filter, "$", side_);
-    const Result r = exec("loading checkpoints", sql.c_str(), params);
+    const Result r = session_.exec("loading checkpoints", sql.c_str(), params);
     std::vector<TritonRow> rows;
-    for (int i = 0; i < PQntuples(r.get()); ++i) {
-      TritonRow row;
-      row.side = value(r.get(), i, 0) == "1";
-      row.stream = value(r.get(), i, 1);
-      row.shard = value(r.get(), i, 2);
-      row.seq_num = value(r.get(), i, 3);
-      row.sentinel = value(r.get(), i, 5);
-      try {
-        row.sub_sequence_number = std::stoll(value(r.get(), i, 4));
-        row.updated = std::stoll(value(r.get(), i, 6));
-      } catch (const std::exception&) {
-        throw StoreError("checkpoint store " + target_.display + ": shard " + row.shard +
-                         " has an unreadable row");
-      }
-      rows.push_back(std::move(row));
-    }
-    return merge_triton_rows(rows, target_.display);
+    for (int i = 0; i < PQntuples(r.get()); ++i) rows.push_back(row(r.get(), i));
+    return merge_triton_rows(rows, session_.target().display);
   }
 
-  Target target_;
-  StoreLayout layout_;
+ private:
+  TritonRow row(const PGresult* r, int i) const {
+    TritonRow row;
+    row.side = value(r, i, 0) == "1";
+    row.stream = value(r, i, 1);
+    row.shard = value(r, i, 2);
+    row.seq_num = value(r, i, 3);
+    row.sentinel = value(r, i, 5);
+    try {
+      row.sub_sequence_number = std::stoll(value(r, i, 4));
+      row.updated = std::stoll(value(r, i, 6));
+    } catch (const std::exception&) {
+      throw StoreError("checkpoint store " + session_.target().display + ": shard " + row.shard +
+                       " has an unreadable row");
+    }
+    return row;
+  }
+
+  // No kclpp_schema_version: the database is Triton's as much as ours, and its table is
+  // never altered. Serialised like PgKclppTables::create_schema(). Tables that exist are
+  // not created again, so a user without CREATE (`kclpp stats` with a monitoring role, as
+  // `triton stats` ran) can open a database set up before; without the side table and the
+  // right to create it, the store reads the main table only and refuses to save.
+  void create_schema() {
+    const Result have = session_.run_once(
+        "looking for the checkpoint tables",
+        "SELECT to_regclass('triton_checkpoint') IS NOT NULL, "
+        "to_regclass('kclpp_triton_checkpoint_ext') IS NOT NULL, "
+        "coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), "
+        "CASE WHEN to_regclass('kclpp_triton_checkpoint_ext') IS NULL THEN false "
+        "ELSE has_table_privilege('kclpp_triton_checkpoint_ext', 'SELECT') END");
+    const bool have_main = value(have.get(), 0, 0) == "t";
+    const bool have_side = value(have.get(), 0, 1) == "t";
+    const bool may_create = value(have.get(), 0, 2) == "t";
+    const bool may_read_side = value(have.get(), 0, 3) == "t";
+    if (have_main && have_side && may_read_side) return;
+    if (have_main && (have_side || !may_create)) {
+      side_ = SideTable::Absent;
+      log_info("checkpoint store ", session_.target().display, ": kclpp_triton_checkpoint_ext ",
+               have_side ? "is not readable by this user" : "is missing and this user may not create it",
+               ": reading triton_checkpoint only (saving needs that table)");
+      return;
+    }
+    PgTransaction transaction(session_, "starting the schema transaction");
+    session_.run_once("locking the schema", schema_lock_sql);
+    session_.run_once("creating triton_checkpoint", triton_table_ddl);
+    session_.run_once("creating kclpp_triton_checkpoint_ext", triton_ext_ddl);
+    transaction.commit("committing the schema");
+  }
+
+  PgSession& session_;
   SideTable side_ = SideTable::Present;
+};
+
+// Thread-safe: one connection for the data, every use under mutex_; each claim has its own.
+class PostgresStore final : public CheckpointStore {
+ public:
+  // The layout's tables are created (if missing) and checked before the constructor returns.
+  PostgresStore(Target target, StoreLayout layout) : session_(std::move(target)), tables_(open_tables(session_, layout)) {}
+
+  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
+    const std::lock_guard lock(mutex_);
+    return tables_->load(key);
+  }
+
+  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
+                                                         const std::string& stream) override {
+    const std::lock_guard lock(mutex_);
+    return tables_->load_all(application, stream);
+  }
+
+  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
+    const std::lock_guard lock(mutex_);
+    tables_->save(key, position);
+  }
+
+  std::vector<StoredCheckpoint> list(const std::string& application) override {
+    const std::lock_guard lock(mutex_);
+    return tables_->list(application);
+  }
+
+  std::unique_ptr<StoreClaim> claim(const std::string& application,
+                                    const std::string& stream) override {
+    const Target& target = session_.target();  // never changes: no lock needed
+    const std::uint64_t key = claim_hash(application, stream);
+    // Named so that the refused worker can say who holds the lock (truncated at 63 bytes).
+    Conn conn = connect(target, "kclpp worker pid " + std::to_string(::getpid()) + " on " + host_name());
+    const Result got = run(target, conn.get(), "claiming", "SELECT pg_try_advisory_lock($1::bigint)",
+                           {std::to_string(static_cast<std::int64_t>(key))});
+    if (value(got.get(), 0, 0) == "t") return std::make_unique<PostgresClaim>(std::move(conn));
+
+    // A one-key advisory lock shows in pg_locks as classid = high 32 bits, objid = low 32
+    // bits, objsubid = 1.
+    const Result who = run(
+        target, conn.get(), "finding the holder of a claim",
+        "SELECT coalesce(a.application_name, ''), l.pid, "
+        "coalesce(host(a.client_addr), 'local socket') "
+        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.classid::bigint = $1::bigint AND l.objid::bigint = $2::bigint "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        {std::to_string(key >> 32), std::to_string(key & 0xffffffffULL)});
+    std::string holder = "another session (it ended while we looked)";
+    if (PQntuples(who.get()) > 0) {
+      const std::string name = value(who.get(), 0, 0);
+      holder = (name.empty() ? std::string("a session") : "'" + name + "'") +
+               " (Postgres backend pid " + value(who.get(), 0, 1) + ", client " +
+               value(who.get(), 0, 2) + ")";
+    }
+    throw StoreError("cannot claim application '" + application + "' on stream '" + stream +
+                     "' in checkpoint store " + target.display + ": held by " + holder +
+                     "; only one worker may run an application on a stream until "
+                     "multi-worker leases exist");
+  }
+ private:
+  static std::unique_ptr<CheckpointTables> open_tables(PgSession& session, StoreLayout layout) {
+    if (layout == StoreLayout::Triton) return std::make_unique<PgTritonTables>(session);
+    return std::make_unique<PgKclppTables>(session);
+  }
+
   std::mutex mutex_;
-  Conn conn_;
+  PgSession session_;
+  std::unique_ptr<CheckpointTables> tables_;
 };
 
 }  // namespace
 
 std::unique_ptr<CheckpointStore> open_postgres_store(const std::string& uri, StoreLayout layout) {
-  return std::make_unique<PostgresStore>(parse_target(uri), layout);
+  Target target = parse_target(uri);
+  if (layout == StoreLayout::Triton) target.display = "triton+" + target.display;
+  return std::make_unique<PostgresStore>(std::move(target), layout);
 }
 
 }  // namespace kclpp::native::detail

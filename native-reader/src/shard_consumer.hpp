@@ -8,10 +8,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
+#include "kclpp/processor/error.hpp"
+#include "shard_fetcher.hpp"
 
 namespace kclpp::native::detail {
 
@@ -45,13 +48,11 @@ struct ShardConsumerContext {
   StopSignal& stop;
 };
 
-// Kinesis allows 5 GetRecords calls per second per shard.
-inline constexpr std::chrono::milliseconds min_get_records_interval{200};
-
 // Runs one shard until SHARD_END or a stop. A processor failure (OnProcessorError::Fail),
 // a non-retryable read error, or a store outage drops the processor and restarts the
 // shard from its checkpoint after a bounded, growing backoff. Throws only for failures
 // that stop the whole worker: AuthError, ConfigError, StoreError(Retry::No) from load().
+// Not thread-safe: runs on its shard's thread.
 class ShardConsumer {
  public:
   // `start_without_checkpoint`: where to begin when the store has no checkpoint (the
@@ -64,14 +65,34 @@ class ShardConsumer {
   ShardOutcome run();
 
  private:
-  enum class RoundResult { Ended, Stopped, Failed, Gone };
-  RoundResult run_round(bool& made_progress);
+  // A round is one processor's lifetime, in steps as the Java KCL's lifecycle tasks: where
+  // to start, initialize, process (read and deliver), shut down at SHARD_END. Each step
+  // says whether the round goes on (Continue) or how it ends; the boundaries between
+  // steps are where a round learns that it must end early.
+  enum class Step { Continue, Ended, Stopped, Failed, Gone };
+  struct Round;  // the state the steps share (shard_consumer.cpp)
+  struct RoundReport {
+    Step end;            // never Continue
+    bool made_progress;  // the processor returned from a non-empty batch
+  };
+
+  RoundReport run_round();
+  Step find_start(Round& round);
+  Step initialize(Round& round);
+  Step process(Round& round);
+  Step read_and_deliver(Round& round);
+  Step deliver(Round& round, aws::GetRecordsResult& result, std::vector<Record>& records);
+  Step read_failed(Round& round, const Error& error);
+  Step end_shard(Round& round);
+  // The processor's two ways out before SHARD_END: dropped without a checkpoint (Failed),
+  // or a worker shutdown with a last chance to checkpoint (Stopped).
+  Step drop_processor(Round& round, const char* why);
+  Step shutdown_processor(Round& round);
 
   ShardConsumerContext ctx_;
   aws::Shard shard_;
   aws::StartPosition start_without_checkpoint_;
-  std::unique_ptr<StreamConnection> connection_;
-  std::optional<std::chrono::steady_clock::time_point> last_get_records_;
+  ShardFetcher fetcher_;
 };
 
 }  // namespace kclpp::native::detail

@@ -88,7 +88,7 @@ class SqliteClaim final : public StoreClaim {
 };
 
 // Processes opening one store file at once take turns through its set-up (WAL switch,
-// schema): an exclusive flock on PATH.lock-init, held while the constructor runs. SQLite
+// schema): an exclusive flock on PATH.lock-init, held while the store is constructed. SQLite
 // answers SQLITE_BUSY at once to the WAL switch of every process but one holding a shared
 // lock, and processes that all retry can starve each other past any timeout (seen under
 // ASan: 8 processes, 1 run in 15). Waits up to `timeout`; without a lock file (a read-only
@@ -105,11 +105,11 @@ UniqueFd lock_setup(const std::string& path, std::chrono::milliseconds timeout) 
   return fd;
 }
 
-// Thread-safe: one connection, every use under mutex_.
-class SqliteStore final : public CheckpointStore {
+// One SQLite connection and the calls every statement goes through (their result codes
+// reach throw_sqlite). Not thread-safe: its store serialises.
+class SqliteDb {
  public:
-  SqliteStore(std::string path, StoreLayout layout) : path_(std::move(path)), layout_(layout) {
-    const auto setup_lock = lock_setup(path_, std::chrono::milliseconds(busy_timeout_ms));
+  explicit SqliteDb(std::string path) : path_(std::move(path)) {
     sqlite3* raw = nullptr;
     const int rc = sqlite3_open_v2(path_.c_str(), &raw,
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -124,24 +124,130 @@ class SqliteStore final : public CheckpointStore {
     // makes durable.
     use_wal();
     exec("PRAGMA synchronous=FULL", "setting synchronous=FULL");
-    if (layout_ == StoreLayout::Triton) {
-      create_triton_schema();
-      prepare_triton();
-      return;
+  }
+
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  [[nodiscard]] sqlite3* get() const noexcept { return db_.get(); }
+
+  void exec(const char* sql, std::string_view doing) {
+    check(db_.get(), sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr), doing, path_);
+  }
+
+  Stmt prepare(const char* sql) {
+    sqlite3_stmt* raw = nullptr;
+    const int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    Stmt stmt(raw);
+    check(db_.get(), rc, "preparing a statement", path_);
+    return stmt;
+  }
+
+  void bind(sqlite3_stmt* stmt, int index, const std::string& value) {
+    // SQLITE_STATIC: every bound string outlives the statement's use (StmtUse resets it).
+    check(db_.get(),
+          sqlite3_bind_text(stmt, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC),
+          "binding", path_);
+  }
+
+  void bind(sqlite3_stmt* stmt, int index, std::int64_t value) {
+    check(db_.get(), sqlite3_bind_int64(stmt, index, value), "binding", path_);
+  }
+
+  // SQLITE_ROW or SQLITE_DONE; anything else throws.
+  int step(sqlite3_stmt* stmt, std::string_view doing) {
+    const int rc = sqlite3_step(stmt);
+    check(db_.get(), rc, doing, path_);
+    return rc;
+  }
+
+  static std::string text(sqlite3_stmt* stmt, int column) {
+    const auto* p = sqlite3_column_text(stmt, column);
+    const int n = sqlite3_column_bytes(stmt, column);
+    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+  }
+
+  ExtendedSequenceNumber decode(sqlite3_stmt* stmt, int column, const std::string& shard) {
+    const std::string value = text(stmt, column);
+    const std::int64_t sub = sqlite3_column_int64(stmt, column + 1);
+    try {
+      return ExtendedSequenceNumber::parse(value, sub);
+    } catch (const Error& e) {
+      throw StoreError("checkpoint store sqlite:" + path_ + ": shard " + shard +
+                       " has an unreadable checkpoint '" + value + "'/" + std::to_string(sub) +
+                       ": " + e.what());
     }
+  }
+
+ private:
+  static std::minstd_rand& jitter() {
+    thread_local std::minstd_rand engine(static_cast<unsigned>(::getpid()) ^
+                                         static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    return engine;
+  }
+
+  // Switching to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
+  // instead of calling the busy handler when waiting could deadlock (another process
+  // opening the same new file holds a shared lock and wants the same). So this one waits
+  // itself, up to the busy timeout. Once a file is in WAL mode (persistent), nothing waits.
+  void use_wal() {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+    for (unsigned attempt = 0;; ++attempt) {
+      const int rc = sqlite3_exec(db_.get(), "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+      if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= until) {
+        check(db_.get(), rc, "setting journal_mode=WAL", path_);
+        return;
+      }
+      // A random pause of up to 1, 2, 4 ... 32 ms: processes that started together must not
+      // retry in lockstep, or each keeps the others from the exclusive lock (a deterministic
+      // pause livelocked 8 processes for the whole timeout under ASan).
+      std::uniform_int_distribution<unsigned> pause(1, 1u << std::min(attempt, 5u));
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause(jitter())));
+    }
+  }
+
+  std::string path_;
+  Db db_;
+};
+
+// A write transaction (libpqxx's model): BEGIN IMMEDIATE in the constructor, which takes
+// the write lock first (waiting up to the busy timeout) so that two processes cannot both
+// write; commit() ends it; a transaction still open when the guard goes (an exception) is
+// rolled back. The destructor never throws.
+class SqliteTransaction {
+ public:
+  SqliteTransaction(SqliteDb& db, std::string_view doing) : db_(db) { db_.exec("BEGIN IMMEDIATE", doing); }
+  ~SqliteTransaction() {
+    if (open_) sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  SqliteTransaction(const SqliteTransaction&) = delete;
+  SqliteTransaction& operator=(const SqliteTransaction&) = delete;
+
+  void commit(std::string_view doing) {
+    db_.exec("COMMIT", doing);
+    open_ = false;
+  }
+
+ private:
+  SqliteDb& db_;
+  bool open_ = true;
+};
+
+// kclpp's own layout: kclpp_checkpoints under a schema version. Not thread-safe.
+class SqliteKclppTables final : public CheckpointTables {
+ public:
+  explicit SqliteKclppTables(SqliteDb& db) : db_(db) {
     create_schema();
-    list_ = prepare(
+    list_ = db_.prepare(
         "SELECT stream, shard_id, sequence_number, sub_sequence_number, "
         "CAST(round((julianday(updated_at) - 2440587.5) * 86400000.0) AS INTEGER) "
         "FROM kclpp_checkpoints WHERE application = ?1 ORDER BY stream, shard_id");
-    load_ = prepare(
+    load_ = db_.prepare(
         "SELECT sequence_number, sub_sequence_number FROM kclpp_checkpoints "
         "WHERE application = ?1 AND stream = ?2 AND shard_id = ?3");
-    load_all_ = prepare(
+    load_all_ = db_.prepare(
         "SELECT shard_id, sequence_number, sub_sequence_number FROM kclpp_checkpoints "
         "WHERE application = ?1 AND stream = ?2");
     // Leaves the lease columns alone: they belong to the lease protocol.
-    save_ = prepare(
+    save_ = db_.prepare(
         "INSERT INTO kclpp_checkpoints (application, stream, shard_id, sequence_number, "
         "sub_sequence_number, updated_at) "
         "VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
@@ -151,42 +257,23 @@ class SqliteStore final : public CheckpointStore {
   }
 
   std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
-    const std::lock_guard lock(mutex_);
-    if (layout_ == StoreLayout::Triton) {
-      auto found = triton_read(triton_load_.get(), key.application, &key.stream, &key.shard_id);
-      if (found.empty()) return std::nullopt;
-      return std::move(found.front().position);
-    }
     const StmtUse use(load_.get());
-    bind(use.get(), 1, key.application);
-    bind(use.get(), 2, key.stream);
-    bind(use.get(), 3, key.shard_id);
-    const int rc = sqlite3_step(use.get());
-    check(db_.get(), rc, "loading a checkpoint", path_);
-    if (rc == SQLITE_DONE) return std::nullopt;
-    return decode(use.get(), 0, key.shard_id);
+    db_.bind(use.get(), 1, key.application);
+    db_.bind(use.get(), 2, key.stream);
+    db_.bind(use.get(), 3, key.shard_id);
+    if (db_.step(use.get(), "loading a checkpoint") == SQLITE_DONE) return std::nullopt;
+    return db_.decode(use.get(), 0, key.shard_id);
   }
 
   std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
                                                          const std::string& stream) override {
-    const std::lock_guard lock(mutex_);
-    if (layout_ == StoreLayout::Triton) {
-      std::map<std::string, ExtendedSequenceNumber> result;
-      for (auto& c : triton_read(triton_load_all_.get(), application, &stream, nullptr)) {
-        result.insert_or_assign(std::move(c.shard_id), std::move(c.position));
-      }
-      return result;
-    }
     const StmtUse use(load_all_.get());
-    bind(use.get(), 1, application);
-    bind(use.get(), 2, stream);
+    db_.bind(use.get(), 1, application);
+    db_.bind(use.get(), 2, stream);
     std::map<std::string, ExtendedSequenceNumber> result;
-    for (;;) {
-      const int rc = sqlite3_step(use.get());
-      check(db_.get(), rc, "loading checkpoints", path_);
-      if (rc == SQLITE_DONE) break;
-      std::string shard = text(use.get(), 0);
-      auto position = decode(use.get(), 1, shard);
+    while (db_.step(use.get(), "loading checkpoints") == SQLITE_ROW) {
+      std::string shard = SqliteDb::text(use.get(), 0);
+      auto position = db_.decode(use.get(), 1, shard);
       result.insert_or_assign(std::move(shard), std::move(position));
     }
     return result;
@@ -194,38 +281,26 @@ class SqliteStore final : public CheckpointStore {
 
   void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
     const std::string value = position.str();
-    const std::lock_guard lock(mutex_);
-    if (layout_ == StoreLayout::Triton) {
-      triton_save(key, position);
-      return;
-    }
     const StmtUse use(save_.get());
-    bind(use.get(), 1, key.application);
-    bind(use.get(), 2, key.stream);
-    bind(use.get(), 3, key.shard_id);
-    bind(use.get(), 4, value);
-    check(db_.get(), sqlite3_bind_int64(use.get(), 5, position.sub_sequence_number()), "binding", path_);
-    // Autocommit: the statement is its own transaction, committed (and fsynced, see the
-    // constructor) before step returns.
-    check(db_.get(), sqlite3_step(use.get()), "saving a checkpoint", path_);
+    db_.bind(use.get(), 1, key.application);
+    db_.bind(use.get(), 2, key.stream);
+    db_.bind(use.get(), 3, key.shard_id);
+    db_.bind(use.get(), 4, value);
+    db_.bind(use.get(), 5, position.sub_sequence_number());
+    // Autocommit: the statement is its own transaction, committed (and fsynced, see
+    // SqliteDb) before step returns.
+    db_.step(use.get(), "saving a checkpoint");
   }
 
   std::vector<StoredCheckpoint> list(const std::string& application) override {
-    const std::lock_guard lock(mutex_);
-    if (layout_ == StoreLayout::Triton) {
-      return triton_read(triton_list_.get(), application, nullptr, nullptr);
-    }
     const StmtUse use(list_.get());
-    bind(use.get(), 1, application);
+    db_.bind(use.get(), 1, application);
     std::vector<StoredCheckpoint> result;
-    for (;;) {
-      const int rc = sqlite3_step(use.get());
-      check(db_.get(), rc, "listing checkpoints", path_);
-      if (rc == SQLITE_DONE) break;
+    while (db_.step(use.get(), "listing checkpoints") == SQLITE_ROW) {
       StoredCheckpoint c;
-      c.stream = text(use.get(), 0);
-      c.shard_id = text(use.get(), 1);
-      c.position = decode(use.get(), 2, c.shard_id);
+      c.stream = SqliteDb::text(use.get(), 0);
+      c.shard_id = SqliteDb::text(use.get(), 1);
+      c.position = db_.decode(use.get(), 2, c.shard_id);
       c.updated = std::chrono::system_clock::time_point(
           std::chrono::milliseconds(sqlite3_column_int64(use.get(), 4)));
       result.push_back(std::move(c));
@@ -233,14 +308,214 @@ class SqliteStore final : public CheckpointStore {
     return result;
   }
 
+ private:
+  // In a write transaction, so two processes opening the same new file cannot both create
+  // the schema.
+  void create_schema() {
+    SqliteTransaction transaction(db_, "starting the schema transaction");
+    db_.exec(
+        "CREATE TABLE IF NOT EXISTS kclpp_schema_version ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " version INTEGER NOT NULL,"
+        " updated_at TEXT NOT NULL)",
+        "creating kclpp_schema_version");
+    std::optional<std::int64_t> found;
+    {
+      const Stmt get = db_.prepare("SELECT version FROM kclpp_schema_version WHERE id = 1");
+      if (db_.step(get.get(), "reading the schema version") == SQLITE_ROW) found = sqlite3_column_int64(get.get(), 0);
+    }
+    if (found) {
+      check_version(*found);  // version 1 is the first: nothing to migrate yet
+    } else {
+      create_tables();
+    }
+    transaction.commit("committing the schema");
+  }
+
+  void check_version(std::int64_t found) const {
+    if (found > sqlite_schema_version) {
+      throw StoreError("checkpoint store sqlite:" + db_.path() + " has schema version " +
+                       std::to_string(found) + ", newer than version " +
+                       std::to_string(sqlite_schema_version) +
+                       " that this kclpp knows: upgrade kclpp or use another file");
+    }
+    if (found < 1) {
+      throw StoreError("checkpoint store sqlite:" + db_.path() + " has an invalid schema version " +
+                       std::to_string(found) + " (this kclpp knows version " +
+                       std::to_string(sqlite_schema_version) + ")");
+    }
+  }
+
+  void create_tables() {
+    db_.exec(
+        "CREATE TABLE IF NOT EXISTS kclpp_checkpoints ("
+        " application TEXT NOT NULL,"
+        " stream TEXT NOT NULL,"
+        " shard_id TEXT NOT NULL,"
+        " sequence_number TEXT NOT NULL,"  // digits, or a sentinel name such as SHARD_END
+        " sub_sequence_number BIGINT NOT NULL DEFAULT 0,"
+        " updated_at TEXT NOT NULL,"
+        // Reserved for multi-worker leases; NULL until that protocol exists.
+        " lease_owner TEXT,"
+        " lease_counter BIGINT,"
+        " lease_expires_at TEXT,"
+        " PRIMARY KEY (application, stream, shard_id))",
+        "creating kclpp_checkpoints");
+    const std::string insert =
+        "INSERT INTO kclpp_schema_version (id, version, updated_at) VALUES (1, " +
+        std::to_string(sqlite_schema_version) + ", strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+    db_.exec(insert.c_str(), "recording the schema version");
+  }
+
+  SqliteDb& db_;
+  Stmt load_;
+  Stmt load_all_;
+  Stmt save_;
+  Stmt list_;
+};
+
+// The triton layout (triton_layout.hpp, docs/triton.md §4). Not thread-safe.
+class SqliteTritonTables final : public TritonTables {
+ public:
+  explicit SqliteTritonTables(SqliteDb& db) : db_(db) {
+    create_schema();
+    load_ = db_.prepare(triton_select(TritonFilter::Shard, "?").c_str());
+    load_all_ = db_.prepare(triton_select(TritonFilter::Stream, "?").c_str());
+    list_ = db_.prepare(triton_select(TritonFilter::Client, "?").c_str());
+    // A real UPSERT: row-compatible with Triton's select-then-update/insert (§11.5).
+    save_main_ = db_.prepare(
+        "INSERT INTO triton_checkpoint (client, stream, shard, seq_num, updated) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (client, stream, shard) DO UPDATE SET "
+        "seq_num = excluded.seq_num, updated = excluded.updated");
+    // A sentinel keeps the main row's last real sequence number (Triton resumes after it)
+    // and only touches `updated`.
+    touch_main_ = db_.prepare(
+        "UPDATE triton_checkpoint SET updated = ?4 WHERE client = ?1 AND stream = ?2 AND shard = ?3");
+    // seq_num NULL: the main row's current value ('' without one), read in the same
+    // transaction.
+    save_side_ = db_.prepare(
+        "INSERT INTO kclpp_triton_checkpoint_ext "
+        "(client, stream, shard, seq_num, sub_sequence_number, sentinel, updated) "
+        "VALUES (?1, ?2, ?3, coalesce(?4, (SELECT seq_num FROM triton_checkpoint "
+        "WHERE client = ?1 AND stream = ?2 AND shard = ?3), ''), ?5, ?6, ?7) "
+        "ON CONFLICT (client, stream, shard) DO UPDATE SET seq_num = excluded.seq_num, "
+        "sub_sequence_number = excluded.sub_sequence_number, sentinel = excluded.sentinel, "
+        "updated = excluded.updated");
+  }
+
+  // Both rows in one transaction, committed (fsynced) on return.
+  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
+    const std::string value = position.str();
+    const std::int64_t now = unix_now();
+    SqliteTransaction transaction(db_, "starting a checkpoint transaction");
+    {
+      const StmtUse use(position.is_sentinel() ? touch_main_.get() : save_main_.get());
+      bind_key(use.get(), key);
+      if (position.is_sentinel()) {
+        db_.bind(use.get(), 4, now);
+      } else {
+        db_.bind(use.get(), 4, value);
+        db_.bind(use.get(), 5, now);
+      }
+      db_.step(use.get(), "saving a checkpoint (triton_checkpoint)");
+    }
+    {
+      const std::string sentinel = position.is_sentinel() ? value : std::string();
+      const StmtUse use(save_side_.get());
+      bind_key(use.get(), key);
+      if (!position.is_sentinel()) db_.bind(use.get(), 4, value);  // else NULL: the main row's
+      db_.bind(use.get(), 5, position.sub_sequence_number());
+      db_.bind(use.get(), 6, sentinel);
+      db_.bind(use.get(), 7, now);
+      db_.step(use.get(), "saving a checkpoint (kclpp_triton_checkpoint_ext)");
+    }
+    transaction.commit("committing a checkpoint");
+  }
+
+ protected:
+  std::vector<StoredCheckpoint> read(TritonFilter filter, const std::string& client, const std::string& stream,
+                                     const std::string& shard) override {
+    const StmtUse use(filter == TritonFilter::Shard    ? load_.get()
+                      : filter == TritonFilter::Stream ? load_all_.get()
+                                                       : list_.get());
+    db_.bind(use.get(), 1, client);
+    if (filter != TritonFilter::Client) db_.bind(use.get(), 2, stream);
+    if (filter == TritonFilter::Shard) db_.bind(use.get(), 3, shard);
+    std::vector<TritonRow> rows;
+    while (db_.step(use.get(), "loading checkpoints") == SQLITE_ROW) {
+      TritonRow row;
+      row.side = sqlite3_column_int64(use.get(), 0) != 0;
+      row.stream = SqliteDb::text(use.get(), 1);
+      row.shard = SqliteDb::text(use.get(), 2);
+      row.seq_num = SqliteDb::text(use.get(), 3);
+      row.sub_sequence_number = sqlite3_column_int64(use.get(), 4);
+      row.sentinel = SqliteDb::text(use.get(), 5);
+      row.updated = sqlite3_column_int64(use.get(), 6);
+      rows.push_back(std::move(row));
+    }
+    return merge_triton_rows(rows, "triton+sqlite:" + db_.path());
+  }
+
+ private:
+  // No kclpp_schema_version here: the database is Triton's as much as ours, and its table
+  // is never altered. In a write transaction as SqliteKclppTables::create_schema().
+  void create_schema() {
+    SqliteTransaction transaction(db_, "starting the schema transaction");
+    db_.exec(triton_table_ddl, "creating triton_checkpoint");
+    db_.exec(triton_ext_ddl, "creating kclpp_triton_checkpoint_ext");
+    transaction.commit("committing the schema");
+  }
+
+  void bind_key(sqlite3_stmt* stmt, const CheckpointKey& key) {
+    db_.bind(stmt, 1, key.application);
+    db_.bind(stmt, 2, key.stream);
+    db_.bind(stmt, 3, key.shard_id);
+  }
+
+  SqliteDb& db_;
+  Stmt load_;
+  Stmt load_all_;
+  Stmt list_;
+  Stmt save_main_;
+  Stmt touch_main_;
+  Stmt save_side_;
+};
+
+// Thread-safe: one connection, every use under mutex_.
+class SqliteStore final : public CheckpointStore {
+ public:
+  // The layout's tables are created (if missing) and checked before the constructor returns.
+  SqliteStore(std::string path, StoreLayout layout) : db_(std::move(path)), tables_(open_tables(db_, layout)) {}
+
+  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
+    const std::lock_guard lock(mutex_);
+    return tables_->load(key);
+  }
+
+  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
+                                                         const std::string& stream) override {
+    const std::lock_guard lock(mutex_);
+    return tables_->load_all(application, stream);
+  }
+
+  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
+    const std::lock_guard lock(mutex_);
+    tables_->save(key, position);
+  }
+
+  std::vector<StoredCheckpoint> list(const std::string& application) override {
+    const std::lock_guard lock(mutex_);
+    return tables_->list(application);
+  }
+
   std::unique_ptr<StoreClaim> claim(const std::string& application,
                                     const std::string& stream) override {
     char suffix[17];
     std::snprintf(suffix, sizeof suffix, "%016llx",
                   static_cast<unsigned long long>(claim_hash(application, stream)));
-    const std::string lock_path = path_ + ".lock-" + suffix;
+    const std::string lock_path = db_.path() + ".lock-" + suffix;
     const std::string what = "cannot claim application '" + application + "' on stream '" +
-                             stream + "' in checkpoint store sqlite:" + path_;
+                             stream + "' in checkpoint store sqlite:" + db_.path();
     // CLOEXEC: a child the worker spawns (kclpp daemon) must not keep the claim alive.
     auto fd = UniqueFd(
         ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
@@ -272,246 +547,15 @@ class SqliteStore final : public CheckpointStore {
     }
     return std::make_unique<SqliteClaim>(std::move(fd));
   }
-
  private:
-  void exec(const char* sql, std::string_view doing) {
-    check(db_.get(), sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr), doing, path_);
+  static std::unique_ptr<CheckpointTables> open_tables(SqliteDb& db, StoreLayout layout) {
+    if (layout == StoreLayout::Triton) return std::make_unique<SqliteTritonTables>(db);
+    return std::make_unique<SqliteKclppTables>(db);
   }
 
-  static std::minstd_rand& jitter() {
-    thread_local std::minstd_rand engine(static_cast<unsigned>(::getpid()) ^
-                                         static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
-    return engine;
-  }
-
-  // Switching to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
-  // instead of calling the busy handler when waiting could deadlock (another process
-  // opening the same new file holds a shared lock and wants the same). So this one waits
-  // itself, up to the busy timeout. Once a file is in WAL mode (persistent), nothing waits.
-  void use_wal() {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
-    for (unsigned attempt = 0;; ++attempt) {
-      const int rc = sqlite3_exec(db_.get(), "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
-      if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= until) {
-        check(db_.get(), rc, "setting journal_mode=WAL", path_);
-        return;
-      }
-      // A random pause of up to 1, 2, 4 ... 32 ms: processes that started together must not
-      // retry in lockstep, or each keeps the others from the exclusive lock (a deterministic
-      // pause livelocked 8 processes for the whole timeout under ASan).
-      std::uniform_int_distribution<unsigned> pause(1, 1u << std::min(attempt, 5u));
-      std::this_thread::sleep_for(std::chrono::milliseconds(pause(jitter())));
-    }
-  }
-
-  Stmt prepare(const char* sql) {
-    sqlite3_stmt* raw = nullptr;
-    const int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
-    Stmt stmt(raw);
-    check(db_.get(), rc, "preparing a statement", path_);
-    return stmt;
-  }
-
-  void bind(sqlite3_stmt* stmt, int index, const std::string& value) {
-    // SQLITE_STATIC: every bound string outlives the statement's use (StmtUse resets it).
-    check(db_.get(),
-          sqlite3_bind_text(stmt, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC),
-          "binding", path_);
-  }
-
-  static std::string text(sqlite3_stmt* stmt, int column) {
-    const auto* p = sqlite3_column_text(stmt, column);
-    const int n = sqlite3_column_bytes(stmt, column);
-    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
-  }
-
-  ExtendedSequenceNumber decode(sqlite3_stmt* stmt, int column, const std::string& shard) {
-    const std::string value = text(stmt, column);
-    const std::int64_t sub = sqlite3_column_int64(stmt, column + 1);
-    try {
-      return ExtendedSequenceNumber::parse(value, sub);
-    } catch (const Error& e) {
-      throw StoreError("checkpoint store sqlite:" + path_ + ": shard " + shard +
-                       " has an unreadable checkpoint '" + value + "'/" + std::to_string(sub) +
-                       ": " + e.what());
-    }
-  }
-
-  // BEGIN IMMEDIATE takes the write lock first (waiting up to the busy timeout), so two
-  // processes opening the same new file cannot both create the schema.
-  void create_schema() {
-    exec("BEGIN IMMEDIATE", "starting the schema transaction");
-    try {
-      exec(
-          "CREATE TABLE IF NOT EXISTS kclpp_schema_version ("
-          " id INTEGER PRIMARY KEY CHECK (id = 1),"
-          " version INTEGER NOT NULL,"
-          " updated_at TEXT NOT NULL)",
-          "creating kclpp_schema_version");
-      const Stmt get = prepare("SELECT version FROM kclpp_schema_version WHERE id = 1");
-      const int rc = sqlite3_step(get.get());
-      check(db_.get(), rc, "reading the schema version", path_);
-      if (rc == SQLITE_ROW) {
-        const auto found = sqlite3_column_int64(get.get(), 0);
-        if (found > sqlite_schema_version) {
-          throw StoreError("checkpoint store sqlite:" + path_ + " has schema version " +
-                           std::to_string(found) + ", newer than version " +
-                           std::to_string(sqlite_schema_version) +
-                           " that this kclpp knows: upgrade kclpp or use another file");
-        }
-        if (found < 1) {
-          throw StoreError("checkpoint store sqlite:" + path_ + " has an invalid schema version " +
-                           std::to_string(found) + " (this kclpp knows version " +
-                           std::to_string(sqlite_schema_version) + ")");
-        }
-        // Version 1 is the first: nothing to migrate yet.
-      } else {
-        exec(
-            "CREATE TABLE IF NOT EXISTS kclpp_checkpoints ("
-            " application TEXT NOT NULL,"
-            " stream TEXT NOT NULL,"
-            " shard_id TEXT NOT NULL,"
-            " sequence_number TEXT NOT NULL,"  // digits, or a sentinel name such as SHARD_END
-            " sub_sequence_number BIGINT NOT NULL DEFAULT 0,"
-            " updated_at TEXT NOT NULL,"
-            // Reserved for multi-worker leases; NULL until that protocol exists.
-            " lease_owner TEXT,"
-            " lease_counter BIGINT,"
-            " lease_expires_at TEXT,"
-            " PRIMARY KEY (application, stream, shard_id))",
-            "creating kclpp_checkpoints");
-        const std::string insert =
-            "INSERT INTO kclpp_schema_version (id, version, updated_at) VALUES (1, " +
-            std::to_string(sqlite_schema_version) + ", strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
-        exec(insert.c_str(), "recording the schema version");
-      }
-      exec("COMMIT", "committing the schema");
-    } catch (...) {
-      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
-  }
-
-  // --- the triton layout (triton_layout.hpp, docs/triton.md §4) -------------------------
-
-  // No kclpp_schema_version here: the database is Triton's as much as ours, and its table
-  // is never altered. BEGIN IMMEDIATE as in create_schema().
-  void create_triton_schema() {
-    exec("BEGIN IMMEDIATE", "starting the schema transaction");
-    try {
-      exec(triton_table_ddl, "creating triton_checkpoint");
-      exec(triton_ext_ddl, "creating kclpp_triton_checkpoint_ext");
-      exec("COMMIT", "committing the schema");
-    } catch (...) {
-      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
-  }
-
-  void prepare_triton() {
-    triton_load_ = prepare(triton_select(TritonFilter::Shard, "?").c_str());
-    triton_load_all_ = prepare(triton_select(TritonFilter::Stream, "?").c_str());
-    triton_list_ = prepare(triton_select(TritonFilter::Client, "?").c_str());
-    // A real UPSERT: row-compatible with Triton's select-then-update/insert (§11.5).
-    triton_save_main_ = prepare(
-        "INSERT INTO triton_checkpoint (client, stream, shard, seq_num, updated) "
-        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (client, stream, shard) DO UPDATE SET "
-        "seq_num = excluded.seq_num, updated = excluded.updated");
-    // A sentinel keeps the main row's last real sequence number (Triton resumes after it)
-    // and only touches `updated`.
-    triton_touch_main_ = prepare(
-        "UPDATE triton_checkpoint SET updated = ?4 WHERE client = ?1 AND stream = ?2 AND shard = ?3");
-    // seq_num NULL: the main row's current value ('' without one), read in the same
-    // transaction.
-    triton_save_side_ = prepare(
-        "INSERT INTO kclpp_triton_checkpoint_ext "
-        "(client, stream, shard, seq_num, sub_sequence_number, sentinel, updated) "
-        "VALUES (?1, ?2, ?3, coalesce(?4, (SELECT seq_num FROM triton_checkpoint "
-        "WHERE client = ?1 AND stream = ?2 AND shard = ?3), ''), ?5, ?6, ?7) "
-        "ON CONFLICT (client, stream, shard) DO UPDATE SET seq_num = excluded.seq_num, "
-        "sub_sequence_number = excluded.sub_sequence_number, sentinel = excluded.sentinel, "
-        "updated = excluded.updated");
-  }
-
-  // Caller holds mutex_. Both rows in one transaction, committed (fsynced) on return.
-  void triton_save(const CheckpointKey& key, const ExtendedSequenceNumber& position) {
-    const std::string value = position.str();
-    const std::string sentinel = position.is_sentinel() ? value : std::string();
-    const std::int64_t now = unix_now();
-    exec("BEGIN IMMEDIATE", "starting a checkpoint transaction");
-    try {
-      {
-        const StmtUse use(position.is_sentinel() ? triton_touch_main_.get() : triton_save_main_.get());
-        bind(use.get(), 1, key.application);
-        bind(use.get(), 2, key.stream);
-        bind(use.get(), 3, key.shard_id);
-        if (position.is_sentinel()) {
-          check(db_.get(), sqlite3_bind_int64(use.get(), 4, now), "binding", path_);
-        } else {
-          bind(use.get(), 4, value);
-          check(db_.get(), sqlite3_bind_int64(use.get(), 5, now), "binding", path_);
-        }
-        check(db_.get(), sqlite3_step(use.get()), "saving a checkpoint (triton_checkpoint)", path_);
-      }
-      {
-        const StmtUse use(triton_save_side_.get());
-        bind(use.get(), 1, key.application);
-        bind(use.get(), 2, key.stream);
-        bind(use.get(), 3, key.shard_id);
-        if (!position.is_sentinel()) bind(use.get(), 4, value);  // else NULL: the main row's
-        check(db_.get(), sqlite3_bind_int64(use.get(), 5, position.sub_sequence_number()), "binding", path_);
-        bind(use.get(), 6, sentinel);
-        check(db_.get(), sqlite3_bind_int64(use.get(), 7, now), "binding", path_);
-        check(db_.get(), sqlite3_step(use.get()), "saving a checkpoint (kclpp_triton_checkpoint_ext)", path_);
-      }
-      exec("COMMIT", "committing a checkpoint");
-    } catch (...) {
-      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
-  }
-
-  // Caller holds mutex_. `stream`/`shard` are bound when the statement has them.
-  std::vector<StoredCheckpoint> triton_read(sqlite3_stmt* stmt, const std::string& client,
-                                            const std::string* stream, const std::string* shard) {
-    const StmtUse use(stmt);
-    bind(use.get(), 1, client);
-    if (stream != nullptr) bind(use.get(), 2, *stream);
-    if (shard != nullptr) bind(use.get(), 3, *shard);
-    std::vector<TritonRow> rows;
-    for (;;) {
-      const int rc = sqlite3_step(use.get());
-      check(db_.get(), rc, "loading checkpoints", path_);
-      if (rc == SQLITE_DONE) break;
-      TritonRow row;
-      row.side = sqlite3_column_int64(use.get(), 0) != 0;
-      row.stream = text(use.get(), 1);
-      row.shard = text(use.get(), 2);
-      row.seq_num = text(use.get(), 3);
-      row.sub_sequence_number = sqlite3_column_int64(use.get(), 4);
-      row.sentinel = text(use.get(), 5);
-      row.updated = sqlite3_column_int64(use.get(), 6);
-      rows.push_back(std::move(row));
-    }
-    return merge_triton_rows(rows, "triton+sqlite:" + path_);
-  }
-
-  std::string path_;
-  StoreLayout layout_;
   std::mutex mutex_;
-  Db db_;
-  // kclpp's layout
-  Stmt load_;
-  Stmt load_all_;
-  Stmt save_;
-  Stmt list_;
-  // the triton layout
-  Stmt triton_load_;
-  Stmt triton_load_all_;
-  Stmt triton_list_;
-  Stmt triton_save_main_;
-  Stmt triton_touch_main_;
-  Stmt triton_save_side_;
+  SqliteDb db_;
+  std::unique_ptr<CheckpointTables> tables_;  // after db_: its statements go first
 };
 
 }  // namespace
@@ -520,7 +564,9 @@ std::unique_ptr<CheckpointStore> open_sqlite_store(const std::string& path, Stor
   std::error_code ec;
   auto absolute = std::filesystem::absolute(path, ec);
   // Absolute, so the claim's lock file stays next to the database if the cwd changes.
-  return std::make_unique<SqliteStore>(ec ? path : absolute.lexically_normal().string(), layout);
+  std::string file = ec ? path : absolute.lexically_normal().string();
+  const auto setup_lock = lock_setup(file, std::chrono::milliseconds(busy_timeout_ms));
+  return std::make_unique<SqliteStore>(std::move(file), layout);
 }
 
 }  // namespace kclpp::native::detail

@@ -1,11 +1,17 @@
 #pragma once
-// Pieces the SQLite and Postgres stores share: how a claim is named and who holds it.
+// Pieces the SQLite and Postgres stores share: how a claim is named and who holds it, and
+// the interface of one layout's tables.
 #include <unistd.h>
 
 #include <array>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "kclpp/native/checkpoint_store.hpp"
 
 namespace kclpp::native::detail {
 
@@ -30,5 +36,18 @@ inline std::string host_name() {
   if (::gethostname(buf.data(), buf.size() - 1) != 0) return "unknown host";
   return buf.data();
 }
+
+// One layout's tables (kclpp's, or Triton's: triton_layout.hpp) in a SQL store: the data
+// half of CheckpointStore, with the same contract. A store picks its layout once, when it
+// opens, and serialises the calls; implementations are not thread-safe.
+class CheckpointTables {
+ public:
+  virtual ~CheckpointTables() = default;
+  [[nodiscard]] virtual std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) = 0;
+  [[nodiscard]] virtual std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
+                                                                               const std::string& stream) = 0;
+  virtual void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) = 0;
+  [[nodiscard]] virtual std::vector<StoredCheckpoint> list(const std::string& application) = 0;
+};
 
 }  // namespace kclpp::native::detail

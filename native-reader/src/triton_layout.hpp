@@ -13,6 +13,7 @@
 
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/processor/error.hpp"
+#include "store_common.hpp"
 
 namespace kclpp::native::detail {
 
@@ -126,6 +127,36 @@ inline std::vector<StoredCheckpoint> merge_triton_rows(const std::vector<TritonR
   }
   return result;
 }
+
+// The Triton layout's reads, in terms of the one statement above (triton_select) that each
+// store runs its own way.
+class TritonTables : public CheckpointTables {
+ public:
+  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
+    auto found = read(TritonFilter::Shard, key.application, key.stream, key.shard_id);
+    if (found.empty()) return std::nullopt;
+    return std::move(found.front().position);
+  }
+
+  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
+                                                         const std::string& stream) override {
+    std::map<std::string, ExtendedSequenceNumber> result;
+    for (auto& c : read(TritonFilter::Stream, application, stream, {})) {
+      result.insert_or_assign(std::move(c.shard_id), std::move(c.position));
+    }
+    return result;
+  }
+
+  std::vector<StoredCheckpoint> list(const std::string& application) override {
+    return read(TritonFilter::Client, application, {}, {});
+  }
+
+ protected:
+  // triton_select(filter) with client, stream, shard bound as far as `filter` narrows (the
+  // others are ignored), merged by merge_triton_rows.
+  [[nodiscard]] virtual std::vector<StoredCheckpoint> read(TritonFilter filter, const std::string& client,
+                                                           const std::string& stream, const std::string& shard) = 0;
+};
 
 // Unix seconds now, for `updated` (a 32-bit INTEGER in Triton's DDL: fine until 2038).
 inline std::int64_t unix_now() {

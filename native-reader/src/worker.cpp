@@ -67,8 +67,13 @@ struct Worker::Impl {
   bool sync(StreamConnection& connection);
   void start_eligible(const std::vector<aws::Shard>& shards);
   void start(const aws::Shard& shard, aws::StartPosition start_position);
-  // Joins finished shard threads; returns the first fatal error, if any.
-  std::exception_ptr reap(bool& shard_ended);
+  // What reap() found among the finished shard threads.
+  struct Reaped {
+    std::exception_ptr fatal;  // the first fatal error, if any
+    bool shard_ended = false;  // a shard reached SHARD_END or is gone: its children may start
+  };
+  // Joins finished shard threads.
+  Reaped reap();
   void stop_all() noexcept;
 
   [[nodiscard]] bool in_subset(const std::string& id) const { return !subset || subset->count(id) != 0; }
@@ -183,8 +188,8 @@ void Worker::Impl::start(const aws::Shard& shard, aws::StartPosition start_posit
   tasks.emplace(raw->shard_id, std::move(task));
 }
 
-std::exception_ptr Worker::Impl::reap(bool& shard_ended) {
-  std::exception_ptr fatal;
+Worker::Impl::Reaped Worker::Impl::reap() {
+  Reaped reaped;
   std::vector<std::unique_ptr<Task>> finished_tasks;
   {
     const std::lock_guard lock(mutex);
@@ -201,16 +206,16 @@ std::exception_ptr Worker::Impl::reap(bool& shard_ended) {
   for (auto& task : finished_tasks) {
     task->thread.join();
     if (task->error) {
-      if (!fatal) fatal = task->error;
+      if (!reaped.fatal) reaped.fatal = task->error;
     } else if (task->outcome == ShardOutcome::Ended) {
       finished.insert(task->shard_id);
-      shard_ended = true;
+      reaped.shard_ended = true;
     } else if (task->outcome == ShardOutcome::Gone) {
       skipped.insert(task->shard_id);
-      shard_ended = true;  // re-list: its children may start now
+      reaped.shard_ended = true;  // re-list: its children may start now
     }
   }
-  return fatal;
+  return reaped;
 }
 
 void Worker::Impl::stop_all() noexcept {
@@ -285,12 +290,12 @@ void Worker::Impl::run() {
                                                                               std::chrono::milliseconds{1'000}));
       next_sync = SteadyClock::now() + interval;
     }
-    bool shard_ended = false;
-    fatal = reap(shard_ended);
+    const Reaped reaped = reap();
+    fatal = reaped.fatal;
     if (fatal) break;
     // A shard at its end: re-list now, so that its children (which may postdate the last
     // listing) start without waiting for the next interval.
-    if (shard_ended) {
+    if (reaped.shard_ended) {
       need_sync = true;
       continue;
     }
