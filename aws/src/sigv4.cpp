@@ -12,24 +12,15 @@
 #include <cstdio>
 #include <ctime>
 
-#include "kclpp/processor/error.hpp"
+#include "kclpp/internal/hex.hpp"
+#include "kclpp/internal/openssl_error.hpp"
 #include "sigv4.hpp"
 
 namespace kclpp::aws::detail {
 
 namespace {
 
-constexpr char hex_digits[] = "0123456789abcdef";
-constexpr char hex_upper[] = "0123456789ABCDEF";
-
-std::string to_hex(const unsigned char* data, std::size_t n) {
-  std::string out(n * 2, '0');
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = hex_digits[data[i] >> 4];
-    out[2 * i + 1] = hex_digits[data[i] & 0xF];
-  }
-  return out;
-}
+using kclpp::detail::hex_upper;
 
 using Digest = std::array<unsigned char, 32>;
 
@@ -40,7 +31,7 @@ Digest hmac(std::string_view key, std::string_view message) {
            reinterpret_cast<const unsigned char*>(message.data()), message.size(), out.data(),
            &len) == nullptr ||
       len != out.size()) {
-    throw Error("OpenSSL: HMAC-SHA256 failed (no SHA-256 provider?)");
+    kclpp::detail::throw_openssl_error("SigV4: HMAC-SHA256");
   }
   return out;
 }
@@ -72,12 +63,12 @@ bool unreserved(unsigned char c) {
 
 }  // namespace
 
-std::string uri_encode(std::string_view s, bool keep_slash) {
+std::string uri_encode(std::string_view s, Slash slash) {
   std::string out;
   out.reserve(s.size() + s.size() / 4);
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    if (unreserved(c) || (keep_slash && c == '/')) {
+    if (unreserved(c) || (slash == Slash::Keep && c == '/')) {
       out.push_back(ch);
     } else {
       out.push_back('%');
@@ -91,7 +82,7 @@ std::string uri_encode(std::string_view s, bool keep_slash) {
 std::string canonical_query(const std::vector<std::pair<std::string, std::string>>& params) {
   std::vector<std::pair<std::string, std::string>> encoded;
   encoded.reserve(params.size());
-  for (const auto& [k, v] : params) encoded.emplace_back(uri_encode(k, false), uri_encode(v, false));
+  for (const auto& [k, v] : params) encoded.emplace_back(uri_encode(k, Slash::Encode), uri_encode(v, Slash::Encode));
   std::sort(encoded.begin(), encoded.end());
   std::string out;
   for (const auto& [k, v] : encoded) {
@@ -108,9 +99,9 @@ std::string sha256_hex(std::string_view data) {
   unsigned int len = 0;
   if (EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr) != 1 ||
       len != d.size()) {
-    throw Error("OpenSSL: SHA-256 failed (no SHA-256 provider?)");
+    kclpp::detail::throw_openssl_error("SigV4: SHA-256");
   }
-  return to_hex(d.data(), d.size());
+  return kclpp::detail::to_hex(as_view(d));
 }
 
 std::string amz_date(std::int64_t unix_seconds) {
@@ -190,7 +181,7 @@ std::string authorization(const SigningInput& in, const Credentials& credentials
   const Digest signature = hmac(as_view(k_signing), string_to_sign);
   return "AWS4-HMAC-SHA256 Credential=" + credentials.access_key_id + "/" + scope +
          ", SignedHeaders=" + signed_header_names(sorted_headers(in)) +
-         ", Signature=" + to_hex(signature.data(), signature.size());
+         ", Signature=" + kclpp::detail::to_hex(as_view(signature));
 }
 
 std::string sign(SigningInput& in, const Credentials& credentials,
