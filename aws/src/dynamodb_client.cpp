@@ -608,8 +608,9 @@ void DynamoDbClient::wait_for_active(const std::string& table, std::chrono::mill
       status = "throttled";
     }
     if (std::chrono::steady_clock::now() + pause > deadline) {
-      throw TransportError(impl_->describe({"DescribeTable", table, {}, Effect::Idempotent}) + ": table not ACTIVE after " +
-                               std::to_string(timeout.count()) + " ms (last status " + status + ")",
+      throw TransportError(impl_->describe({"DescribeTable", table, {}, Effect::Idempotent}) +
+                               ": table not ACTIVE after " + std::to_string(timeout.count()) + " ms (last status " +
+                               status + ")",
                            Retry::No);
     }
     std::this_thread::sleep_for(pause);

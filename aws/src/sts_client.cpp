@@ -127,7 +127,9 @@ struct StsClient::Impl {
     const std::string where = "STS " + std::string(action) + " at " + options.endpoint;
     const auto doc = reply_document(body);
     // The body is not quoted: it carries the secrets.
-    if (!doc) throw ProtocolError(where + ": the reply is not well-formed XML (" + std::to_string(body.size()) + " bytes)");
+    if (!doc) {
+      throw ProtocolError(where + ": the reply is not well-formed XML (" + std::to_string(body.size()) + " bytes)");
+    }
     const auto credentials = doc->find("Credentials");
     if (!credentials) {
       throw ProtocolError(where + ": the reply has no <Credentials> (" + std::to_string(body.size()) + " bytes)");

@@ -140,8 +140,8 @@ struct SpoolDaemon::Impl {
     if (second.size() + header->partition_key.size() > detail::max_record_bytes)
       return reject("record of " + std::to_string(second.size()) + " bytes for stream '" + header->stream_name +
                     "' is over the 1 MiB Kinesis limit");
-    // What `kclpp store` would skip later (docs/triton.md §2, §7): refused here, where it is
-    // cheap next to the network and the sender can still be told apart.
+    // What `kclpp store` would skip later (docs/triton.md §2, §7) never goes to Kinesis: the
+    // scan is cheap next to the network and allocates nothing.
     if (auto problem = validate_record(second.to_string_view()); !problem.empty())
       return reject("record for stream '" + header->stream_name + "' is not a Triton record: " + problem);
     batch.push_back({stream, aws::PutRecordsEntry{std::string(second.to_string_view()),
