@@ -433,7 +433,7 @@ struct Context {
   std::string_view op;
   std::string_view table;
   std::string key;
-  Effect effect = Effect::Read;
+  Effect effect = Effect::Idempotent;
 };
 
 }  // namespace
@@ -527,7 +527,7 @@ struct DynamoDbClient::Impl {
     if (reply.is_discarded() || !reply.is_object()) {
       const std::string what = describe(c) + ": the reply is not a JSON object (" +
                                std::to_string(service.body().size()) + " bytes)";
-      if (c.effect == Effect::Write) throw InDoubtError(what + " (the write may have taken effect)");
+      if (c.effect == Effect::NotIdempotent) throw InDoubtError(what + " (the write may have taken effect)");
       throw ProtocolError(what);
     }
     return reply;
@@ -540,7 +540,7 @@ struct DynamoDbClient::Impl {
     try {
       return fn();
     } catch (const ProtocolError& e) {
-      if (c.effect == Effect::Write) {
+      if (c.effect == Effect::NotIdempotent) {
         throw InDoubtError(describe(c) + ": " + e.what() + " (the write may have taken effect)");
       }
       throw ProtocolError(describe(c) + ": " + e.what());
@@ -572,7 +572,7 @@ DynamoDbClient& DynamoDbClient::operator=(DynamoDbClient&&) noexcept = default;
 const DynamoDbOptions& DynamoDbClient::options() const noexcept { return impl_->options; }
 
 void DynamoDbClient::create_table(const std::string& table, const KeyAttribute& hash_key) {
-  const Context c{"CreateTable", table, {}, Effect::Read};
+  const Context c{"CreateTable", table, {}, Effect::Idempotent};
   const json body = {
       {"TableName", table},
       {"AttributeDefinitions", json::array({{{"AttributeName", hash_key.name},
@@ -584,7 +584,7 @@ void DynamoDbClient::create_table(const std::string& table, const KeyAttribute& 
 }
 
 std::optional<TableDescription> DynamoDbClient::describe_table(const std::string& table) {
-  const Context c{"DescribeTable", table, {}, Effect::Read};
+  const Context c{"DescribeTable", table, {}, Effect::Idempotent};
   json reply;
   try {
     reply = impl_->call(c, {{"TableName", table}});
@@ -608,8 +608,9 @@ void DynamoDbClient::wait_for_active(const std::string& table, std::chrono::mill
       status = "throttled";
     }
     if (std::chrono::steady_clock::now() + pause > deadline) {
-      throw TransportError(impl_->describe({"DescribeTable", table, {}, Effect::Read}) + ": table not ACTIVE after " +
-                               std::to_string(timeout.count()) + " ms (last status " + status + ")",
+      throw TransportError(impl_->describe({"DescribeTable", table, {}, Effect::Idempotent}) +
+                               ": table not ACTIVE after " + std::to_string(timeout.count()) + " ms (last status " +
+                               status + ")",
                            Retry::No);
     }
     std::this_thread::sleep_for(pause);
@@ -618,13 +619,13 @@ void DynamoDbClient::wait_for_active(const std::string& table, std::chrono::mill
 }
 
 void DynamoDbClient::delete_table(const std::string& table) {
-  const Context c{"DeleteTable", table, {}, Effect::Read};
+  const Context c{"DeleteTable", table, {}, Effect::Idempotent};
   (void)impl_->call(c, {{"TableName", table}});
 }
 
 std::optional<Item> DynamoDbClient::get_item(const std::string& table, const Item& key,
                                              ReadConsistency consistency) {
-  const Context c{"GetItem", table, describe_key(key), Effect::Read};
+  const Context c{"GetItem", table, describe_key(key), Effect::Idempotent};
   json body = {{"TableName", table}, {"Key", item_to_wire(key)}};
   if (consistency == ReadConsistency::Strong) body["ConsistentRead"] = true;
   const json reply = impl_->call(c, body);
@@ -637,7 +638,7 @@ std::optional<Item> DynamoDbClient::get_item(const std::string& table, const Ite
 
 std::optional<Item> DynamoDbClient::put_item(const std::string& table, const Item& item,
                                              const WriteOptions& options) {
-  const Context c{"PutItem", table, {}, Effect::Write};
+  const Context c{"PutItem", table, {}, Effect::NotIdempotent};
   json body = {{"TableName", table}, {"Item", item_to_wire(item)}};
   add_write_options(body, options);
   const json reply = impl_->call(c, body);
@@ -647,7 +648,7 @@ std::optional<Item> DynamoDbClient::put_item(const std::string& table, const Ite
 std::optional<Item> DynamoDbClient::update_item(const std::string& table, const Item& key,
                                                 const std::string& update_expression,
                                                 const WriteOptions& options) {
-  const Context c{"UpdateItem", table, describe_key(key), Effect::Write};
+  const Context c{"UpdateItem", table, describe_key(key), Effect::NotIdempotent};
   json body = {{"TableName", table}, {"Key", item_to_wire(key)}};
   if (!update_expression.empty()) body["UpdateExpression"] = update_expression;
   add_write_options(body, options);
@@ -657,7 +658,7 @@ std::optional<Item> DynamoDbClient::update_item(const std::string& table, const 
 
 std::optional<Item> DynamoDbClient::delete_item(const std::string& table, const Item& key,
                                                 const WriteOptions& options) {
-  const Context c{"DeleteItem", table, describe_key(key), Effect::Write};
+  const Context c{"DeleteItem", table, describe_key(key), Effect::NotIdempotent};
   json body = {{"TableName", table}, {"Key", item_to_wire(key)}};
   add_write_options(body, options);
   const json reply = impl_->call(c, body);
@@ -665,7 +666,7 @@ std::optional<Item> DynamoDbClient::delete_item(const std::string& table, const 
 }
 
 std::vector<Item> DynamoDbClient::scan(const std::string& table, const ScanOptions& options) {
-  const Context c{"Scan", table, {}, Effect::Read};
+  const Context c{"Scan", table, {}, Effect::Idempotent};
   std::vector<Item> items;
   json start_key;  // null: the first page
   for (int page = 0;; ++page) {

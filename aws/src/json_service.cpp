@@ -50,11 +50,11 @@ HttpResult JsonService::post(std::string_view op, std::string_view body) {
 
 void JsonService::fail(const std::string& where, Effect effect, const HttpResult& r,
                        const std::function<Retry(std::string_view type)>& other_retry) {
-  const bool write = effect == Effect::Write;
+  const bool in_doubt = effect == Effect::NotIdempotent;
   if (r.outcome == HttpResult::Outcome::NotSent) throw TransportError(where + ": request not sent: " + r.error);
   if (r.outcome == HttpResult::Outcome::Failed) {
     const std::string what = where + (r.timed_out ? ": timed out: " : ": connection failed: ") + r.error;
-    if (write) throw InDoubtError(what + " (after the request was sent: it may or may not have taken effect)");
+    if (in_doubt) throw InDoubtError(what + " (after the request was sent: it may or may not have taken effect)");
     throw TransportError(what);
   }
   const int status = static_cast<int>(r.status);
@@ -69,7 +69,7 @@ void JsonService::fail(const std::string& where, Effect effect, const HttpResult
   if (e && throttling_code(e->type)) throw ThrottledError(what);
   if (e && auth_code(e->type)) throw AuthError(what);
   if (status >= 500) {
-    if (write) {
+    if (in_doubt) {
       throw InDoubtError(what + " (the server failed after receiving the request: it may or may not have taken "
                                 "effect)");
     }

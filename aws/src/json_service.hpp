@@ -14,8 +14,13 @@
 
 namespace kclpp::aws::detail {
 
-// Whether a lost reply leaves the outcome unknown (the call changes something).
-enum class Effect { Read, Write };
+// What a failure after the request was sent means for a retry (kclpp::retry resends only
+// retryable errors). Idempotent: sending the call again cannot apply it twice (reads, and
+// changes whose repeat is refused instead of repeated: a second CreateStream gets
+// ResourceInUseException, a second SplitShard finds its shard closed), so a lost reply
+// or a 5xx is a retryable TransportError. NotIdempotent: a resend could apply it twice (PutRecord,
+// PutItem), so the outcome is unknown: InDoubtError, never retried automatically.
+enum class Effect { Idempotent, NotIdempotent };
 
 // An error reply's code (without its namespace prefix) and message.
 struct ErrorReply {
@@ -50,7 +55,7 @@ class JsonService {
   [[nodiscard]] const JsonServiceSettings& settings() const noexcept { return settings_; }
 
   // The one classification of a failed call: not sent → TransportError; failed after
-  // sending → InDoubtError for a write, else TransportError; an error reply → ThrottledError,
+  // sending → InDoubtError for a NotIdempotent call, else TransportError; an error reply → ThrottledError,
   // AuthError, TransportError / InDoubtError (5xx), ProtocolError (unparseable), else AwsError
   // with `retry` (as `other_retry` says for the code). `where` starts every message.
   [[noreturn]] void fail(const std::string& where, Effect effect, const HttpResult& r,

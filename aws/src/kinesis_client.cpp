@@ -36,7 +36,7 @@ struct Context {
   std::string_view op;
   std::string_view stream;
   std::string_view shard;
-  Effect effect = Effect::Read;
+  Effect effect = Effect::Idempotent;
 };
 
 }  // namespace
@@ -80,7 +80,7 @@ struct KinesisClient::Impl {
     try {
       return fn(service.body());
     } catch (const ProtocolError& e) {
-      if (c.effect == Effect::Write) {
+      if (c.effect == Effect::NotIdempotent) {
         throw InDoubtError(describe(c) + ": " + e.what() + " (the write may have taken effect)");
       }
       throw ProtocolError(describe(c) + ": " + e.what());
@@ -130,7 +130,7 @@ const KinesisOptions& KinesisClient::options() const noexcept { return impl_->op
 
 std::vector<Shard> KinesisClient::list_shards(const std::string& stream) {
   Impl& m = *impl_;
-  const Context c{"ListShards", stream, {}, Effect::Read};
+  const Context c{"ListShards", stream, {}, Effect::Idempotent};
   std::vector<Shard> shards;
   std::string token;
   for (int page = 0;; ++page) {
@@ -158,7 +158,7 @@ std::vector<Shard> KinesisClient::list_shards(const std::string& stream) {
 
 StreamSummary KinesisClient::describe_stream_summary(const std::string& stream) {
   Impl& m = *impl_;
-  const Context c{"DescribeStreamSummary", stream, {}, Effect::Read};
+  const Context c{"DescribeStreamSummary", stream, {}, Effect::Idempotent};
   m.begin();
   m.field("StreamName", stream);
   m.end();
@@ -169,7 +169,7 @@ StreamSummary KinesisClient::describe_stream_summary(const std::string& stream) 
 std::string KinesisClient::get_shard_iterator(const std::string& stream, const std::string& shard_id,
                                               const StartPosition& position) {
   Impl& m = *impl_;
-  const Context c{"GetShardIterator", stream, shard_id, Effect::Read};
+  const Context c{"GetShardIterator", stream, shard_id, Effect::Idempotent};
   m.begin();
   m.field("StreamName", stream);
   m.field("ShardId", shard_id);
@@ -215,7 +215,7 @@ GetRecordsResult KinesisClient::get_records(const std::string& shard_iterator, i
 
 void KinesisClient::get_records(const std::string& shard_iterator, int limit, GetRecordsResult& out) {
   Impl& m = *impl_;
-  const Context c{"GetRecords", {}, {}, Effect::Read};
+  const Context c{"GetRecords", {}, {}, Effect::Idempotent};
   m.begin();
   m.field("ShardIterator", shard_iterator);
   if (limit > 0) m.field_raw("Limit", std::to_string(limit));
@@ -231,7 +231,7 @@ PutRecordResult KinesisClient::put_record(const std::string& stream, std::string
                                           const std::string& partition_key,
                                           const std::string& explicit_hash_key) {
   Impl& m = *impl_;
-  const Context c{"PutRecord", stream, {}, Effect::Write};
+  const Context c{"PutRecord", stream, {}, Effect::NotIdempotent};
   m.request.reserve(data.size() / 3 * 4 + partition_key.size() + stream.size() + 128);
   m.begin();
   m.field("StreamName", stream);
@@ -248,7 +248,7 @@ PutRecordResult KinesisClient::put_record(const std::string& stream, std::string
 std::vector<PutRecordsResultEntry> KinesisClient::put_records(const std::string& stream,
                                                               std::span<const PutRecordsEntry> entries) {
   Impl& m = *impl_;
-  const Context c{"PutRecords", stream, {}, Effect::Write};
+  const Context c{"PutRecords", stream, {}, Effect::NotIdempotent};
   std::size_t size = stream.size() + 64;
   for (const auto& e : entries) size += e.data.size() / 3 * 4 + e.partition_key.size() + 96;
   m.request.reserve(size);
@@ -284,7 +284,7 @@ std::vector<PutRecordsResultEntry> KinesisClient::put_records(const std::string&
 
 void KinesisClient::create_stream(const std::string& stream, int shard_count) {
   Impl& m = *impl_;
-  const Context c{"CreateStream", stream, {}, Effect::Read};
+  const Context c{"CreateStream", stream, {}, Effect::Idempotent};
   m.begin();
   m.field("StreamName", stream);
   m.field_raw("ShardCount", std::to_string(shard_count));
@@ -294,7 +294,7 @@ void KinesisClient::create_stream(const std::string& stream, int shard_count) {
 
 void KinesisClient::delete_stream(const std::string& stream) {
   Impl& m = *impl_;
-  const Context c{"DeleteStream", stream, {}, Effect::Read};
+  const Context c{"DeleteStream", stream, {}, Effect::Idempotent};
   m.begin();
   m.field("StreamName", stream);
   m.end();
@@ -304,7 +304,7 @@ void KinesisClient::delete_stream(const std::string& stream) {
 void KinesisClient::split_shard(const std::string& stream, const std::string& shard_id,
                                 const std::string& new_starting_hash_key) {
   Impl& m = *impl_;
-  const Context c{"SplitShard", stream, shard_id, Effect::Read};
+  const Context c{"SplitShard", stream, shard_id, Effect::Idempotent};
   m.begin();
   m.field("StreamName", stream);
   m.field("ShardToSplit", shard_id);
@@ -317,7 +317,7 @@ void KinesisClient::merge_shards(const std::string& stream, const std::string& s
                                  const std::string& adjacent_shard_id) {
   Impl& m = *impl_;
   const std::string shards = shard_id + " + " + adjacent_shard_id;
-  const Context c{"MergeShards", stream, shards, Effect::Read};
+  const Context c{"MergeShards", stream, shards, Effect::Idempotent};
   m.begin();
   m.field("StreamName", stream);
   m.field("ShardToMerge", shard_id);
@@ -338,7 +338,7 @@ void KinesisClient::wait_for_active(const std::string& stream, std::chrono::mill
       status = "throttled";
     }
     if (std::chrono::steady_clock::now() + pause > deadline) {
-      throw TransportError(impl_->describe({"DescribeStreamSummary", stream, {}, Effect::Read}) +
+      throw TransportError(impl_->describe({"DescribeStreamSummary", stream, {}, Effect::Idempotent}) +
                                ": stream not ACTIVE after " + std::to_string(timeout.count()) +
                                " ms (last status " + status + ")",
                            Retry::No);

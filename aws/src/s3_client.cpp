@@ -151,11 +151,11 @@ Target request_target(const Endpoint& endpoint, Addressing addressing, const std
   Target t;
   if (path_style) {
     t.host = endpoint.host;
-    t.path = "/" + uri_encode(bucket, false);
-    if (!key.empty()) t.path += "/" + uri_encode(key, true);
+    t.path = "/" + uri_encode(bucket, Slash::Encode);
+    if (!key.empty()) t.path += "/" + uri_encode(key, Slash::Keep);
   } else {
     t.host = bucket + "." + endpoint.host;
-    t.path = "/" + uri_encode(key, true);
+    t.path = "/" + uri_encode(key, Slash::Keep);
   }
   return t;
 }
@@ -173,11 +173,9 @@ struct S3Client::Impl {
     return s + " at " + endpoint.scheme + "://" + endpoint.host;
   }
 
-  // Sends `c` on `http`, signed with `credentials`.
-  Reply perform(const Call& c, detail::HttpClient& on, const Credentials& credentials) {
-    const detail::Target target = detail::request_target(endpoint, options.addressing, c.bucket, c.key);
-    const std::string query = detail::canonical_query(c.query);
-    const std::string url = endpoint.scheme + "://" + target.host + target.path + (query.empty() ? "" : "?" + query);
+  // What SigV4 signs of `c` sent to `target`: the method, path, query, payload hash and
+  // every header we send.
+  detail::SigningInput signing_input(const Call& c, const detail::Target& target, const std::string& query) const {
     const bool has_body = c.method == "PUT" || c.method == "POST";
     detail::SigningInput in;
     in.method = c.method;
@@ -188,11 +186,26 @@ struct S3Client::Impl {
     in.service = "s3";
     in.headers = {{"host", target.host}, {"x-amz-content-sha256", in.payload_hash}};
     for (const auto& header : c.headers) in.headers.push_back(header);
+    return in;
+  }
+
+  // The header lines of a request: the signed headers (sign() adds x-amz-date and the
+  // session token to them), then its Authorization.
+  static std::vector<std::string> header_lines(detail::SigningInput in, const Credentials& credentials) {
     const std::string auth = detail::sign(in, credentials, std::chrono::system_clock::now());
     std::vector<std::string> lines;
     lines.reserve(in.headers.size() + 1);
     for (const auto& [name, value] : in.headers) lines.push_back(name + ": " + value);
     lines.push_back("Authorization: " + auth);
+    return lines;
+  }
+
+  // Sends `c` on `on`, signed with `credentials`.
+  Reply perform(const Call& c, detail::HttpClient& on, const Credentials& credentials) {
+    const detail::Target target = detail::request_target(endpoint, options.addressing, c.bucket, c.key);
+    const std::string query = detail::canonical_query(c.query);
+    const std::string url = endpoint.scheme + "://" + target.host + target.path + (query.empty() ? "" : "?" + query);
+    const std::vector<std::string> lines = header_lines(signing_input(c, target, query), credentials);
     Reply reply;
     reply.result = on.perform({c.method, url, &lines, c.body, 0, c.sink});
     reply.body = std::move(on.body());
@@ -251,12 +264,8 @@ struct S3Client::Impl {
   }
 
   static bool expired_reply(const std::string& body) {
-    try {
-      const auto reply = detail::parse_error_reply(body);
-      return reply && s3_expired_code(reply->code);
-    } catch (const ProtocolError&) {
-      return false;
-    }
+    const auto reply = detail::parse_error_reply(body);
+    return reply && s3_expired_code(reply->code);
   }
 
   detail::HttpOptions http_options() const {
@@ -279,6 +288,11 @@ struct S3Client::Impl {
 
   PutObjectResult multipart(const std::string& bucket, const std::string& key, std::FILE* file,
                             std::uint64_t size, const std::string& path, const std::string& content_type);
+  // The steps of a multipart upload (each retried with options.retry but the abort).
+  std::string create_upload(const std::string& bucket, const std::string& key, const std::string& content_type);
+  std::string complete_upload(const std::string& bucket, const std::string& key, const std::string& upload_id,
+                              const std::vector<std::string>& etags);
+  void abort_upload(const std::string& bucket, const std::string& key, const std::string& upload_id) noexcept;
   // Uploads parts 1..N of `upload_id` (N = ceil(size / part_size)), returning their ETags.
   std::vector<std::string> upload_parts(const std::string& bucket, const std::string& key,
                                         const std::string& upload_id, int fd, std::uint64_t size,
@@ -353,13 +367,23 @@ PutObjectResult S3Client::Impl::multipart(const std::string& bucket, const std::
                                           const std::string& content_type) {
   std::uint64_t part_size = options.part_size;
   if ((size + part_size - 1) / part_size > max_parts) part_size = (size + max_parts - 1) / max_parts;
-  const RetryPolicy& policy = options.retry;
+  const std::string upload_id = create_upload(bucket, key, content_type);
+  try {
+    const std::vector<std::string> etags = upload_parts(bucket, key, upload_id, ::fileno(file), size, part_size, path);
+    return {complete_upload(bucket, key, upload_id, etags), static_cast<int>(etags.size())};
+  } catch (...) {
+    abort_upload(bucket, key, upload_id);
+    throw;
+  }
+}
 
+std::string S3Client::Impl::create_upload(const std::string& bucket, const std::string& key,
+                                          const std::string& content_type) {
   Call create{"CreateMultipartUpload", bucket, key};
   create.method = "POST";
   create.query = {{"uploads", ""}};
   if (!content_type.empty()) create.headers.emplace_back("content-type", content_type);
-  const std::string upload_id = retry(policy, [&] {
+  return retry(options.retry, [&] {
     const Reply t = call(create);
     try {
       return detail::parse_upload_id(t.body);
@@ -367,39 +391,39 @@ PutObjectResult S3Client::Impl::multipart(const std::string& bucket, const std::
       throw ProtocolError(describe(create) + ": " + e.what());
     }
   });
+}
 
-  std::vector<std::string> etags;
+std::string S3Client::Impl::complete_upload(const std::string& bucket, const std::string& key,
+                                            const std::string& upload_id, const std::vector<std::string>& etags) {
+  Call complete{"CompleteMultipartUpload", bucket, key};
+  complete.method = "POST";
+  complete.query = {{"uploadId", upload_id}};
+  const std::string body = detail::complete_multipart_body(etags);
+  complete.body = body;
+  return retry(options.retry, [&] {
+    const Reply t = call(complete);
+    // S3 may answer 200 and then report a failure in the body (the status line goes out
+    // before the parts are assembled).
+    if (detail::parse_error_reply(t.body)) fail_reply(describe(complete), 500, t.body, {t.secret, t.token});
+    auto etag = detail::parse_complete_etag(t.body);
+    if (!etag) throw ProtocolError(describe(complete) + ": not a CompleteMultipartUploadResult: " + snippet(t.body));
+    return std::move(*etag);
+  });
+}
+
+// Without an abort, S3 keeps (and bills) the uploaded parts.
+void S3Client::Impl::abort_upload(const std::string& bucket, const std::string& key,
+                                  const std::string& upload_id) noexcept {
   try {
-    etags = upload_parts(bucket, key, upload_id, ::fileno(file), size, part_size, path);
-    Call complete{"CompleteMultipartUpload", bucket, key};
-    complete.method = "POST";
-    complete.query = {{"uploadId", upload_id}};
-    const std::string body = detail::complete_multipart_body(etags);
-    complete.body = body;
-    std::string etag = retry(policy, [&] {
-      const Reply t = call(complete);
-      // S3 may answer 200 and then report a failure in the body (the status line goes out
-      // before the parts are assembled).
-      if (detail::parse_error_reply(t.body)) fail_reply(describe(complete), 500, t.body, {t.secret, t.token});
-      const auto e = detail::xml_element(t.body, "ETag");
-      if (!e) {
-        throw ProtocolError(describe(complete) + ": not a CompleteMultipartUploadResult: " + snippet(t.body));
-      }
-      return detail::unquote_etag(*e);
-    });
-    return {std::move(etag), static_cast<int>(etags.size())};
-  } catch (...) {
-    // Without an abort, S3 keeps (and bills) the uploaded parts.
-    try {
-      Call abort{"AbortMultipartUpload", bucket, key};
-      abort.method = "DELETE";
-      abort.query = {{"uploadId", upload_id}};
-      (void)call(abort);
-    } catch (const Error& e) {
-      log_warn("S3: aborting multipart upload ", upload_id, " of s3://", bucket, "/", key,
-               " failed (its parts stay until a lifecycle rule removes them): ", e.what());
-    }
-    throw;
+    Call abort{"AbortMultipartUpload", bucket, key};
+    abort.method = "DELETE";
+    abort.query = {{"uploadId", upload_id}};
+    (void)call(abort);
+  } catch (const Error& e) {
+    log_warn("S3: aborting multipart upload ", upload_id, " of s3://", bucket, "/", key,
+             " failed (its parts stay until a lifecycle rule removes them): ", e.what());
+  } catch (const std::exception& e) {
+    log_warn("S3: aborting multipart upload ", upload_id, " of s3://", bucket, "/", key, " failed: ", e.what());
   }
 }
 

@@ -41,14 +41,14 @@ struct Target {
 // --- XML -----------------------------------------------------------------------------------
 
 // An S3 error reply <Error><Code>..</Code><Message>..</Message></Error>: nullopt when the
-// body is not one.
+// body is not one (or not XML). Never throws.
 struct S3ErrorReply {
   std::string code;
   std::string message;
 };
 [[nodiscard]] std::optional<S3ErrorReply> parse_error_reply(std::string_view xml);
 
-// One page of ListObjectsV2. Throws ProtocolError when the reply is not a
+// One page of ListObjectsV2. Throws ProtocolError when the reply is not a well-formed
 // ListBucketResult or an entry lacks its Key.
 struct ListPage {
   std::vector<S3Object> objects;
@@ -60,6 +60,9 @@ struct ListPage {
 // The UploadId of an InitiateMultipartUploadResult. Throws ProtocolError.
 [[nodiscard]] std::string parse_upload_id(std::string_view xml);
 
+// The ETag (unquoted) of a CompleteMultipartUploadResult; nullopt when the body is not one.
+[[nodiscard]] std::optional<std::string> parse_complete_etag(std::string_view xml);
+
 // The CompleteMultipartUpload request body for parts 1..N with these ETags (quoted as S3
 // sends them in UploadPart replies).
 [[nodiscard]] std::string complete_multipart_body(const std::vector<std::string>& etags);
@@ -68,7 +71,8 @@ struct ListPage {
 [[nodiscard]] std::string unquote_etag(std::string_view etag);
 
 // An HTTP date ("Tue, 01 Dec 2026 09:29:42 GMT", as HEAD's Last-Modified) as ISO 8601
-// ("2026-12-01T09:29:42.000Z", as ListObjectsV2 sends it); unchanged when it does not parse.
+// ("2026-12-01T09:29:42.000Z", as ListObjectsV2 sends it); unchanged when it does not parse
+// (curl_getdate) or lies beyond the year 9999.
 [[nodiscard]] std::string http_date_to_iso8601(std::string_view http_date);
 
 }  // namespace kclpp::aws::detail

@@ -13,6 +13,7 @@
 #include <ctime>
 
 #include "kclpp/internal/hex.hpp"
+#include "kclpp/internal/openssl_error.hpp"
 #include "kclpp/processor/error.hpp"
 #include "sigv4.hpp"
 
@@ -21,10 +22,6 @@ namespace kclpp::aws::detail {
 namespace {
 
 using kclpp::detail::hex_upper;
-
-std::string to_hex(const unsigned char* data, std::size_t n) {
-  return kclpp::detail::to_hex(std::string_view(reinterpret_cast<const char*>(data), n));
-}
 
 using Digest = std::array<unsigned char, 32>;
 
@@ -35,7 +32,7 @@ Digest hmac(std::string_view key, std::string_view message) {
            reinterpret_cast<const unsigned char*>(message.data()), message.size(), out.data(),
            &len) == nullptr ||
       len != out.size()) {
-    throw Error("OpenSSL: HMAC-SHA256 failed (no SHA-256 provider?)");
+    kclpp::detail::throw_openssl_error("SigV4: HMAC-SHA256");
   }
   return out;
 }
@@ -67,12 +64,12 @@ bool unreserved(unsigned char c) {
 
 }  // namespace
 
-std::string uri_encode(std::string_view s, bool keep_slash) {
+std::string uri_encode(std::string_view s, Slash slash) {
   std::string out;
   out.reserve(s.size() + s.size() / 4);
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    if (unreserved(c) || (keep_slash && c == '/')) {
+    if (unreserved(c) || (slash == Slash::Keep && c == '/')) {
       out.push_back(ch);
     } else {
       out.push_back('%');
@@ -86,7 +83,7 @@ std::string uri_encode(std::string_view s, bool keep_slash) {
 std::string canonical_query(const std::vector<std::pair<std::string, std::string>>& params) {
   std::vector<std::pair<std::string, std::string>> encoded;
   encoded.reserve(params.size());
-  for (const auto& [k, v] : params) encoded.emplace_back(uri_encode(k, false), uri_encode(v, false));
+  for (const auto& [k, v] : params) encoded.emplace_back(uri_encode(k, Slash::Encode), uri_encode(v, Slash::Encode));
   std::sort(encoded.begin(), encoded.end());
   std::string out;
   for (const auto& [k, v] : encoded) {
@@ -103,9 +100,9 @@ std::string sha256_hex(std::string_view data) {
   unsigned int len = 0;
   if (EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr) != 1 ||
       len != d.size()) {
-    throw Error("OpenSSL: SHA-256 failed (no SHA-256 provider?)");
+    kclpp::detail::throw_openssl_error("SigV4: SHA-256");
   }
-  return to_hex(d.data(), d.size());
+  return kclpp::detail::to_hex(as_view(d));
 }
 
 std::string amz_date(std::int64_t unix_seconds) {
@@ -185,7 +182,7 @@ std::string authorization(const SigningInput& in, const Credentials& credentials
   const Digest signature = hmac(as_view(k_signing), string_to_sign);
   return "AWS4-HMAC-SHA256 Credential=" + credentials.access_key_id + "/" + scope +
          ", SignedHeaders=" + signed_header_names(sorted_headers(in)) +
-         ", Signature=" + to_hex(signature.data(), signature.size());
+         ", Signature=" + kclpp::detail::to_hex(as_view(signature));
 }
 
 std::string sign(SigningInput& in, const Credentials& credentials,

@@ -15,9 +15,13 @@ namespace kclpp::aws::detail {
 
 // --- encoding --------------------------------------------------------------------------
 
+// What uri_encode does with '/': kept in an object key's path, encoded everywhere else
+// (bucket names in paths, query keys and values).
+enum class Slash { Keep, Encode };
+
 // RFC 3986 percent-encoding as SigV4 wants it: A-Z a-z 0-9 - _ . ~ stay, every other byte
-// becomes %XX (upper-case hex); '/' stays when keep_slash (object keys in paths).
-[[nodiscard]] std::string uri_encode(std::string_view s, bool keep_slash);
+// becomes %XX (upper-case hex); '/' as `slash` says.
+[[nodiscard]] std::string uri_encode(std::string_view s, Slash slash);
 
 // "k1=v1&k2=v2" with keys and values uri_encode()d, sorted by encoded key then value: both
 // the URL's query string and SigV4's canonical query string (an empty value gives "k=").

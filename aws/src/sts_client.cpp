@@ -2,6 +2,8 @@
 // credentials, so no reply body is ever quoted in an error message.
 #include "kclpp/aws/sts_client.hpp"
 
+#include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -76,11 +78,9 @@ struct StsClient::Impl {
     const std::string& body = http.body();
     std::string code;
     std::string message;
-    try {
-      code = redact(detail::xml_element(body, "Code").value_or(""), secrets);
-      message = redact(detail::xml_element(body, "Message").value_or(""), secrets);
-    } catch (const ProtocolError&) {
-      code.clear();
+    if (const auto doc = reply_document(body)) {  // <ErrorResponse><Error><Code>...
+      code = redact(text_of(*doc, "Code"), secrets);
+      message = redact(text_of(*doc, "Message"), secrets);
     }
     const std::string what = where + ": " + (code.empty() ? "HTTP " + std::to_string(status) : code) +
                              (message.empty() ? "" : ": " + message) + " (HTTP " + std::to_string(status) + ")";
@@ -102,31 +102,43 @@ struct StsClient::Impl {
 
   // Whether the last reply says the signing credentials expired.
   bool expired_reply() {
+    const auto doc = reply_document(http.body());
+    return doc && detail::expired_code(text_of(*doc, "Code"));
+  }
+
+  // An error reply's document; nullopt when the body is not XML (a proxy's page).
+  static std::optional<detail::XmlDocument> reply_document(std::string_view body) {
     try {
-      return detail::expired_code(detail::xml_element(http.body(), "Code").value_or(""));
+      return detail::XmlDocument(body);
     } catch (const ProtocolError&) {
-      return false;
+      return std::nullopt;
     }
+  }
+
+  // The text of the first element `name` at any depth below `within`, or "".
+  static std::string text_of(const detail::XmlDocument& doc, std::string_view name,
+                             detail::XmlDocument::Element within = detail::XmlDocument::root) {
+    const auto e = doc.find(name, within);
+    return e ? doc.text(*e) : std::string();
   }
 
   Credentials parse_credentials(std::string_view action) {
     const std::string& body = http.body();
     const std::string where = "STS " + std::string(action) + " at " + options.endpoint;
-    const std::size_t start = body.find("<Credentials>");
-    if (start == std::string::npos) {
+    const auto doc = reply_document(body);
+    // The body is not quoted: it carries the secrets.
+    if (!doc) {
+      throw ProtocolError(where + ": the reply is not well-formed XML (" + std::to_string(body.size()) + " bytes)");
+    }
+    const auto credentials = doc->find("Credentials");
+    if (!credentials) {
       throw ProtocolError(where + ": the reply has no <Credentials> (" + std::to_string(body.size()) + " bytes)");
     }
     Credentials c;
-    std::string expiration;
-    try {
-      c.access_key_id = detail::xml_element(body, "AccessKeyId", start).value_or("");
-      c.secret_access_key = detail::xml_element(body, "SecretAccessKey", start).value_or("");
-      c.session_token = detail::xml_element(body, "SessionToken", start).value_or("");
-      expiration = detail::xml_element(body, "Expiration", start).value_or("");
-    } catch (const ProtocolError&) {
-      // Its message quotes the bad entity, which is inside a secret here.
-      throw ProtocolError(where + ": the reply's <Credentials> is not well-formed XML");
-    }
+    c.access_key_id = text_of(*doc, "AccessKeyId", *credentials);
+    c.secret_access_key = text_of(*doc, "SecretAccessKey", *credentials);
+    c.session_token = text_of(*doc, "SessionToken", *credentials);
+    const std::string expiration = text_of(*doc, "Expiration", *credentials);
     if (c.access_key_id.empty() || c.secret_access_key.empty() || c.session_token.empty()) {
       throw ProtocolError(where + ": the reply's <Credentials> lacks AccessKeyId, SecretAccessKey or SessionToken");
     }

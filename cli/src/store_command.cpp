@@ -77,9 +77,8 @@ class DaemonShardStore final : public RecordProcessor {
   std::unique_ptr<RecordProcessor> processor_;  // after store_: destroyed first
 };
 
-}  // namespace
-
-int store_command(const std::vector<std::string>& argv) {
+// The command line of `kclpp store`.
+Args store_args() {
   Args args("kclpp store --stream NAME --bucket BUCKET [options]",
             "Archive every shard of a Triton stream to S3 (a drop-in for go-triton's `triton store`):\n"
             "records are spooled to one local .tri file, rotated at each multiple of the rotate\n"
@@ -117,28 +116,23 @@ int store_command(const std::vector<std::string>& argv) {
             "one process per shard, spooling to <stream>-<client>-<shard>.tri, checkpoints through the daemon "
             "(set callProcessRecordsEvenForEmptyRecordList = true so that idle shards checkpoint)");
   add_client_options(args);
-  if (!args.parse(argv)) {
-    std::fputs(args.help().c_str(), stderr);
-    return 0;
-  }
-  if (!args.positional().empty())
-    throw ConfigError("unexpected argument '" + args.positional().front() + "' (see --help)");
-  if (args.has("multilang")) {
-    // The daemon reads Kinesis and keeps the checkpoints: options about either would be
-    // silently ignored under it, so they are refused.
-    for (const char* daemon_side : {"checkpoint-db", "initial-position", "shards", "endpoint"}) {
-      if (args.has(daemon_side)) {
-        throw ConfigError(std::string("--") + daemon_side +
-                          " does not apply with --multilang: the daemon reads the stream and keeps the checkpoints "
-                          "(set it in the daemon's properties)");
-      }
+  return args;
+}
+
+// Under a daemon, the daemon reads Kinesis and keeps the checkpoints: options about either
+// would be silently ignored, so they are refused.
+void refuse_daemon_side_options(const Args& args) {
+  for (const char* daemon_side : {"checkpoint-db", "initial-position", "shards", "endpoint"}) {
+    if (args.has(daemon_side)) {
+      throw ConfigError(std::string("--") + daemon_side +
+                        " does not apply with --multilang: the daemon reads the stream and keeps the checkpoints "
+                        "(set it in the daemon's properties)");
     }
   }
-  const auto logical = args.get("stream");
-  if (!logical) throw ConfigError("--stream is required");
-  const pipeline::TritonConfig config = pipeline::TritonConfig::load(args.get_or("config", ""));
-  const pipeline::StreamConfig& stream = config.stream(*logical);
+}
 
+// The archive's options both modes share (S3 settings are the mode's).
+pipeline::ArchiveStoreOptions archive_options(const Args& args, const pipeline::StreamConfig& stream) {
   pipeline::ArchiveStoreOptions options;
   options.stream = stream.name;
   options.bucket = args.get_or("bucket", env_or("TRITON_BUCKET", ""));
@@ -153,17 +147,38 @@ int store_command(const std::vector<std::string>& argv) {
   options.notify_timeout = std::chrono::milliseconds(*args.get_int("notify-timeout-ms", 1, 86'400'000));
   options.statsd = args.get_or("statsd", "");
   options.statsd_prefix = args.get_or("statsd-prefix", "kclpp.store");
+  return options;
+}
 
-  if (args.has("multilang")) {
-    options.s3.region = args.get_or("region", stream.region);
-    options.s3.endpoint = args.get_or("s3-endpoint", "");
-    options.s3.profile.profile = args.get_or("profile", "");
-    DaemonShardStore processor(options);
-    kcl::RunOptions run_options;
-    run_options.on_processor_error = OnProcessorError::Fail;  // a lost upload: the shard restarts
-    return kcl::run(processor, run_options);
-  }
+// `kclpp store --multilang`: one shard, records and checkpoints through the daemon.
+int run_under_daemon(const Args& args, const pipeline::StreamConfig& stream, pipeline::ArchiveStoreOptions options) {
+  options.s3.region = args.get_or("region", stream.region);
+  options.s3.endpoint = args.get_or("s3-endpoint", "");
+  options.s3.profile.profile = args.get_or("profile", "");
+  DaemonShardStore processor(options);
+  kcl::RunOptions run_options;
+  run_options.on_processor_error = OnProcessorError::Fail;  // a lost upload: the shard restarts
+  return kcl::run(processor, run_options);
+}
 
+// The native worker's options for `kclpp store`.
+native::WorkerOptions store_worker_options(const Args& args, const std::string& client) {
+  native::WorkerOptions worker_opts;
+  // The checkpoint "application" is the Triton client name: rows (client, stream, shard).
+  worker_opts.application = client;
+  worker_opts.initial_position = parse_start_position(args.get_or("initial-position", "TRIM_HORIZON"),
+                                                      "--initial-position");
+  apply_read_options(args, worker_opts);
+  // Idle shards checkpoint after an idle rotation only when their processor is called.
+  worker_opts.empty_batches = native::EmptyBatches::Deliver;
+  // A failed upload throws: the shard restarts from its checkpoint (nothing lost).
+  worker_opts.on_processor_error = OnProcessorError::Fail;
+  return worker_opts;
+}
+
+// `kclpp store`: every shard read by the native worker into one ArchiveStore.
+int run_native(const Args& args, const std::string& logical, const pipeline::StreamConfig& stream,
+               pipeline::ArchiveStoreOptions options) {
   aws::KinesisOptions kinesis = client_options(args);
   // The stream's region from the config, as go-triton's store uses for Kinesis and S3
   // (docs/triton.md §6); --region overrides it.
@@ -177,23 +192,13 @@ int store_command(const std::vector<std::string>& argv) {
   // that a Triton deployment's $TRITON_DB or --checkpoint-db works unchanged.
   const std::string checkpoint_db =
       native::triton_db_uri(args.get_or("checkpoint-db", env_or("TRITON_DB", "triton+sqlite:triton.db")));
-
-  native::WorkerOptions worker_opts;
-  // The checkpoint "application" is the Triton client name: rows (client, stream, shard).
-  worker_opts.application = options.client;
-  worker_opts.initial_position = parse_start_position(args.get_or("initial-position", "TRIM_HORIZON"),
-                                                      "--initial-position");
-  apply_read_options(args, worker_opts);
-  // Idle shards checkpoint after an idle rotation only when their processor is called.
-  worker_opts.empty_batches = native::EmptyBatches::Deliver;
-  // A failed upload throws: the shard restarts from its checkpoint (nothing lost).
-  worker_opts.on_processor_error = OnProcessorError::Fail;
+  const native::WorkerOptions worker_opts = store_worker_options(args, options.client);
 
   pipeline::ArchiveStore archive(options);
   check_stream(kinesis, stream.name);
   native::KinesisStream source(stream.name, kinesis);
   auto checkpoints = native::open_checkpoint_store(checkpoint_db);
-  log_info("kclpp store: stream '", *logical, "' (", stream.name, "), client '", options.client, "', bucket '",
+  log_info("kclpp store: stream '", logical, "' (", stream.name, "), client '", options.client, "', bucket '",
            options.bucket, "', checkpoints in ", checkpoint_db, ", rotating every ", options.rotate_interval.count(),
            " s or at ", options.max_file_bytes, " bytes");
   {
@@ -206,6 +211,26 @@ int store_command(const std::vector<std::string>& argv) {
   log_info("kclpp store: done: ", stats.records, " records spooled, ", stats.bad_records, " skipped, ",
            stats.uploads, " archives uploaded, ", stats.upload_failures, " failed uploads");
   return 0;
+}
+
+}  // namespace
+
+int store_command(const std::vector<std::string>& argv) {
+  Args args = store_args();
+  if (!args.parse(argv)) {
+    std::fputs(args.help().c_str(), stderr);
+    return 0;
+  }
+  if (!args.positional().empty())
+    throw ConfigError("unexpected argument '" + args.positional().front() + "' (see --help)");
+  if (args.has("multilang")) refuse_daemon_side_options(args);
+  const auto logical = args.get("stream");
+  if (!logical) throw ConfigError("--stream is required");
+  const pipeline::TritonConfig config = pipeline::TritonConfig::load(args.get_or("config", ""));
+  const pipeline::StreamConfig& stream = config.stream(*logical);
+  pipeline::ArchiveStoreOptions options = archive_options(args, stream);
+  if (args.has("multilang")) return run_under_daemon(args, stream, std::move(options));
+  return run_native(args, *logical, stream, std::move(options));
 }
 
 }  // namespace kclpp::app::detail

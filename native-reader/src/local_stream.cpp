@@ -12,6 +12,7 @@
 
 #include "kclpp/aws/credentials.hpp"
 #include "kclpp/internal/hex.hpp"
+#include "kclpp/internal/openssl_error.hpp"
 #include "kclpp/processor/error.hpp"
 #include "local_stream_testing.hpp"
 #include "md5.hpp"
@@ -60,7 +61,7 @@ std::optional<HashKey> parse_decimal(std::string_view text) {
 HashKey hash_of(std::string_view partition_key) {
   detail::Md5Digest digest{};
   if (!detail::md5(partition_key, digest)) {
-    throw Error("LocalStream: MD5 of the partition key failed (OpenSSL)");
+    kclpp::detail::throw_openssl_error("LocalStream: MD5 of the partition key");
   }
   HashKey value = 0;
   for (const unsigned char byte : digest) value = (value << 8) | byte;

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "kclpp/internal/hex.hpp"
+#include "kclpp/internal/openssl_error.hpp"
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/pipeline/metrics.hpp"
 #include "kclpp/pipeline/value.hpp"
@@ -68,7 +69,7 @@ struct EvpCtxDeleter {
 std::string sha256_file(const std::string& path, std::uint64_t& size) {
   std::unique_ptr<EVP_MD_CTX, EvpCtxDeleter> ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    throw TransportError("sha256: cannot initialise OpenSSL's digest", Retry::No);
+    kclpp::detail::throw_openssl_error("store: SHA-256 of " + path + ": initialising the digest");
   ByteSource source = file_source(path);
   std::array<char, 1 << 16> buffer{};
   size = 0;
@@ -77,13 +78,13 @@ std::string sha256_file(const std::string& path, std::uint64_t& size) {
     if (n == 0) break;
     size += n;
     if (EVP_DigestUpdate(ctx.get(), buffer.data(), n) != 1)
-      throw TransportError("sha256: digest update failed", Retry::No);
+      kclpp::detail::throw_openssl_error("store: SHA-256 of " + path);
   }
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
   if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &length) != 1)
-    throw TransportError("sha256: digest final failed", Retry::No);
-  return kclpp::detail::to_hex(std::string_view(reinterpret_cast<const char*>(digest.data()), length));
+    kclpp::detail::throw_openssl_error("store: SHA-256 of " + path);
+  return kclpp::detail::to_hex({reinterpret_cast<const char*>(digest.data()), length});
 }
 
 std::int64_t epoch_ms(Clock::time_point t) {

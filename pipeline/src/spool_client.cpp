@@ -12,6 +12,7 @@
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 #include "spool_wire.hpp"
+#include "zmq_call.hpp"
 
 // Design (measured with bench/spool_latency, see bench/README.md): send() copies the two
 // frames into a slot of a bounded lock-free ring (Vyukov's bounded MPMC queue, used with
@@ -52,6 +53,7 @@ struct SpoolClient::Impl {
   };
 
   SpoolClientOptions options;
+  std::string send_failed;  // "spool client: send to <endpoint> failed", built once
   zmq::context_t context{1};
   zmq::socket_t socket;
   std::vector<Slot> slots;
@@ -73,6 +75,7 @@ struct SpoolClient::Impl {
 
   explicit Impl(SpoolClientOptions o) : options(std::move(o)) {
     if (options.endpoint.empty()) options.endpoint = default_spool_endpoint();
+    send_failed = "spool client: send to " + options.endpoint + " failed";
     const int hwm = std::max(options.high_water_mark, 1);
     const std::size_t capacity = std::bit_ceil(static_cast<std::size_t>(std::max(hwm, 2)));
     slots = std::vector<Slot>(capacity);
@@ -83,16 +86,13 @@ struct SpoolClient::Impl {
       slots[i].header.reserve(detail::binary_header_size);
       slots[i].body.reserve(256);
     }
-    try {
+    detail::zmq_setup("spool client: cannot connect to '" + options.endpoint + "'", [&] {
       socket = zmq::socket_t(context, zmq::socket_type::push);
       socket.set(zmq::sockopt::sndhwm, hwm);
       socket.set(zmq::sockopt::sndtimeo, send_timeout_ms);
       socket.set(zmq::sockopt::linger, static_cast<int>(options.linger.count()));
       socket.connect(options.endpoint);
-    } catch (const zmq::error_t& e) {
-      throw TransportError("spool client: cannot connect to '" + options.endpoint + "': " + e.what(),
-                           Retry::No);
-    }
+    });
     sender = std::thread([this] { run_sender(); });
   }
 
@@ -158,22 +158,25 @@ struct SpoolClient::Impl {
   bool send_slot(Slot& slot) {
     if (slot.header.empty()) return true;  // could not be filled (bad_alloc): skipped
     for (;;) {
+      bool sent = false;
       try {
-        zmq::message_t header(slot.header.data(), slot.header.size());
-        if (socket.send(header, zmq::send_flags::sndmore)) {
+        const auto status = detail::zmq_call(send_failed, Retry::Yes, [&] {
+          zmq::message_t header(slot.header.data(), slot.header.size());
+          if (!socket.send(header, zmq::send_flags::sndmore)) return;
           zmq::message_t body(slot.body.data(), slot.body.size());
           // A message's later frames are never refused for the high-water mark (it counts
           // whole messages), so this completes the message.
           (void)socket.send(body, zmq::send_flags::none);
-          return true;
-        }
-      } catch (const zmq::error_t& e) {
-        if (e.num() == ETERM) return false;
-        log_warn("spool client: send to ", options.endpoint, " failed: ", e.what());
+          sent = true;
+        });
+        if (status == detail::ZmqStatus::Terminated) return false;
+      } catch (const TransportError& e) {
+        log_warn(e.what());
         return true;  // dropped by ZeroMQ: skip this record
       }
-      // EAGAIN: ZeroMQ's queue is full (no daemon, or a slow one). Keep the record until
-      // close()'s deadline; meanwhile the ring fills and send() counts drops.
+      if (sent) return true;
+      // EAGAIN (or a signal): ZeroMQ's queue is full (no daemon, or a slow one). Keep the
+      // record until close()'s deadline; meanwhile the ring fills and send() counts drops.
       if (closing.load(std::memory_order_acquire) && std::chrono::steady_clock::now() >= close_deadline)
         return false;
     }
@@ -223,11 +226,13 @@ struct SpoolClient::Impl {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           close_deadline - std::chrono::steady_clock::now());
       try {
-        socket.set(zmq::sockopt::linger, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
-        socket.close();
-        context.close();
-      } catch (const zmq::error_t& e) {
-        log_warn("spool client: close: ", e.what());
+        detail::zmq_setup("spool client: close", [&] {
+          socket.set(zmq::sockopt::linger, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+          socket.close();
+          context.close();
+        });
+      } catch (const TransportError& e) {
+        log_warn(e.what());
       }
     });
   }

@@ -1,5 +1,5 @@
 #include <algorithm>
-#include <cerrno>
+#include <optional>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -12,6 +12,7 @@
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 #include "spool_wire.hpp"
+#include "zmq_call.hpp"
 
 // Two threads, as tritond is not (docs/triton.md §7: it flushes synchronously in its receive loop,
 // so a slow Kinesis backs up into the clients, which then drop): run()'s thread only
@@ -52,6 +53,7 @@ struct SpoolDaemon::Impl {
   zmq::context_t context{1};
   zmq::socket_t socket;
   std::string endpoint;
+  std::string receive_failed;  // "spool daemon: receiving on <endpoint> failed"
   // One client per region (streams of one config may live in several); used by the sender
   // thread only, once run() started.
   std::map<std::string, aws::KinesisClient> clients;
@@ -78,34 +80,51 @@ struct SpoolDaemon::Impl {
       client.region = region;
       clients.emplace(region, aws::KinesisClient(std::move(client)));
     }
-    try {
+    detail::zmq_setup("spool daemon: cannot bind '" + options.endpoint + "'", [&] {
       socket = zmq::socket_t(context, zmq::socket_type::pull);
       socket.set(zmq::sockopt::rcvhwm, options.receive_high_water_mark);
       socket.set(zmq::sockopt::linger, 0);
       socket.bind(options.endpoint);
       endpoint = socket.get(zmq::sockopt::last_endpoint);
-    } catch (const zmq::error_t& e) {
-      throw TransportError("spool daemon: cannot bind '" + options.endpoint + "': " + e.what(), Retry::No);
-    }
+    });
+    receive_failed = "spool daemon: receiving on " + endpoint + " failed";
+  }
+
+  // One message off the socket: its first two frames and how many it had.
+  struct Message {
+    zmq::message_t header;
+    zmq::message_t body;
+    std::size_t frames = 0;
+  };
+
+  // The next message waiting on the socket; nullopt when none is (or a signal came first).
+  std::optional<Message> next_message() {
+    Message m;
+    const auto status = detail::zmq_call(receive_failed, Retry::Yes, [&] {
+      if (!socket.recv(m.header, zmq::recv_flags::dontwait)) return;
+      m.frames = 1;
+      bool more = m.header.more();
+      while (more) {  // ZeroMQ delivers a message whole: its other frames are already here
+        zmq::message_t part;
+        (void)socket.recv(part, zmq::recv_flags::none);
+        more = part.more();
+        if (++m.frames == 2) m.body = std::move(part);
+      }
+    });
+    if (status == detail::ZmqStatus::Terminated) throw TransportError(receive_failed + ": the context was closed");
+    if (m.frames == 0) return std::nullopt;
+    return m;
   }
 
   // Takes one message off the socket into `batch`; false when none is waiting.
   bool receive_one(std::vector<Received>& batch) {
-    zmq::message_t first;
-    if (!socket.recv(first, zmq::recv_flags::dontwait)) return false;
+    std::optional<Message> message = next_message();
+    if (!message) return false;
     received.fetch_add(1, std::memory_order_relaxed);
-    std::size_t frames = 1;
-    zmq::message_t second;
-    bool more = first.more();
-    while (more) {  // ZeroMQ delivers a message whole: its other frames are already here
-      zmq::message_t part;
-      (void)socket.recv(part, zmq::recv_flags::none);
-      more = part.more();
-      if (++frames == 2) second = std::move(part);
-    }
-    if (frames != 2) return reject("message of " + std::to_string(frames) + " frames (expected 2)");
+    if (message->frames != 2) return reject("message of " + std::to_string(message->frames) + " frames (expected 2)");
+    const zmq::message_t& second = message->body;
     std::string error;
-    auto header = detail::decode_header(first.to_string_view(), error);
+    auto header = detail::decode_header(message->header.to_string_view(), error);
     if (!header) return reject(error);
     const StreamConfig* stream = config.find(header->stream_name);
     if (stream == nullptr) {
@@ -121,6 +140,10 @@ struct SpoolDaemon::Impl {
     if (second.size() + header->partition_key.size() > detail::max_record_bytes)
       return reject("record of " + std::to_string(second.size()) + " bytes for stream '" + header->stream_name +
                     "' is over the 1 MiB Kinesis limit");
+    // What `kclpp store` would skip later (docs/triton.md §2, §7) never goes to Kinesis: the
+    // scan is cheap next to the network and allocates nothing.
+    if (auto problem = validate_record(second.to_string_view()); !problem.empty())
+      return reject("record for stream '" + header->stream_name + "' is not a Triton record: " + problem);
     batch.push_back({stream, aws::PutRecordsEntry{std::string(second.to_string_view()),
                                                      std::move(header->partition_key), {}}});
     return true;
@@ -221,15 +244,11 @@ struct SpoolDaemon::Impl {
 
   // zmq::poll that treats a signal (EINTR) as "nothing yet": an embedding program's
   // signal handler must not end the daemon.
-  static bool readable(zmq::pollitem_t& item, std::chrono::milliseconds timeout) {
+  bool readable(zmq::pollitem_t& item, std::chrono::milliseconds timeout) {
     item.revents = 0;
-    try {
-      zmq::poll(&item, 1, timeout);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-      return false;
-    }
-    return (item.revents & ZMQ_POLLIN) != 0;
+    const auto status = detail::zmq_call(receive_failed, Retry::Yes, [&] { zmq::poll(&item, 1, timeout); });
+    if (status == detail::ZmqStatus::Terminated) throw TransportError(receive_failed + ": the context was closed");
+    return status == detail::ZmqStatus::Done && (item.revents & ZMQ_POLLIN) != 0;
   }
 
   void run() {
@@ -253,24 +272,20 @@ struct SpoolDaemon::Impl {
     } sender{*this, std::thread([this] { run_sender(); })};
 
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    try {
-      while (!stop_requested.load()) {
-        if (readable(item, poll_interval)) drain_available(batch);
-      }
-      // Messages the clients sent before the stop are still arriving: take them.
-      const auto limit = std::chrono::steady_clock::now() + drain_limit;
-      while (std::chrono::steady_clock::now() < limit) {
-        if (!readable(item, drain_quiet)) break;
-        std::size_t taken = 0;
-        while (receive_one(batch)) {
-          if (++taken % receive_batch == 0) hand_over(batch);
-        }
-        hand_over(batch);
-      }
-      socket.close();
-    } catch (const zmq::error_t& e) {
-      throw TransportError("spool daemon: receiving on " + endpoint + " failed: " + e.what());
+    while (!stop_requested.load()) {
+      if (readable(item, poll_interval)) drain_available(batch);
     }
+    // Messages the clients sent before the stop are still arriving: take them.
+    const auto limit = std::chrono::steady_clock::now() + drain_limit;
+    while (std::chrono::steady_clock::now() < limit) {
+      if (!readable(item, drain_quiet)) break;
+      std::size_t taken = 0;
+      while (receive_one(batch)) {
+        if (++taken % receive_batch == 0) hand_over(batch);
+      }
+      hand_over(batch);
+    }
+    detail::zmq_setup(receive_failed, [&] { socket.close(); });
   }
 };
 

@@ -24,6 +24,7 @@
 
 #include "kclpp/pipeline/spool.hpp"
 #include "kclpp/processor/base64.hpp"
+#include "kclpp/processor/log.hpp"
 #include "kinesalite_fixture.hpp"
 #include "support.hpp"
 
@@ -376,6 +377,71 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds dea
     std::this_thread::sleep_for(10ms);
   }
   return true;
+}
+
+// Bodies that are not one msgpack map (docs/triton.md §2) would reach Kinesis only for
+// `kclpp store` to skip them later: the daemon refuses them, counts each as malformed and
+// logs why, while the valid messages between them go through.
+TEST_F(SpoolKinesalite, BodiesThatAreNotTritonRecordsAreMalformedAndNeverReachKinesis) {
+  std::mutex log_mutex;
+  std::vector<std::string> warnings;
+  kclpp::set_log_sink([&](kclpp::LogLevel level, std::string_view message) {
+    if (level != kclpp::LogLevel::Warn) return;
+    const std::lock_guard lock(log_mutex);
+    warnings.emplace_back(message);
+  });
+  struct RestoreSink {
+    ~RestoreSink() { kclpp::set_log_sink({}); }
+  } restore;
+  SpoolDaemon daemon(TritonConfig::parse(config_yaml, "test.yaml"), daemon_options());
+  std::thread runner([&] { daemon.run(); });
+  const std::string good = encode_record(Map{{"user_id", "u"}});
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"three 0xc1 bytes", "\xc1\xc1\xc1"},
+      {"a truncated map", good.substr(0, good.size() - 1)},
+      {"trailing bytes", good + "\x01"},
+  };
+  zmq::context_t context;
+  zmq::socket_t push(context, zmq::socket_type::push);
+  push.set(zmq::sockopt::linger, 5'000);
+  push.connect(daemon.endpoint());
+  const std::string header = R"({"stream_name":"events","partition_key":"u"})";
+  auto send = [&](const std::string& body) {
+    push.send(zmq::buffer(header), zmq::send_flags::sndmore);
+    push.send(zmq::buffer(body), zmq::send_flags::none);
+  };
+  std::vector<std::string> expected;
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    const std::string before = encode_record(Map{{"user_id", "u"}, {"n", static_cast<int>(i)}});
+    send(before);
+    expected.push_back("u " + hex(before));
+    send(bad[i].second);
+    ASSERT_TRUE(wait_until([&] { return daemon.stats().malformed == i + 1; })) << bad[i].first;
+    // The warnings are rate-limited to one a second: wait for the next one to be allowed.
+    std::this_thread::sleep_for(1'100ms);
+  }
+  send(good);
+  expected.push_back("u " + hex(good));
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(wait_for_records(*client_, "events_v1", expected.size()), expected);
+  daemon.request_stop();
+  runner.join();
+  const SpoolStats s = daemon.stats();
+  EXPECT_EQ(s.received, 7u);
+  EXPECT_EQ(s.malformed, 3u);
+  EXPECT_EQ(s.written, 4u);
+  EXPECT_EQ(stream_contents(*client_, "events_v1"), expected);  // nothing else arrived late
+
+  const std::lock_guard lock(log_mutex);
+  std::vector<std::string> reasons;
+  for (const std::string& w : warnings) {
+    if (w.find("malformed message dropped") != std::string::npos) reasons.push_back(w);
+  }
+  ASSERT_EQ(reasons.size(), 3u) << ::testing::PrintToString(warnings);
+  EXPECT_NE(reasons[0].find("not a msgpack map"), std::string::npos) << reasons[0];
+  EXPECT_NE(reasons[1].find("truncated msgpack"), std::string::npos) << reasons[1];
+  EXPECT_NE(reasons[2].find("trailing bytes"), std::string::npos) << reasons[2];
+  for (const std::string& r : reasons) EXPECT_NE(r.find("stream 'events'"), std::string::npos) << r;
 }
 
 TEST(SpoolFaults, BoundedMemoryDropsAndCountsWhileKinesisHangs) {

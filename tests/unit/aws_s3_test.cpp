@@ -15,13 +15,13 @@ const Credentials example_credentials{"AKIAIOSFODNN7EXAMPLE",
                                               "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""};
 
 TEST(S3Encoding, UriEncodeKeepsOnlyUnreservedAndOptionallySlash) {
-  EXPECT_EQ(uri_encode("AZaz09-_.~", false), "AZaz09-_.~");
-  EXPECT_EQ(uri_encode("a b+c=d&e/f", false), "a%20b%2Bc%3Dd%26e%2Ff");
-  EXPECT_EQ(uri_encode("a b+c=d&e/f", true), "a%20b%2Bc%3Dd%26e/f");
-  EXPECT_EQ(uri_encode("ü", true), "%C3%BC");
-  EXPECT_EQ(uri_encode("100%", true), "100%25");
-  EXPECT_EQ(uri_encode(std::string("\0\xff", 2), true), "%00%FF");
-  EXPECT_EQ(uri_encode("test$file.text", true), "test%24file.text");
+  EXPECT_EQ(uri_encode("AZaz09-_.~", Slash::Encode), "AZaz09-_.~");
+  EXPECT_EQ(uri_encode("a b+c=d&e/f", Slash::Encode), "a%20b%2Bc%3Dd%26e%2Ff");
+  EXPECT_EQ(uri_encode("a b+c=d&e/f", Slash::Keep), "a%20b%2Bc%3Dd%26e/f");
+  EXPECT_EQ(uri_encode("ü", Slash::Keep), "%C3%BC");
+  EXPECT_EQ(uri_encode("100%", Slash::Keep), "100%25");
+  EXPECT_EQ(uri_encode(std::string("\0\xff", 2), Slash::Keep), "%00%FF");
+  EXPECT_EQ(uri_encode("test$file.text", Slash::Keep), "test%24file.text");
 }
 
 TEST(S3Encoding, CanonicalQuerySortsEncodedPairs) {
@@ -114,7 +114,7 @@ TEST(S3SigV4, GetObjectWithRange) {
 
 TEST(S3SigV4, PutObject) {
   const SigningInput in =
-      example("PUT", "/" + uri_encode("test$file.text", true), "",
+      example("PUT", "/" + uri_encode("test$file.text", Slash::Keep), "",
               {{"date", "Fri, 24 May 2013 00:00:00 GMT"}, {"x-amz-storage-class", "REDUCED_REDUNDANCY"}},
               sha256_hex("Welcome to Amazon S3."));
   EXPECT_EQ(authorization(in, example_credentials),
@@ -146,25 +146,58 @@ TEST(S3SigV4, HeaderValuesAreTrimmedAndNamesLowerCased) {
   EXPECT_NE(authorization(a, example_credentials), authorization(a, other));
 }
 
-TEST(S3Xml, UnescapeAndEscape) {
-  EXPECT_EQ(xml_unescape("a&amp;b&lt;c&gt;d&quot;e&apos;f"), "a&b<c>d\"e'f");
-  EXPECT_EQ(xml_unescape("&#65;&#x42;&#xFC;&#x65E5;"), "AB\xC3\xBC\xE6\x97\xA5");
-  EXPECT_EQ(xml_unescape("x<![CDATA[<raw> & ]]>y"), "x<raw> & y");
-  EXPECT_THROW((void)xml_unescape("a&bogus;"), ProtocolError);
-  EXPECT_THROW((void)xml_unescape("a & b"), ProtocolError);
+// The text of <t>...</t>, as the reader decodes it.
+std::string text_of(std::string_view inner) {
+  const XmlDocument doc("<t>" + std::string(inner) + "</t>");
+  return doc.text(XmlDocument::root);
+}
+
+TEST(S3Xml, EntitiesAndEscaping) {
+  EXPECT_EQ(text_of("a&amp;b&lt;c&gt;d&quot;e&apos;f"), "a&b<c>d\"e'f");
+  EXPECT_EQ(text_of("&#65;&#x42;&#xFC;&#x65E5;"), "AB\xC3\xBC\xE6\x97\xA5");
+  EXPECT_EQ(text_of("x<![CDATA[<raw> & ]]>y"), "x<raw> & y");
+  EXPECT_THROW((void)text_of("a&bogus;"), ProtocolError);
+  EXPECT_THROW((void)text_of("a & b"), ProtocolError);
   EXPECT_EQ(xml_escape("<a&'\">"), "&lt;a&amp;&apos;&quot;&gt;");
-  EXPECT_EQ(xml_unescape(xml_escape("k <&> \"'")), "k <&> \"'");
+  EXPECT_EQ(text_of(xml_escape("k <&> \"'\r\n\t")), "k <&> \"'\r\n\t");
 }
 
 TEST(S3Xml, ElementsMatchWholeNames) {
-  const std::string xml = "<R><KeyCount>3</KeyCount><Key a=\"1\">k&amp;1</Key><Empty/><Key>k2</Key></R>";
-  EXPECT_EQ(xml_element(xml, "Key").value_or("?"), "k&1");
-  EXPECT_EQ(xml_element(xml, "KeyCount").value_or("?"), "3");
-  EXPECT_EQ(xml_element(xml, "Empty").value_or("?"), "");
-  EXPECT_FALSE(xml_element(xml, "Missing"));
-  std::size_t end = 0;
-  (void)xml_element(xml, "Key", 0, &end);
-  EXPECT_EQ(xml_element(xml, "Key", end).value_or("?"), "k2");
+  const XmlDocument doc("<R><KeyCount>3</KeyCount><Key a=\"1\">k&amp;1</Key><Empty/><s:Key>k2</s:Key></R>");
+  EXPECT_EQ(doc.child_text(XmlDocument::root, "Key").value_or("?"), "k&1");
+  EXPECT_EQ(doc.child_text(XmlDocument::root, "KeyCount").value_or("?"), "3");
+  EXPECT_EQ(doc.child_text(XmlDocument::root, "Empty").value_or("?"), "");
+  EXPECT_FALSE(doc.child_text(XmlDocument::root, "Missing"));
+  const auto keys = doc.children(XmlDocument::root, "Key");
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(doc.text(keys[1]), "k2");
+}
+
+TEST(S3Xml, ChildrenAndDescendants) {
+  const XmlDocument doc("<R><A><Code>inner</Code></A><Code>outer</Code></R>");
+  EXPECT_EQ(doc.child_text(XmlDocument::root, "Code").value_or("?"), "outer");
+  const auto first = doc.find("Code");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(doc.text(*first), "inner");
+  const auto a = doc.child(XmlDocument::root, "A");
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(doc.child(*a, "A"));
+  EXPECT_EQ(doc.child_text(*a, "Code").value_or("?"), "inner");
+}
+
+TEST(S3Xml, MalformedDocumentsAndDtdsAreProtocolErrors) {
+  EXPECT_THROW(XmlDocument(""), ProtocolError);
+  EXPECT_THROW(XmlDocument("not xml"), ProtocolError);
+  EXPECT_THROW(XmlDocument("<R><A></R>"), ProtocolError);
+  EXPECT_THROW(XmlDocument("<R>"), ProtocolError);
+  EXPECT_THROW(XmlDocument("<R>\xff</R>"), ProtocolError);
+  // Entity expansion (the "billion laughs") needs a DTD: none is accepted.
+  EXPECT_THROW(XmlDocument("<!DOCTYPE R [<!ENTITY a \"aaaa\">]><R>&a;</R>"), ProtocolError);
+  // Deep nesting costs no stack.
+  std::string deep;
+  for (int i = 0; i < 100'000; ++i) deep += "<a>";
+  for (int i = 0; i < 100'000; ++i) deep += "</a>";
+  EXPECT_EQ(XmlDocument(deep).name(XmlDocument::root), "a");
 }
 
 constexpr const char* list_page_xml = R"(<?xml version="1.0" encoding="UTF-8"?>
@@ -237,6 +270,13 @@ TEST(S3Xml, MultipartReplies) {
             "VXBsb2FkIElE&+/=");
   EXPECT_THROW((void)parse_upload_id("<InitiateMultipartUploadResult></InitiateMultipartUploadResult>"), ProtocolError);
   EXPECT_THROW((void)parse_upload_id("<Error><Code>x</Code></Error>"), ProtocolError);
+  EXPECT_EQ(parse_complete_etag("<?xml version=\"1.0\"?>\n<CompleteMultipartUploadResult xmlns=\"x\"><Location>l"
+                                "</Location><ETag>&quot;3858f62230ac3c915f300c664312c11f-9&quot;</ETag>"
+                                "</CompleteMultipartUploadResult>")
+                .value_or("?"),
+            "3858f62230ac3c915f300c664312c11f-9");
+  EXPECT_FALSE(parse_complete_etag("<Error><Code>InternalError</Code></Error>"));
+  EXPECT_FALSE(parse_complete_etag("<CompleteMultipartUploadResult>"));
   EXPECT_EQ(complete_multipart_body({"\"e1\"", "\"e2\""}),
             "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
             "<Part><PartNumber>1</PartNumber><ETag>&quot;e1&quot;</ETag></Part>"
@@ -254,6 +294,10 @@ TEST(S3Xml, EtagsAndDates) {
   EXPECT_EQ(http_date_to_iso8601("Tue, 01 Dec 2 0:206929:42 GMT"), "Tue, 01 Dec 2 0:206929:42 GMT");
   EXPECT_EQ(http_date_to_iso8601("Tue, 32 Dec 2026 09:29:42 GMT"), "Tue, 32 Dec 2026 09:29:42 GMT");
   EXPECT_EQ(http_date_to_iso8601("Tue, 01 Dec 2026 24:00:00 GMT"), "Tue, 01 Dec 2026 24:00:00 GMT");
+  EXPECT_EQ(http_date_to_iso8601("Tue, 01 Dec 99999 09:29:42 GMT"), "Tue, 01 Dec 99999 09:29:42 GMT");
+  // The obsolete forms HTTP still allows.
+  EXPECT_EQ(http_date_to_iso8601("Tuesday, 01-Dec-26 09:29:42 GMT"), "2026-12-01T09:29:42.000Z");
+  EXPECT_EQ(http_date_to_iso8601("Tue Dec  1 09:29:42 2026"), "2026-12-01T09:29:42.000Z");
 }
 
 }  // namespace

@@ -90,7 +90,7 @@ struct SpoolStats {
   // returned (before: the difference is still held).
   std::uint64_t received = 0;   // messages taken off the socket
   std::uint64_t written = 0;    // records Kinesis accepted
-  std::uint64_t malformed = 0;  // bad frame count or header (logged, dropped)
+  std::uint64_t malformed = 0;  // bad frame count, header or body (logged, dropped)
   std::uint64_t unknown_stream = 0;  // logical name not in the config (dropped)
   std::uint64_t dropped_full = 0;    // over max_buffered_bytes (dropped)
   std::uint64_t failed = 0;          // still failing after the retries (dropped)
@@ -98,9 +98,10 @@ struct SpoolStats {
 };
 
 // The spool daemon: binds a ZeroMQ PULL socket, accepts both header formats, resolves
-// logical names through `config`, and every flush_interval writes what it holds with
-// PutRecords (≤ 500 records, ≤ 5 MiB per request) from a sender thread, so receiving
-// never waits for Kinesis. run() returns after request_stop(): it stops receiving, drains
+// logical names through `config`, refuses bodies that are not one msgpack map (counted in
+// `malformed`, as validate_record judges them), and every flush_interval writes what it
+// holds with PutRecords (≤ 500 records, ≤ 5 MiB per request) from a sender thread, so
+// receiving never waits for Kinesis. run() returns after request_stop(): it stops receiving, drains
 // the socket, flushes everything it holds (with the retries) and returns.
 // request_stop() and stats() are thread-safe; run() is called once, from one thread.
 class SpoolDaemon {
