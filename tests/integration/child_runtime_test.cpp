@@ -264,7 +264,7 @@ TEST_F(ChildRuntimeCheckpoint, ErrorNameReachesProcessor) {
 }
 
 // Spec §9 case 18 and the §5 error table: typed errors.
-TEST_F(ChildRuntimeCheckpoint, TypedErrors) {
+TEST_F(ChildRuntimeCheckpoint, EachErrorNameReachesTheProcessorAsItsErrorType) {
   auto& p = spawn("checkpoint-last-once");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
   const std::vector<std::pair<std::string, std::string>> cases{
@@ -769,7 +769,7 @@ TEST_F(ChildRuntimeIo, WithoutGuardUserOutputReachesProtocol) {
 
 // run() enlarges both pipes (F_SETPIPE_SZ, shared by both ends); 0 keeps the default; an
 // impossible size is ignored.
-TEST_F(ChildRuntimeIo, PipeSizes) {
+TEST_F(ChildRuntimeIo, PipesAreEnlargedByDefaultAndNeverShrunk) {
   {
     auto& p = spawn("echo");
     EXPECT_EQ(exchange(p, init_trim), status("initialize"));

@@ -21,7 +21,10 @@
 
 #include "kclpp/aws/s3_client.hpp"
 #include "kclpp/processor/error.hpp"
-#include "kinesalite_fixture.hpp"
+#include "botocore_signer.hpp"
+#include "fake_http_server.hpp"
+#include "kclpp/internal/hex.hpp"
+#include "local_server.hpp"
 #include "s3rver_fixture.hpp"
 #include "support.hpp"
 
@@ -63,10 +66,7 @@ class S3ClientTest : public ::testing::Test {
     server_ = nullptr;
   }
   void SetUp() override {
-    if (!server_->available()) {
-      if (test::in_ci()) FAIL() << server_->unavailable_reason();
-      GTEST_SKIP() << server_->unavailable_reason();
-    }
+    KCLPP_REQUIRE_SERVER(*server_);
   }
   // A fresh bucket per test.
   std::string bucket() {
@@ -208,7 +208,7 @@ TEST_F(S3ClientTest, ListFollowsContinuationTokensAndPrefixes) {
   EXPECT_TRUE(c.list_objects(b, "nothing/").empty());
 }
 
-TEST_F(S3ClientTest, HeadAndDelete) {
+TEST_F(S3ClientTest, HeadDescribesAnObjectUntilItIsDeleted) {
   const std::string b = bucket();
   aws::S3Client c = client();
   const auto put = c.put_object(b, "h", "hello");
@@ -605,22 +605,6 @@ TEST(S3ClientFaults, OneConnectionIsReusedAndRangesSurviveAServerIgnoringThem) {
 
 // --- SigV4 against botocore ---------------------------------------------------------------
 
-bool have_botocore() {
-  return ::access("/usr/bin/python3", X_OK) == 0 &&
-         std::system("/usr/bin/python3 -c 'import botocore' >/dev/null 2>&1") == 0;
-}
-
-std::string hex(const std::string& s) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 0xF]);
-  }
-  return out;
-}
-
 // The SignedHeaders list of an Authorization header.
 std::vector<std::string> signed_headers(const std::string& authorization) {
   const auto start = authorization.find("SignedHeaders=");
@@ -647,9 +631,9 @@ std::vector<std::string> botocore_authorizations(const std::string& endpoint, co
     std::ofstream in(dir / "requests.tsv", std::ios::binary);
     for (const auto& req : requests) {
       // method, url, amz date, body (hex), then name=value (hex) for each signed header
-      in << req.method << '\t' << endpoint << req.path << '\t' << req.header("x-amz-date") << '\t' << hex(req.body);
+      in << req.method << '\t' << endpoint << req.path << '\t' << req.header("x-amz-date") << '\t' << kclpp::detail::to_hex(req.body);
       for (const auto& name : signed_headers(req.header("authorization"))) {
-        in << '\t' << name << '=' << hex(req.header(name));
+        in << '\t' << name << '=' << kclpp::detail::to_hex(req.header(name));
       }
       in << '\n';
     }
@@ -691,10 +675,7 @@ for line in open(path, encoding='utf-8'):
 }
 
 TEST(S3ClientSigV4, SignaturesMatchBotocore) {
-  if (!have_botocore()) {
-    if (test::in_ci()) FAIL() << "python3-botocore is not installed";
-    GTEST_SKIP() << "python3-botocore is not installed";
-  }
+  KCLPP_REQUIRE_BOTOCORE();
   int list_calls = 0;
   MultipartServer m;
   FakeHttpServer server([&](const HttpRequest& req) {

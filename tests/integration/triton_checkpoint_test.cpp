@@ -18,7 +18,7 @@
 
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/processor/error.hpp"
-#include "kinesalite_fixture.hpp"
+#include "local_server.hpp"
 #include "postgres_fixture.hpp"
 #include "support.hpp"
 #include "../store_test_support.hpp"
@@ -249,7 +249,7 @@ void triton_update_after_kclpp_wins(Database& db) {
   EXPECT_EQ(store->load({"store", "s", shard0}), std::nullopt);
 }
 
-void claims_work(Database& db) {
+void second_claim_is_refused_until_the_first_is_released(Database& db) {
   auto store = open_checkpoint_store(db.uri());
   auto first = store->claim("store", "events_v3");
   EXPECT_THROW((void)store->claim("store", "events_v3"), StoreError);
@@ -279,10 +279,7 @@ void table_layout_is_triton_s(Database& db, const std::string& columns_sql, cons
 class TritonSqlite : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (test::find_on_path("sqlite3").empty()) {
-      if (test::in_ci()) FAIL() << "the sqlite3 CLI is not installed (scripts/install-deps.sh)";
-      GTEST_SKIP() << "the sqlite3 CLI is not installed";
-    }
+    KCLPP_REQUIRE_PRESENT(test::program_unavailable("sqlite3"));
     std::string pattern = (fs::temp_directory_path() / "kclpp-triton-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) FAIL() << "mkdtemp failed";
     dir_ = pattern;
@@ -325,9 +322,9 @@ TEST_F(TritonSqlite, TritonUpdateAfterKclppShardEndWins) {
   triton_update_after_kclpp_wins(*db_);
 }
 
-TEST_F(TritonSqlite, ClaimsWork) {
+TEST_F(TritonSqlite, SecondClaimIsRefusedUntilTheFirstIsReleased) {
   const Deadline deadline(30s);
-  claims_work(*db_);
+  second_claim_is_refused_until_the_first_is_released(*db_);
 }
 
 TEST_F(TritonSqlite, TritonsTableIsNotAltered) {
@@ -381,10 +378,10 @@ TEST_F(TritonPostgres, TritonUpdateAfterKclppShardEndWins) {
   triton_update_after_kclpp_wins(db);
 }
 
-TEST_F(TritonPostgres, ClaimsWork) {
+TEST_F(TritonPostgres, SecondClaimIsRefusedUntilTheFirstIsReleased) {
   const Deadline deadline(30s);
   auto db = fresh();
-  claims_work(db);
+  second_claim_is_refused_until_the_first_is_released(db);
 }
 
 TEST_F(TritonPostgres, TritonsTableIsNotAltered) {
@@ -473,7 +470,7 @@ void list_returns_every_stream_of_one_application(const std::string& uri) {
   EXPECT_TRUE(store->list("nobody").empty());
 }
 
-TEST(CheckpointStoreList, MemoryAndSqlite) {
+TEST(CheckpointStoreList, GivesEveryStreamOfOneApplicationInMemoryAndSqlite) {
   const Deadline deadline(30s);
   list_returns_every_stream_of_one_application("memory:");
   std::string pattern = (fs::temp_directory_path() / "kclpp-list-XXXXXX").string();
@@ -484,7 +481,7 @@ TEST(CheckpointStoreList, MemoryAndSqlite) {
   fs::remove_all(pattern, ec);
 }
 
-TEST_F(TritonPostgres, ListInBothLayouts) {
+TEST_F(TritonPostgres, ListGivesEveryStreamOfOneApplicationInBothLayouts) {
   const Deadline deadline(30s);
   list_returns_every_stream_of_one_application(pg().create_database());
   list_returns_every_stream_of_one_application("triton+" + pg().create_database());
