@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,10 +61,9 @@ struct TempFile {
 // One s3rver for the whole file (starting node costs ~1 s).
 class S3ClientTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { server_ = new test::S3rver(); }
+  static void SetUpTestSuite() { server_ = std::make_unique<test::S3rver>(); }
   static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
+    server_.reset();
   }
   void SetUp() override {
     KCLPP_REQUIRE_SERVER(*server_);
@@ -76,10 +76,10 @@ class S3ClientTest : public ::testing::Test {
   }
   static aws::S3Client client() { return aws::S3Client(server_->s3_options()); }
 
-  static test::S3rver* server_;
+  static std::unique_ptr<test::S3rver> server_;
   static int buckets_;
 };
-test::S3rver* S3ClientTest::server_ = nullptr;
+std::unique_ptr<test::S3rver> S3ClientTest::server_;
 int S3ClientTest::buckets_ = 0;
 
 TEST_F(S3ClientTest, PutGetRoundTripsBinaryBytes) {
