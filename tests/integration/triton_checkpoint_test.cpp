@@ -280,16 +280,9 @@ class TritonSqlite : public ::testing::Test {
  protected:
   void SetUp() override {
     KCLPP_REQUIRE_PRESENT(test::program_unavailable("sqlite3"));
-    std::string pattern = (fs::temp_directory_path() / "kclpp-triton-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) FAIL() << "mkdtemp failed";
-    dir_ = pattern;
-    db_ = std::make_unique<SqliteDatabase>(dir_ / "triton-s3.db");
+    db_ = std::make_unique<SqliteDatabase>(dir_.path() / "triton-s3.db");
   }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
+  test::TempDir dir_{"kclpp-triton"};
   std::unique_ptr<SqliteDatabase> db_;
 };
 
@@ -340,7 +333,7 @@ TEST_F(TritonSqlite, TritonsTableIsNotAltered) {
 TEST_F(TritonSqlite, KclppLayoutIsUntouchedByTheTritonOne) {
   const Deadline deadline(30s);
   // The same file may hold both layouts; each reads its own tables.
-  const std::string path = (dir_ / "triton-s3.db").string();
+  const std::string path = dir_.file("triton-s3.db");
   open_checkpoint_store("sqlite:" + path)->save({"store", "s", shard0}, seq("1"));
   open_checkpoint_store("triton+sqlite:" + path)->save({"store", "s", shard0}, seq("2"));
   EXPECT_EQ(open_checkpoint_store("sqlite:" + path)->load({"store", "s", shard0}), seq("1"));
@@ -473,12 +466,9 @@ void list_returns_every_stream_of_one_application(const std::string& uri) {
 TEST(CheckpointStoreList, GivesEveryStreamOfOneApplicationInMemoryAndSqlite) {
   const Deadline deadline(30s);
   list_returns_every_stream_of_one_application("memory:");
-  std::string pattern = (fs::temp_directory_path() / "kclpp-list-XXXXXX").string();
-  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-  list_returns_every_stream_of_one_application("sqlite:" + pattern + "/a.db");
-  list_returns_every_stream_of_one_application("triton+sqlite:" + pattern + "/b.db");
-  std::error_code ec;
-  fs::remove_all(pattern, ec);
+  const test::TempDir dir("kclpp-list");
+  list_returns_every_stream_of_one_application("sqlite:" + dir.file("a.db"));
+  list_returns_every_stream_of_one_application("triton+sqlite:" + dir.file("b.db"));
 }
 
 TEST_F(TritonPostgres, ListGivesEveryStreamOfOneApplicationInBothLayouts) {
