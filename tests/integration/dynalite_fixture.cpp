@@ -5,13 +5,7 @@
 namespace kclpp::test {
 
 aws::DynamoDbOptions dynamodb_test_options(const std::string& endpoint, std::chrono::milliseconds request_timeout) {
-  aws::DynamoDbOptions o;
-  o.endpoint = endpoint;
-  o.region = "us-east-1";
-  o.credentials = aws::static_credentials(dummy_credentials());
-  o.connect_timeout = std::chrono::milliseconds{1'000};
-  o.request_timeout = request_timeout;
-  return o;
+  return local_client_options<aws::DynamoDbOptions>(endpoint, std::chrono::milliseconds{1'000}, request_timeout);
 }
 
 namespace {

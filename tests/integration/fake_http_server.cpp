@@ -142,13 +142,7 @@ std::vector<HttpRequest> FakeHttpServer::requests() const {
 }
 
 aws::KinesisOptions FakeHttpServer::client_options(std::chrono::milliseconds request_timeout) const {
-  aws::KinesisOptions o;
-  o.endpoint = endpoint_;
-  o.region = "us-east-1";
-  o.credentials = aws::static_credentials(dummy_credentials());
-  o.connect_timeout = std::chrono::milliseconds{1'000};
-  o.request_timeout = request_timeout;
-  return o;
+  return local_client_options<aws::KinesisOptions>(endpoint_, std::chrono::milliseconds{1'000}, request_timeout);
 }
 
 void FakeHttpServer::run() {

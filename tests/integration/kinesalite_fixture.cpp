@@ -7,18 +7,6 @@ namespace kclpp::test {
 
 namespace {
 
-// Endpoint, region us-east-1 and fixed dummy credentials, the given timeouts.
-aws::KinesisOptions kinesis_options(const std::string& endpoint, std::chrono::milliseconds connect_timeout,
-                                    std::chrono::milliseconds request_timeout) {
-  aws::KinesisOptions o;
-  o.endpoint = endpoint;
-  o.region = "us-east-1";
-  o.credentials = aws::static_credentials(dummy_credentials());
-  o.connect_timeout = connect_timeout;
-  o.request_timeout = request_timeout;
-  return o;
-}
-
 NodeServerSpec kinesis_server_spec(KinesisServer kind) {
   NodeServerSpec spec;
   spec.name = server_name(kind);
@@ -48,7 +36,8 @@ NodeServerSpec kinesis_server_spec(KinesisServer kind) {
   }
   // (The stream does not exist: the probe ends in an AwsError, which is an answer.)
   spec.probe = [](const std::string& endpoint) {
-    aws::KinesisClient probe(kinesis_options(endpoint, std::chrono::milliseconds{500}, std::chrono::milliseconds{2'000}));
+    aws::KinesisClient probe(local_client_options<aws::KinesisOptions>(endpoint, std::chrono::milliseconds{500},
+                                                                        std::chrono::milliseconds{2'000}));
     (void)probe.describe_stream_summary("kclpp-readiness-probe");
   };
   return spec;
@@ -63,7 +52,8 @@ const char* server_name(KinesisServer kind) noexcept {
 Kinesalite::Kinesalite(KinesisServer kind) : kind_(kind), server_(kinesis_server_spec(kind)) {}
 
 aws::KinesisOptions Kinesalite::client_options() const {
-  return kinesis_options(endpoint(), std::chrono::milliseconds{2'000}, std::chrono::milliseconds{20'000});
+  return local_client_options<aws::KinesisOptions>(endpoint(), std::chrono::milliseconds{2'000},
+                                                   std::chrono::milliseconds{20'000});
 }
 
 std::vector<Record> read_stream(aws::KinesisClient& client, const std::string& stream, int max_reads) {

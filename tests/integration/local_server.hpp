@@ -41,6 +41,20 @@ namespace kclpp::test {
 // Fixed dummy credentials for clients of local servers (nothing read from the environment).
 [[nodiscard]] aws::Credentials dummy_credentials();
 
+// Options for a client of a local server (aws::KinesisOptions, aws::DynamoDbOptions, ...):
+// `endpoint`, region us-east-1, dummy_credentials(), the given timeouts.
+template <class Options>
+[[nodiscard]] Options local_client_options(const std::string& endpoint, std::chrono::milliseconds connect_timeout,
+                                           std::chrono::milliseconds request_timeout) {
+  Options o;
+  o.endpoint = endpoint;
+  o.region = "us-east-1";
+  o.credentials = aws::static_credentials(dummy_credentials());
+  o.connect_timeout = connect_timeout;
+  o.request_timeout = request_timeout;
+  return o;
+}
+
 // How waiting for a server just started as `process` ended (wait_until_answering).
 enum class ServerStart { Answering, Exited, TimedOut };
 // Calls `probe` (one request to the server, short timeouts) until the server answers:
