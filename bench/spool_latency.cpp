@@ -18,6 +18,7 @@
 
 #include <zmq.hpp>
 
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/pipeline/spool.hpp"
 #include "kclpp/pipeline/value.hpp"
 
@@ -128,16 +129,6 @@ bool wanted(const Options& o, const std::string& name) {
   return list.find("," + name + ",") != std::string::npos;
 }
 
-std::string hex(const std::string& bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out.push_back(digits[static_cast<unsigned char>(c) >> 4]);
-    out.push_back(digits[static_cast<unsigned char>(c) & 0xF]);
-  }
-  return out;
-}
-
 double json_number(const std::string& line, const std::string& key) {
   const auto at = line.find("\"" + key + "\":");
   if (at == std::string::npos) return -1;
@@ -231,7 +222,7 @@ int main(int argc, char** argv) {
     Row row{"python"};
     const std::string command = o.python + " " + o.script + " --endpoint=" + drain.endpoint() +
                                 " --records=" + std::to_string(o.records) + " --warmup=" + std::to_string(o.warmup) +
-                                " --rate=" + std::to_string(o.rate) + " --record-hex=" + hex(packed);
+                                " --rate=" + std::to_string(o.rate) + " --record-hex=" + kclpp::detail::to_hex(packed);
     if (FILE* p = ::popen(command.c_str(), "r")) {
       std::string out;
       char buf[4096];

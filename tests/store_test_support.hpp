@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -13,12 +14,14 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
 
 #include "kclpp/processor/sequence_number.hpp"
+#include "test_files.hpp"
 
 namespace kclpp::native::store_test {
 
@@ -64,26 +67,7 @@ class Deadline {
   std::thread thread_;
 };
 
-// A fresh directory (mkdtemp under the system temp dir), removed recursively by the
-// destructor. Throws std::runtime_error if it cannot be made. Thread safety: const accessors.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "kclpp-store") {
-    std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using kclpp::test::TempDir;
 
 // A forked child running `body(write_fd)`; the child reports on the pipe and the parent
 // reads with a deadline. The destructor SIGKILLs and reaps it.
@@ -151,6 +135,29 @@ class Child {
       all += part;
     }
     return all;
+  }
+  // For a child that writes "N\n" after each step: reads until it reported `steps` steps
+  // (or 20 s passed), SIGKILLs it, then reads what it wrote before dying. The last N it
+  // reported, or nullopt (with everything it wrote) when it reported none or an error.
+  struct Reports {
+    std::optional<int> last;
+    std::string text;
+  };
+  Reports kill_after(int steps) {
+    Reports r;
+    const auto until = Clock::now() + 20s;
+    while (std::count(r.text.begin(), r.text.end(), '\n') < steps && Clock::now() < until) {
+      const std::string part = read(4096, 5s);
+      if (part.empty()) break;
+      r.text += part;
+    }
+    kill();
+    r.text += read_to_eof(5s);
+    const auto last_newline = r.text.rfind('\n');
+    if (r.text.find('E') != std::string::npos || last_newline == std::string::npos) return r;
+    const auto prev = last_newline == 0 ? std::string::npos : r.text.rfind('\n', last_newline - 1);
+    r.last = std::stoi(r.text.substr(prev == std::string::npos ? 0 : prev + 1));
+    return r;
   }
   void kill() {
     if (pid_ > 0) {

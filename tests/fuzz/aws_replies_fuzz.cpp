@@ -22,32 +22,21 @@
 #include "iso8601.hpp"
 #include "kclpp/processor/error.hpp"
 #include "process_credentials.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
 namespace detail = kclpp::aws::detail;
 
-void check(bool ok, const char* what) {
-  if (ok) return;
-  std::fputs(what, stderr);
-  std::fputc('\n', stderr);
-  std::abort();
-}
+using kclpp::fuzz::check;
+using kclpp::fuzz::parses;
 
 void dynamodb_item(std::string_view input) {
   kclpp::aws::Item item;
-  try {
-    item = detail::parse_item_json(input);
-  } catch (const kclpp::ProtocolError&) {
-    return;
-  }
+  if (!parses([&] { item = detail::parse_item_json(input); })) return;
   const std::string again = kclpp::aws::to_json(item);
   kclpp::aws::Item reparsed;
-  try {
-    reparsed = detail::parse_item_json(again);
-  } catch (const kclpp::ProtocolError&) {
-    check(false, "an item written back as JSON does not parse");
-  }
+  check(parses([&] { reparsed = detail::parse_item_json(again); }), "an item written back as JSON does not parse");
   check(reparsed == item, "an item written back as JSON parses to another item");
 }
 

@@ -12,17 +12,15 @@
 
 #include "kclpp/processor/error.hpp"
 #include "kinesis_json.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
 using kclpp::aws::GetRecordsResult;
 using kclpp::aws::detail::ReplyParser;
 
-[[noreturn]] void bug(const char* what) {
-  std::fputs(what, stderr);
-  std::fputc('\n', stderr);
-  std::abort();
-}
+using kclpp::fuzz::bug;
+using kclpp::fuzz::parses;
 
 bool same(const GetRecordsResult& a, const GetRecordsResult& b) {
   if (a.records.size() != b.records.size() || a.next_shard_iterator != b.next_shard_iterator ||
@@ -57,19 +55,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   ReplyParser parser;
   GetRecordsResult fresh;
-  bool fresh_ok = true;
-  try {
-    parser.get_records(body, fresh);
-  } catch (const kclpp::ProtocolError&) {
-    fresh_ok = false;
-  }
-  bool reused_ok = true;
-  try {
-    reused_parser.get_records(body, reused);
-  } catch (const kclpp::ProtocolError&) {
-    reused_ok = false;
-    reused = GetRecordsResult{};  // a failed parse leaves the result unspecified
-  }
+  const bool fresh_ok = parses([&] { parser.get_records(body, fresh); });
+  const bool reused_ok = parses([&] { reused_parser.get_records(body, reused); });
+  if (!reused_ok) reused = GetRecordsResult{};  // a failed parse leaves the result unspecified
   if (fresh_ok != reused_ok) bug("fresh and reused parsers disagree on success");
   if (!fresh_ok) return 0;
   if (!same(fresh, reused)) bug("fresh and reused parsers disagree on the result");

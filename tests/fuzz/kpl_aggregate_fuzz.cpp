@@ -21,20 +21,14 @@
 #include "kclpp/native/deaggregate.hpp"
 #include "kclpp/processor/log.hpp"
 #include "md5.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
 using kclpp::Record;
 
-[[noreturn]] void bug(const char* what) {
-  std::fputs(what, stderr);
-  std::fputc('\n', stderr);
-  std::abort();
-}
-
-void check(bool ok, const char* what) {
-  if (!ok) bug(what);
-}
+using kclpp::fuzz::bug;
+using kclpp::fuzz::check;
 
 const std::chrono::system_clock::time_point arrival{std::chrono::milliseconds(1'700'000'000'000)};
 

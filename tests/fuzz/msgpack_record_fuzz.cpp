@@ -16,19 +16,14 @@
 #include <string_view>
 
 #include "kclpp/pipeline/value.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
 using namespace kclpp::pipeline;
 
-[[noreturn]] void bug(const char* what, const std::string& detail = {}) {
-  std::fprintf(stderr, "%s %s\n", what, detail.c_str());
-  std::abort();
-}
-
-void check(bool ok, const char* what, const std::string& detail = {}) {
-  if (!ok) bug(what, detail);
-}
+using kclpp::fuzz::bug;
+using kclpp::fuzz::check;
 
 void run(std::string_view data) {
   const std::string invalid = validate_record(data);

@@ -16,39 +16,24 @@
 
 #include "codec.hpp"
 #include "kclpp/processor/error.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
 using namespace kclpp::kcl::detail;
 
-[[noreturn]] void bug(const char* what) {
-  std::fputs(what, stderr);
-  std::fputc('\n', stderr);
-  std::abort();
-}
-
-void check(bool ok, const char* what) {
-  if (!ok) bug(what);
-}
+using kclpp::fuzz::bug;
+using kclpp::fuzz::check;
+using kclpp::fuzz::parses;
 
 // decode() into (message, batch); false on ProtocolError.
 bool try_decode(Decoder& decoder, std::string_view line, Message& message, kclpp::RecordBatch& batch) {
-  try {
-    decoder.decode(line, message, batch);
-    return true;
-  } catch (const kclpp::ProtocolError&) {
-    return false;
-  }
+  return parses([&] { decoder.decode(line, message, batch); });
 }
 
 // decode_general() into (message, batch); false on ProtocolError.
 bool try_decode_general(Decoder& decoder, std::string_view line, Message& message, kclpp::RecordBatch& batch) {
-  try {
-    decoder.decode_general(line, message, batch);
-    return true;
-  } catch (const kclpp::ProtocolError&) {
-    return false;
-  }
+  return parses([&] { decoder.decode_general(line, message, batch); });
 }
 
 bool same_message(const Message& a, const Message& b) {

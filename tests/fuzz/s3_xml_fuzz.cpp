@@ -16,28 +16,14 @@
 
 #include "kclpp/processor/error.hpp"
 #include "s3_internal.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
 using namespace kclpp::aws::detail;
 
-void check(bool ok, const char* what) {
-  if (ok) return;
-  std::fputs(what, stderr);
-  std::fputc('\n', stderr);
-  std::abort();
-}
-
-// Only ProtocolError may escape `fn`; true when it returned.
-template <class Fn>
-bool parses(Fn&& fn) {
-  try {
-    fn();
-    return true;
-  } catch (const kclpp::ProtocolError&) {
-    return false;
-  }
-}
+using kclpp::fuzz::check;
+using kclpp::fuzz::parses;
 
 std::string list_xml(const ListPage& page) {
   std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult>";

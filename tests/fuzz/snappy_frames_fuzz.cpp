@@ -19,20 +19,14 @@
 
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/processor/error.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
 using namespace kclpp::pipeline;
 
-[[noreturn]] void bug(const char* what) {
-  std::fputs(what, stderr);
-  std::fputc('\n', stderr);
-  std::abort();
-}
-
-void check(bool ok, const char* what) {
-  if (!ok) bug(what);
-}
+using kclpp::fuzz::bug;
+using kclpp::fuzz::check;
 
 ByteSource chunked(std::string_view bytes, std::size_t step) {
   return [bytes, step, offset = std::size_t{0}](char* buffer, std::size_t size) mutable -> std::size_t {

@@ -19,8 +19,9 @@
 
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/pipeline/value.hpp"
-#include "kinesalite_fixture.hpp"
+#include "local_server.hpp"
 #include "support.hpp"
+#include "../test_seed.hpp"
 
 namespace {
 
@@ -152,13 +153,7 @@ class ArchivePython : public ::testing::Test {
   std::string unavailable_;
 };
 
-#define KCLPP_REQUIRE_PYTHON()                                         \
-  do {                                                                 \
-    if (!unavailable_.empty()) {                                       \
-      if (::kclpp::test::in_ci()) FAIL() << unavailable_;              \
-      GTEST_SKIP() << unavailable_;                                    \
-    }                                                                  \
-  } while (false)
+#define KCLPP_REQUIRE_PYTHON() KCLPP_REQUIRE_PRESENT(unavailable_)
 
 std::string random_text(std::mt19937_64& rng, std::size_t n, bool repetitive) {
   static const std::string words[] = {"delivery ", "courier ", "pickup ", "order ", "é", "漢字 "};
@@ -212,9 +207,8 @@ Map random_record(std::mt19937_64& rng, std::uint64_t i) {
 
 TEST_F(ArchivePython, PythonReadsOurArchives) {
   KCLPP_REQUIRE_PYTHON();
-  const std::uint64_t seed = std::random_device{}();
-  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
-  std::mt19937_64 rng(seed);
+  const kclpp::test::TestSeed seed;
+  std::mt19937_64 rng(seed.value());
   std::string raw;
   std::uint64_t records = 0;
   {

@@ -203,7 +203,7 @@ std::vector<std::string> headers(const std::vector<HttpRequest>& requests, const
   return out;
 }
 
-TEST_F(AwsBotocore, InstanceMetadataV2) {
+TEST_F(AwsBotocore, InstanceMetadataV2TokenFlowMatchesBotocore) {
   ImdsBehaviour b;
   b.v2_only = true;
   FakeService imds(imds_handler(b));
@@ -315,7 +315,7 @@ TEST_F(AwsBotocore, CredentialProcessWithQuotedArguments) {
   EXPECT_EQ(kclpp_resolve({{"AWS_EC2_METADATA_DISABLED", "true"}}).token, "arg one|plain two|2");
 }
 
-TEST_F(AwsBotocore, NothingConfigured) {
+TEST_F(AwsBotocore, NothingConfiguredIsAnErrorAsInBotocore) {
   const Env env{{"AWS_EC2_METADATA_DISABLED", "true"}};
   EXPECT_EQ(botocore_resolve(env).status, "none") << python_stderr_;
   EXPECT_EQ(kclpp_resolve(env).status, "error");

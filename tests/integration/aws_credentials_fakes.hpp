@@ -26,7 +26,8 @@
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 #include "../aws_env_guard.hpp"
-#include "kinesalite_fixture.hpp"
+#include "fake_http_server.hpp"
+#include "local_server.hpp"
 
 namespace kclpp::test::creds {
 

@@ -5,7 +5,8 @@
 #include <string>
 
 #include "kclpp/aws/credentials.hpp"
-#include "kinesalite_fixture.hpp"
+#include "fake_http_server.hpp"
+#include "local_server.hpp"
 
 namespace kclpp::test {
 
@@ -13,13 +14,8 @@ namespace kclpp::test {
 [[nodiscard]] bool botocore_available();
 
 // Skips the test locally, fails it in CI, when botocore is missing.
-#define KCLPP_REQUIRE_BOTOCORE()                                                   \
-  do {                                                                             \
-    if (!::kclpp::test::botocore_available()) {                                    \
-      if (::kclpp::test::in_ci()) FAIL() << "python3-botocore is not installed";   \
-      GTEST_SKIP() << "python3-botocore is not installed";                         \
-    }                                                                              \
-  } while (false)
+#define KCLPP_REQUIRE_BOTOCORE() \
+  KCLPP_REQUIRE_PRESENT(::kclpp::test::botocore_available() ? "" : "python3-botocore is not installed")
 
 // botocore's Authorization header for `req` sent to `url` (the full URL, query included),
 // signed for `service` in `region` with `credentials`. The headers botocore signs are the

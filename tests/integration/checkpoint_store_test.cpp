@@ -198,20 +198,9 @@ TEST_F(PostgresStore, CheckpointSurvivesSigkillRightAfterSaveReturns) {
       write_all(fd, std::to_string(i) + "\n");
     }
   });
-  std::string got;
-  const auto until = Clock::now() + 20s;
-  while (std::count(got.begin(), got.end(), '\n') < 30 && Clock::now() < until) {
-    const std::string part = child.read(4096, 5s);
-    if (part.empty()) break;
-    got += part;
-  }
-  ASSERT_EQ(got.find('E'), std::string::npos) << got;
-  child.kill();
-  got += child.read_to_eof(5s);
-  const auto last_newline = got.rfind('\n');
-  ASSERT_NE(last_newline, std::string::npos) << "child reported nothing";
-  const auto prev = got.rfind('\n', last_newline - 1);
-  const int last_reported = std::stoi(got.substr(prev == std::string::npos ? 0 : prev + 1));
+  const auto reports = child.kill_after(30);
+  ASSERT_TRUE(reports.last) << "the child reported nothing or an error: " << reports.text;
+  const int last_reported = *reports.last;
   ASSERT_GE(last_reported, 30);
   const auto loaded = open_checkpoint_store(uri)->load({"app", "stream", "shard"});
   ASSERT_TRUE(loaded.has_value());

@@ -37,6 +37,8 @@
 #include "kclpp/processor/log.hpp"
 #include "kclpp/processor/record.hpp"
 #include "kclpp/processor/sequence_number.hpp"
+#include "../test_files.hpp"
+#include "local_server.hpp"
 
 namespace {
 
@@ -45,6 +47,8 @@ using kclpp::ExtendedSequenceNumber;
 using kclpp::kcl::ChildProcess;
 using kclpp::kcl::ChildProcessOptions;
 using Clock = std::chrono::steady_clock;
+using kclpp::test::read_file;
+using kclpp::test::TempDir;
 
 // Aborts the whole test binary when a test overruns: a protocol deadlock must fail loudly.
 class Deadline {
@@ -108,34 +112,6 @@ class LogCapture {
   mutable std::mutex mu_;
   std::vector<std::pair<kclpp::LogLevel, std::string>> lines_;
 };
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "kclpp-child-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream in(path);
@@ -950,15 +926,7 @@ class ChildProcessNode : public ::testing::Test {
   void SetUp() override {
     const std::filesystem::path source = KCLPP_SOURCE_DIR;
     script_ = (source / "tests" / "node" / "kcl_processor.js").string();
-    const bool have_lib = std::filesystem::exists(source / "node_modules" / "aws-kcl" / "index.js");
-    const bool have_node = ::system("node --version > /dev/null 2>&1") == 0;
-    if (!have_lib || !have_node) {
-      const std::string why = !have_node ? "node is not on PATH"
-                                         : "node_modules/aws-kcl is missing (run npm install in " +
-                                               source.string() + ")";
-      if (std::getenv("KCLPP_CI") != nullptr) FAIL() << why;
-      GTEST_SKIP() << why;
-    }
+    KCLPP_REQUIRE_PRESENT(kclpp::test::node_unavailable("aws-kcl/index.js"));
     ::setenv("KCLPP_NODE_LOG", dir_.file("node.log").c_str(), 1);
   }
   void TearDown() override { ::unsetenv("KCLPP_NODE_LOG"); }

@@ -51,7 +51,7 @@ std::string process_records(const std::vector<std::string>& records, std::int64_
   return out + R"(],"millisBehindLatest":)" + std::to_string(mbl) + "}";
 }
 
-// Spec §2 example lines.
+// docs/kcl-protocol.md §2 example lines.
 const std::string init_trim =
     R"({"action":"initialize","shardId":"shardId-000000000001","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})";
 const std::string init_seq =
@@ -116,8 +116,8 @@ class ChildRuntimeTest : public ::testing::Test {
     return st->code;
   }
 
-  // Spec §1 "Strict parsing": every message written must have exactly the keys the Java
-  // daemon accepts, compact ASCII JSON (docs/kcl-protocol.md §9 case 14), one per line.
+  // docs/kcl-protocol.md §1 "Strict parsing": every message written must have exactly the
+  // keys the Java daemon accepts, compact ASCII JSON (§9), one per line.
   void TearDown() override {
     for (std::size_t i = 0; i < children_.size(); ++i) {
       auto& p = *children_[i];
@@ -151,7 +151,7 @@ class ChildRuntimeTest : public ::testing::Test {
 
 using ChildRuntimeTranscript = ChildRuntimeTest;
 
-// Spec §9 case 5, with kclpp's one documented difference: a checkpoint at a record always
+// docs/kcl-protocol.md §9, with kclpp's one documented difference: a checkpoint at a record always
 // carries its sub-sequence number (docs/kcl-protocol.md §5 recommendation), so "456"/0 instead of null.
 TEST_F(ChildRuntimeTranscript, PythonCase5ExactlySixMessagesAndQuietStderr) {
   auto& p = spawn("py-v1");
@@ -177,7 +177,7 @@ TEST_F(ChildRuntimeTranscript, PythonCase5ExactlySixMessagesAndQuietStderr) {
   EXPECT_EQ(p.stderr_text(), "");
 }
 
-// Spec §9 cases 21, 13: initialize → status; the fields reach the processor intact.
+// docs/kcl-protocol.md §9: initialize → status; the fields reach the processor intact.
 TEST_F(ChildRuntimeTranscript, InitializeRepliesStatusAndPassesPosition) {
   auto& p = spawn("echo");
   EXPECT_EQ(exchange(p, init_seq), status("initialize"));
@@ -201,7 +201,7 @@ TEST_F(ChildRuntimeTranscript, InitializeRepliesStatusAndPassesPosition) {
   EXPECT_EQ(finish(p), 0);
 }
 
-// Spec §9 cases 22, 16, 24: processRecords → checkpoint(seq) → response (legacy
+// docs/kcl-protocol.md §9: processRecords → checkpoint(seq) → response (legacy
 // "checkpoint" key) → status; then shardEnded (case 23), each step after the status.
 TEST_F(ChildRuntimeTranscript, OrderedRunWithCheckpoint) {
   auto& p = spawn("checkpoint-last-once");
@@ -233,7 +233,7 @@ TEST_F(ChildRuntimeTranscript, CheckpointEachRecordSendsSubSequenceNumbers) {
   EXPECT_EQ(finish(p), 0);
 }
 
-// Spec §9 case 17: checkpoint without a sequence number → both keys null.
+// docs/kcl-protocol.md §9: checkpoint without a sequence number → both keys null.
 TEST_F(ChildRuntimeTranscript, NullCheckpointSendsBothKeysNull) {
   auto& p = spawn("checkpoint-null-once");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
@@ -250,7 +250,7 @@ TEST_F(ChildRuntimeTranscript, NullCheckpointSendsBothKeysNull) {
 
 using ChildRuntimeCheckpoint = ChildRuntimeTest;
 
-// Spec §9 case 1: the error name reaches the processor (a stray "checkpoint" key too).
+// docs/kcl-protocol.md §9: the error name reaches the processor (a stray "checkpoint" key too).
 TEST_F(ChildRuntimeCheckpoint, ErrorNameReachesProcessor) {
   auto& p = spawn("checkpoint-last-once");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
@@ -263,8 +263,8 @@ TEST_F(ChildRuntimeCheckpoint, ErrorNameReachesProcessor) {
   EXPECT_EQ(finish(p), 0);
 }
 
-// Spec §9 case 18 and the §5 error table: typed errors.
-TEST_F(ChildRuntimeCheckpoint, TypedErrors) {
+// docs/kcl-protocol.md §9 and the §5 error table: typed errors.
+TEST_F(ChildRuntimeCheckpoint, EachErrorNameReachesTheProcessorAsItsErrorType) {
   auto& p = spawn("checkpoint-last-once");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
   const std::vector<std::pair<std::string, std::string>> cases{
@@ -283,7 +283,7 @@ TEST_F(ChildRuntimeCheckpoint, TypedErrors) {
   EXPECT_EQ(finish(p), 0);
 }
 
-// Spec §9 case 25: ThrottlingException → the retry policy sends the request again.
+// docs/kcl-protocol.md §9: ThrottlingException → the retry policy sends the request again.
 TEST_F(ChildRuntimeCheckpoint, ThrottledCheckpointIsRetried) {
   auto& p = spawn("retry");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
@@ -307,7 +307,7 @@ TEST_F(ChildRuntimeCheckpoint, ShutdownExceptionIsNotRetried) {
   EXPECT_EQ(finish(p), 0);
 }
 
-// Spec §9 case 19: one outstanding checkpoint at a time.
+// docs/kcl-protocol.md §9: one outstanding checkpoint at a time.
 TEST_F(ChildRuntimeCheckpoint, SecondConcurrentCheckpointIsRefused) {
   auto& p = spawn("reentrant");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
@@ -321,7 +321,7 @@ TEST_F(ChildRuntimeCheckpoint, SecondConcurrentCheckpointIsRefused) {
   EXPECT_EQ(finish(p), 0);
 }
 
-// Spec §9 case 2: another action instead of the checkpoint response → the checkpoint
+// docs/kcl-protocol.md §9: another action instead of the checkpoint response → the checkpoint
 // fails with InvalidStateException, and (unlike Python) the line is kept and dispatched
 // after the current action.
 TEST_F(ChildRuntimeCheckpoint, UnexpectedActionWhileWaitingIsKept) {
@@ -357,7 +357,7 @@ TEST_F(ChildRuntimeCheckpoint, InitializeInsteadOfResponse) {
   EXPECT_EQ(finish(p), 0);
 }
 
-// Spec §4.1/§5: no checkpointer in leaseLost: a kept Checkpointer fails locally.
+// docs/kcl-protocol.md §4.1/§5: no checkpointer in leaseLost: a kept Checkpointer fails locally.
 TEST_F(ChildRuntimeCheckpoint, CheckpointDuringLeaseLostFailsWithoutRoundTrip) {
   auto& p = spawn("stale-checkpointer");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
@@ -402,8 +402,8 @@ TEST_F(ChildRuntimeCheckpoint, MalformedResponse) {
 
 using ChildRuntimeShardEnd = ChildRuntimeTest;
 
-// Spec §4.1: the safety net checkpoints SHARD_END for a processor that did not (with
-// retries), and warns.
+// docs/kcl-protocol.md §4.1: the safety net checkpoints SHARD_END for a processor that did
+// not (with retries), and warns.
 TEST_F(ChildRuntimeShardEnd, SafetyNetCheckpointsForTheProcessor) {
   auto& p = spawn("no-checkpoint-shard-end");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
@@ -465,7 +465,7 @@ TEST_F(ChildRuntimeShardEnd, SafetyNetFailureFollowsPolicy) {
 
 using ChildRuntimeProcessorError = ChildRuntimeTest;
 
-// Spec §9 case 3, adapted: Fail → exit 3 without a status; the message names what was
+// docs/kcl-protocol.md §9, adapted: Fail → exit 3 without a status; the message names what was
 // thrown, the action and the shard.
 TEST_F(ChildRuntimeProcessorError, InitializeThrowsFail) {
   auto& p = spawn("throw-init");
@@ -477,7 +477,7 @@ TEST_F(ChildRuntimeProcessorError, InitializeThrowsFail) {
   EXPECT_FALSE(lines_with(err, "initialize (shard shardId-000000000001)").empty()) << err;
 }
 
-// Spec §9 case 3 as in Python: LogAndContinue → status, message on stderr, go on.
+// docs/kcl-protocol.md §9 as in Python: LogAndContinue → status, message on stderr, go on.
 TEST_F(ChildRuntimeProcessorError, InitializeThrowsLogAndContinue) {
   auto& p = spawn("throw-init", {"--log-and-continue"});
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
@@ -569,7 +569,7 @@ TEST_F(ChildRuntimeProcessorError, LeaseLostAndShutdownRequestedOnlyLog) {
 
 using ChildRuntimeInput = ChildRuntimeTest;
 
-// Spec §9 case 12, adapted: no action → exit 2 with a message naming the line (never a
+// docs/kcl-protocol.md §9, adapted: no action → exit 2 with a message naming the line (never a
 // silent hang: the daemon waits for a status that cannot come).
 TEST_F(ChildRuntimeInput, LineWithoutActionExits2) {
   auto& p = spawn("echo");
@@ -605,7 +605,7 @@ TEST_F(ChildRuntimeInput, BadInitializePositionExits2) {
   EXPECT_EQ(p.stderr_text().find("SAW"), std::string::npos) << "processor was called";
 }
 
-// Spec §9 case 4, adapted: an unknown action is answered (forward compatible) with a
+// docs/kcl-protocol.md §9, adapted: an unknown action is answered (forward compatible) with a
 // warning; the processor is not called.
 TEST_F(ChildRuntimeInput, UnknownActionIsAnswered) {
   auto& p = spawn("echo");
@@ -623,7 +623,7 @@ TEST_F(ChildRuntimeInput, StatusFromDaemonIsIgnored) {
   EXPECT_EQ(finish(p), 0);
 }
 
-// Spec §1: CRLF line ends (a Windows daemon), blank and whitespace-only lines.
+// docs/kcl-protocol.md §1: CRLF line ends (a Windows daemon), blank and whitespace-only lines.
 TEST_F(ChildRuntimeInput, CrlfAndBlankLines) {
   auto& p = spawn("checkpoint-last-once");
   ASSERT_TRUE(p.write("\r\n\n   \r\n" + init_trim + "\r\n"));
@@ -636,7 +636,7 @@ TEST_F(ChildRuntimeInput, CrlfAndBlankLines) {
   EXPECT_EQ(finish(p), 0);
 }
 
-// Spec §8: KCL 1.x shutdown with reason; the status answers "shutdown".
+// docs/kcl-protocol.md §8: KCL 1.x shutdown with reason; the status answers "shutdown".
 TEST_F(ChildRuntimeInput, LegacyShutdownReasons) {
   {
     auto& p = spawn("echo");
@@ -655,7 +655,8 @@ TEST_F(ChildRuntimeInput, LegacyShutdownReasons) {
   }
 }
 
-// Spec §1: lines of tens of MB. 20 records of 1 MiB (about 28 MB of JSON on one line).
+// docs/kcl-protocol.md §1: lines of tens of MB. 20 records of 1 MiB (about 28 MB of JSON on
+// one line).
 TEST_F(ChildRuntimeInput, TwentyMegabyteLine) {
   auto& p = spawn("echo");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
@@ -695,7 +696,7 @@ TEST_F(ChildRuntimeInput, TwentyMegabyteLine) {
 
 using ChildRuntimeLifecycle = ChildRuntimeTest;
 
-// Spec §9 case 15, §4.1: exit 0 promptly on stdin EOF, idle or after actions.
+// docs/kcl-protocol.md §9, §4.1: exit 0 promptly on stdin EOF, idle or after actions.
 TEST_F(ChildRuntimeLifecycle, EofExitsZeroPromptly) {
   {
     auto& p = spawn("echo");
@@ -721,7 +722,7 @@ TEST_F(ChildRuntimeLifecycle, UnterminatedLineAtEof) {
   EXPECT_NE(p.stderr_text().find("EOF inside a line"), std::string::npos) << p.stderr_text();
 }
 
-// Spec §4.1 step 4: shutdownRequested is not terminal; leaseLost follows.
+// docs/kcl-protocol.md §4.1 step 4: shutdownRequested is not terminal; leaseLost follows.
 TEST_F(ChildRuntimeLifecycle, ShutdownRequestedDoesNotExit) {
   auto& p = spawn("echo");
   EXPECT_EQ(exchange(p, init_trim), status("initialize"));
@@ -769,7 +770,7 @@ TEST_F(ChildRuntimeIo, WithoutGuardUserOutputReachesProtocol) {
 
 // run() enlarges both pipes (F_SETPIPE_SZ, shared by both ends); 0 keeps the default; an
 // impossible size is ignored.
-TEST_F(ChildRuntimeIo, PipeSizes) {
+TEST_F(ChildRuntimeIo, PipesAreEnlargedByDefaultAndNeverShrunk) {
   {
     auto& p = spawn("echo");
     EXPECT_EQ(exchange(p, init_trim), status("initialize"));

@@ -24,6 +24,7 @@
 #include "kclpp/aws/s3_client.hpp"
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/pipeline/value.hpp"
+#include "fake_http_server.hpp"
 #include "kinesalite_fixture.hpp"
 #include "s3rver_fixture.hpp"
 

@@ -37,6 +37,7 @@ using kclpp::test::become_subreaper;
 using kclpp::test::eventually;
 using kclpp::test::Kinesalite;
 using kclpp::test::KinesisServer;
+using kclpp::test::read_file;
 using kclpp::test::Subprocess;
 using kclpp::test::TempDir;
 
@@ -87,26 +88,14 @@ struct ChildrenView {
   }
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
  protected:
   void SetUp() override {
     become_subreaper();
     if (GetParam().child == Child::Node) {
       const std::filesystem::path source(KCLPP_SOURCE_DIR);
+      KCLPP_REQUIRE_PRESENT(kclpp::test::node_unavailable("aws-kcl/index.js"));
       node_ = kclpp::test::find_on_path("node");
-      std::string why;
-      if (node_.empty()) why = "node is not on PATH";
-      else if (!std::filesystem::exists(source / "node_modules" / "aws-kcl" / "index.js"))
-        why = "node_modules/aws-kcl is missing (npm ci in " + source.string() + ")";
-      if (!why.empty()) {
-        if (kclpp::test::in_ci()) FAIL() << why;
-        GTEST_SKIP() << why;
-      }
       script_ = (source / "tests" / "node" / "kcl_processor.js").string();
     }
     server_ = std::make_unique<Kinesalite>(GetParam().server);

@@ -25,69 +25,26 @@
 
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/log.hpp"
+#include "local_server.hpp"
 #include "support.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using kclpp::Record;
+using kclpp::test::find_on_path;
+using kclpp::test::read_file;
+using kclpp::test::TempDir;
 
 constexpr const char* seq = "49590338271490256608559692538361571095921575989136588898";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// The absolute path of `program` on PATH ("" if absent): Subprocess does not search PATH.
-std::string find_on_path(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  std::string_view rest = path != nullptr ? path : "";
-  while (!rest.empty()) {
-    const std::size_t colon = rest.find(':');
-    const std::string_view dir = rest.substr(0, colon);
-    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
-    if (dir.empty()) continue;
-    const fs::path candidate = fs::path(dir) / program;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return {};
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kclpp-kpl-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 class DeaggregateLive : public ::testing::Test {
  protected:
   void SetUp() override {
     source_ = KCLPP_SOURCE_DIR;
     script_ = source_ / "tests" / "node" / "make_kpl_vectors.js";
+    KCLPP_REQUIRE_PRESENT(kclpp::test::node_unavailable("aws-kinesis-agg/index.js"));
     node_ = find_on_path("node");
-    const bool have_node = !node_.empty();
-    const bool have_lib = fs::exists(source_ / "node_modules" / "aws-kinesis-agg" / "index.js");
-    if (!have_node || !have_lib) {
-      const std::string why = !have_node ? "node is not on PATH"
-                                         : "node_modules/aws-kinesis-agg is missing (run npm ci in " +
-                                               source_.string() + ")";
-      if (std::getenv("KCLPP_CI") != nullptr) FAIL() << why;
-      GTEST_SKIP() << why;
-    }
   }
 
   // Runs the generator into `dir`; fails the test if it does not exit 0.

@@ -8,11 +8,10 @@
 //   aws::DynamoDbClient client(server.client_options());
 
 #include <chrono>
-#include <memory>
 #include <string>
 
 #include "kclpp/aws/dynamodb_client.hpp"
-#include "kinesalite_fixture.hpp"
+#include "local_server.hpp"
 
 namespace kclpp::test {
 
@@ -30,24 +29,21 @@ namespace kclpp::test {
 class Dynalite {
  public:
   Dynalite();
-  ~Dynalite();
   Dynalite(const Dynalite&) = delete;
   Dynalite& operator=(const Dynalite&) = delete;
 
-  [[nodiscard]] bool available() const noexcept { return unavailable_reason_.empty(); }
+  [[nodiscard]] bool available() const noexcept { return server_.available(); }
   // Why the server could not be started (empty when it runs).
-  [[nodiscard]] const std::string& unavailable_reason() const noexcept { return unavailable_reason_; }
+  [[nodiscard]] const std::string& unavailable_reason() const noexcept { return server_.unavailable_reason(); }
   // "http://127.0.0.1:PORT".
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  [[nodiscard]] const std::string& endpoint() const noexcept { return server_.endpoint(); }
   // dynamodb_test_options(endpoint()) with a longer request timeout.
   [[nodiscard]] aws::DynamoDbOptions client_options() const;
   // Everything the server wrote to stderr so far (for failure messages).
-  [[nodiscard]] std::string server_log() const;
+  [[nodiscard]] std::string server_log() const { return server_.server_log(); }
 
  private:
-  std::string unavailable_reason_;
-  std::string endpoint_;
-  std::unique_ptr<Subprocess> process_;
+  NodeServer server_;
 };
 
 }  // namespace kclpp::test

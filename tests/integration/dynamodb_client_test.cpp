@@ -21,7 +21,8 @@
 #include "botocore_signer.hpp"
 #include "dynalite_fixture.hpp"
 #include "kclpp/aws/dynamodb_client.hpp"
-#include "kinesalite_fixture.hpp"
+#include "fake_http_server.hpp"
+#include "local_server.hpp"
 #include "support.hpp"
 
 namespace kclpp::aws {

@@ -5,7 +5,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -18,19 +17,6 @@
 namespace kclpp::test {
 
 namespace fs = std::filesystem;
-
-TempDir::TempDir(const std::string& prefix) {
-  static std::atomic<int> counter{0};
-  path_ = fs::temp_directory_path() /
-          (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  fs::remove_all(path_);
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  fs::remove_all(path_, ignored);
-}
 
 std::vector<std::string> tool_env(const std::string& log_level, std::vector<std::string> extra) {
   std::vector<std::string> env{

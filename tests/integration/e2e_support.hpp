@@ -18,20 +18,6 @@
 
 namespace kclpp::test {
 
-// A fresh directory under the system temp dir, removed (recursively) by the destructor.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix);
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
 // Polls `predicate` every 20 ms until it holds or `timeout` passes; the last result.
 template <class Predicate>
 bool eventually(Predicate predicate, std::chrono::milliseconds timeout) {

@@ -19,6 +19,7 @@
 #include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "botocore_signer.hpp"
+#include "fake_http_server.hpp"
 #include "kinesalite_fixture.hpp"
 #include "support.hpp"
 

@@ -70,11 +70,8 @@ double graphite_age(const std::string& line, const std::string& name) {
 // --- kclpp stats ---------------------------------------------------------------------------
 
 TEST(KclppStats, SqliteRowsWrittenByTritonPrintAsGraphiteLines) {
+  KCLPP_REQUIRE_PRESENT(test::program_unavailable("sqlite3"));
   const std::string sqlite3 = test::find_on_path("sqlite3");
-  if (sqlite3.empty()) {
-    if (test::in_ci()) FAIL() << "the sqlite3 CLI is not installed";
-    GTEST_SKIP() << "the sqlite3 CLI is not installed";
-  }
   TempDir dir{"kclpp-pipeline-cli"};
   const std::string db = (dir.path() / "triton.db").string();
   const std::int64_t now = now_s();

@@ -1,12 +1,9 @@
 #include "postgres_fixture.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +17,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "local_server.hpp"
 
 extern char** environ;
 
@@ -47,30 +46,6 @@ std::string find_bin_dir() {
     return std::atof(a.parent_path().filename().c_str()) > std::atof(b.parent_path().filename().c_str());
   });
   return candidates.front().string();
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind: " + std::string(std::strerror(errno)));
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // Runs argv with stdin from /dev/null and stdout+stderr appended to `output`; waits at
@@ -149,7 +124,7 @@ Postgres::Postgres() {
     run_server_tool({"cp", "-a", cluster_template(), dir_ + "/data"}, 60s);
     // A port picked free may be taken before the server binds it: try a few.
     for (int attempt = 0;; ++attempt) {
-      port_ = free_port();
+      port_ = unused_port();
       try {
         start();
         break;
@@ -315,7 +290,7 @@ void PostgresTest::TearDownTestSuite() { server().reset(); }
 void PostgresTest::SetUp() {
   if (server() != nullptr) return;
   const bool installed = !Postgres::unavailable_reason().has_value();
-  if (installed || std::getenv("KCLPP_CI") != nullptr) {
+  if (installed || in_ci()) {
     FAIL() << failure();
   }
   GTEST_SKIP() << failure();

@@ -11,6 +11,7 @@
 
 #include "kclpp/pipeline/producer.hpp"
 #include "kclpp/processor/base64.hpp"
+#include "fake_http_server.hpp"
 #include "kinesalite_fixture.hpp"
 
 namespace aws = kclpp::aws;

@@ -5,11 +5,11 @@
 //    record put is processed, re-deliveries after a restart start right after the durable
 //    checkpoint and stay within one batch per shard, and the checkpoint never runs ahead of
 //    what was durably processed.
-//  - FaultInjectingProxy: an in-process HTTP proxy in front of kinesalite injects
-//    throttling, 500s, connection resets, slow replies and expired iterators into a random
-//    share of the calls; an in-process Worker still delivers every record exactly once, in
-//    order per shard.
-// Both print their seed; set KCLPP_RELIABILITY_SEED=N to replay one
+//  - EveryRecordExactlyOnceThroughAFaultInjectingProxy: an in-process HTTP proxy in front
+//    of kinesalite injects throttling, 500s, connection resets, slow replies and expired
+//    iterators into a random share of the calls; an in-process Worker still delivers every
+//    record exactly once, in order per shard.
+// Both print their seed; set KCLPP_TEST_SEED=N to replay one
 // (and KCLPP_RELIABILITY_FAULT_RATE=0..1 to change the proxy's fault share, 0.3).
 
 #include <arpa/inet.h>
@@ -49,8 +49,10 @@
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
 #include "kclpp/processor/error.hpp"
+#include "fake_http_server.hpp"
 #include "kinesalite_fixture.hpp"
 #include "support.hpp"
+#include "../test_seed.hpp"
 
 namespace aws = kclpp::aws;
 
@@ -61,16 +63,13 @@ using kclpp::ExtendedSequenceNumber;
 using kclpp::SequenceNumber;
 using aws::KinesisClient;
 using aws::PutRecordsEntry;
+using kclpp::test::close_with_reset;
+using kclpp::test::HttpRequest;
+using kclpp::test::HttpRequestReader;
 using kclpp::test::Kinesalite;
+using kclpp::test::send_all;
 using kclpp::test::Subprocess;
 using SteadyClock = std::chrono::steady_clock;
-
-std::uint64_t test_seed() {
-  if (const char* s = std::getenv("KCLPP_RELIABILITY_SEED"); s != nullptr && *s != '\0') {
-    return std::strtoull(s, nullptr, 10);
-  }
-  return std::random_device{}();
-}
 
 std::filesystem::path make_temp_dir(const std::string& name) {
   static std::atomic<int> counter{0};
@@ -239,9 +238,8 @@ ProcessedFile read_processed(const std::filesystem::path& path) {
 //  - in the end every record put was processed, and after SIGTERM (exit code 0) every
 //    shard's checkpoint is its last record.
 TEST(ReliabilityTest, KillNineWhileRecordsFlow) {
-  const std::uint64_t seed = test_seed();
-  std::cout << "[ seed     ] KCLPP_RELIABILITY_SEED=" << seed << std::endl;
-  RecordProperty("seed", std::to_string(seed));
+  const kclpp::test::TestSeed test_seed;
+  const std::uint64_t seed = test_seed.value();
   std::mt19937_64 rng(seed);
 
   Kinesalite server;
@@ -474,15 +472,6 @@ const char* fault_name(Fault f) {
   return "?";
 }
 
-bool send_all(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -499,19 +488,6 @@ struct FaultPlan {
   std::vector<Fault> other_faults;
   // How late a Slow reply comes (make it longer than the client's timeout).
   std::chrono::milliseconds slow_delay{1'000};
-};
-
-struct ProxyRequest {
-  std::string method;
-  std::string path;
-  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  std::string body;
-  [[nodiscard]] std::string header(std::string_view name) const {
-    for (const auto& [k, v] : headers) {
-      if (k == name) return v;
-    }
-    return {};
-  }
 };
 
 struct ProxyReply {
@@ -619,7 +595,7 @@ class FaultProxy {
   }
 
   // Forwards on a fresh upstream connection ("Connection: close"); nullopt on failure.
-  std::optional<ProxyReply> forward(const ProxyRequest& req) {
+  std::optional<ProxyReply> forward(const HttpRequest& req) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return std::nullopt;
     struct Closer {
@@ -691,64 +667,18 @@ class FaultProxy {
   }
 
   static bool send_reply(int fd, const ProxyReply& reply) {
-    const std::string out = "HTTP/1.1 " + std::to_string(reply.status) + (reply.status == 200 ? " OK" : " Error") +
-                            "\r\nContent-Type: " + reply.content_type +
-                            "\r\nContent-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body;
-    return send_all(fd, out);
+    return send_all(fd, kclpp::test::http_response(reply.status, reply.content_type, reply.body));
   }
   static ProxyReply aws_error(int status, const std::string& type) {
     return {status, "application/x-amz-json-1.1",
             R"({"__type":")" + type + R"(","message":"injected by the kclpp reliability test"})"};
   }
-  static void reset(int fd) {
-    const linger l{1, 0};  // close() then sends RST instead of FIN
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    ::close(fd);
-  }
-
   void serve(int fd) {
-    std::string buffer;
-    char chunk[65536];
-    auto read_more = [&]() -> bool {
-      if (!wait_readable(fd, SteadyClock::now() + 60s)) return false;
-      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n <= 0) return false;
-      buffer.append(chunk, static_cast<std::size_t>(n));
-      return true;
-    };
+    HttpRequestReader reader(fd, [this, fd] { return wait_readable(fd, SteadyClock::now() + 60s); });
     for (;;) {
-      std::size_t head_end;
-      while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos) {
-        if (!read_more()) return (void)::close(fd);
-      }
-      ProxyRequest req;
-      std::istringstream head(buffer.substr(0, head_end));
-      std::string line;
-      std::getline(head, line);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      std::istringstream request_line(line);
-      request_line >> req.method >> req.path;
-      std::size_t content_length = 0;
-      while (std::getline(head, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        const auto colon = line.find(':');
-        if (colon == std::string::npos) continue;
-        std::string name = lower(line.substr(0, colon));
-        std::string value = line.substr(colon + 1);
-        while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-        if (name == "content-length") content_length = std::stoul(value);
-        req.headers.emplace_back(std::move(name), std::move(value));
-      }
-      buffer.erase(0, head_end + 4);
-      if (buffer.size() < content_length && req.header("expect") == "100-continue") {
-        if (!send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n")) return (void)::close(fd);
-      }
-      while (buffer.size() < content_length) {
-        if (!read_more()) return (void)::close(fd);
-      }
-      req.body = buffer.substr(0, content_length);
-      buffer.erase(0, content_length);
-
+      const std::optional<HttpRequest> request = reader.next();
+      if (!request) return (void)::close(fd);
+      const HttpRequest& req = *request;
       const std::string target = req.header("x-amz-target");
       const std::string op = target.substr(target.find('.') + 1);
       const Fault fault = choose(op);
@@ -761,7 +691,7 @@ class FaultProxy {
           reply = aws_error(500, "InternalFailure");
           break;
         case Fault::ResetBefore:
-          return reset(fd);
+          return close_with_reset(fd);
         case Fault::ExpiredBefore:
           reply = aws_error(400, "ExpiredIteratorException");
           break;
@@ -773,11 +703,11 @@ class FaultProxy {
             break;
           }
           reply = std::move(*forwarded);
-          if (fault == Fault::ResetAfter) return reset(fd);
+          if (fault == Fault::ResetAfter) return close_with_reset(fd);
           if (fault == Fault::Truncated) {
-            const std::string reply_head = "HTTP/1.1 200 OK\r\nContent-Type: " + reply.content_type +
-                                     "\r\nContent-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n";
-            send_all(fd, reply_head + reply.body.substr(0, reply.body.size() / 2));
+            // The whole reply's head, then half its body.
+            const std::string whole = kclpp::test::http_response(200, reply.content_type, reply.body);
+            send_all(fd, std::string_view(whole).substr(0, whole.size() - (reply.body.size() + 1) / 2));
             return (void)::close(fd);
           }
           if (fault == Fault::Error500After) reply = aws_error(500, "InternalFailure");
@@ -884,9 +814,8 @@ struct ProxyRun {
 // (or 90 s passed) shuts it down, and checks that each shard's processors got exactly the
 // records put, in order: no loss, no duplicate. Prints the faults and figures.
 void run_through_proxy(const ProxyRun& run) {
-  const std::uint64_t seed = test_seed();
-  std::cout << "[ seed     ] KCLPP_RELIABILITY_SEED=" << seed << std::endl;
-  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  const kclpp::test::TestSeed test_seed;
+  const std::uint64_t seed = test_seed.value();
 
   Kinesalite server;
   KCLPP_REQUIRE_SERVER(server);
@@ -1004,7 +933,7 @@ void run_through_proxy(const ProxyRun& run) {
 
 // Every kind of fault on every call, 30% of the calls: the processors, which checkpoint
 // every batch, get every record exactly once, in order.
-TEST(ReliabilityTest, FaultInjectingProxy) {
+TEST(ReliabilityTest, EveryRecordExactlyOnceThroughAFaultInjectingProxy) {
   ProxyRun run;
   run.name = "reliability-faults";
   run.plan.slow_delay = run.request_timeout * 3;

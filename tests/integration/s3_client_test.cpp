@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,7 +23,9 @@
 #include "kclpp/aws/s3_client.hpp"
 #include "kclpp/internal/hex.hpp"
 #include "kclpp/processor/error.hpp"
-#include "kinesalite_fixture.hpp"
+#include "botocore_signer.hpp"
+#include "fake_http_server.hpp"
+#include "local_server.hpp"
 #include "s3rver_fixture.hpp"
 #include "support.hpp"
 
@@ -58,16 +61,12 @@ struct TempFile {
 // One s3rver for the whole file (starting node costs ~1 s).
 class S3ClientTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { server_ = new test::S3rver(); }
+  static void SetUpTestSuite() { server_ = std::make_unique<test::S3rver>(); }
   static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
+    server_.reset();
   }
   void SetUp() override {
-    if (!server_->available()) {
-      if (test::in_ci()) FAIL() << server_->unavailable_reason();
-      GTEST_SKIP() << server_->unavailable_reason();
-    }
+    KCLPP_REQUIRE_SERVER(*server_);
   }
   // A fresh bucket per test.
   std::string bucket() {
@@ -77,10 +76,10 @@ class S3ClientTest : public ::testing::Test {
   }
   static aws::S3Client client() { return aws::S3Client(server_->s3_options()); }
 
-  static test::S3rver* server_;
+  static std::unique_ptr<test::S3rver> server_;
   static int buckets_;
 };
-test::S3rver* S3ClientTest::server_ = nullptr;
+std::unique_ptr<test::S3rver> S3ClientTest::server_;
 int S3ClientTest::buckets_ = 0;
 
 TEST_F(S3ClientTest, PutGetRoundTripsBinaryBytes) {
@@ -209,7 +208,7 @@ TEST_F(S3ClientTest, ListFollowsContinuationTokensAndPrefixes) {
   EXPECT_TRUE(c.list_objects(b, "nothing/").empty());
 }
 
-TEST_F(S3ClientTest, HeadAndDelete) {
+TEST_F(S3ClientTest, HeadDescribesAnObjectUntilItIsDeleted) {
   const std::string b = bucket();
   aws::S3Client c = client();
   const auto put = c.put_object(b, "h", "hello");
@@ -606,13 +605,6 @@ TEST(S3ClientFaults, OneConnectionIsReusedAndRangesSurviveAServerIgnoringThem) {
 
 // --- SigV4 against botocore ---------------------------------------------------------------
 
-bool have_botocore() {
-  return ::access("/usr/bin/python3", X_OK) == 0 &&
-         std::system("/usr/bin/python3 -c 'import botocore' >/dev/null 2>&1") == 0;
-}
-
-std::string hex(const std::string& s) { return kclpp::detail::to_hex(s); }
-
 // The SignedHeaders list of an Authorization header.
 std::vector<std::string> signed_headers(const std::string& authorization) {
   const auto start = authorization.find("SignedHeaders=");
@@ -639,9 +631,9 @@ std::vector<std::string> botocore_authorizations(const std::string& endpoint, co
     std::ofstream in(dir / "requests.tsv", std::ios::binary);
     for (const auto& req : requests) {
       // method, url, amz date, body (hex), then name=value (hex) for each signed header
-      in << req.method << '\t' << endpoint << req.path << '\t' << req.header("x-amz-date") << '\t' << hex(req.body);
+      in << req.method << '\t' << endpoint << req.path << '\t' << req.header("x-amz-date") << '\t' << kclpp::detail::to_hex(req.body);
       for (const auto& name : signed_headers(req.header("authorization"))) {
-        in << '\t' << name << '=' << hex(req.header(name));
+        in << '\t' << name << '=' << kclpp::detail::to_hex(req.header(name));
       }
       in << '\n';
     }
@@ -683,10 +675,7 @@ for line in open(path, encoding='utf-8'):
 }
 
 TEST(S3ClientSigV4, SignaturesMatchBotocore) {
-  if (!have_botocore()) {
-    if (test::in_ci()) FAIL() << "python3-botocore is not installed";
-    GTEST_SKIP() << "python3-botocore is not installed";
-  }
+  KCLPP_REQUIRE_BOTOCORE();
   int list_calls = 0;
   MultipartServer m;
   FakeHttpServer server([&](const HttpRequest& req) {

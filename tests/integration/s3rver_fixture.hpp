@@ -16,16 +16,13 @@
 // re-creating an existing bucket is BucketAlreadyExists.
 
 #include <filesystem>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "kclpp/aws/s3_client.hpp"
-#include "kinesalite_fixture.hpp"  // in_ci(), KCLPP_REQUIRE_SERVER, unused_port()
+#include "local_server.hpp"  // in_ci(), KCLPP_REQUIRE_SERVER, unused_port()
 
 namespace kclpp::test {
-
-class Subprocess;
 
 // An s3rver process on 127.0.0.1 and a free port, ready (it answered a request) when the
 // constructor returns; the destructor SIGKILLs and reaps it and removes its data directory.
@@ -37,30 +34,29 @@ class S3rver {
  public:
   // `extra_access_keys`: keys s3rver accepts besides S3RVER (tests whose credentials rotate).
   explicit S3rver(const std::vector<std::string>& extra_access_keys = {});
-  ~S3rver();
   S3rver(const S3rver&) = delete;
   S3rver& operator=(const S3rver&) = delete;
 
-  [[nodiscard]] bool available() const noexcept { return unavailable_reason_.empty(); }
+  [[nodiscard]] bool available() const noexcept { return server_.available(); }
   // Why the server could not be started (empty when it runs).
-  [[nodiscard]] const std::string& unavailable_reason() const noexcept { return unavailable_reason_; }
+  [[nodiscard]] const std::string& unavailable_reason() const noexcept { return server_.unavailable_reason(); }
   // "http://127.0.0.1:PORT".
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+  [[nodiscard]] const std::string& endpoint() const noexcept { return server_.endpoint(); }
   // Endpoint (path-style addressing), region us-east-1, s3rver's default credentials
   // S3RVER/S3RVER (nothing read from the environment), short timeouts.
-  [[nodiscard]] aws::S3Options s3_options() const;
+  [[nodiscard]] aws::S3Options s3_options() const { return options_for(endpoint()); }
+  // The same options for another endpoint.
+  [[nodiscard]] static aws::S3Options options_for(const std::string& endpoint);
   // Creates `bucket` (through S3Client::create_bucket). Throws kclpp::Error on failure.
   void create_bucket(const std::string& bucket) const;
   // The server's data directory (removed by the destructor).
-  [[nodiscard]] const std::filesystem::path& data_dir() const noexcept { return data_dir_; }
+  [[nodiscard]] const std::filesystem::path& data_dir() const noexcept { return data_dir_.path(); }
   // Everything the server wrote to stderr so far (for failure messages).
-  [[nodiscard]] std::string server_log() const;
+  [[nodiscard]] std::string server_log() const { return server_.server_log(); }
 
  private:
-  std::string unavailable_reason_;
-  std::string endpoint_;
-  std::filesystem::path data_dir_;
-  std::unique_ptr<Subprocess> process_;
+  TempDir data_dir_;   // declared first: removed after the server is gone
+  NodeServer server_;
 };
 
 }  // namespace kclpp::test

@@ -22,9 +22,11 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/pipeline/spool.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/log.hpp"
+#include "fake_http_server.hpp"
 #include "kinesalite_fixture.hpp"
 #include "support.hpp"
 
@@ -38,6 +40,7 @@ using kclpp::test::FakeHttpServer;
 using kclpp::test::HttpReply;
 using kclpp::test::HttpRequest;
 using kclpp::test::Subprocess;
+using kclpp::test::TempDir;
 using namespace kclpp::pipeline;
 
 constexpr const char* python = "/usr/bin/python3";
@@ -78,41 +81,10 @@ ctx.term()
 sys.stdout.write('\n'.join(out) + '\n')
 )PY";
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out.push_back(digits[static_cast<unsigned char>(c) >> 4]);
-    out.push_back(digits[static_cast<unsigned char>(c) & 0xF]);
-  }
-  return out;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "kclpp-spool-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  [[nodiscard]] std::string file(const std::string& name, const std::string& content) const {
-    const auto p = path_ / name;
-    std::ofstream(p) << content;
-    return p.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
-
 // "KEY HEXDATA" lines of every record in `stream`, sorted.
 std::vector<std::string> stream_contents(aws::KinesisClient& client, const std::string& stream) {
   std::vector<std::string> out;
-  for (const auto& r : kclpp::test::read_stream(client, stream)) out.push_back(r.partition_key + " " + hex(r.data));
+  for (const auto& r : kclpp::test::read_stream(client, stream)) out.push_back(r.partition_key + " " + kclpp::detail::to_hex(r.data));
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -137,13 +109,9 @@ bool python_has_zmq_and_msgpack() {
   return status && status->exited && status->code == 0;
 }
 
-#define REQUIRE_PYTHON()                                                                    \
-  do {                                                                                      \
-    if (!python_has_zmq_and_msgpack()) {                                                    \
-      if (::kclpp::test::in_ci()) FAIL() << "/usr/bin/python3 with python3-zmq and python3-msgpack is needed"; \
-      GTEST_SKIP() << "/usr/bin/python3 with python3-zmq and python3-msgpack is missing";  \
-    }                                                                                       \
-  } while (false)
+#define REQUIRE_PYTHON()                                                                            \
+  KCLPP_REQUIRE_PRESENT(python_has_zmq_and_msgpack() ? ""                                           \
+                                                     : "/usr/bin/python3 with python3-zmq and python3-msgpack is missing")
 
 // Runs the Python client; returns its sorted "KEY HEXDATA" lines.
 std::vector<std::string> run_python_client(const std::string& endpoint, int count, const std::string& format,
@@ -205,7 +173,7 @@ class SpoolKinesalite : public ::testing::Test {
 TEST_F(SpoolKinesalite, PyTritonFramesOfBothHeaderFormatsReachKinesisThroughKclppSpoold) {
   REQUIRE_PYTHON();
   std::string endpoint;
-  auto spoold = start_spoold(dir_.file("triton.yaml", config_yaml), endpoint);
+  auto spoold = start_spoold(dir_.write("triton.yaml", config_yaml), endpoint);
   const auto binary = run_python_client(endpoint, 300, "binary");
   const auto json = run_python_client(endpoint, 300, "json");
   ASSERT_EQ(binary.size(), 300u);
@@ -224,7 +192,7 @@ TEST_F(SpoolKinesalite, PyTritonFramesOfBothHeaderFormatsReachKinesisThroughKclp
 
 TEST_F(SpoolKinesalite, SigtermAndSigintFlushEverythingHeld) {
   REQUIRE_PYTHON();
-  const std::string config = dir_.file("triton.yaml", config_yaml);
+  const std::string config = dir_.write("triton.yaml", config_yaml);
   for (const auto& [sig, logical, real] : {std::tuple{SIGTERM, "events", "events_v1"}, std::tuple{SIGINT, "clicks", "clicks_v1"}}) {
     SCOPED_TRACE(sig == SIGTERM ? "SIGTERM" : "SIGINT");
     std::string endpoint;
@@ -253,8 +221,8 @@ TEST_F(SpoolKinesalite, SpooldFailsClearlyOnAMissingConfigOrABusyEndpoint) {
     EXPECT_NE(p.stderr_text().find("/nonexistent/triton.yaml"), std::string::npos) << p.stderr_text();
   }
   std::string endpoint;
-  auto first = start_spoold(dir_.file("triton.yaml", config_yaml), endpoint);
-  Subprocess second({KCLPP_TOOL, "spoold", "--config", dir_.file("triton.yaml", config_yaml), "--endpoint", endpoint,
+  auto first = start_spoold(dir_.write("triton.yaml", config_yaml), endpoint);
+  Subprocess second({KCLPP_TOOL, "spoold", "--config", dir_.write("triton.yaml", config_yaml), "--endpoint", endpoint,
                      "--kinesis-endpoint", server_->endpoint(), "--region", "us-east-1"},
                     options);
   const auto status = second.wait(10s);
@@ -276,10 +244,10 @@ TEST_F(SpoolKinesalite, CppClientThroughInProcessDaemonWithBothHeadersAndUnknown
     for (int i = 0; i < 250; ++i) {
       const Map record{{"user_id", "u-" + std::to_string(i % 3)}, {"id", i}, {"binary", format == HeaderFormat::Binary}};
       ASSERT_TRUE(client.send("events", "user_id", record));
-      expected_events.push_back("u-" + std::to_string(i % 3) + " " + hex(encode_record(record)));
+      expected_events.push_back("u-" + std::to_string(i % 3) + " " + kclpp::detail::to_hex(encode_record(record)));
       const std::string packed = encode_record(Map{{"id", i}});
       ASSERT_TRUE(client.send("clicks", "c" + std::to_string(i), packed));
-      expected_clicks.push_back("c" + std::to_string(i) + " " + hex(packed));
+      expected_clicks.push_back("c" + std::to_string(i) + " " + kclpp::detail::to_hex(packed));
     }
     EXPECT_TRUE(client.send("nope", "k", encode_record(Map{{"a", 1}})));
     EXPECT_FALSE(client.send("events", "missing_field", Map{{"user_id", "u"}}));

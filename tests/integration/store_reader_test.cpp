@@ -16,7 +16,8 @@
 #include "kclpp/pipeline/store_reader.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "kclpp/processor/error.hpp"
-#include "kinesalite_fixture.hpp"
+#include "fake_http_server.hpp"
+#include "local_server.hpp"
 #include "s3rver_fixture.hpp"
 
 namespace kclpp::pipeline {

@@ -543,10 +543,7 @@ void StoreTest::resume_from_triton_checkpoints(const std::function<std::string(c
 }
 
 TEST_F(StoreTest, ResumesFromTritonCheckpointsInSqlite) {
-  if (kclpp::test::find_on_path("sqlite3").empty()) {
-    if (kclpp::test::in_ci()) FAIL() << "sqlite3 is not installed";
-    GTEST_SKIP() << "sqlite3 is not installed";
-  }
+  KCLPP_REQUIRE_PRESENT(kclpp::test::program_unavailable("sqlite3"));
   const std::string db = dir_.file("triton.db");
   resume_from_triton_checkpoints([&](const std::string& statement) {
     const auto r = kclpp::test::run_program({kclpp::test::find_on_path("sqlite3"), db, statement}, {}, 10s);
@@ -566,11 +563,7 @@ class StorePostgresTest : public StoreTest {
     return server;
   }
   void SetUp() override {
-    if (!postgres()) {
-      const auto why = kclpp::test::Postgres::unavailable_reason().value_or("no server");
-      if (kclpp::test::in_ci()) FAIL() << why;
-      GTEST_SKIP() << why;
-    }
+    if (!postgres()) KCLPP_REQUIRE_PRESENT(kclpp::test::Postgres::unavailable_reason().value_or("no server"));
     database_ = postgres()->create_database();
     StoreTest::SetUp();
   }

@@ -10,7 +10,8 @@
 #include "botocore_signer.hpp"
 #include "kclpp/aws/sts_client.hpp"
 #include "kclpp/processor/error.hpp"
-#include "kinesalite_fixture.hpp"
+#include "fake_http_server.hpp"
+#include "local_server.hpp"
 
 namespace kclpp::aws {
 namespace {

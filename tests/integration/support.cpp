@@ -135,20 +135,26 @@ Subprocess::~Subprocess() {
   if (err_thread_.joinable()) err_thread_.join();
 }
 
-void Subprocess::drain_stdout(int fd) {
+void Subprocess::drain(int fd, const std::function<void(std::string_view)>& on_bytes,
+                       const std::function<void()>& on_eof) {
   char buf[1 << 16];
   for (;;) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     std::lock_guard lock(mutex_);
     if (n <= 0) {
-      if (!out_partial_.empty()) out_lines_.push_back(std::move(out_partial_));
-      out_partial_.clear();
-      out_eof_ = true;
+      on_eof();
       changed_.notify_all();
       break;
     }
-    const std::string_view chunk(buf, static_cast<std::size_t>(n));
+    on_bytes(std::string_view(buf, static_cast<std::size_t>(n)));
+    changed_.notify_all();
+  }
+  ::close(fd);
+}
+
+void Subprocess::drain_stdout(int fd) {
+  const auto on_bytes = [this](std::string_view chunk) {
     out_raw_.append(chunk);
     for (char c : chunk) {
       if (c != '\n') {
@@ -159,26 +165,17 @@ void Subprocess::drain_stdout(int fd) {
       if (!out_partial_.empty()) out_lines_.push_back(std::move(out_partial_));
       out_partial_.clear();
     }
-    changed_.notify_all();
-  }
-  ::close(fd);
+  };
+  const auto on_eof = [this] {
+    if (!out_partial_.empty()) out_lines_.push_back(std::move(out_partial_));
+    out_partial_.clear();
+    out_eof_ = true;
+  };
+  drain(fd, on_bytes, on_eof);
 }
 
 void Subprocess::drain_stderr(int fd) {
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    std::lock_guard lock(mutex_);
-    if (n <= 0) {
-      err_eof_ = true;
-      changed_.notify_all();
-      break;
-    }
-    err_.append(buf, static_cast<std::size_t>(n));
-    changed_.notify_all();
-  }
-  ::close(fd);
+  drain(fd, [this](std::string_view chunk) { err_.append(chunk); }, [this] { err_eof_ = true; });
 }
 
 bool Subprocess::write(std::string_view bytes, std::chrono::milliseconds deadline) {

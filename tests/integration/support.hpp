@@ -7,12 +7,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include "../test_files.hpp"  // TempDir, read_file
 
 namespace kclpp::test {
 
@@ -82,6 +85,9 @@ class Subprocess {
   void kill();
 
  private:
+  // Reads `fd` to EOF and closes it; hands each chunk, then the EOF, over under mutex_ and
+  // wakes the waiters.
+  void drain(int fd, const std::function<void(std::string_view)>& on_bytes, const std::function<void()>& on_eof);
   void drain_stdout(int fd);
   void drain_stderr(int fd);
 

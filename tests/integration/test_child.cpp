@@ -122,7 +122,7 @@ class TestProcessor : public kclpp::RecordProcessor {
       checkpointer.checkpoint_once(last_);
       saw("{\"checkpoint\":\"ok\"}");
     } else if (mode_ == "py-v1" && last_) {
-      // Python's sample (docs/kcl-protocol.md §9 case 5): retry any failure, quietly.
+      // Python's sample (docs/kcl-protocol.md §9): retry any failure, quietly.
       for (int attempt = 0; attempt < 5; ++attempt) {
         try {
           checkpointer.checkpoint_once(last_);

@@ -18,7 +18,7 @@
 
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/processor/error.hpp"
-#include "kinesalite_fixture.hpp"
+#include "local_server.hpp"
 #include "postgres_fixture.hpp"
 #include "support.hpp"
 #include "../store_test_support.hpp"
@@ -249,7 +249,7 @@ void triton_update_after_kclpp_wins(Database& db) {
   EXPECT_EQ(store->load({"store", "s", shard0}), std::nullopt);
 }
 
-void claims_work(Database& db) {
+void second_claim_is_refused_until_the_first_is_released(Database& db) {
   auto store = open_checkpoint_store(db.uri());
   auto first = store->claim("store", "events_v3");
   EXPECT_THROW((void)store->claim("store", "events_v3"), StoreError);
@@ -279,20 +279,10 @@ void table_layout_is_triton_s(Database& db, const std::string& columns_sql, cons
 class TritonSqlite : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (test::find_on_path("sqlite3").empty()) {
-      if (test::in_ci()) FAIL() << "the sqlite3 CLI is not installed (scripts/install-deps.sh)";
-      GTEST_SKIP() << "the sqlite3 CLI is not installed";
-    }
-    std::string pattern = (fs::temp_directory_path() / "kclpp-triton-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) FAIL() << "mkdtemp failed";
-    dir_ = pattern;
-    db_ = std::make_unique<SqliteDatabase>(dir_ / "triton-s3.db");
+    KCLPP_REQUIRE_PRESENT(test::program_unavailable("sqlite3"));
+    db_ = std::make_unique<SqliteDatabase>(dir_.path() / "triton-s3.db");
   }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
+  test::TempDir dir_{"kclpp-triton"};
   std::unique_ptr<SqliteDatabase> db_;
 };
 
@@ -325,9 +315,9 @@ TEST_F(TritonSqlite, TritonUpdateAfterKclppShardEndWins) {
   triton_update_after_kclpp_wins(*db_);
 }
 
-TEST_F(TritonSqlite, ClaimsWork) {
+TEST_F(TritonSqlite, SecondClaimIsRefusedUntilTheFirstIsReleased) {
   const Deadline deadline(30s);
-  claims_work(*db_);
+  second_claim_is_refused_until_the_first_is_released(*db_);
 }
 
 TEST_F(TritonSqlite, TritonsTableIsNotAltered) {
@@ -343,7 +333,7 @@ TEST_F(TritonSqlite, TritonsTableIsNotAltered) {
 TEST_F(TritonSqlite, KclppLayoutIsUntouchedByTheTritonOne) {
   const Deadline deadline(30s);
   // The same file may hold both layouts; each reads its own tables.
-  const std::string path = (dir_ / "triton-s3.db").string();
+  const std::string path = dir_.file("triton-s3.db");
   open_checkpoint_store("sqlite:" + path)->save({"store", "s", shard0}, seq("1"));
   open_checkpoint_store("triton+sqlite:" + path)->save({"store", "s", shard0}, seq("2"));
   EXPECT_EQ(open_checkpoint_store("sqlite:" + path)->load({"store", "s", shard0}), seq("1"));
@@ -381,10 +371,10 @@ TEST_F(TritonPostgres, TritonUpdateAfterKclppShardEndWins) {
   triton_update_after_kclpp_wins(db);
 }
 
-TEST_F(TritonPostgres, ClaimsWork) {
+TEST_F(TritonPostgres, SecondClaimIsRefusedUntilTheFirstIsReleased) {
   const Deadline deadline(30s);
   auto db = fresh();
-  claims_work(db);
+  second_claim_is_refused_until_the_first_is_released(db);
 }
 
 TEST_F(TritonPostgres, TritonsTableIsNotAltered) {
@@ -473,18 +463,15 @@ void list_returns_every_stream_of_one_application(const std::string& uri) {
   EXPECT_TRUE(store->list("nobody").empty());
 }
 
-TEST(CheckpointStoreList, MemoryAndSqlite) {
+TEST(CheckpointStoreList, GivesEveryStreamOfOneApplicationInMemoryAndSqlite) {
   const Deadline deadline(30s);
   list_returns_every_stream_of_one_application("memory:");
-  std::string pattern = (fs::temp_directory_path() / "kclpp-list-XXXXXX").string();
-  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-  list_returns_every_stream_of_one_application("sqlite:" + pattern + "/a.db");
-  list_returns_every_stream_of_one_application("triton+sqlite:" + pattern + "/b.db");
-  std::error_code ec;
-  fs::remove_all(pattern, ec);
+  const test::TempDir dir("kclpp-list");
+  list_returns_every_stream_of_one_application("sqlite:" + dir.file("a.db"));
+  list_returns_every_stream_of_one_application("triton+sqlite:" + dir.file("b.db"));
 }
 
-TEST_F(TritonPostgres, ListInBothLayouts) {
+TEST_F(TritonPostgres, ListGivesEveryStreamOfOneApplicationInBothLayouts) {
   const Deadline deadline(30s);
   list_returns_every_stream_of_one_application(pg().create_database());
   list_returns_every_stream_of_one_application("triton+" + pg().create_database());

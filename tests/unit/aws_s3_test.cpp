@@ -34,7 +34,7 @@ TEST(S3Encoding, CanonicalQuerySortsEncodedPairs) {
             "continuation-token=1m0%3D%2F%2B&list-type=2&prefix=a%20b%2F%C3%BC");
 }
 
-TEST(S3Addressing, EndpointsAndTargets) {
+TEST(S3Addressing, EndpointsParseAndAddressingPicksHostAndPath) {
   const Endpoint aws = parse_endpoint("", "eu-west-1");
   EXPECT_EQ(aws.scheme, "https");
   EXPECT_EQ(aws.host, "s3.eu-west-1.amazonaws.com");
@@ -73,7 +73,7 @@ TEST(S3Addressing, EndpointsAndTargets) {
   EXPECT_THROW((void)request_target(aws, Addressing::Auto, "a/b", "k"), ConfigError);
 }
 
-TEST(S3SigV4, Sha256AndDates) {
+TEST(S3SigV4, Sha256AndAmzDateMatchKnownValues) {
   EXPECT_EQ(sha256_hex(""), std::string(empty_sha256));
   EXPECT_EQ(sha256_hex("Welcome to Amazon S3."), "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
   EXPECT_EQ(amz_date(1369353600), "20130524T000000Z");
@@ -99,7 +99,7 @@ SigningInput example(std::string method, std::string uri, std::string query,
   return in;
 }
 
-TEST(S3SigV4, GetObjectWithRange) {
+TEST(S3SigV4, GetObjectWithRangeMatchesTheAwsExample) {
   const SigningInput in = example("GET", "/test.txt", "", {{"range", "bytes=0-9"}}, std::string(empty_sha256));
   EXPECT_EQ(canonical_request(in),
             "GET\n/test.txt\n\nhost:examplebucket.s3.amazonaws.com\nrange:bytes=0-9\n"
@@ -112,7 +112,7 @@ TEST(S3SigV4, GetObjectWithRange) {
             "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
 }
 
-TEST(S3SigV4, PutObject) {
+TEST(S3SigV4, PutObjectMatchesTheAwsExample) {
   const SigningInput in =
       example("PUT", "/" + uri_encode("test$file.text", Slash::Keep), "",
               {{"date", "Fri, 24 May 2013 00:00:00 GMT"}, {"x-amz-storage-class", "REDUCED_REDUNDANCY"}},
@@ -123,7 +123,7 @@ TEST(S3SigV4, PutObject) {
             "Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd");
 }
 
-TEST(S3SigV4, GetBucketLifecycleAndListObjects) {
+TEST(S3SigV4, GetBucketLifecycleAndListObjectsMatchTheAwsExamples) {
   const SigningInput lifecycle = example("GET", "/", canonical_query({{"lifecycle", ""}}), {}, std::string(empty_sha256));
   EXPECT_NE(authorization(lifecycle, example_credentials)
                 .find("Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"),
@@ -215,7 +215,7 @@ constexpr const char* list_page_xml = R"(<?xml version="1.0" encoding="UTF-8"?>
   <NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>
 </ListBucketResult>)";
 
-TEST(S3Xml, ListObjectsV2Page) {
+TEST(S3Xml, ListPageGivesUnescapedKeysSizesAndTheNextToken) {
   const ListPage page = parse_list_page(list_page_xml);
   ASSERT_EQ(page.objects.size(), 2u);
   EXPECT_EQ(page.objects[0].key, "a & b/\xC3\xBC <1>");
@@ -246,7 +246,7 @@ TEST(S3Xml, MalformedListPagesAreProtocolErrors) {
                ProtocolError);
 }
 
-TEST(S3Xml, ErrorReplies) {
+TEST(S3Xml, ErrorReplyGivesCodeAndMessageAnyOtherBodyNothing) {
   const auto e = parse_error_reply(
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key "
       "does not exist.</Message><Key>a&amp;b</Key><RequestId>4442587FB7D0A2F9</RequestId></Error>");
@@ -264,7 +264,7 @@ TEST(S3Xml, ErrorReplies) {
   EXPECT_EQ(c->message, "");
 }
 
-TEST(S3Xml, MultipartReplies) {
+TEST(S3Xml, UploadIdIsUnescapedAndCompleteBodyEscapesEtags) {
   EXPECT_EQ(parse_upload_id("<?xml version=\"1.0\"?><InitiateMultipartUploadResult xmlns=\"x\"><Bucket>b</Bucket>"
                             "<Key>k</Key><UploadId>VXBsb2FkIElE&amp;+/=</UploadId></InitiateMultipartUploadResult>"),
             "VXBsb2FkIElE&+/=");
@@ -283,7 +283,7 @@ TEST(S3Xml, MultipartReplies) {
             "<Part><PartNumber>2</PartNumber><ETag>&quot;e2&quot;</ETag></Part></CompleteMultipartUpload>");
 }
 
-TEST(S3Xml, EtagsAndDates) {
+TEST(S3Xml, EtagsAreUnquotedAndHttpDatesBecomeIso8601) {
   EXPECT_EQ(unquote_etag("\"abc\""), "abc");
   EXPECT_EQ(unquote_etag("abc"), "abc");
   EXPECT_EQ(unquote_etag("\""), "\"");

@@ -187,7 +187,7 @@ TEST_F(AwsChainTest, MalformedFileIsAConfigErrorWithFileAndLine) {
   EXPECT_THROW((void)resolve_credentials(), ConfigError);
 }
 
-TEST_F(AwsChainTest, RegionOrder) {
+TEST_F(AwsChainTest, RegionExplicitBeatsEnvironmentBeatsConfig) {
   write(".aws/config", "[default]\nregion = from-config\n");
   EXPECT_EQ(resolve_region(""), "from-config");
   EnvGuard::set("AWS_DEFAULT_REGION", "from-default");
@@ -199,7 +199,7 @@ TEST_F(AwsChainTest, RegionOrder) {
 
 TEST_F(AwsChainTest, NoRegionIsAConfigError) { EXPECT_THROW((void)resolve_region(""), ConfigError); }
 
-TEST_F(AwsChainTest, EndpointOrder) {
+TEST_F(AwsChainTest, EndpointExplicitBeatsServiceVariableBeatsGlobalBeatsProfile) {
   const std::string fallback = "https://kinesis.us-east-1.amazonaws.com";
   EXPECT_EQ(resolve_endpoint("KINESIS", "", fallback), fallback);
   write(".aws/config", "[default]\nendpoint_url = https://profile.example/\n"
@@ -445,7 +445,7 @@ TEST(KinesisJson, GetRecordsRejectsMalformedReplies) {
   }
 }
 
-TEST(KinesisJson, ListShardsAndPaging) {
+TEST(KinesisJson, ListShardsReadsLineageClosedShardsAndTheNextToken) {
   const std::string body = padded(
       R"({"Shards":[{"ShardId":"shardId-000000000000","HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"},)"
       R"("SequenceNumberRange":{"StartingSequenceNumber":"100","EndingSequenceNumber":"200"}},)"
@@ -494,7 +494,7 @@ TEST(KinesisJson, ErrorTypeWithoutNamespaceAndBothMessageSpellings) {
   EXPECT_FALSE(parser.error(padded(R"({"message":"no type"})"), type, message));
 }
 
-TEST(KinesisJson, SmallReplies) {
+TEST(KinesisJson, SmallRepliesParseAndANullIteratorIsAProtocolError) {
   detail::ReplyParser parser;
   const auto s = parser.stream_summary(padded(
       R"({"StreamDescriptionSummary":{"StreamName":"s","StreamARN":"arn:x","StreamStatus":"ACTIVE",)"

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kclpp/processor/base64.hpp"
+#include "../test_seed.hpp"
 
 namespace kclpp::detail {
 // Defined in processor/src/base64.cpp for these tests, not part of the public API:
@@ -62,10 +63,8 @@ TEST(Base64, UsesTheStandardAlphabetFor62And63) {
 }
 
 TEST(Base64, RoundTripsRandomBytesOfEveryLengthUpTo300) {
-  const auto seed = std::random_device{}();
-  std::printf("Base64 round-trip seed: %u\n", seed);
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  std::mt19937 rng(seed);
+  const kclpp::test::TestSeed seed;
+  std::mt19937 rng(seed.value());
   std::uniform_int_distribution<int> byte(0, 255);
   std::string decoded;
   for (std::size_t len = 0; len <= 300; ++len) {
@@ -177,10 +176,8 @@ TEST(Base64Avx2, ReportsWhichPathRuns) {
 }
 
 TEST(Base64Avx2, AgreesWithScalarAroundBlockBoundaries) {
-  const auto seed = std::random_device{}();
-  std::printf("Base64Avx2 boundaries seed: %u\n", seed);
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  std::mt19937 rng(seed);
+  const kclpp::test::TestSeed seed;
+  std::mt19937 rng(seed.value());
   std::uniform_int_distribution<int> byte(0, 255);
   // Encoded lengths 0..520 cover 0 to 16 blocks, each with every remainder mod 32.
   for (std::size_t len = 0; len <= 390; ++len) {
@@ -233,10 +230,8 @@ TEST(Base64Avx2, RejectsEveryInvalidByteInEveryPositionOfABlock) {
 }
 
 TEST(Base64Avx2, AgreesWithScalarOnPaddingAndLengthMistakes) {
-  const auto seed = std::random_device{}();
-  std::printf("Base64Avx2 mistakes seed: %u\n", seed);
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  std::mt19937 rng(seed);
+  const kclpp::test::TestSeed seed;
+  std::mt19937 rng(seed.value());
   for (int iter = 0; iter < 2000; ++iter) {
     std::string in(rng() % 200, 'A');
     for (char& c : in) c = alphabet64[rng() % 64];

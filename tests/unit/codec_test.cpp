@@ -15,6 +15,7 @@
 
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
+#include "../test_seed.hpp"
 
 namespace kclpp::kcl::detail {
 namespace {
@@ -620,7 +621,7 @@ TEST(CodecWriter, WritersAppend) {
   EXPECT_EQ(out, R"(prefix{"action":"leaseLost"})");
 }
 
-TEST(CodecWriter, ActionNames) {
+TEST(CodecWriter, ActionNamesAreTheWireNames) {
   EXPECT_EQ(action_name(Action::Initialize), "initialize");
   EXPECT_EQ(action_name(Action::ProcessRecords), "processRecords");
   EXPECT_EQ(action_name(Action::Checkpoint), "checkpoint");
@@ -631,7 +632,7 @@ TEST(CodecWriter, ActionNames) {
   EXPECT_EQ(action_name(Action::Status), "status");
 }
 
-TEST(CodecWriter, CutLine) {
+TEST(CodecWriter, CutLineKeepsTheHeadAndNeverSplitsUtf8) {
   EXPECT_EQ(cut_line("short"), "short");
   EXPECT_EQ(cut_line(std::string(200, 'x')), std::string(200, 'x'));
   EXPECT_EQ(cut_line(std::string(201, 'x')), std::string(200, 'x') + "...(201 bytes)");
@@ -705,11 +706,9 @@ std::string random_utf8(std::mt19937_64& rng, std::size_t max_chars) {
   return s;
 }
 
-TEST_F(CodecTest, RandomRoundTrip) {
-  const std::uint64_t seed = std::random_device{}();
-  std::cout << "[ CodecTest.RandomRoundTrip ] seed " << seed << "\n";
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  std::mt19937_64 rng(seed);
+TEST_F(CodecTest, RandomMessagesRoundTrip) {
+  const kclpp::test::TestSeed seed;
+  std::mt19937_64 rng(seed.value());
   const auto random_digits = [&] {
     std::string d(1 + rng() % 60, '0');
     for (char& c : d) c = static_cast<char>('0' + rng() % 10);
@@ -1102,10 +1101,8 @@ TEST_F(FastPathTest, ReusesOneBatchAcrossLinesOfEverySize) {
 TEST_F(FastPathTest, MutatedJacksonLinesDecodeAlikeOnBothPaths) {
   // Single-byte edits of Jackson lines: whatever the fast path still takes must decode as
   // the general path decodes it, and lines it leaves must decode as before.
-  const std::uint64_t seed = std::random_device{}();
-  std::cout << "[ FastPathTest.MutatedJacksonLinesDecodeAlikeOnBothPaths ] seed " << seed << "\n";
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  std::mt19937_64 rng(seed);
+  const kclpp::test::TestSeed seed;
+  std::mt19937_64 rng(seed.value());
   const std::string base = jackson_line(
       {kRec, jackson_record("null", "\"caf\xc3\xa9\"", R"("12")", "null", "3"),
        jackson_record(R"("YWJjZA==")", R"("k")", R"("13")", "-5", "null")},

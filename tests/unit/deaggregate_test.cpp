@@ -21,22 +21,19 @@
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/log.hpp"
 #include "md5.hpp"
+#include "../test_files.hpp"
 
 namespace {
 
 using kclpp::Record;
 using kclpp::native::deaggregate;
 using kclpp::native::is_aggregated;
+using kclpp::test::read_file;
 
 const std::string magic("\xF3\x89\x9A\xC2", 4);
 constexpr std::string_view seq = "49590338271490256608559692538361571095921575989136588898";
 
 std::filesystem::path data_dir() { return std::filesystem::path(KCLPP_SOURCE_DIR) / "tests" / "data" / "kpl"; }
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 std::chrono::system_clock::time_point arrival() {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'123));

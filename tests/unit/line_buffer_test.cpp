@@ -10,13 +10,13 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iostream>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "codec.hpp"
+#include "../test_seed.hpp"
 
 namespace kclpp::kcl::detail {
 namespace {
@@ -153,10 +153,8 @@ TEST(LineBuffer, LinesDecodeInPlace) {
 
 // Random streams in random chunks (exercises compaction and growth with a pending tail).
 TEST(LineBuffer, RandomChunkingMatchesSplit) {
-  const std::uint64_t seed = std::random_device{}();
-  std::cout << "[ LineBuffer.RandomChunkingMatchesSplit ] seed " << seed << "\n";
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  std::mt19937_64 rng(seed);
+  const kclpp::test::TestSeed seed;
+  std::mt19937_64 rng(seed.value());
   for (int round = 0; round < 30; ++round) {
     std::vector<std::string> expected;
     std::string stream;

@@ -16,6 +16,7 @@
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "kclpp/processor/error.hpp"
+#include "../test_seed.hpp"
 
 namespace {
 
@@ -166,9 +167,8 @@ TEST(Crc32c, KnownVectorsOnBothPaths) {
 
 TEST(Crc32c, HardwareMatchesPortableAtEveryLengthAndAlignment) {
   if (!detail::crc32c_hardware_available()) GTEST_SKIP() << "no SSE4.2";
-  const std::uint64_t seed = std::random_device{}();
-  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
-  std::mt19937_64 rng(seed);
+  const kclpp::test::TestSeed seed;
+  std::mt19937_64 rng(seed.value());
   std::string buf(3 * 65536 + 64, '\0');
   for (auto& c : buf) c = static_cast<char>(rng());
   // Every length around the 3 x 256 and 3 x 8192 block sizes, plus random ones.
@@ -349,9 +349,8 @@ TEST(ArchiveWriter, FlushEndsAChunkAndRecordsLargerThanAChunkRoundTrip) {
 // --- reader --------------------------------------------------------------------------------
 
 TEST(ArchiveReader, RoundTripRandomRecordsThroughTinyReads) {
-  const std::uint64_t seed = std::random_device{}();
-  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
-  std::mt19937_64 rng(seed);
+  const kclpp::test::TestSeed seed;
+  std::mt19937_64 rng(seed.value());
   std::vector<std::string> records;
   for (int i = 0; i < 500; ++i) {
     const std::size_t n = rng() % 4 == 0 ? rng() % 5000 : rng() % 300;
@@ -499,9 +498,8 @@ TEST(ArchiveReader, NextDecodesMapsAndReportsNonMapsWithoutStopping) {
 // the records changes from one to the next (fewer or more fields, a field changing type,
 // nested maps and arrays growing and shrinking, a non-map in between).
 TEST(ArchiveReader, ReusedRecordEqualsFreshDecodingWhateverTheShapes) {
-  const std::uint64_t seed = std::random_device{}();
-  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
-  std::mt19937_64 rng(seed);
+  const kclpp::test::TestSeed seed;
+  std::mt19937_64 rng(seed.value());
   std::vector<std::string> records;
   for (int i = 0; i < 400; ++i) {
     if (rng() % 17 == 0) {

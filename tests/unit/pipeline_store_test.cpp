@@ -31,6 +31,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using kclpp::ExtendedSequenceNumber;
+using kclpp::test::read_file;
 using kclpp::Record;
 using kclpp::RecordBatch;
 using kclpp::SequenceNumber;
@@ -254,13 +255,6 @@ TEST_F(StoreUnitTest, UnderTheWorkerNothingIsCheckpointedWhenUploadsFail) {
 // --- the notify hook ------------------------------------------------------------------
 
 using kclpp::pipeline::detail::run_notify_command;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 TEST(StoreNotifyTest, PassesTheValuesAsArgumentsAndEnvironment) {
   TempDir dir{"kclpp-store-unit"};

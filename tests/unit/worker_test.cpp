@@ -676,7 +676,7 @@ TEST(Worker, ResumesInsideAKplAggregate) {
   EXPECT_EQ(second.data(shard), (std::vector<std::string>{"u1", "u2", "u3", "u4", "plain-after"}));
 }
 
-TEST(Worker, InitialPositions) {
+TEST(Worker, InitialPositionChoosesTheFirstRecordDelivered) {
   for (const auto which : {0, 1, 2}) {  // TRIM_HORIZON, LATEST, AT_TIMESTAMP
     SCOPED_TRACE(which);
     LocalStream stream("s", 1);
