@@ -382,14 +382,14 @@ TEST_F(SpoolKinesalite, BodiesThatAreNotTritonRecordsAreMalformedAndNeverReachKi
   for (std::size_t i = 0; i < bad.size(); ++i) {
     const std::string before = encode_record(Map{{"user_id", "u"}, {"n", static_cast<int>(i)}});
     send(before);
-    expected.push_back("u " + hex(before));
+    expected.push_back("u " + kclpp::detail::to_hex(before));
     send(bad[i].second);
     ASSERT_TRUE(wait_until([&] { return daemon.stats().malformed == i + 1; })) << bad[i].first;
     // The warnings are rate-limited to one a second: wait for the next one to be allowed.
     std::this_thread::sleep_for(1'100ms);
   }
   send(good);
-  expected.push_back("u " + hex(good));
+  expected.push_back("u " + kclpp::detail::to_hex(good));
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(wait_for_records(*client_, "events_v1", expected.size()), expected);
   daemon.request_stop();
