@@ -42,7 +42,7 @@ constexpr std::size_t min_read_chunk = std::size_t{1} << 20;
 constexpr std::size_t max_read_chunk = std::size_t{16} << 20;
 
 // ---------------------------------------------------------------------------------------
-// stdout guard. Spec §1: the daemon skips stdout lines it cannot parse, but a stray
+// stdout guard. docs/kcl-protocol.md §1: the daemon skips stdout lines it cannot parse, but a stray
 // printf without a newline would glue itself to the next protocol message and that
 // message would be lost (a hang). So the protocol gets a private duplicate of fd 1 and
 // fd 1 itself is pointed at stderr, which the daemon logs line by line.
@@ -267,7 +267,7 @@ class Runtime {
   Message message_;
   RecordBatch batch_;
   // The line read while waiting for a checkpoint response, when it was another action
-  // (docs/kcl-protocol.md §9 case 2): kept, and dispatched once the current action is done.
+  // (docs/kcl-protocol.md §9): kept, and dispatched once the current action is done.
   Message aside_message_;
   RecordBatch aside_batch_;
   bool has_aside_ = false;
@@ -320,7 +320,7 @@ void Runtime::checkpoint(const std::optional<ExtendedSequenceNumber>& at) {
     }
     throw_kcl_error(*aside_message_.error, "checkpoint at " + describe(at) + " failed");
   }
-  // Spec §9 case 2: another action instead of the response. Unlike Python's client,
+  // docs/kcl-protocol.md §9: another action instead of the response. Unlike Python's client,
   // keep the line and dispatch it after the current action.
   const std::string_view action = message_.action_name;
   has_aside_ = true;
@@ -340,7 +340,7 @@ void Runtime::refuse_checkpoint_without_round_trip() const {
                          Retry::No);
   }
   if (!checkpoint_allowed_) {
-    // Spec §4.1/§5: the daemon has no checkpointer during initialize and leaseLost and
+    // docs/kcl-protocol.md §5: the daemon has no checkpointer during initialize and leaseLost and
     // would answer InvalidStateException; answer it here without a round trip.
     const std::string_view action = message_.action_name;
     throw CheckpointError("checkpoint impossible outside processRecords, shardEnded and "
@@ -356,7 +356,7 @@ void Runtime::refuse_checkpoint_without_round_trip() const {
 }
 
 void Runtime::send_checkpoint_request(const std::optional<ExtendedSequenceNumber>& at) {
-  // Spec §3/§5: always both keys; a record's position carries its sub-sequence number
+  // docs/kcl-protocol.md §3, §5: always both keys; a record's position carries its sub-sequence number
   // (without it the KCL would store sub 0, only the first user record of a KPL aggregate).
   request_.clear();
   request_ += '\n';  // docs/kcl-protocol.md §1: isolate the message from stray output
@@ -379,7 +379,7 @@ void Runtime::send_checkpoint_request(const std::optional<ExtendedSequenceNumber
 // Reads the daemon's next line into aside_message_ and returns it (valid until the next
 // read). A read error, EOF or a malformed line breaks the protocol: fatal_, and throws.
 std::string_view Runtime::read_checkpoint_reply(const std::optional<ExtendedSequenceNumber>& at) {
-  // Spec §4.1/§11.3: the response is the NEXT line; read it before anything else.
+  // docs/kcl-protocol.md §3: the response is the NEXT line; read it before anything else.
   std::string_view line;
   bool got = false;
   try {
@@ -437,7 +437,7 @@ std::optional<std::string> Runtime::invoke(bool checkpoint_allowed, Fn&& fn) {
 // OnProcessorError for initialize / processRecords / shardEnded.
 Runtime::Step Runtime::processor_failed(const std::string& what) {
   if (options_.on_processor_error == OnProcessorError::Fail) {
-    // Spec §4.2: no status; the daemon sees EOF on our stdout and restarts the shard
+    // docs/kcl-protocol.md §4.2: no status; the daemon sees EOF on our stdout and restarts the shard
     // (with the Java daemon: every shard) from the last checkpoint. Nothing is lost.
     log_error("kcl::run: the processor threw in ", message_.action_name, " (shard ", shard_id_,
               "): ", what, "; exiting with code ", exit_processor_failed,
@@ -451,7 +451,7 @@ Runtime::Step Runtime::processor_failed(const std::string& what) {
 
 Runtime::Step Runtime::reply() {
   redirect_.flush_user_output();
-  // Spec §1/§11.2: "\n" + the status + "\n", in one write; responseFor is the action
+  // docs/kcl-protocol.md §1, §3: "\n" + the status + "\n", in one write; responseFor is the action
   // exactly as received (the daemon compares with equals).
   out_.clear();
   out_ += '\n';
@@ -468,7 +468,7 @@ Runtime::Step Runtime::reply() {
 }
 
 Runtime::Step Runtime::on_initialize(std::string_view line) {
-  // Spec §2: the lease's checkpoint or a sentinel. Absent/null (the legacy protocol
+  // docs/kcl-protocol.md §2: the lease's checkpoint or a sentinel. Absent/null (the legacy protocol
   // before KCL 1.7.2 sends only shardId, docs/kcl-protocol.md §8) means TRIM_HORIZON, the KCL's default
   // initial position; a null sub-sequence number means 0 (ExtendedSequenceNumber's default).
   ExtendedSequenceNumber position;
@@ -520,7 +520,7 @@ Runtime::Step Runtime::on_shard_ended() {
   if (failure) {
     if (auto step = processor_failed(*failure)) return step;
   }
-  // Spec §4.1 step 3: without a SHARD_END checkpoint the KCL never finishes the shard and
+  // docs/kcl-protocol.md §4.1: without a SHARD_END checkpoint the KCL never finishes the shard and
   // its children may never start. A null checkpoint records SHARD_END (re-checkpointing
   // it after the processor checkpointed the last record is a no-op success, docs/kcl-protocol.md §5).
   if (null_checkpoint_done_) return reply();
@@ -561,7 +561,7 @@ Runtime::Step Runtime::on_shutdown_requested() {
   const auto failure = invoke(true, [&] { processor_.shutdown_requested(checkpointer_); });
   if (fatal_) return fatal_;
   if (failure) {
-    // Spec §4.1 step 4: the Java daemon only logs a failed shutdownRequested; so do we,
+    // docs/kcl-protocol.md §4.2: the Java daemon only logs a failed shutdownRequested; so do we,
     // in both policies. Not terminal: keep reading (leaseLost comes next).
     log_error("kcl::run: the processor threw in ", message_.action_name, " (shard ", shard_id_,
               "): ", *failure, "; logged only, replying status");
@@ -633,7 +633,7 @@ int Runtime::run() {
       try {
         decoder_.decode(line, message_, batch_);
       } catch (const ProtocolError& e) {
-        // Spec §4.2: the daemon waits for a status we cannot produce; exiting makes it
+        // docs/kcl-protocol.md §4.2: the daemon waits for a status we cannot produce; exiting makes it
         // fail fast instead of hanging.
         log_error("kcl::run: malformed line from the daemon: ", e.what(),
                   "; line: ", detail::cut_line(line));

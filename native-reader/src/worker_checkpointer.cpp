@@ -40,7 +40,7 @@ void WorkerCheckpointer::save(const ExtendedSequenceNumber& value) {
   } catch (const ThrottledError&) {
     throw;
   } catch (const Error& e) {
-    // Spec §5: the KCL reports a failing lease table as KinesisClientLibDependencyException,
+    // docs/kcl-protocol.md §5: the KCL reports a failing lease table as KinesisClientLibDependencyException,
     // which processors treat as retryable.
     throw CheckpointError("checkpoint of " + key_.shard_id + " at " + describe(value) +
                               " failed in the checkpoint store: " + e.what(),

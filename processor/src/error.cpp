@@ -32,7 +32,7 @@ StoreError::StoreError(const std::string& what, Retry retry) : Error(what, retry
 
 InDoubtError::InDoubtError(const std::string& what) : Error(what, Retry::No) {}
 
-// Spec §5 error table. InvalidStateException is deliberately not retryable (the official
+// docs/kcl-protocol.md §5 error table. InvalidStateException is deliberately not retryable (the official
 // guidance, unlike the Python sample); an unknown name is treated as a plain failure.
 Retry kcl_error_retry(std::string_view kcl_name) noexcept {
   if (kcl_name == "ThrottlingException") return Retry::Throttled;
