@@ -509,36 +509,16 @@ class PgTritonTables final : public TritonTables {
   SideTable side_ = SideTable::Present;
 };
 
-// Thread-safe: one connection for the data, every use under mutex_; each claim has its own.
-class PostgresStore final : public CheckpointStore {
+// Thread-safe: one connection for the data (TablesStore serialises its use); each claim has
+// a connection of its own.
+class PostgresStore final : public TablesStore<PgSession, PgKclppTables, PgTritonTables> {
  public:
   // The layout's tables are created (if missing) and checked before the constructor returns.
-  PostgresStore(Target target, StoreLayout layout) : session_(std::move(target)), tables_(open_tables(session_, layout)) {}
-
-  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
-    const std::lock_guard lock(mutex_);
-    return tables_->load(key);
-  }
-
-  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
-                                                         const std::string& stream) override {
-    const std::lock_guard lock(mutex_);
-    return tables_->load_all(application, stream);
-  }
-
-  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
-    const std::lock_guard lock(mutex_);
-    tables_->save(key, position);
-  }
-
-  std::vector<StoredCheckpoint> list(const std::string& application) override {
-    const std::lock_guard lock(mutex_);
-    return tables_->list(application);
-  }
+  PostgresStore(Target target, StoreLayout layout) : TablesStore(std::move(target), layout) {}
 
   std::unique_ptr<StoreClaim> claim(const std::string& application,
                                     const std::string& stream) override {
-    const Target& target = session_.target();  // never changes: no lock needed
+    const Target& target = connection_.target();  // never changes: no lock needed
     const std::uint64_t key = claim_hash(application, stream);
     // Named so that the refused worker can say who holds the lock (truncated at 63 bytes).
     Conn conn = connect(target, "kclpp worker pid " + std::to_string(::getpid()) + " on " + host_name());
@@ -569,15 +549,7 @@ class PostgresStore final : public CheckpointStore {
                      "; only one worker may run an application on a stream until "
                      "multi-worker leases exist");
   }
- private:
-  static std::unique_ptr<CheckpointTables> open_tables(PgSession& session, StoreLayout layout) {
-    if (layout == StoreLayout::Triton) return std::make_unique<PgTritonTables>(session);
-    return std::make_unique<PgKclppTables>(session);
-  }
 
-  std::mutex mutex_;
-  PgSession session_;
-  std::unique_ptr<CheckpointTables> tables_;
 };
 
 }  // namespace

@@ -481,41 +481,20 @@ class SqliteTritonTables final : public TritonTables {
   Stmt save_side_;
 };
 
-// Thread-safe: one connection, every use under mutex_.
-class SqliteStore final : public CheckpointStore {
+// Thread-safe: one connection (TablesStore serialises its use).
+class SqliteStore final : public TablesStore<SqliteDb, SqliteKclppTables, SqliteTritonTables> {
  public:
   // The layout's tables are created (if missing) and checked before the constructor returns.
-  SqliteStore(std::string path, StoreLayout layout) : db_(std::move(path)), tables_(open_tables(db_, layout)) {}
-
-  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
-    const std::lock_guard lock(mutex_);
-    return tables_->load(key);
-  }
-
-  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
-                                                         const std::string& stream) override {
-    const std::lock_guard lock(mutex_);
-    return tables_->load_all(application, stream);
-  }
-
-  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
-    const std::lock_guard lock(mutex_);
-    tables_->save(key, position);
-  }
-
-  std::vector<StoredCheckpoint> list(const std::string& application) override {
-    const std::lock_guard lock(mutex_);
-    return tables_->list(application);
-  }
+  SqliteStore(std::string path, StoreLayout layout) : TablesStore(std::move(path), layout) {}
 
   std::unique_ptr<StoreClaim> claim(const std::string& application,
                                     const std::string& stream) override {
     char suffix[17];
     std::snprintf(suffix, sizeof suffix, "%016llx",
                   static_cast<unsigned long long>(claim_hash(application, stream)));
-    const std::string lock_path = db_.path() + ".lock-" + suffix;
+    const std::string lock_path = connection_.path() + ".lock-" + suffix;
     const std::string what = "cannot claim application '" + application + "' on stream '" +
-                             stream + "' in checkpoint store sqlite:" + db_.path();
+                             stream + "' in checkpoint store sqlite:" + connection_.path();
     // CLOEXEC: a child the worker spawns (kclpp daemon) must not keep the claim alive.
     auto fd = UniqueFd(
         ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
@@ -547,15 +526,7 @@ class SqliteStore final : public CheckpointStore {
     }
     return std::make_unique<SqliteClaim>(std::move(fd));
   }
- private:
-  static std::unique_ptr<CheckpointTables> open_tables(SqliteDb& db, StoreLayout layout) {
-    if (layout == StoreLayout::Triton) return std::make_unique<SqliteTritonTables>(db);
-    return std::make_unique<SqliteKclppTables>(db);
-  }
 
-  std::mutex mutex_;
-  SqliteDb db_;
-  std::unique_ptr<CheckpointTables> tables_;  // after db_: its statements go first
 };
 
 }  // namespace

@@ -1,14 +1,17 @@
 #pragma once
-// Pieces the SQLite and Postgres stores share: how a claim is named and who holds it, and
-// the interface of one layout's tables.
+// Pieces the SQLite and Postgres stores share: how a claim is named and who holds it, the
+// interface of one layout's tables, and the store over a connection and those tables.
 #include <unistd.h>
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kclpp/native/checkpoint_store.hpp"
@@ -48,6 +51,55 @@ class CheckpointTables {
                                                                                const std::string& stream) = 0;
   virtual void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) = 0;
   [[nodiscard]] virtual std::vector<StoredCheckpoint> list(const std::string& application) = 0;
+};
+
+// Where a SQL store keeps its checkpoints: kclpp's own tables, or Triton's (triton_layout.hpp).
+enum class StoreLayout { Kclpp, Triton };
+
+// A CheckpointStore over one `Connection` and the tables of the layout it opened with
+// (`KclppTables` or `TritonTables`, each constructed from `Connection&`, which creates and
+// checks them): the data calls are serialised by one mutex and passed on. Subclasses add
+// claim(). Thread-safe.
+template <class Connection, class KclppTables, class TritonTables>
+class TablesStore : public CheckpointStore {
+ public:
+  std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
+    const std::lock_guard lock(mutex_);
+    return tables_->load(key);
+  }
+
+  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
+                                                         const std::string& stream) override {
+    const std::lock_guard lock(mutex_);
+    return tables_->load_all(application, stream);
+  }
+
+  void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
+    const std::lock_guard lock(mutex_);
+    tables_->save(key, position);
+  }
+
+  std::vector<StoredCheckpoint> list(const std::string& application) override {
+    const std::lock_guard lock(mutex_);
+    return tables_->list(application);
+  }
+
+ protected:
+  template <class Arg>
+  TablesStore(Arg&& connection_argument, StoreLayout layout)
+      : connection_(std::forward<Arg>(connection_argument)), tables_(open_tables(connection_, layout)) {}
+
+  // Subclasses may use it without the lock only for what never changes (its target).
+  Connection connection_;
+
+ private:
+  static std::unique_ptr<CheckpointTables> open_tables(Connection& connection, StoreLayout layout) {
+    if (layout == StoreLayout::Triton) return std::make_unique<TritonTables>(connection);
+    return std::make_unique<KclppTables>(connection);
+  }
+
+  std::mutex mutex_;
+  std::unique_ptr<CheckpointTables> tables_;  // after connection_: destroyed before it
 };
 
 }  // namespace kclpp::native::detail

@@ -17,9 +17,6 @@
 
 namespace kclpp::native::detail {
 
-// Which tables a SQLite or Postgres store uses.
-enum class StoreLayout { Kclpp, Triton };
-
 // Exactly Triton's DDL (Go and Py run the same statement): Triton inserts positionally,
 // so the column list and order must never change.
 inline constexpr const char* triton_table_ddl =
