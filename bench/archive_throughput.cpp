@@ -45,6 +45,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/pipeline/value.hpp"
 
@@ -106,7 +107,7 @@ std::string random_text(std::mt19937_64& rng, std::size_t n) {
 }
 
 std::string uuid_like(std::mt19937_64& rng) {
-  static const char hex[] = "0123456789abcdef";
+  const char* hex = kclpp::detail::hex_lower;
   std::string s(36, '-');
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (i != 8 && i != 13 && i != 18 && i != 23) s[i] = hex[rng() % 16];

@@ -46,6 +46,7 @@
 #if KCLPP_BENCH_HAVE_CODEC
 #include "codec.hpp"
 #endif
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/processor/record.hpp"
 #include "kclpp/processor/sequence_number.hpp"
 
@@ -305,7 +306,7 @@ Workload generate(const Options& o) {
   const std::string seq_prefix = "4959033827149025660855969253836157109";
   std::uint64_t seq_low = 1'000'000'000'000'000'000ULL;
   const std::int64_t ts_base = 1'760'000'000'000;  // epoch ms
-  static constexpr char hex[] = "0123456789abcdef";
+  const char* hex = kclpp::detail::hex_lower;
 
   std::vector<std::size_t> offsets;
   std::vector<GenRecord> batch;

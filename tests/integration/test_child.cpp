@@ -22,6 +22,7 @@
 #include <string_view>
 #include <thread>
 
+#include "kclpp/internal/hex.hpp"
 #include "kclpp/kcl/run.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/record_processor.hpp"
@@ -40,9 +41,12 @@ void saw(const std::string& json) {
   }
 }
 
+// Each byte as one JSON character (\u00XX at or above 0x7f), unlike the shared writer
+// (kclpp/internal/json_string.hpp): the tests read record data back byte for byte, binary
+// or not.
 std::string quote(std::string_view s) {
   std::string out = "\"";
-  static const char* hex = "0123456789abcdef";
+  const char* hex = kclpp::detail::hex_lower;
   for (char c : s) {
     const auto u = static_cast<unsigned char>(c);
     if (c == '"' || c == '\\') {
