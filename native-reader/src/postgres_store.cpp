@@ -230,8 +230,13 @@ class PgSession {
     return run(target_, conn_.get(), doing, sql, params);
   }
 
-  // The connection as it is, for a rollback that must not throw.
-  [[nodiscard]] PGconn* conn() const noexcept { return conn_.get(); }
+  // Transaction<PgSession> (store_common.hpp): on this session's connection, never rerun
+  // after a reconnect (a new connection has no transaction to go on with).
+  void begin_transaction(std::string_view doing) { (void)run_once(doing, "BEGIN"); }
+  void commit_transaction(std::string_view doing) { (void)run_once(doing, "COMMIT"); }
+  void rollback_transaction() noexcept {
+    if (conn_ != nullptr) Result ignored(PQexec(conn_.get(), "ROLLBACK"));
+  }
 
   ExtendedSequenceNumber decode(const PGresult* r, int row, int column, const std::string& shard) const {
     const std::string text = value(r, row, column);
@@ -252,29 +257,7 @@ class PgSession {
   Conn conn_;
 };
 
-// A transaction on the session's connection (libpqxx's model): BEGIN in the constructor,
-// commit() ends it, a transaction still open when the guard goes (an exception) is rolled
-// back. The destructor never throws.
-class PgTransaction {
- public:
-  PgTransaction(PgSession& session, std::string_view doing) : session_(session) {
-    (void)session_.run_once(doing, "BEGIN");
-  }
-  ~PgTransaction() {
-    if (open_ && session_.conn() != nullptr) Result ignored(PQexec(session_.conn(), "ROLLBACK"));
-  }
-  PgTransaction(const PgTransaction&) = delete;
-  PgTransaction& operator=(const PgTransaction&) = delete;
-
-  void commit(std::string_view doing) {
-    (void)session_.run_once(doing, "COMMIT");
-    open_ = false;
-  }
-
- private:
-  PgSession& session_;
-  bool open_ = true;
-};
+using PgTransaction = Transaction<PgSession>;
 
 // kclpp's own layout: kclpp_checkpoints under a schema version. Not thread-safe.
 class PgKclppTables final : public CheckpointTables {

@@ -129,6 +129,12 @@ class SqliteDb {
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
   [[nodiscard]] sqlite3* get() const noexcept { return db_.get(); }
 
+  // Transaction<SqliteDb> (store_common.hpp). BEGIN IMMEDIATE takes the write lock first
+  // (waiting up to the busy timeout), so that two processes cannot both write.
+  void begin_transaction(std::string_view doing) { exec("BEGIN IMMEDIATE", doing); }
+  void commit_transaction(std::string_view doing) { exec("COMMIT", doing); }
+  void rollback_transaction() noexcept { sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr); }
+
   void exec(const char* sql, std::string_view doing) {
     check(db_.get(), sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr), doing, path_);
   }
@@ -208,28 +214,7 @@ class SqliteDb {
   Db db_;
 };
 
-// A write transaction (libpqxx's model): BEGIN IMMEDIATE in the constructor, which takes
-// the write lock first (waiting up to the busy timeout) so that two processes cannot both
-// write; commit() ends it; a transaction still open when the guard goes (an exception) is
-// rolled back. The destructor never throws.
-class SqliteTransaction {
- public:
-  SqliteTransaction(SqliteDb& db, std::string_view doing) : db_(db) { db_.exec("BEGIN IMMEDIATE", doing); }
-  ~SqliteTransaction() {
-    if (open_) sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  SqliteTransaction(const SqliteTransaction&) = delete;
-  SqliteTransaction& operator=(const SqliteTransaction&) = delete;
-
-  void commit(std::string_view doing) {
-    db_.exec("COMMIT", doing);
-    open_ = false;
-  }
-
- private:
-  SqliteDb& db_;
-  bool open_ = true;
-};
+using SqliteTransaction = Transaction<SqliteDb>;
 
 // kclpp's own layout: kclpp_checkpoints under a schema version. Not thread-safe.
 class SqliteKclppTables final : public CheckpointTables {

@@ -53,6 +53,31 @@ class CheckpointTables {
   [[nodiscard]] virtual std::vector<StoredCheckpoint> list(const std::string& application) = 0;
 };
 
+// A transaction guard (libpqxx's model) on a store connection `Db` that has
+// begin_transaction(doing) and commit_transaction(doing) (both throw StoreError) and
+// rollback_transaction() (noexcept): begins in the constructor, commit() ends it, and a
+// transaction still open when the guard goes (an exception) is rolled back. The destructor
+// never throws. Not thread-safe (the store's lock covers it).
+template <class Db>
+class Transaction {
+ public:
+  Transaction(Db& db, std::string_view doing) : db_(db) { db_.begin_transaction(doing); }
+  ~Transaction() {
+    if (open_) db_.rollback_transaction();
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  void commit(std::string_view doing) {
+    db_.commit_transaction(doing);
+    open_ = false;
+  }
+
+ private:
+  Db& db_;
+  bool open_ = true;
+};
+
 // Where a SQL store keeps its checkpoints: kclpp's own tables, or Triton's (triton_layout.hpp).
 enum class StoreLayout { Kclpp, Triton };
 
