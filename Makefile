@@ -13,8 +13,12 @@
 JOBS       ?= 2
 FUZZ_TIME  ?= 25
 BUILD_TYPE ?= RelWithDebInfo
+# Debug info of the RelWithDebInfo trees: line tables only. Backtraces and sanitizer
+# reports keep their file:line, and the build is about a third faster on 2 cores than
+# with full -g; DEBUG_INFO=-g for a debugger's view of variables.
+DEBUG_INFO ?= -g1
 
-CMAKE       := cmake -G Ninja
+CMAKE       := cmake -G Ninja -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 $(DEBUG_INFO) -DNDEBUG"
 CTEST       := ctest --output-on-failure --no-tests=error
 SANITIZE    := -DKCLPP_SANITIZE='address;undefined'
 
