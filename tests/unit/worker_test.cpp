@@ -844,7 +844,11 @@ TEST(Worker, AShardThatExpiresWhileReadIsGivenUpAndItsChildrenStart) {
   RunningWorker worker(stream, store, recorder, behaviour, options);
   ASSERT_TRUE(eventually([&] { return recorder.record_count() >= 5; }));
   stream.set_retention(1ms);  // the closed parent expires before it is read to the end
-  ASSERT_TRUE(eventually([&] { return recorder.has("shardId-000000000002", "initialize"); }));
+  // Both children: their threads start together, in no set order.
+  ASSERT_TRUE(eventually([&] {
+    return recorder.has("shardId-000000000001", "initialize") &&
+           recorder.has("shardId-000000000002", "initialize");
+  }));
   worker.stop();
   EXPECT_LT(recorder.record_count(), 30U);
   EXPECT_EQ(recorder.factory_calls(), 3);  // no restarts of the vanished shard
