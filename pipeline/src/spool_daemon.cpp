@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <optional>
+#include <utility>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -90,6 +91,15 @@ struct SpoolDaemon::Impl {
     receive_failed = "spool daemon: receiving on " + endpoint + " failed";
   }
 
+  // A ZeroMQ call on the receiving side: a signal (Interrupted) is "nothing yet" for the
+  // caller; the context closing under the daemon is an error.
+  template <class Fn>
+  detail::ZmqStatus receive_call(Fn&& fn) {
+    const auto status = detail::zmq_call(receive_failed, Retry::Yes, std::forward<Fn>(fn));
+    if (status == detail::ZmqStatus::Terminated) throw TransportError(receive_failed + ": the context was closed");
+    return status;
+  }
+
   // One message off the socket: its first two frames and how many it had.
   struct Message {
     zmq::message_t header;
@@ -100,7 +110,7 @@ struct SpoolDaemon::Impl {
   // The next message waiting on the socket; nullopt when none is (or a signal came first).
   std::optional<Message> next_message() {
     Message m;
-    const auto status = detail::zmq_call(receive_failed, Retry::Yes, [&] {
+    (void)receive_call([&] {
       if (!socket.recv(m.header, zmq::recv_flags::dontwait)) return;
       m.frames = 1;
       bool more = m.header.more();
@@ -111,7 +121,6 @@ struct SpoolDaemon::Impl {
         if (++m.frames == 2) m.body = std::move(part);
       }
     });
-    if (status == detail::ZmqStatus::Terminated) throw TransportError(receive_failed + ": the context was closed");
     if (m.frames == 0) return std::nullopt;
     return m;
   }
@@ -246,8 +255,7 @@ struct SpoolDaemon::Impl {
   // signal handler must not end the daemon.
   bool readable(zmq::pollitem_t& item, std::chrono::milliseconds timeout) {
     item.revents = 0;
-    const auto status = detail::zmq_call(receive_failed, Retry::Yes, [&] { zmq::poll(&item, 1, timeout); });
-    if (status == detail::ZmqStatus::Terminated) throw TransportError(receive_failed + ": the context was closed");
+    const auto status = receive_call([&] { zmq::poll(&item, 1, timeout); });
     return status == detail::ZmqStatus::Done && (item.revents & ZMQ_POLLIN) != 0;
   }
 

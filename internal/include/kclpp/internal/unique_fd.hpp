@@ -22,7 +22,6 @@ class UniqueFd {
 
   [[nodiscard]] int get() const noexcept { return fd_; }
   [[nodiscard]] bool valid() const noexcept { return fd_ >= 0; }
-  explicit operator bool() const noexcept { return valid(); }
   int release() noexcept {
     const int fd = fd_;
     fd_ = -1;
