@@ -16,6 +16,11 @@ std::vector<StoredCheckpoint> CheckpointStore::list(const std::string& applicati
                    application + "'");
 }
 
+std::unique_ptr<LeaseTable> CheckpointStore::leases(const std::string& /*application*/,
+                                                    const std::string& /*stream*/) {
+  return nullptr;
+}
+
 std::string triton_db_uri(std::string_view url) {
   const auto starts = [&](std::string_view prefix) {
     if (url.size() < prefix.size()) return false;
@@ -29,7 +34,7 @@ std::string triton_db_uri(std::string_view url) {
   return std::string(url);
 }
 
-std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri) {
+std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri, const StoreOptions& options) {
   const auto colon = uri.find(':');
   // Only the scheme ever goes into a message: the rest may hold a password.
   if (colon == std::string_view::npos || colon == 0) {
@@ -56,6 +61,10 @@ std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri) {
   if (scheme == "triton+postgres" || scheme == "triton+postgresql") {
     // libpq gets the URI without "triton+".
     return detail::open_postgres_store(std::string(uri.substr(7)), detail::StoreLayout::Triton);
+  }
+  if (scheme == "dynamodb") {
+    (void)options;  // not yet: the DynamoDB lease store
+    throw ConfigError("checkpoint store: dynamodb: is not available yet");
   }
   if (scheme == "memory") {
     if (!rest.empty()) {

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kclpp/aws/dynamodb_client.hpp"
+#include "kclpp/native/lease_table.hpp"
 #include "kclpp/processor/sequence_number.hpp"
 
 namespace kclpp::native {
@@ -66,17 +68,38 @@ class CheckpointStore {
   // throws StoreError(Retry::No).
   [[nodiscard]] virtual std::vector<StoredCheckpoint> list(const std::string& application);
 
-  // Until multi-worker leases exist: only one worker may run an application on a stream
-  // against one store. Throws StoreError(Retry::No) naming the application, the stream and
-  // what holds it (e.g. the pid) when another live worker has claimed it.
+  // The leases of an application's stream (lease_table.hpp), kept in this store beside
+  // (DynamoDB: as) its checkpoints: load() and save() read and write the same rows' checkpoint.
+  // Every store of open_checkpoint_store has them but the triton layout (whose table has no
+  // room for them); nullptr there (the default): such a store runs one worker per
+  // application and stream, held by claim(). Throws StoreError when the store cannot hold
+  // them (a DynamoDB table that is missing and cannot be created).
+  [[nodiscard]] virtual std::unique_ptr<LeaseTable> leases(const std::string& application,
+                                                           const std::string& stream);
+
+  // For stores without leases: only one worker may run an application on a stream against
+  // one store. Throws StoreError(Retry::No) naming the application, the stream and what
+  // holds it (e.g. the pid) when another live worker has claimed it. The worker claims
+  // only stores without leases; stores with leases may throw StoreError(Retry::No) here.
   [[nodiscard]] virtual std::unique_ptr<StoreClaim> claim(const std::string& application,
                                                           const std::string& stream) = 0;
+};
+
+// How open_checkpoint_store reaches stores that need more than their URI.
+struct StoreOptions {
+  // "dynamodb:[TABLE]": region, endpoint (dynamoDBEndpoint) and credentials
+  // (AWSCredentialsProviderDynamoDB) of the DynamoDB client; empty fields resolve as
+  // aws::DynamoDbOptions says.
+  aws::DynamoDbOptions dynamodb;
 };
 
 // Opens a store from a URI: "sqlite:PATH" (file created with its schema; PATH relative to
 // the working directory or absolute), "postgres://..." or "postgresql://..." (libpq
 // connection URI; schema created and versioned by kclpp), "memory:" (process-local, for
-// tests). The scheme is case-insensitive.
+// tests), "dynamodb:" or "dynamodb:TABLE" (the Java KCL's lease table, docs/checkpoints.md
+// §4: TABLE, else the application name; created on demand with on-demand billing when it
+// is missing, used as it is when present; the client from options.dynamodb). The scheme is
+// case-insensitive.
 //
 // "triton+sqlite:PATH", "triton+postgres://..." and "triton+postgresql://..." open the same
 // databases in go-triton's layout (docs/triton.md §4), so that a Triton deployment can
@@ -94,7 +117,8 @@ class CheckpointStore {
 // Throws ConfigError for an unknown scheme or a malformed URI; StoreError when the
 // database cannot be opened (Retry::Yes if unreachable or busy) or has a schema version
 // newer than this kclpp knows (Retry::No). Messages name the host, never the password.
-[[nodiscard]] std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri);
+[[nodiscard]] std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri,
+                                                                      const StoreOptions& options = {});
 
 // A database URL as go-triton's --checkpoint-db / $TRITON_DB takes it, as a URI for
 // open_checkpoint_store: "sqlite://PATH" -> "triton+sqlite:PATH" (go-triton itself opened

@@ -22,6 +22,33 @@ using ProcessorFactory = std::function<std::unique_ptr<RecordProcessor>(const st
 
 enum class EmptyBatches { Skip, Deliver };
 
+// How workers share an application's shards through the store's leases (lease_table.hpp;
+// the algorithm: docs/checkpoints.md §5). Used when the store has leases
+// (CheckpointStore::leases); a store without them runs one worker, held by its claim.
+struct LeaseOptions {
+  // This worker's id in the table (workerIdentifier). Empty: host name, pid and a random
+  // suffix. Unique per live worker: two live workers with one id would both own its leases.
+  // A worker restarted with the same id takes its old leases back at once instead of after
+  // the failover time.
+  std::string worker_id;
+  // failoverTimeMillis: a lease whose counter has not moved for this long (on this host's
+  // monotonic clock) is expired and may be taken; a worker that could not renew its leases
+  // for this long stops processing them before anyone can take them.
+  std::chrono::milliseconds failover_time{10'000};
+  // How often held leases are renewed. 0: failover_time / 3.
+  std::chrono::milliseconds renew_interval{0};
+  // How often the table is scanned to take expired, free and stolen leases. 0: twice the
+  // failover time, as the Java KCL.
+  std::chrono::milliseconds take_interval{0};
+  // maxLeasesForWorker: at most this many leases held at once. 0: no limit.
+  int max_leases = 0;
+  // maxLeasesToStealAtOneTime: leases taken from the most loaded worker per take round.
+  int max_leases_to_steal = 1;
+  // cleanupLeasesUponShardCompletion: delete a shard's lease once it is at SHARD_END and
+  // every child has a lease with a checkpoint past its start.
+  bool cleanup_leases_upon_shard_completion = false;
+};
+
 struct WorkerOptions {
   std::string application;  // required: checkpoints are keyed by it
   // Where a shard without a checkpoint starts (LATEST, TRIM_HORIZON or AT_TIMESTAMP).
@@ -58,6 +85,8 @@ struct WorkerOptions {
   //    covers it), so its records are skipped unless the processor kept them.
   // Exceptions from shutdown_requested and lease_lost are only logged.
   OnProcessorError on_processor_error = OnProcessorError::Fail;
+  // Multi-worker leases (when the store has them).
+  LeaseOptions leases{};
 };
 
 // Drives one processor per shard, each on its own thread (plus the run() thread that lists
