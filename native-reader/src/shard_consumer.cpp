@@ -21,17 +21,6 @@ bool is_fatal(const Error& e) {
   return dynamic_cast<const AuthError*>(&e) != nullptr || dynamic_cast<const ConfigError*>(&e) != nullptr;
 }
 
-ExtendedSequenceNumber sentinel_for(const aws::StartPosition& position) {
-  switch (position.type) {
-    case aws::IteratorType::Latest:
-      return ExtendedSequenceNumber(Sentinel::Latest);
-    case aws::IteratorType::AtTimestamp:
-      return ExtendedSequenceNumber(Sentinel::AtTimestamp);
-    default:
-      return ExtendedSequenceNumber(Sentinel::TrimHorizon);
-  }
-}
-
 // Runs one processor call. User code may throw anything: the failure is logged and
 // reported as false, and the caller applies OnProcessorError.
 template <class Fn>
@@ -46,6 +35,17 @@ bool call_processor(const char* what, const std::string& shard_id, Fn&& fn) {
 }
 
 }  // namespace
+
+ExtendedSequenceNumber sentinel_for(const aws::StartPosition& position) {
+  switch (position.type) {
+    case aws::IteratorType::Latest:
+      return ExtendedSequenceNumber(Sentinel::Latest);
+    case aws::IteratorType::AtTimestamp:
+      return ExtendedSequenceNumber(Sentinel::AtTimestamp);
+    default:
+      return ExtendedSequenceNumber(Sentinel::TrimHorizon);
+  }
+}
 
 void StopSignal::request() noexcept {
   {
@@ -65,10 +65,12 @@ bool StopSignal::wait_for(std::chrono::steady_clock::duration delay) {
   return cv_.wait_for(lock, delay, [&] { return stop_; });
 }
 
-ShardConsumer::ShardConsumer(ShardConsumerContext context, aws::Shard shard, aws::StartPosition start_without_checkpoint)
+ShardConsumer::ShardConsumer(ShardConsumerContext context, aws::Shard shard, aws::StartPosition start_without_checkpoint,
+                             std::unique_ptr<ShardCheckpoints> checkpoints)
     : ctx_(context),
       shard_(std::move(shard)),
       start_without_checkpoint_(std::move(start_without_checkpoint)),
+      checkpoints_(std::move(checkpoints)),
       fetcher_(ctx_.source.connect(), shard_.shard_id, ctx_.options, ctx_.stop) {}
 
 ShardConsumer::~ShardConsumer() = default;
@@ -88,6 +90,8 @@ ShardOutcome ShardConsumer::run() {
         return ShardOutcome::Stopped;
       case Step::Gone:
         return ShardOutcome::Gone;
+      case Step::LeaseLost:
+        return ShardOutcome::LeaseLost;
       case Step::Failed:
       case Step::Continue:
         break;
@@ -100,14 +104,12 @@ ShardOutcome ShardConsumer::run() {
              delay.count(), " ms (failure ", failures, ")");
     if (ctx_.stop.wait_for(delay)) break;
   }
-  return ShardOutcome::Stopped;
+  return checkpoints_->held() ? ShardOutcome::Stopped : ShardOutcome::LeaseLost;
 }
 
 struct ShardConsumer::Round {
-  Round(CheckpointStore& store, CheckpointKey checkpoint_key)
-      : key(checkpoint_key), checkpointer(store, std::move(checkpoint_key)) {}
+  explicit Round(ShardCheckpoints& checkpoints) : checkpointer(checkpoints) {}
 
-  CheckpointKey key;
   // find_start: the stored checkpoint, where reading starts, what initialize is told.
   std::optional<ExtendedSequenceNumber> stored;
   aws::StartPosition start;
@@ -121,7 +123,7 @@ struct ShardConsumer::Round {
 };
 
 ShardConsumer::RoundReport ShardConsumer::run_round() {
-  Round round(ctx_.store, CheckpointKey{ctx_.options.application, ctx_.source.stream_name(), shard_.shard_id});
+  Round round(*checkpoints_);
   // Each step runs only if the one before let the round go on: a step that ends the round
   // has already wound its processor down, and no later step may touch the store.
   Step step = find_start(round);
@@ -135,7 +137,11 @@ ShardConsumer::RoundReport ShardConsumer::run_round() {
 ShardConsumer::Step ShardConsumer::find_start(Round& round) {
   const std::string& shard_id = shard_.shard_id;
   try {
-    round.stored = kclpp::retry(ctx_.options.read_retry, [&] { return ctx_.store.load(round.key); });
+    if (!checkpoints_->held()) return Step::LeaseLost;
+    round.stored = checkpoints_->load();
+  } catch (const LeaseLostError& e) {
+    log_info("shard ", shard_id, ": ", e.what());
+    return Step::LeaseLost;
   } catch (const StoreError& e) {
     if (e.retry() == Retry::No) throw;  // a broken schema or config: stops the worker
     log_error("shard ", shard_id, ": cannot load its checkpoint: ", e.what());
@@ -164,6 +170,7 @@ ShardConsumer::Step ShardConsumer::find_start(Round& round) {
 
 ShardConsumer::Step ShardConsumer::initialize(Round& round) {
   const std::string& shard_id = shard_.shard_id;
+  if (!checkpoints_->held()) return Step::LeaseLost;
   try {
     round.processor = ctx_.factory(shard_id);
   } catch (...) {
@@ -197,23 +204,25 @@ ShardConsumer::Step ShardConsumer::process(Round& round) {
 }
 
 ShardConsumer::Step ShardConsumer::read_and_deliver(Round& round) {
-  if (fetcher_.start(round.start) == ReadStatus::Stopped) return shutdown_processor(round);
+  if (fetcher_.start(round.start) == ReadStatus::Stopped) return stopped(round);
   std::vector<Record> records;
   // Reused across calls: once a batch has been processed its records go back into
   // result.records, and the next reply is decoded into their strings (no allocation per
   // record in steady state; bench/native_throughput).
   aws::GetRecordsResult result;
   for (;;) {
-    if (ctx_.stop.requested()) return shutdown_processor(round);
+    if (ctx_.stop.requested()) return stopped(round);
     const ReadStatus status = fetcher_.fetch(result);
-    if (status == ReadStatus::Stopped) return shutdown_processor(round);
+    if (status == ReadStatus::Stopped) return stopped(round);
+    // Nothing is handed on once the lease has gone: another worker may be reading the shard.
+    if (!checkpoints_->held()) return lose_lease(round);
     const bool full = static_cast<int>(result.records.size()) >= ctx_.options.max_records;
     if (const Step step = deliver(round, result, records); step != Step::Continue) return step;
     if (status == ReadStatus::ShardEnd) return Step::Continue;
     // Caught up: wait before polling again. Behind: poll again now (the fetcher keeps the
     // calls within the budget).
     if (result.millis_behind_latest <= 0 && !full && ctx_.stop.wait_for(ctx_.options.idle_time_between_reads)) {
-      return shutdown_processor(round);
+      return stopped(round);
     }
   }
 }
@@ -279,6 +288,9 @@ ShardConsumer::Step ShardConsumer::end_shard(Round& round) {
     try {
       kclpp::retry(ctx_.options.read_retry,
                    [&] { checkpointer.save(ExtendedSequenceNumber(Sentinel::ShardEnd)); });
+    } catch (const LeaseLostError& e) {
+      log_warn("shard ", shard_id, ": cannot record SHARD_END: ", e.what());
+      return Step::LeaseLost;
     } catch (const Error& e) {
       log_error("shard ", shard_id, ": cannot record SHARD_END: ", e.what());
       return Step::Failed;
@@ -296,6 +308,14 @@ ShardConsumer::Step ShardConsumer::drop_processor(Round& round, const char* why)
   round.processor.reset();
   log_warn("shard ", shard_.shard_id, ": processor dropped (", why, ")");
   return Step::Failed;
+}
+
+ShardConsumer::Step ShardConsumer::lose_lease(Round& round) {
+  round.checkpointer.set_phase(WorkerCheckpointer::Phase::Finished);
+  call_processor("lease_lost", shard_.shard_id, [&] { round.processor->lease_lost(); });
+  round.processor.reset();
+  log_warn("shard ", shard_.shard_id, ": lease lost; processor stopped without a checkpoint");
+  return Step::LeaseLost;
 }
 
 // Worker shutdown: a last chance to checkpoint, then the terminal lease_lost

@@ -15,6 +15,7 @@
 #include "kclpp/native/worker.hpp"
 #include "kclpp/processor/error.hpp"
 #include "shard_fetcher.hpp"
+#include "worker_checkpointer.hpp"
 
 namespace kclpp::native::detail {
 
@@ -32,17 +33,22 @@ class StopSignal {
   bool stop_ = false;
 };
 
+// The sentinel checkpoint that stands for a start position (LATEST, AT_TIMESTAMP, else
+// TRIM_HORIZON): what a processor's initialize is told, and a new lease's checkpoint.
+[[nodiscard]] ExtendedSequenceNumber sentinel_for(const aws::StartPosition& position);
+
 // How a shard consumer ended.
 enum class ShardOutcome {
   Ended,     // SHARD_END is in the store: the children may start
   Stopped,   // shutdown requested: shutdown_requested + lease_lost were called
   Gone,      // the shard no longer exists (expired past the retention, stream deleted)
+  LeaseLost, // another worker has the shard's lease, or it could not be renewed: lease_lost was called
 };
 
-// What a consumer needs from its worker. References outlive the consumer.
+// What a consumer needs from its worker. References outlive the consumer. `stop` is the
+// consumer's own: the worker requests it to shut down, and when the lease is lost.
 struct ShardConsumerContext {
   StreamSource& source;
-  CheckpointStore& store;
   const ProcessorFactory& factory;
   const WorkerOptions& options;
   StopSignal& stop;
@@ -55,9 +61,10 @@ struct ShardConsumerContext {
 // Not thread-safe: runs on its shard's thread.
 class ShardConsumer {
  public:
-  // `start_without_checkpoint`: where to begin when the store has no checkpoint (the
-  // worker's initial position, or TRIM_HORIZON for a child of a shard it finished).
-  ShardConsumer(ShardConsumerContext context, aws::Shard shard, aws::StartPosition start_without_checkpoint);
+  // `start_without_checkpoint`: where to begin when there is no checkpoint, or a sentinel
+  // one (the worker's initial position, or TRIM_HORIZON for a child of a shard it finished).
+  ShardConsumer(ShardConsumerContext context, aws::Shard shard, aws::StartPosition start_without_checkpoint,
+                std::unique_ptr<ShardCheckpoints> checkpoints);
   ~ShardConsumer();
   ShardConsumer(const ShardConsumer&) = delete;
   ShardConsumer& operator=(const ShardConsumer&) = delete;
@@ -69,7 +76,7 @@ class ShardConsumer {
   // to start, initialize, process (read and deliver), shut down at SHARD_END. Each step
   // says whether the round goes on (Continue) or how it ends; the boundaries between
   // steps are where a round learns that it must end early.
-  enum class Step { Continue, Ended, Stopped, Failed, Gone };
+  enum class Step { Continue, Ended, Stopped, Failed, Gone, LeaseLost };
   struct Round;  // the state the steps share (shard_consumer.cpp)
   struct RoundReport {
     Step end;            // never Continue
@@ -88,10 +95,16 @@ class ShardConsumer {
   // or a worker shutdown with a last chance to checkpoint (Stopped).
   Step drop_processor(Round& round, const char* why);
   Step shutdown_processor(Round& round);
+  // The lease went to another worker (or could not be renewed): lease_lost only, no
+  // checkpoint (the table would refuse it).
+  Step lose_lease(Round& round);
+  // A stop was seen: the worker's shutdown, or a lost lease.
+  Step stopped(Round& round) { return checkpoints_->held() ? shutdown_processor(round) : lose_lease(round); }
 
   ShardConsumerContext ctx_;
   aws::Shard shard_;
   aws::StartPosition start_without_checkpoint_;
+  std::unique_ptr<ShardCheckpoints> checkpoints_;
   ShardFetcher fetcher_;
 };
 

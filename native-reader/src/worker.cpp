@@ -13,13 +13,26 @@
 
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
+#include "lease_coordinator.hpp"
 #include "shard_consumer.hpp"
 
 namespace kclpp::native {
 
 using detail::ShardConsumer;
 using detail::ShardOutcome;
-using SteadyClock = std::chrono::steady_clock;
+using detail::LeaseCoordinator;
+using detail::SteadyClock;
+
+namespace {
+
+bool at_shard_end(const Lease& lease) { return lease.checkpoint.sentinel() == Sentinel::ShardEnd; }
+
+// How often a shard waiting for its parents (held by other workers) reads their leases
+// again, and the worker loop's tick while it has leases to watch.
+constexpr std::chrono::milliseconds parent_poll_interval{1'000};
+constexpr std::chrono::milliseconds lease_tick{500};
+
+}  // namespace
 
 // Threads: one per shard being processed, plus the caller's thread running run() (shard
 // sync, lineage, starting and reaping shard threads). Why not a pool: a processor call is
@@ -32,6 +45,7 @@ struct Worker::Impl {
   struct Task {
     std::string shard_id;
     std::thread thread;
+    detail::StopSignal stop;  // the worker's shutdown, or the shard's lease lost
     // Guarded by Impl::mutex.
     bool done = false;
     std::optional<ShardOutcome> outcome;
@@ -45,7 +59,6 @@ struct Worker::Impl {
   CheckpointStore& store;
   ProcessorFactory factory;
   WorkerOptions options;
-  detail::StopSignal stop;
 
   std::mutex mutex;
   std::condition_variable cv;
@@ -53,8 +66,17 @@ struct Worker::Impl {
   bool sync_requested = false;  // guarded by mutex
   bool task_done = false;       // guarded by mutex
   bool ran = false;             // guarded by mutex
+  bool stopping = false;        // guarded by mutex: stop_all() has begun
+  bool leases_changed = false;  // guarded by mutex
 
-  // Owned by the thread in run().
+  // With leases (the store has them): the coordinator, and when each blocked child may
+  // read its parents' leases again.
+  std::unique_ptr<LeaseTable> lease_table;
+  std::unique_ptr<LeaseCoordinator> coordinator;
+  std::map<std::string, SteadyClock::time_point> parent_polls;
+
+  // Owned by the thread in run(); changed under mutex (the coordinator's lost callback
+  // reads it).
   std::map<std::string, std::unique_ptr<Task>> tasks;
   std::set<std::string> finished;  // SHARD_END in the store
   std::set<std::string> skipped;   // closed shards never read (LATEST start), or gone
@@ -66,7 +88,17 @@ struct Worker::Impl {
   void run();
   bool sync(StreamConnection& connection);
   void start_eligible(const std::vector<aws::Shard>& shards);
-  void start(const aws::Shard& shard, aws::StartPosition start_position);
+  void start(const aws::Shard& shard, aws::StartPosition start_position,
+             std::unique_ptr<detail::ShardCheckpoints> checkpoints);
+  // Lease mode (docs/checkpoints.md §5).
+  void open_leases(std::unique_ptr<LeaseTable> table);
+  void create_leases(const std::vector<aws::Shard>& shards);
+  void clean_up_leases(const std::map<std::string, Lease>& leases);
+  void start_held();
+  [[nodiscard]] bool parents_done(const Lease& lease, const std::map<std::string, Lease>& view);
+  [[nodiscard]] aws::StartPosition start_for(const Lease& lease) const;
+  void after_shard(const std::string& id, detail::ShardOutcome outcome);
+  void lease_lost(const std::string& key) noexcept;
   // What reap() found among the finished shard threads.
   struct Reaped {
     std::exception_ptr fatal;  // the first fatal error, if any
@@ -130,6 +162,16 @@ bool Worker::Impl::sync(StreamConnection& connection) {
   }
   listing.clear();
   for (const auto& shard : shards) listing.emplace(shard.shard_id, shard);
+  if (coordinator) {
+    try {
+      create_leases(shards);
+    } catch (const StoreError& e) {
+      if (e.retry() == Retry::No) throw;
+      log_warn("worker: creating the leases of new shards failed: ", e.what());
+      return false;
+    }
+    return true;
+  }
   start_eligible(shards);
   return true;
 }
@@ -157,21 +199,30 @@ void Worker::Impl::start_eligible(const std::vector<aws::Shard>& shards) {
       log_info("worker: skipping closed shard ", id, " (initial position LATEST, no checkpoint)");
       continue;
     }
-    start(shard, std::move(position));
+    start(shard, std::move(position),
+          std::make_unique<detail::StoreCheckpoints>(
+              store, CheckpointKey{options.application, source.stream_name(), id}, options.read_retry));
   }
 }
 
-void Worker::Impl::start(const aws::Shard& shard, aws::StartPosition start_position) {
+void Worker::Impl::start(const aws::Shard& shard, aws::StartPosition start_position,
+                         std::unique_ptr<detail::ShardCheckpoints> checkpoints) {
   auto task = std::make_unique<Task>();
   task->shard_id = shard.shard_id;
   Task* raw = task.get();
   log_info("worker: starting shard ", shard.shard_id);
-  raw->thread = std::thread([this, raw, shard, start_position = std::move(start_position)]() mutable {
+  {
+    const std::lock_guard lock(mutex);
+    if (stopping) return;
+    tasks.emplace(raw->shard_id, std::move(task));
+  }
+  raw->thread = std::thread([this, raw, shard, start_position = std::move(start_position),
+                             checkpoints = std::move(checkpoints)]() mutable {
     std::optional<ShardOutcome> outcome;
     std::exception_ptr error;
     try {
-      ShardConsumer consumer({source, store, factory, options, stop}, std::move(shard),
-                             std::move(start_position));
+      ShardConsumer consumer({source, factory, options, raw->stop}, std::move(shard), std::move(start_position),
+                             std::move(checkpoints));
       outcome = consumer.run();
     } catch (...) {
       error = std::current_exception();
@@ -185,7 +236,6 @@ void Worker::Impl::start(const aws::Shard& shard, aws::StartPosition start_posit
     }
     cv.notify_all();
   });
-  tasks.emplace(raw->shard_id, std::move(task));
 }
 
 Worker::Impl::Reaped Worker::Impl::reap() {
@@ -207,6 +257,9 @@ Worker::Impl::Reaped Worker::Impl::reap() {
     task->thread.join();
     if (task->error) {
       if (!reaped.fatal) reaped.fatal = task->error;
+    } else if (coordinator) {
+      after_shard(task->shard_id, *task->outcome);
+      reaped.shard_ended = reaped.shard_ended || task->outcome == ShardOutcome::Ended;
     } else if (task->outcome == ShardOutcome::Ended) {
       finished.insert(task->shard_id);
       reaped.shard_ended = true;
@@ -219,10 +272,11 @@ Worker::Impl::Reaped Worker::Impl::reap() {
 }
 
 void Worker::Impl::stop_all() noexcept {
-  stop.request();
   const auto deadline = SteadyClock::now() + options.shutdown_grace;
   {
     std::unique_lock lock(mutex);
+    stopping = true;
+    for (auto& [id, task] : tasks) task->stop.request();
     const bool all_done = cv.wait_until(lock, deadline, [&] {
       return std::all_of(tasks.begin(), tasks.end(), [](const auto& t) { return t.second->done; });
     });
@@ -241,7 +295,16 @@ void Worker::Impl::stop_all() noexcept {
   for (auto& [id, task] : tasks) {
     if (task->thread.joinable()) task->thread.join();
   }
-  tasks.clear();
+  {
+    const std::lock_guard lock(mutex);
+    tasks.clear();
+  }
+  if (coordinator) {
+    // Every processor has had its last checkpoint: hand the leases over at once rather
+    // than after a failover time, then stop renewing.
+    coordinator->release_all();
+    coordinator->stop();
+  }
 }
 
 void Worker::Impl::run() {
@@ -251,23 +314,30 @@ void Worker::Impl::run() {
     if (ran) throw ConfigError("Worker::run() may be called once per Worker");
     ran = true;
   }
-  // Stops and joins every shard thread on any exit; declared after the claim so that the
-  // claim is released only once no thread works on the application any more.
+  // Stops and joins every shard thread on any exit (and releases the leases); declared
+  // after the claim so that the claim is released only once no thread works on the
+  // application any more.
   struct ThreadsGuard {
     Impl& impl;
     ~ThreadsGuard() { impl.stop_all(); }
   };
-  const auto claim = store.claim(options.application, source.stream_name());
-  const auto connection = source.connect();
-  initial_checkpoints = kclpp::retry(options.read_retry,
-                                     [&] { return store.load_all(options.application, source.stream_name()); });
-  for (const auto& [id, position] : initial_checkpoints) {
-    if (position.sentinel() == Sentinel::ShardEnd) finished.insert(id);
+  std::unique_ptr<StoreClaim> claim;
+  if (auto table = store.leases(options.application, source.stream_name())) {
+    open_leases(std::move(table));
+  } else {
+    claim = store.claim(options.application, source.stream_name());
+    initial_checkpoints = kclpp::retry(
+        options.read_retry, [&] { return store.load_all(options.application, source.stream_name()); });
+    for (const auto& [id, position] : initial_checkpoints) {
+      if (position.sentinel() == Sentinel::ShardEnd) finished.insert(id);
+    }
+    log_info("worker: application ", options.application, " on stream ", source.stream_name(), ", ",
+             finished.size(), " shard(s) already at SHARD_END");
   }
-  log_info("worker: application ", options.application, " on stream ", source.stream_name(), ", ",
-           finished.size(), " shard(s) already at SHARD_END");
+  const auto connection = source.connect();
 
   const ThreadsGuard guard{*this};
+  if (coordinator) coordinator->start();
   bool need_sync = true;
   auto next_sync = SteadyClock::now();
   std::exception_ptr fatal;
@@ -299,14 +369,180 @@ void Worker::Impl::run() {
       need_sync = true;
       continue;
     }
+    if (coordinator) start_held();
+    // With leases, also wake on a tick: leases taken by the coordinator, parents finished
+    // by other workers.
+    const auto wake = coordinator ? std::min(next_sync, SteadyClock::now() + lease_tick) : next_sync;
     std::unique_lock lock(mutex);
-    cv.wait_until(lock, next_sync, [&] { return shutdown || sync_requested || task_done; });
+    cv.wait_until(lock, wake, [&] { return shutdown || sync_requested || task_done || leases_changed; });
+    leases_changed = false;
   }
   if (fatal) {
     stop_all();
     std::rethrow_exception(fatal);
   }
   log_info("worker: shutting down ", tasks.size(), " shard(s)");
+}
+
+void Worker::Impl::open_leases(std::unique_ptr<LeaseTable> table) {
+  lease_table = std::move(table);
+  LeaseCoordinator::Callbacks callbacks;
+  callbacks.changed = [this] {
+    {
+      const std::lock_guard lock(mutex);
+      leases_changed = true;
+    }
+    cv.notify_all();
+  };
+  callbacks.lost = [this](const std::string& key) { lease_lost(key); };
+  coordinator = std::make_unique<LeaseCoordinator>(*lease_table, options.leases, std::move(callbacks));
+  log_info("worker: application ", options.application, " on stream ", source.stream_name(),
+           " shares its shards through the leases in ", lease_table->describe(), " as worker ",
+           coordinator->worker_id());
+}
+
+void Worker::Impl::lease_lost(const std::string& key) noexcept {
+  {
+    const std::lock_guard lock(mutex);
+    const auto it = tasks.find(key);
+    if (it != tasks.end()) it->second->stop.request();
+    leases_changed = true;
+  }
+  cv.notify_all();
+}
+
+// Shard sync with leases: a lease for every shard this application reads that has none
+// yet. A child of a shard with a lease starts at TRIM_HORIZON (its parent is read to the
+// end first); otherwise at the initial position, and a closed shard is skipped at LATEST
+// (nothing comes after LATEST) or when a child has a lease already (it was read and its
+// lease cleaned up).
+void Worker::Impl::create_leases(const std::vector<aws::Shard>& shards) {
+  std::map<std::string, Lease> leases;
+  for (auto& lease : coordinator->scan()) leases.emplace(lease.key, std::move(lease));
+  std::map<std::string, std::vector<std::string>> children;
+  for (const auto& shard : shards) {
+    for (const auto& parent : {shard.parent_shard_id, shard.adjacent_parent_shard_id}) {
+      if (parent) children[*parent].push_back(shard.shard_id);
+    }
+  }
+  for (const auto& shard : shards) {  // sorted by id: parents before children
+    const std::string& id = shard.shard_id;
+    if (!in_subset(id) || leases.count(id) != 0) continue;
+    const auto& kids = children[id];
+    if (std::any_of(kids.begin(), kids.end(), [&](const std::string& k) { return leases.count(k) != 0; })) continue;
+    Lease lease;
+    lease.key = id;
+    bool parent_leased = false;
+    for (const auto& parent : {shard.parent_shard_id, shard.adjacent_parent_shard_id}) {
+      if (!parent) continue;
+      lease.parent_shard_ids.push_back(*parent);
+      if (leases.count(*parent) != 0) parent_leased = true;
+    }
+    std::sort(lease.parent_shard_ids.begin(), lease.parent_shard_ids.end());
+    if (!parent_leased && options.initial_position.type == aws::IteratorType::Latest && shard.closed()) continue;
+    lease.checkpoint = parent_leased ? ExtendedSequenceNumber(Sentinel::TrimHorizon)
+                                     : detail::sentinel_for(options.initial_position);
+    lease.starting_hash_key = shard.starting_hash_key;
+    lease.ending_hash_key = shard.ending_hash_key;
+    if (coordinator->create(lease)) log_info("worker: created the lease of ", id, " at ", lease.checkpoint.str());
+    leases.emplace(id, std::move(lease));
+  }
+  if (options.leases.cleanup_leases_upon_shard_completion) clean_up_leases(leases);
+}
+
+// cleanupLeasesUponShardCompletion: a finished lease goes once the shard has left the
+// listing, or once every child has a lease that has moved past its start.
+void Worker::Impl::clean_up_leases(const std::map<std::string, Lease>& leases) {
+  std::map<std::string, std::vector<std::string>> children;
+  for (const auto& [id, shard] : listing) {
+    for (const auto& parent : {shard.parent_shard_id, shard.adjacent_parent_shard_id}) {
+      if (parent) children[*parent].push_back(id);
+    }
+  }
+  for (const auto& [id, lease] : leases) {
+    if (!at_shard_end(lease) || lease.owner) continue;
+    bool done = listing.count(id) == 0;
+    if (!done && !children[id].empty()) {
+      done = std::all_of(children[id].begin(), children[id].end(), [&](const std::string& child) {
+        const auto it = leases.find(child);
+        return it != leases.end() && (!it->second.checkpoint.is_sentinel() || at_shard_end(it->second));
+      });
+    }
+    if (done && coordinator->remove(lease)) log_info("worker: deleted the lease of finished shard ", id);
+  }
+}
+
+bool Worker::Impl::parents_done(const Lease& lease, const std::map<std::string, Lease>& view) {
+  const auto now = SteadyClock::now();
+  for (const auto& parent : lease.parent_shard_ids) {
+    const auto it = view.find(parent);
+    // No lease: never read by this application, or finished and cleaned up.
+    if (it == view.end() || at_shard_end(it->second)) continue;
+    auto& next_poll = parent_polls[parent];
+    if (now < next_poll) return false;
+    next_poll = now + parent_poll_interval;
+    const auto fresh = coordinator->refresh(parent);
+    if (fresh && !at_shard_end(*fresh)) return false;
+  }
+  return true;
+}
+
+aws::StartPosition Worker::Impl::start_for(const Lease& lease) const {
+  switch (lease.checkpoint.sentinel()) {
+    case Sentinel::Latest:
+      return aws::StartPosition::latest();
+    case Sentinel::AtTimestamp:
+      if (options.initial_position.type == aws::IteratorType::AtTimestamp) return options.initial_position;
+      log_warn("worker: lease ", lease.key, " is at AT_TIMESTAMP but no timestamp is configured; "
+               "starting at TRIM_HORIZON");
+      return aws::StartPosition::trim_horizon();
+    default:
+      // TRIM_HORIZON; a sequence number is the consumer's to resume after.
+      return aws::StartPosition::trim_horizon();
+  }
+}
+
+// Starts a consumer for every held lease that has none and whose parents are done.
+void Worker::Impl::start_held() {
+  const auto view = coordinator->view();
+  for (const auto& key : coordinator->held_keys()) {
+    {
+      const std::lock_guard lock(mutex);
+      if (tasks.count(key) != 0) continue;
+    }
+    const auto lease = coordinator->held_lease(key);
+    if (!lease) continue;
+    if (at_shard_end(*lease)) {
+      coordinator->release(key);  // nothing left to read: let it rest unowned
+      continue;
+    }
+    if (!parents_done(*lease, view)) continue;
+    aws::Shard shard;
+    if (const auto it = listing.find(key); it != listing.end()) {
+      shard = it->second;
+    } else {
+      shard.shard_id = key;  // not listed yet (or gone): the consumer finds out
+    }
+    std::vector<std::string> kids;
+    for (const auto& [id, listed] : listing) {
+      if (listed.parent_shard_id == key || listed.adjacent_parent_shard_id == key) kids.push_back(id);
+    }
+    start(shard, start_for(*lease), std::make_unique<detail::LeaseCheckpoints>(*coordinator, key, std::move(kids)));
+  }
+}
+
+// What a finished consumer leaves to the worker with leases: a shard read to its end or
+// gone is released at SHARD_END (its children may start, on any worker); a lost lease has
+// nothing left to do here.
+void Worker::Impl::after_shard(const std::string& id, ShardOutcome outcome) {
+  if (outcome == ShardOutcome::Gone) {
+    try {
+      coordinator->checkpoint(id, ExtendedSequenceNumber(Sentinel::ShardEnd));
+    } catch (const Error& e) {
+      log_warn("worker: cannot record SHARD_END for vanished shard ", id, ": ", e.what());
+    }
+  }
+  if (outcome == ShardOutcome::Ended || outcome == ShardOutcome::Gone) coordinator->release(id);
 }
 
 Worker::Worker(StreamSource& source, CheckpointStore& store, ProcessorFactory factory, WorkerOptions options)
@@ -323,7 +559,6 @@ void Worker::request_shutdown() noexcept {
     const std::lock_guard lock(impl_->mutex);
     impl_->shutdown = true;
   }
-  impl_->stop.request();
   impl_->cv.notify_all();
 }
 

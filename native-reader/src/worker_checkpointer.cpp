@@ -5,6 +5,8 @@
 
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
+#include "kclpp/processor/retry.hpp"
+#include "lease_coordinator.hpp"
 
 namespace kclpp::native::detail {
 namespace {
@@ -20,8 +22,25 @@ std::string describe(const ExtendedSequenceNumber& value) {
 
 }  // namespace
 
-WorkerCheckpointer::WorkerCheckpointer(CheckpointStore& store, CheckpointKey key)
-    : store_(store), key_(std::move(key)) {}
+std::optional<ExtendedSequenceNumber> StoreCheckpoints::load() {
+  return kclpp::retry(retry_, [&] { return store_.load(key_); });
+}
+
+std::optional<ExtendedSequenceNumber> LeaseCheckpoints::load() {
+  // The coordinator read the lease when it took it and has written every change since.
+  auto lease = coordinator_.held_lease(shard_id_);
+  if (!lease) throw LeaseLostError("the lease of " + shard_id_ + " is no longer held by this worker");
+  return lease->checkpoint;
+}
+
+void LeaseCheckpoints::save(const ExtendedSequenceNumber& position) {
+  coordinator_.checkpoint(shard_id_, position,
+                          position.sentinel() == Sentinel::ShardEnd ? children_ : std::vector<std::string>{});
+}
+
+bool LeaseCheckpoints::held() const { return coordinator_.holds(shard_id_); }
+
+WorkerCheckpointer::WorkerCheckpointer(ShardCheckpoints& checkpoints) : checkpoints_(checkpoints) {}
 
 void WorkerCheckpointer::reset(const std::optional<ExtendedSequenceNumber>& stored) {
   stored_ = stored;
@@ -36,13 +55,16 @@ void WorkerCheckpointer::delivered(const ExtendedSequenceNumber& largest) {
 
 void WorkerCheckpointer::save(const ExtendedSequenceNumber& value) {
   try {
-    store_.save(key_, value);
+    checkpoints_.save(value);
   } catch (const ThrottledError&) {
+    throw;
+  } catch (const LeaseLostError&) {
+    phase_ = Phase::Finished;  // nothing this processor does can be checkpointed any more
     throw;
   } catch (const Error& e) {
     // docs/kcl-protocol.md §5: the KCL reports a failing lease table as KinesisClientLibDependencyException,
     // which processors treat as retryable.
-    throw CheckpointError("checkpoint of " + key_.shard_id + " at " + describe(value) +
+    throw CheckpointError("checkpoint of " + checkpoints_.shard_id() + " at " + describe(value) +
                               " failed in the checkpoint store: " + e.what(),
                           "KinesisClientLibDependencyException");
   }
@@ -51,7 +73,7 @@ void WorkerCheckpointer::save(const ExtendedSequenceNumber& value) {
 
 void WorkerCheckpointer::checkpoint_once(const std::optional<ExtendedSequenceNumber>& at) {
   if (phase_ == Phase::Finished) {
-    throw LeaseLostError("Can't update checkpoint of " + key_.shard_id +
+    throw LeaseLostError("Can't update checkpoint of " + checkpoints_.shard_id() +
                          ": the processor's lifecycle is over (shutdown or lease lost)");
   }
   const bool ending = phase_ == Phase::ShardEnding;
@@ -69,7 +91,7 @@ void WorkerCheckpointer::checkpoint_once(const std::optional<ExtendedSequenceNum
         !at->is_sentinel() && largest_ && compare_positions(*at, *largest_) <= 0 &&
         (!is_numeric(stored_) || compare_positions(*stored_, *at) <= 0);
     if (!in_range) {
-      throw CheckpointError("Checkpoint " + describe(*at) + " of " + key_.shard_id +
+      throw CheckpointError("Checkpoint " + describe(*at) + " of " + checkpoints_.shard_id() +
                                 " did not fall into acceptable range [" +
                                 (is_numeric(stored_) ? describe(*stored_) : std::string("-")) + ", " +
                                 (largest_ ? describe(*largest_) : std::string("-")) + "]",
@@ -79,7 +101,7 @@ void WorkerCheckpointer::checkpoint_once(const std::optional<ExtendedSequenceNum
   }
   if (stored_ && *stored_ == value) return;  // re-checkpointing the stored value: no-op
   save(value);
-  log_debug("checkpoint ", key_.shard_id, " at ", describe(value));
+  log_debug("checkpoint ", checkpoints_.shard_id(), " at ", describe(value));
 }
 
 }  // namespace kclpp::native::detail
