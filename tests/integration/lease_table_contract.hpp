@@ -93,7 +93,7 @@ class LeaseBackend {
 };
 
 // GetParam() in GoogleTest's failure lines.
-inline void PrintTo(const LeaseBackend* backend, std::ostream* os) { *os << backend->name(); }
+inline void PrintTo(LeaseBackend* backend, std::ostream* os) { *os << backend->name(); }
 
 // The name generator for INSTANTIATE_TEST_SUITE_P.
 inline std::string backend_name(const ::testing::TestParamInfo<LeaseBackend*>& info) {
