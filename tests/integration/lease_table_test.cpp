@@ -282,6 +282,33 @@ TEST(SqliteLeases, RenewalsLeaveUpdatedAtAloneCheckpointsMoveIt) {
             std::vector<std::string>{"1"});
 }
 
+// Another process holding the write lock past the busy timeout (10 s): reads go on (WAL),
+// a lease write throws StoreError(Retry::Yes) and changes nothing.
+TEST(SqliteLeases, AWriteLockHeldElsewhereMakesWritesRetryable) {
+  test::TempDir dir;
+  const std::string path = dir.file("c.db");
+  auto store = open_checkpoint_store("sqlite:" + path);
+  auto leases = store->leases("app", "stream");
+  ASSERT_TRUE(leases->create(bare_lease(shard(1))));
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &holder), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(leases->get(shard(1)), bare_lease(shard(1)));
+  Lease next = bare_lease(shard(1));
+  next.owner = "worker-a";
+  next.counter = 1;
+  try {
+    (void)leases->update(next, 0, std::nullopt);
+    ADD_FAILURE() << "wrote past another connection's write lock";
+  } catch (const StoreError& e) {
+    EXPECT_EQ(e.retry(), Retry::Yes) << e.what();
+  }
+  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(holder);
+  EXPECT_EQ(leases->get(shard(1)), bare_lease(shard(1)));
+  EXPECT_TRUE(leases->update(next, 0, std::nullopt));
+}
+
 TEST(SqliteLeases, TheTritonLayoutHasNoLeases) {
   test::TempDir dir;
   auto store = open_checkpoint_store("triton+sqlite:" + dir.file("t.db"));
