@@ -6,13 +6,16 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <mutex>
 #include <string_view>
 #include <vector>
 
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
+#include "lease_rows.hpp"
 #include "store_common.hpp"
 
 namespace kclpp::native::detail {
@@ -39,6 +42,8 @@ using Result = std::unique_ptr<PGresult, ResultClear>;
 struct Target {
   std::string uri;
   std::string display;
+  // LeaseTable::describe(): postgres://HOST:PORT/DB as the first connection resolved them.
+  std::string lease_display;
 };
 
 std::string trim(std::string s) {
@@ -129,7 +134,7 @@ Target parse_target(const std::string& uri) {
   display += host.empty() ? "localhost" : host;
   if (!port.empty()) display += ":" + port;
   if (!dbname.empty()) display += "/" + dbname;
-  return {uri, display};
+  return {uri, display, {}};
 }
 
 // Server notices go to the kclpp logger, never straight to stderr (libpq's default).
@@ -162,12 +167,14 @@ Conn connect(const Target& target, const std::string& application_name) {
   return conn;
 }
 
+// Text parameters; nullopt is NULL.
+using Params = std::vector<std::optional<std::string>>;
+
 // One statement with text parameters, no reconnect. Throws through throw_pg.
-Result run(const Target& target, PGconn* conn, std::string_view doing, const char* sql,
-           const std::vector<std::string>& params) {
+Result run(const Target& target, PGconn* conn, std::string_view doing, const char* sql, const Params& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p.c_str());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   Result result(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(),
                              nullptr, nullptr, 0));
   const auto status = PQresultStatus(result.get());
@@ -201,7 +208,11 @@ class PostgresClaim final : public StoreClaim {
 // serialises.
 class PgSession {
  public:
-  explicit PgSession(Target target) : target_(std::move(target)), conn_(connect(target_, "kclpp")) {}
+  explicit PgSession(Target target) : target_(std::move(target)), conn_(connect(target_, "kclpp")) {
+    const auto text = [](const char* s) { return std::string(s != nullptr ? s : ""); };
+    target_.lease_display = "postgres://" + text(PQhost(conn_.get())) + ":" + text(PQport(conn_.get())) + "/" +
+                            text(PQdb(conn_.get()));
+  }
 
   [[nodiscard]] const Target& target() const noexcept { return target_; }
 
@@ -209,7 +220,7 @@ class PgSession {
   // connection cut), reconnects once and runs it again. Safe because every statement run
   // this way is idempotent: a SELECT, or an upsert of the same value. A second failure, or
   // a failed reconnect, is a StoreError with Retry::Yes for the caller's retry policy.
-  Result exec(std::string_view doing, const char* sql, const std::vector<std::string>& params) {
+  Result exec(std::string_view doing, const char* sql, const Params& params) {
     if (conn_ == nullptr || PQstatus(conn_.get()) == CONNECTION_BAD) {
       conn_.reset();
       conn_ = connect(target_, "kclpp");
@@ -226,7 +237,20 @@ class PgSession {
 
   // One statement on the current connection, never run again: for the steps of a
   // transaction, which a new connection would not be in.
-  Result run_once(std::string_view doing, const char* sql, const std::vector<std::string>& params = {}) {
+  Result run_once(std::string_view doing, const char* sql, const Params& params = {}) {
+    return run(target_, conn_.get(), doing, sql, params);
+  }
+
+  // A write that must not run twice (a conditional lease write: run again after a lost
+  // reply, it would find its own change and report a conflict). A connection already seen
+  // broken is replaced first; a failure on the way throws StoreError(Retry::Yes) through
+  // throw_pg without running it again, and the caller reads the lease anew (LeaseTable's
+  // contract for a write that may or may not have happened).
+  Result write_once(std::string_view doing, const char* sql, const Params& params) {
+    if (conn_ == nullptr || PQstatus(conn_.get()) == CONNECTION_BAD) {
+      conn_.reset();
+      conn_ = connect(target_, "kclpp");
+    }
     return run(target_, conn_.get(), doing, sql, params);
   }
 
@@ -259,10 +283,20 @@ class PgSession {
 
 using PgTransaction = Transaction<PgSession>;
 
-// kclpp's own layout: kclpp_checkpoints under a schema version. Not thread-safe.
-class PgKclppTables final : public CheckpointTables {
+// kclpp's own layout: kclpp_checkpoints under a schema version, whose rows are also the
+// leases (lease_rows.hpp). Not thread-safe.
+class PgKclppTables final : public CheckpointTables, public LeaseRows {
  public:
-  explicit PgKclppTables(PgSession& session) : session_(session) { create_schema(); }
+  explicit PgKclppTables(PgSession& session)
+      : session_(session),
+        select_leases_(std::string("SELECT ") + lease_select_columns +
+                       " FROM kclpp_checkpoints WHERE application = $1 AND stream = $2"),
+        list_leases_sql_(select_leases_ + " ORDER BY shard_id COLLATE \"C\""),  // byte order, as std::string
+        get_lease_sql_(select_leases_ + " AND shard_id = $3"),
+        create_lease_sql_(lease_insert_sql(dialect)),
+        update_lease_sql_(lease_update_sql(dialect)) {
+    create_schema();
+  }
 
   std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
     const Result r = session_.exec("loading a checkpoint",
@@ -289,7 +323,8 @@ class PgKclppTables final : public CheckpointTables {
   }
 
   void save(const CheckpointKey& key, const ExtendedSequenceNumber& position) override {
-    // One autocommit statement: committed (synchronous_commit = on) when it returns.
+    // One autocommit statement: committed (synchronous_commit = on) when it returns. Leaves
+    // the lease columns alone: they belong to the lease protocol.
     (void)session_.exec("saving a checkpoint",
                         "INSERT INTO kclpp_checkpoints (application, stream, shard_id, sequence_number, "
                         "sub_sequence_number, updated_at) VALUES ($1, $2, $3, $4, $5::bigint, now()) "
@@ -320,10 +355,110 @@ class PgKclppTables final : public CheckpointTables {
     return result;
   }
 
+  // Reads may be run again on a new connection (PgSession::exec); the writes are single
+  // autocommit statements (committed with synchronous_commit = on when they return) run at
+  // most once (PgSession::write_once). Postgres re-checks an UPDATE's or DELETE's WHERE on
+  // the newest row version after waiting for a concurrent writer (READ COMMITTED), so of
+  // two sessions writing from one counter exactly one changes the row.
+
+  std::vector<Lease> list_leases(const std::string& application, const std::string& stream) override {
+    const Result r = session_.exec("listing leases", list_leases_sql_.c_str(), {application, stream});
+    std::vector<Lease> result;
+    for (int row = 0; row < PQntuples(r.get()); ++row) result.push_back(read_lease(r.get(), row));
+    return result;
+  }
+
+  std::optional<Lease> get_lease(const std::string& application, const std::string& stream,
+                                 const std::string& key) override {
+    const Result r = session_.exec("reading a lease", get_lease_sql_.c_str(), {application, stream, key});
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    return read_lease(r.get(), 0);
+  }
+
+  bool create_lease(const std::string& application, const std::string& stream, const Lease& lease) override {
+    const Result r = session_.write_once("creating a lease", create_lease_sql_.c_str(),
+                                         lease_params(application, stream, lease));
+    return affected(r.get()) == 1;
+  }
+
+  bool update_lease(const std::string& application, const std::string& stream, const Lease& next,
+                    std::int64_t expected_counter, const std::optional<std::string>& expected_owner) override {
+    Params params = lease_params(application, stream, next);
+    params.emplace_back(std::to_string(expected_counter));
+    params.push_back(expected_owner);
+    const Result r = session_.write_once("updating a lease", update_lease_sql_.c_str(), params);
+    return affected(r.get()) == 1;
+  }
+
+  bool remove_lease(const std::string& application, const std::string& stream, const std::string& key,
+                    std::int64_t expected_counter) override {
+    const Result r = session_.write_once(
+        "removing a lease",
+        "DELETE FROM kclpp_checkpoints WHERE application = $1 AND stream = $2 AND shard_id = $3 "
+        "AND coalesce(lease_counter, 0) = $4::bigint",
+        {application, stream, key, std::to_string(expected_counter)});
+    return affected(r.get()) == 1;
+  }
+
+  [[nodiscard]] std::string describe_leases() const override { return session_.target().lease_display; }
+
  private:
+  static constexpr SqlDialect dialect{"$", "now()", "IS NOT DISTINCT FROM"};
+
+  static long long affected(PGresult* r) {
+    const char* n = PQcmdTuples(r);
+    return n == nullptr || *n == '\0' ? 0 : std::atoll(n);
+  }
+
+  // Parameters 1..17 of the insert and update statements (lease_rows.hpp). The pending
+  // state goes as bytea's hex input form, so any byte (NUL too) survives a text parameter.
+  Params lease_params(const std::string& application, const std::string& stream, const Lease& lease) const {
+    auto values = encode_lease(lease, describe_leases());
+    Params params{application, stream, lease.key};
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (i == lease_write_state_index && values[i]) values[i] = bytea_hex(*values[i]);
+      params.push_back(std::move(values[i]));
+    }
+    return params;
+  }
+
+  static std::string bytea_hex(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string hex = "\\x";
+    hex.reserve(2 + 2 * bytes.size());
+    for (const char c : bytes) {
+      const auto b = static_cast<unsigned char>(c);
+      hex.push_back(digits[b >> 4]);
+      hex.push_back(digits[b & 0xf]);
+    }
+    return hex;
+  }
+
+  Lease read_lease(const PGresult* r, int row) const {
+    LeaseRowValues values;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const int column = static_cast<int>(i);
+      if (PQgetisnull(r, row, column)) continue;
+      values[i] = i == static_cast<std::size_t>(LeaseColumn::PendingState) ? unescape_bytea(r, row, column)
+                                                                            : value(r, row, column);
+    }
+    return decode_lease(values, describe_leases());
+  }
+
+  std::string unescape_bytea(const PGresult* r, int row, int column) const {
+    std::size_t length = 0;
+    const auto* text = reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, column));
+    std::unique_ptr<unsigned char, decltype(&PQfreemem)> bytes(PQunescapeBytea(text, &length), &PQfreemem);
+    if (bytes == nullptr) {
+      throw StoreError("checkpoint store " + describe_leases() + ": the lease of shard " + value(r, row, 0) +
+                       " has an unreadable pending_checkpoint_state (out of memory)");
+    }
+    return {reinterpret_cast<const char*>(bytes.get()), length};
+  }
+
   // One transaction under a transaction-level advisory lock, so two processes creating
-  // the schema of a new database at once cannot collide (CREATE TABLE IF NOT EXISTS alone
-  // races on the catalogs).
+  // or migrating the schema of a database at once cannot collide (CREATE TABLE IF NOT
+  // EXISTS alone races on the catalogs).
   void create_schema() {
     PgTransaction transaction(session_, "starting the schema transaction");
     session_.run_once("locking the schema", schema_lock_sql);
@@ -334,11 +469,14 @@ class PgKclppTables final : public CheckpointTables {
                       " updated_at TIMESTAMPTZ NOT NULL DEFAULT now())");
     const Result v = session_.run_once("reading the schema version",
                                        "SELECT version FROM kclpp_schema_version WHERE id = 1");
+    long long found = 1;
     if (PQntuples(v.get()) > 0) {
-      check_version(std::stoll(value(v.get(), 0, 0)));  // version 1 is the first: nothing to migrate yet
+      found = std::stoll(value(v.get(), 0, 0));
+      check_version(found);
     } else {
-      create_tables();
+      create_version_1();
     }
+    migrate(found);
     transaction.commit("committing the schema");
   }
 
@@ -357,7 +495,9 @@ class PgKclppTables final : public CheckpointTables {
     }
   }
 
-  void create_tables() {
+  // A new database gets the first version's schema and then every migration, so a new
+  // database and a migrated one cannot differ.
+  void create_version_1() {
     session_.run_once("creating kclpp_checkpoints",
                       "CREATE TABLE IF NOT EXISTS kclpp_checkpoints ("
                       " application TEXT NOT NULL,"
@@ -366,17 +506,43 @@ class PgKclppTables final : public CheckpointTables {
                       " sequence_number TEXT NOT NULL,"  // digits, or a sentinel name such as SHARD_END
                       " sub_sequence_number BIGINT NOT NULL DEFAULT 0,"
                       " updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
-                      // Reserved for multi-worker leases; NULL until that protocol exists.
+                      // The lease's owner and counter (version 2 on; NULL: free, counter 0).
                       " lease_owner TEXT,"
                       " lease_counter BIGINT,"
+                      // Unused: expiry is judged on each worker's monotonic clock from when it
+                      // last saw the counter move (docs/checkpoints.md §4), never from a time
+                      // another host wrote.
                       " lease_expires_at TIMESTAMPTZ,"
                       " PRIMARY KEY (application, stream, shard_id))");
     (void)session_.run_once("recording the schema version",
-                            "INSERT INTO kclpp_schema_version (id, version) VALUES (1, $1::integer)",
+                            "INSERT INTO kclpp_schema_version (id, version) VALUES (1, 1)");
+  }
+
+  // From version `from` to postgres_schema_version, inside create_schema's transaction.
+  void migrate(long long from) {
+    if (from >= postgres_schema_version) return;
+    if (from < 2) {
+      // Version 2: the rest of a lease's fields (lease_rows.hpp). Existing rows read as
+      // free leases with counter 0.
+      std::string sql = "ALTER TABLE kclpp_checkpoints";
+      const char* separator = " ";
+      for (const auto& column : lease_v2_columns) {
+        sql += std::string(separator) + "ADD COLUMN " + column.name + " " + column.postgres_type;
+        separator = ", ";
+      }
+      session_.run_once("adding the lease columns (schema version 2)", sql.c_str());
+    }
+    (void)session_.run_once("recording the schema version",
+                            "UPDATE kclpp_schema_version SET version = $1::integer, updated_at = now() WHERE id = 1",
                             {std::to_string(postgres_schema_version)});
   }
 
   PgSession& session_;
+  const std::string select_leases_;
+  const std::string list_leases_sql_;
+  const std::string get_lease_sql_;
+  const std::string create_lease_sql_;
+  const std::string update_lease_sql_;
 };
 
 // The triton layout (triton_layout.hpp, docs/triton.md §4). Not thread-safe.
@@ -428,7 +594,7 @@ class PgTritonTables final : public TritonTables {
  protected:
   std::vector<StoredCheckpoint> read(TritonFilter filter, const std::string& client, const std::string& stream,
                                      const std::string& shard) override {
-    std::vector<std::string> params{client};
+    Params params{client};
     if (filter != TritonFilter::Client) params.push_back(stream);
     if (filter == TritonFilter::Shard) params.push_back(shard);
     const std::string sql = triton_select(filter, "$", side_);

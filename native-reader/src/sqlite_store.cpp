@@ -21,12 +21,16 @@
 
 #include "kclpp/internal/unique_fd.hpp"
 #include "kclpp/processor/error.hpp"
+#include "lease_rows.hpp"
 #include "store_common.hpp"
 
 namespace kclpp::native::detail {
 namespace {
 
 constexpr int busy_timeout_ms = 10'000;
+
+// The current time as kclpp_checkpoints.updated_at holds it (ISO 8601, UTC, milliseconds).
+constexpr const char* sqlite_now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 struct DbCloser {
   void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
@@ -158,6 +162,31 @@ class SqliteDb {
     check(db_.get(), sqlite3_bind_int64(stmt, index, value), "binding", path_);
   }
 
+  // NULL for nullopt. Integer columns take decimal text too: their INTEGER affinity stores
+  // it as an integer.
+  void bind(sqlite3_stmt* stmt, int index, const std::optional<std::string>& value) {
+    if (value) {
+      bind(stmt, index, *value);
+    } else {
+      check(db_.get(), sqlite3_bind_null(stmt, index), "binding", path_);
+    }
+  }
+
+  // Raw bytes (NUL included) as a BLOB; NULL for nullopt. An empty string stays an empty
+  // BLOB, not NULL: data() is never a null pointer.
+  void bind_blob(sqlite3_stmt* stmt, int index, const std::optional<std::string>& value) {
+    if (!value) {
+      check(db_.get(), sqlite3_bind_null(stmt, index), "binding", path_);
+      return;
+    }
+    check(db_.get(),
+          sqlite3_bind_blob(stmt, index, value->data(), static_cast<int>(value->size()), SQLITE_STATIC),
+          "binding", path_);
+  }
+
+  // Rows the last INSERT, UPDATE or DELETE on this connection changed.
+  [[nodiscard]] std::int64_t changes() const noexcept { return sqlite3_changes64(db_.get()); }
+
   // SQLITE_ROW or SQLITE_DONE; anything else throws.
   int step(sqlite3_stmt* stmt, std::string_view doing) {
     const int rc = sqlite3_step(stmt);
@@ -169,6 +198,19 @@ class SqliteDb {
     const auto* p = sqlite3_column_text(stmt, column);
     const int n = sqlite3_column_bytes(stmt, column);
     return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+  }
+
+  // A column's bytes (text, or a blob's raw bytes; an integer as decimal text); nullopt for NULL.
+  static std::optional<std::string> optional_value(sqlite3_stmt* stmt, int column) {
+    switch (sqlite3_column_type(stmt, column)) {
+      case SQLITE_NULL: return std::nullopt;
+      case SQLITE_BLOB: {
+        const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt, column));
+        const auto n = static_cast<std::size_t>(sqlite3_column_bytes(stmt, column));
+        return p == nullptr ? std::string() : std::string(p, n);
+      }
+      default: return text(stmt, column);
+    }
   }
 
   ExtendedSequenceNumber decode(sqlite3_stmt* stmt, int column, const std::string& shard) {
@@ -216,8 +258,9 @@ class SqliteDb {
 
 using SqliteTransaction = Transaction<SqliteDb>;
 
-// kclpp's own layout: kclpp_checkpoints under a schema version. Not thread-safe.
-class SqliteKclppTables final : public CheckpointTables {
+// kclpp's own layout: kclpp_checkpoints under a schema version, whose rows are also the
+// leases (lease_rows.hpp). Not thread-safe.
+class SqliteKclppTables final : public CheckpointTables, public LeaseRows {
  public:
   explicit SqliteKclppTables(SqliteDb& db) : db_(db) {
     create_schema();
@@ -232,13 +275,15 @@ class SqliteKclppTables final : public CheckpointTables {
         "SELECT shard_id, sequence_number, sub_sequence_number FROM kclpp_checkpoints "
         "WHERE application = ?1 AND stream = ?2");
     // Leaves the lease columns alone: they belong to the lease protocol.
-    save_ = db_.prepare(
-        "INSERT INTO kclpp_checkpoints (application, stream, shard_id, sequence_number, "
-        "sub_sequence_number, updated_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
-        "ON CONFLICT (application, stream, shard_id) DO UPDATE SET "
-        "sequence_number = excluded.sequence_number, "
-        "sub_sequence_number = excluded.sub_sequence_number, updated_at = excluded.updated_at");
+    save_ = db_.prepare((std::string("INSERT INTO kclpp_checkpoints (application, stream, shard_id, "
+                                     "sequence_number, sub_sequence_number, updated_at) "
+                                     "VALUES (?1, ?2, ?3, ?4, ?5, ") +
+                         sqlite_now +
+                         ") ON CONFLICT (application, stream, shard_id) DO UPDATE SET "
+                         "sequence_number = excluded.sequence_number, "
+                         "sub_sequence_number = excluded.sub_sequence_number, updated_at = excluded.updated_at")
+                            .c_str());
+    prepare_lease_statements();
   }
 
   std::optional<ExtendedSequenceNumber> load(const CheckpointKey& key) override {
@@ -293,9 +338,101 @@ class SqliteKclppTables final : public CheckpointTables {
     return result;
   }
 
+  // The lease statements below are autocommit statements, each its own transaction,
+  // committed and fsynced before step returns (as save()). Their conditions and the write
+  // happen under SQLite's write lock, so of two connections updating from one counter,
+  // exactly one changes the row.
+
+  std::vector<Lease> list_leases(const std::string& application, const std::string& stream) override {
+    const StmtUse use(list_leases_.get());
+    db_.bind(use.get(), 1, application);
+    db_.bind(use.get(), 2, stream);
+    std::vector<Lease> result;
+    while (db_.step(use.get(), "listing leases") == SQLITE_ROW) result.push_back(read_lease(use.get()));
+    return result;
+  }
+
+  std::optional<Lease> get_lease(const std::string& application, const std::string& stream,
+                                 const std::string& key) override {
+    const StmtUse use(get_lease_.get());
+    db_.bind(use.get(), 1, application);
+    db_.bind(use.get(), 2, stream);
+    db_.bind(use.get(), 3, key);
+    if (db_.step(use.get(), "reading a lease") == SQLITE_DONE) return std::nullopt;
+    return read_lease(use.get());
+  }
+
+  bool create_lease(const std::string& application, const std::string& stream, const Lease& lease) override {
+    const auto values = encode_lease(lease, describe_leases());
+    const StmtUse use(create_lease_.get());
+    bind_lease(use.get(), application, stream, lease.key, values);
+    db_.step(use.get(), "creating a lease");
+    return db_.changes() == 1;
+  }
+
+  bool update_lease(const std::string& application, const std::string& stream, const Lease& next,
+                    std::int64_t expected_counter, const std::optional<std::string>& expected_owner) override {
+    const auto values = encode_lease(next, describe_leases());
+    const StmtUse use(update_lease_.get());
+    bind_lease(use.get(), application, stream, next.key, values);
+    db_.bind(use.get(), 18, expected_counter);
+    db_.bind(use.get(), 19, expected_owner);
+    db_.step(use.get(), "updating a lease");
+    return db_.changes() == 1;
+  }
+
+  bool remove_lease(const std::string& application, const std::string& stream, const std::string& key,
+                    std::int64_t expected_counter) override {
+    const StmtUse use(remove_lease_.get());
+    db_.bind(use.get(), 1, application);
+    db_.bind(use.get(), 2, stream);
+    db_.bind(use.get(), 3, key);
+    db_.bind(use.get(), 4, expected_counter);
+    db_.step(use.get(), "removing a lease");
+    return db_.changes() == 1;
+  }
+
+  [[nodiscard]] std::string describe_leases() const override { return "sqlite:" + db_.path(); }
+
  private:
+  void prepare_lease_statements() {
+    const SqlDialect dialect{"?", sqlite_now, "IS"};
+    const std::string select = std::string("SELECT ") + lease_select_columns +
+                               " FROM kclpp_checkpoints WHERE application = ?1 AND stream = ?2";
+    // BINARY collation: byte order, as std::string compares.
+    list_leases_ = db_.prepare((select + " ORDER BY shard_id").c_str());
+    get_lease_ = db_.prepare((select + " AND shard_id = ?3").c_str());
+    create_lease_ = db_.prepare(lease_insert_sql(dialect).c_str());
+    update_lease_ = db_.prepare(lease_update_sql(dialect).c_str());
+    remove_lease_ = db_.prepare(
+        "DELETE FROM kclpp_checkpoints WHERE application = ?1 AND stream = ?2 AND shard_id = ?3 "
+        "AND coalesce(lease_counter, 0) = ?4");
+  }
+
+  // Parameters 1..17 of the insert and update statements (lease_rows.hpp).
+  void bind_lease(sqlite3_stmt* stmt, const std::string& application, const std::string& stream,
+                  const std::string& key, const LeaseWriteValues& values) {
+    db_.bind(stmt, 1, application);
+    db_.bind(stmt, 2, stream);
+    db_.bind(stmt, 3, key);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const int index = static_cast<int>(4 + i);
+      if (i == lease_write_state_index) {
+        db_.bind_blob(stmt, index, values[i]);
+      } else {
+        db_.bind(stmt, index, values[i]);
+      }
+    }
+  }
+
+  Lease read_lease(sqlite3_stmt* stmt) const {
+    LeaseRowValues row;
+    for (std::size_t i = 0; i < row.size(); ++i) row[i] = SqliteDb::optional_value(stmt, static_cast<int>(i));
+    return decode_lease(row, describe_leases());
+  }
+
   // In a write transaction, so two processes opening the same new file cannot both create
-  // the schema.
+  // or migrate the schema.
   void create_schema() {
     SqliteTransaction transaction(db_, "starting the schema transaction");
     db_.exec(
@@ -310,10 +447,11 @@ class SqliteKclppTables final : public CheckpointTables {
       if (db_.step(get.get(), "reading the schema version") == SQLITE_ROW) found = sqlite3_column_int64(get.get(), 0);
     }
     if (found) {
-      check_version(*found);  // version 1 is the first: nothing to migrate yet
+      check_version(*found);
     } else {
-      create_tables();
+      create_version_1();
     }
+    migrate(found.value_or(1));
     transaction.commit("committing the schema");
   }
 
@@ -331,7 +469,9 @@ class SqliteKclppTables final : public CheckpointTables {
     }
   }
 
-  void create_tables() {
+  // A new file gets the first version's schema and then every migration, so a new file and
+  // a migrated one cannot differ.
+  void create_version_1() {
     db_.exec(
         "CREATE TABLE IF NOT EXISTS kclpp_checkpoints ("
         " application TEXT NOT NULL,"
@@ -340,16 +480,34 @@ class SqliteKclppTables final : public CheckpointTables {
         " sequence_number TEXT NOT NULL,"  // digits, or a sentinel name such as SHARD_END
         " sub_sequence_number BIGINT NOT NULL DEFAULT 0,"
         " updated_at TEXT NOT NULL,"
-        // Reserved for multi-worker leases; NULL until that protocol exists.
+        // The lease's owner and counter (version 2 on; NULL: free, counter 0).
         " lease_owner TEXT,"
         " lease_counter BIGINT,"
+        // Unused: expiry is judged on each worker's monotonic clock from when it last saw
+        // the counter move (docs/checkpoints.md §4), never from a time another host wrote.
         " lease_expires_at TEXT,"
         " PRIMARY KEY (application, stream, shard_id))",
         "creating kclpp_checkpoints");
     const std::string insert =
-        "INSERT INTO kclpp_schema_version (id, version, updated_at) VALUES (1, " +
-        std::to_string(sqlite_schema_version) + ", strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+        std::string("INSERT INTO kclpp_schema_version (id, version, updated_at) VALUES (1, 1, ") + sqlite_now + ")";
     db_.exec(insert.c_str(), "recording the schema version");
+  }
+
+  // From version `from` to sqlite_schema_version, inside create_schema's transaction.
+  void migrate(std::int64_t from) {
+    if (from >= sqlite_schema_version) return;
+    if (from < 2) {
+      // Version 2: the rest of a lease's fields (lease_rows.hpp). Existing rows read as
+      // free leases with counter 0.
+      for (const auto& column : lease_v2_columns) {
+        const std::string sql = std::string("ALTER TABLE kclpp_checkpoints ADD COLUMN ") + column.name + " " +
+                                column.sqlite_type;
+        db_.exec(sql.c_str(), "adding the lease columns (schema version 2)");
+      }
+    }
+    const std::string sql = "UPDATE kclpp_schema_version SET version = " + std::to_string(sqlite_schema_version) +
+                            ", updated_at = " + sqlite_now + " WHERE id = 1";
+    db_.exec(sql.c_str(), "recording the schema version");
   }
 
   SqliteDb& db_;
@@ -357,6 +515,11 @@ class SqliteKclppTables final : public CheckpointTables {
   Stmt load_all_;
   Stmt save_;
   Stmt list_;
+  Stmt list_leases_;
+  Stmt get_lease_;
+  Stmt create_lease_;
+  Stmt update_lease_;
+  Stmt remove_lease_;
 };
 
 // The triton layout (triton_layout.hpp, docs/triton.md §4). Not thread-safe.

@@ -8,8 +8,9 @@
 
 namespace kclpp::native::detail {
 
-// The schema version this build creates and understands.
-inline constexpr int sqlite_schema_version = 1;
+// The schema version this build creates and understands (2: the lease columns,
+// docs/checkpoints.md §2); a file of an older version is migrated when it opens.
+inline constexpr int sqlite_schema_version = 2;
 
 // Opens (creating if needed) the database file at `path` and the schema of `layout`
 // (kclpp's versioned tables, or triton_checkpoint + kclpp's side table: triton_layout.hpp). Throws

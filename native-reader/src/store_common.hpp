@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kclpp/native/checkpoint_store.hpp"
+#include "lease_rows.hpp"
 
 namespace kclpp::native::detail {
 
@@ -83,8 +84,10 @@ enum class StoreLayout { Kclpp, Triton };
 
 // A CheckpointStore over one `Connection` and the tables of the layout it opened with
 // (`KclppTables` or `TritonTables`, each constructed from `Connection&`, which creates and
-// checks them): the data calls are serialised by one mutex and passed on. Subclasses add
-// claim(). Thread-safe.
+// checks them): the data calls are serialised by one mutex and passed on. Tables that can
+// hold leases (kclpp's layout) also implement LeaseRows; leases() hands out LeaseTables
+// that take the same mutex, so lease writes and checkpoints share one connection in turn.
+// Subclasses add claim(). Thread-safe.
 template <class Connection, class KclppTables, class TritonTables>
 class TablesStore : public CheckpointStore {
  public:
@@ -109,10 +112,18 @@ class TablesStore : public CheckpointStore {
     return tables_->list(application);
   }
 
+  // nullptr in the triton layout (no room for leases: CheckpointStore::leases).
+  std::unique_ptr<LeaseTable> leases(const std::string& application, const std::string& stream) override {
+    if (lease_rows_ == nullptr) return nullptr;
+    return std::make_unique<LockedLeaseTable>(mutex_, *lease_rows_, application, stream);
+  }
+
  protected:
   template <class Arg>
   TablesStore(Arg&& connection_argument, StoreLayout layout)
-      : connection_(std::forward<Arg>(connection_argument)), tables_(open_tables(connection_, layout)) {}
+      : connection_(std::forward<Arg>(connection_argument)),
+        tables_(open_tables(connection_, layout)),
+        lease_rows_(dynamic_cast<LeaseRows*>(tables_.get())) {}
 
   // Subclasses may use it without the lock only for what never changes (its target).
   Connection connection_;
@@ -125,6 +136,7 @@ class TablesStore : public CheckpointStore {
 
   std::mutex mutex_;
   std::unique_ptr<CheckpointTables> tables_;  // after connection_: destroyed before it
+  LeaseRows* lease_rows_;                     // tables_ when its layout holds leases, else nullptr
 };
 
 }  // namespace kclpp::native::detail

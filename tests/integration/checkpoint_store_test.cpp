@@ -95,13 +95,16 @@ TEST_F(PostgresStore, CreatesVersionedSchemaWithLeaseColumns) {
   const std::string db = uri.substr(uri.rfind('/') + 1, uri.find('?') - uri.rfind('/') - 1);
   auto store = open_checkpoint_store(uri);
   store->save({"a", "s", "shard"}, seq("5"));
-  EXPECT_EQ(pg().psql("SELECT version FROM kclpp_schema_version", db), "1");
+  EXPECT_EQ(pg().psql("SELECT version FROM kclpp_schema_version", db), "2");
   EXPECT_EQ(pg().psql("SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY column_name) "
                       "FROM information_schema.columns WHERE table_name = 'kclpp_checkpoints'",
                       db),
-            "application:text,lease_counter:bigint,lease_expires_at:timestamp with time zone,"
-            "lease_owner:text,sequence_number:text,shard_id:text,stream:text,"
-            "sub_sequence_number:bigint,updated_at:timestamp with time zone");
+            "application:text,checkpoint_owner:text,child_shard_ids:text,ending_hash_key:text,"
+            "lease_counter:bigint,lease_expires_at:timestamp with time zone,"
+            "lease_owner:text,owner_switches_since_checkpoint:bigint,parent_shard_ids:text,"
+            "pending_checkpoint:text,pending_checkpoint_state:bytea,pending_sub_sequence_number:bigint,"
+            "sequence_number:text,shard_id:text,starting_hash_key:text,stream:text,"
+            "sub_sequence_number:bigint,throughput_kbps:text,updated_at:timestamp with time zone");
   EXPECT_EQ(pg().psql("SELECT count(*) FROM kclpp_checkpoints WHERE lease_owner IS NULL "
                       "AND updated_at > now() - interval '1 minute'",
                       db),
@@ -121,7 +124,7 @@ TEST_F(PostgresStore, NewerSchemaVersionIsRefusedNamingBothVersions) {
     const std::string what = e.what();
     EXPECT_EQ(e.retry(), Retry::No);
     EXPECT_NE(what.find("42"), std::string::npos) << what;
-    EXPECT_NE(what.find("version 1"), std::string::npos) << what;
+    EXPECT_NE(what.find("version 2"), std::string::npos) << what;
     EXPECT_NE(what.find("127.0.0.1"), std::string::npos) << what;
   }
 }

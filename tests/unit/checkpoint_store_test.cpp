@@ -280,11 +280,14 @@ TEST(SqliteStore, CreatesVersionedSchemaWithLeaseColumnsInWalMode) {
   store->save({"a", "s", "shard"}, seq("5"));
   store.reset();
   EXPECT_EQ(sql_column(path, "SELECT version FROM kclpp_schema_version"),
-            std::vector<std::string>{"1"});
+            std::vector<std::string>{"2"});
   const auto columns = sql_column(path, "SELECT name FROM pragma_table_info('kclpp_checkpoints')");
   for (const char* c : {"application", "stream", "shard_id", "sequence_number",
                         "sub_sequence_number", "updated_at", "lease_owner", "lease_counter",
-                        "lease_expires_at"}) {
+                        "lease_expires_at", "pending_checkpoint", "pending_sub_sequence_number",
+                        "pending_checkpoint_state", "owner_switches_since_checkpoint",
+                        "parent_shard_ids", "child_shard_ids", "starting_hash_key",
+                        "ending_hash_key", "throughput_kbps", "checkpoint_owner"}) {
     EXPECT_NE(std::find(columns.begin(), columns.end(), c), columns.end()) << c;
   }
   EXPECT_EQ(sql_column(path, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
@@ -307,7 +310,7 @@ TEST(SqliteStore, NewerSchemaVersionIsRefusedNamingBothVersions) {
     const std::string what = e.what();
     EXPECT_EQ(e.retry(), Retry::No);
     EXPECT_NE(what.find("42"), std::string::npos) << what;
-    EXPECT_NE(what.find("version 1"), std::string::npos) << what;
+    EXPECT_NE(what.find("version 2"), std::string::npos) << what;
     EXPECT_NE(what.find(path.string()), std::string::npos) << what;
   }
 }
