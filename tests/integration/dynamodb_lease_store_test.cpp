@@ -490,6 +490,25 @@ TEST_F(DynamoLeaseStoreTest, OfEightWritersFromOneCounterExactlyOneWins) {
     ASSERT_TRUE(stored.has_value());
     EXPECT_EQ(stored->counter, 42);
     EXPECT_EQ(stored->owner, "worker-" + std::to_string(winner.load()));
+
+    // Eight renewals by the owner from one counter (only the counter tells them apart):
+    // one moves it, the others see a stale counter.
+    wins = 0;
+    go = false;
+    threads.clear();
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([&, i] {
+        Lease renewed = *stored;
+        renewed.counter = 43;
+        renewed.owner_switches_since_checkpoint = i;
+        while (!go.load()) std::this_thread::yield();
+        if (leases->update(renewed, 42, stored->owner)) ++wins;
+      });
+    }
+    go = true;
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wins.load(), 1) << "round " << round;
+    EXPECT_EQ(leases->get(base.key)->counter, 43);
   }
 }
 
