@@ -48,7 +48,8 @@ int stats_command(const std::vector<std::string>& argv) {
             "go-triton's `triton stats` prints; pipe it to Graphite port 2003). URLs as go-triton\n"
             "takes them mean its triton_checkpoint table: sqlite://PATH (go-triton itself always\n"
             "opened ./triton-s3.db) or postgres://...; kclpp's own store URIs work too\n"
-            "(sqlite:PATH, triton+sqlite:PATH, triton+postgres://...).");
+            "(sqlite:PATH, triton+sqlite:PATH, triton+postgres://..., dynamodb:[TABLE]). The\n"
+            "Java KCL's DynamoDB lease table keeps no write time: its ages print as \"-\".");
   args.option("checkpoint-db", "URL", "the checkpoint database (default: $TRITON_DB, else triton+sqlite:triton.db, "
               "where `kclpp store` writes by default)")
       .option("checkpoint-store", "URL", "the same as --checkpoint-db")
@@ -74,12 +75,17 @@ int stats_command(const std::vector<std::string>& argv) {
   std::string out;
   for (const auto& c : checkpoints) {
     if (args.has("skip-shard-end") && c.position.sentinel() == Sentinel::ShardEnd) continue;
-    // Whole seconds as Triton prints them; a clock step back shows as 0, not negative.
+    // Whole seconds as Triton prints them; a clock step back shows as 0, not negative. A
+    // store that keeps no write time (the KCL's DynamoDB lease table) reports the epoch:
+    // its age is unknown and printed as "-" (Graphite drops such a line) rather than as
+    // half a century.
+    const bool time_known = c.updated != std::chrono::system_clock::time_point{};
     const auto age = std::max<std::int64_t>(
         0, std::chrono::duration_cast<std::chrono::seconds>(now - c.updated).count());
-    // Graphite splits names on '.': a part with one (or a space) would shift the path.
-    out += client_part + "." + pipeline::metric_name_part(c.stream) + "." +
-           pipeline::metric_name_part(c.shard_id) + ".age " + std::to_string(age) + " " +
+    // Graphite splits names on '.': a part with one (or a space) would shift the path. The
+    // KCL's lease table holds one stream and does not name it: no empty part for it.
+    out += client_part + "." + (c.stream.empty() ? std::string() : pipeline::metric_name_part(c.stream) + ".") +
+           pipeline::metric_name_part(c.shard_id) + ".age " + (time_known ? std::to_string(age) : "-") + " " +
            std::to_string(now_s) + "\n";
   }
   std::cout << out << std::flush;

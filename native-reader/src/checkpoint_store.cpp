@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kclpp/processor/error.hpp"
+#include "dynamodb_store.hpp"
 #include "memory_store.hpp"
 #include "postgres_store.hpp"
 #include "sqlite_store.hpp"
@@ -40,7 +41,7 @@ std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri, con
   if (colon == std::string_view::npos || colon == 0) {
     throw ConfigError(
         "checkpoint store: no URI scheme (expected sqlite:PATH, postgres://..., "
-        "postgresql://..., memory:, triton+sqlite:PATH or triton+postgres://...)");
+        "postgresql://..., dynamodb:[TABLE], memory:, triton+sqlite:PATH or triton+postgres://...)");
   }
   std::string scheme(uri.substr(0, colon));
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
@@ -63,8 +64,7 @@ std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri, con
     return detail::open_postgres_store(std::string(uri.substr(7)), detail::StoreLayout::Triton);
   }
   if (scheme == "dynamodb") {
-    (void)options;  // not yet: the DynamoDB lease store
-    throw ConfigError("checkpoint store: dynamodb: is not available yet");
+    return detail::open_dynamodb_store(std::string(rest), options.dynamodb);
   }
   if (scheme == "memory") {
     if (!rest.empty()) {
@@ -73,7 +73,7 @@ std::unique_ptr<CheckpointStore> open_checkpoint_store(std::string_view uri, con
     return detail::make_memory_store();
   }
   throw ConfigError("checkpoint store: unknown URI scheme '" + scheme +
-                    "' (expected sqlite, postgres, postgresql, memory, triton+sqlite, triton+postgres or "
+                    "' (expected sqlite, postgres, postgresql, dynamodb, memory, triton+sqlite, triton+postgres or "
                     "triton+postgresql)");
 }
 

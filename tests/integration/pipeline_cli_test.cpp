@@ -17,6 +17,7 @@
 #include "kclpp/pipeline/archive.hpp"
 #include "kclpp/aws/s3_client.hpp"
 #include "kclpp/pipeline/value.hpp"
+#include "dynalite_fixture.hpp"
 #include "e2e_support.hpp"
 #include "postgres_fixture.hpp"
 #include "s3rver_fixture.hpp"
@@ -132,6 +133,27 @@ TEST(KclppStats, KclppLayoutShardEndAndErrors) {
   EXPECT_EQ(typo.code, 1);
   EXPECT_NE(typo.err.find("does not exist"), std::string::npos) << typo.err;
   EXPECT_FALSE(fs::exists(missing)) << "stats created a database";
+}
+
+TEST(KclppStats, KclLeaseTableAgesAreUnknown) {
+  test::Dynalite server;
+  KCLPP_REQUIRE_SERVER(server);
+  {
+    native::StoreOptions options;
+    options.dynamodb = server.client_options();
+    auto store = native::open_checkpoint_store("dynamodb:", options);
+    store->save({"kclapp", "s", "shardId-000000000000"}, ExtendedSequenceNumber(SequenceNumber("5"), 0));
+    store->save({"kclapp", "s", "shardId-000000000001"}, ExtendedSequenceNumber(Sentinel::ShardEnd));
+  }
+  // The KCL table keeps neither a write time nor the stream's name.
+  const auto r = run_tool({"stats", "--checkpoint-db", "dynamodb:", "--client", "kclapp"},
+                          {"AWS_ENDPOINT_URL_DYNAMODB=" + server.endpoint(), "AWS_REGION=us-east-1",
+                           "AWS_ACCESS_KEY_ID=AKIDSTATSTEST", "AWS_SECRET_ACCESS_KEY=stats-test-secret"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.out.size(), 2u) << r.err;
+  EXPECT_EQ(r.out[0].rfind("kclapp.shardId-000000000000.age - ", 0), 0u) << r.out[0];
+  EXPECT_EQ(r.out[1].rfind("kclapp.shardId-000000000001.age - ", 0), 0u) << r.out[1];
+  EXPECT_LE(std::abs(std::stoll(r.out[0].substr(r.out[0].rfind(' ') + 1)) - now_s()), 5) << r.out[0];
 }
 
 class KclppStatsPostgres : public test::PostgresTest {};
