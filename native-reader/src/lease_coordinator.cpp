@@ -1,6 +1,9 @@
 #include "lease_coordinator.hpp"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <array>
@@ -61,6 +64,23 @@ std::string default_worker_id() {
   return std::string(host.data()) + "-" + std::to_string(::getpid()) + "-" + suffix;
 }
 
+bool owner_died_on_this_host(const std::string& owner) {
+  const auto suffix = owner.rfind('-');
+  if (suffix == std::string::npos || owner.size() - suffix != 9 ||
+      owner.find_first_not_of("0123456789abcdef", suffix + 1) != std::string::npos) {
+    return false;
+  }
+  const auto pid_at = owner.rfind('-', suffix - 1);
+  if (pid_at == std::string::npos || pid_at + 1 == suffix || suffix - pid_at > 11) return false;
+  const std::string pid_text = owner.substr(pid_at + 1, suffix - pid_at - 1);
+  if (pid_text.find_first_not_of("0123456789") != std::string::npos) return false;
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0 || owner.compare(0, pid_at, host.data()) != 0) return false;
+  const long pid = std::stol(pid_text);
+  if (pid <= 0 || pid == ::getpid()) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
 // A lease this worker holds. `write` serialises the writes to it (renewal, checkpoint,
 // release), so each starts from the counter the one before left. Lock order: write, then
 // the coordinator's mutex_, never the reverse.
@@ -110,6 +130,14 @@ void LeaseCoordinator::stop() noexcept {
   if (thread_.joinable()) thread_.join();
 }
 
+void LeaseCoordinator::request_take() {
+  {
+    const std::lock_guard lock(mutex_);
+    take_requested_ = true;
+  }
+  cv_.notify_all();
+}
+
 void LeaseCoordinator::run() noexcept {
   auto next_renew = SteadyClock::now() + timing_.renew;
   auto next_take = SteadyClock::now() + timing_.take;
@@ -118,7 +146,9 @@ void LeaseCoordinator::run() noexcept {
       std::unique_lock lock(mutex_);
       auto wake = std::min(next_renew, next_take);
       for (const auto& [key, held] : held_) wake = std::min(wake, at(held->valid_until));
-      if (cv_.wait_until(lock, wake, [&] { return stopping_; })) return;
+      if (cv_.wait_until(lock, wake, [&] { return stopping_ || take_requested_; }) && stopping_) return;
+      if (take_requested_) next_take = SteadyClock::now();
+      take_requested_ = false;
     }
     try {
       expire_overdue();
@@ -338,7 +368,8 @@ void LeaseCoordinator::take_round() {
       if (old == seen_.end() && !lease.owner) since = SteadyClock::time_point{};  // never renewed
       fresh.emplace(lease.key, Seen{lease, since});
       if (finished(lease) || mine.count(lease.key) != 0) continue;
-      const bool expired = now - since > timing_.failover;
+      const bool expired = now - since > timing_.failover ||
+                           (lease.owner && table_.single_host() && owner_died_on_this_host(*lease.owner));
       if (!lease.owner || *lease.owner == worker_id_ || expired) {
         available.push_back(lease);
       } else {

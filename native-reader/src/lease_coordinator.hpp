@@ -40,6 +40,9 @@ struct LeaseTiming {
 
 // "host-pid-random": unique per process start, readable in the table.
 [[nodiscard]] std::string default_worker_id();
+// Whether `owner` is a default worker id of this host whose process has exited. A pid
+// reused since reads as alive: the lease then expires the usual way.
+[[nodiscard]] bool owner_died_on_this_host(const std::string& owner);
 
 // Counts for tests, benchmarks and logs. Each is the number since start.
 struct LeaseStats {
@@ -78,6 +81,8 @@ class LeaseCoordinator {
   // Stops the thread (renewals and takes). Held leases stay held in the table until
   // release_all() or until they expire.
   void stop() noexcept;
+  // Runs a take round now rather than at the next take interval (new leases were created).
+  void request_take();
 
   // Whether this worker holds `key` now: taken or renewed less than timing().validity ago
   // and not found lost.
@@ -138,6 +143,7 @@ class LeaseCoordinator {
   mutable std::mutex mutex_;  // guards everything below but each Held's own fields
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool take_requested_ = false;
   std::map<std::string, HeldPtr> held_;
   // The take round's view: the last scan, with the local time each counter was first seen.
   struct Seen {

@@ -425,6 +425,7 @@ void Worker::Impl::create_leases(const std::vector<aws::Shard>& shards) {
       if (parent) children[*parent].push_back(shard.shard_id);
     }
   }
+  bool created = false;
   for (const auto& shard : shards) {  // sorted by id: parents before children
     const std::string& id = shard.shard_id;
     if (!in_subset(id) || leases.count(id) != 0) continue;
@@ -444,9 +445,13 @@ void Worker::Impl::create_leases(const std::vector<aws::Shard>& shards) {
                                      : detail::sentinel_for(options.initial_position);
     lease.starting_hash_key = shard.starting_hash_key;
     lease.ending_hash_key = shard.ending_hash_key;
-    if (coordinator->create(lease)) log_info("worker: created the lease of ", id, " at ", lease.checkpoint.str());
+    if (coordinator->create(lease)) {
+      log_info("worker: created the lease of ", id, " at ", lease.checkpoint.str());
+      created = true;
+    }
     leases.emplace(id, std::move(lease));
   }
+  if (created) coordinator->request_take();  // rather than at the next take interval
   if (options.leases.cleanup_leases_upon_shard_completion) clean_up_leases(leases);
 }
 

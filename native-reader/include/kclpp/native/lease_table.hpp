@@ -75,6 +75,10 @@ class LeaseTable {
   // For logs and errors: "dynamodb:TABLE", "sqlite:PATH", "postgres://HOST:PORT/DB",
   // "memory:"; never a password.
   [[nodiscard]] virtual std::string describe() const = 0;
+  // True when every worker of this table runs on this host (a SQLite file, memory): then a
+  // lease whose owner is a default worker id (host-pid-suffix) naming this host and a
+  // process that has exited may be taken at once instead of after the failover time.
+  [[nodiscard]] virtual bool single_host() const { return false; }
 };
 
 }  // namespace kclpp::native
