@@ -39,6 +39,8 @@ class LeaseRows {
                             const std::string& key, std::int64_t expected_counter) = 0;
   // "sqlite:PATH", "postgres://HOST:PORT/DB": never a password. Never changes.
   [[nodiscard]] virtual std::string describe_leases() const = 0;
+  // LeaseTable::single_host(): a SQLite file is used by processes of one host.
+  [[nodiscard]] virtual bool single_host_leases() const { return false; }
 };
 
 // A LeaseTable for one (application, stream) over a store's LeaseRows, each call under the
@@ -71,6 +73,7 @@ class LockedLeaseTable final : public LeaseTable {
     return rows_.remove_lease(application_, stream_, key, expected_counter);
   }
   [[nodiscard]] std::string describe() const override { return rows_.describe_leases(); }
+  [[nodiscard]] bool single_host() const override { return rows_.single_host_leases(); }
 
  private:
   std::mutex& mutex_;

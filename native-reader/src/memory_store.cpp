@@ -118,6 +118,7 @@ class MemoryLeaseTable final : public LeaseTable {
   }
 
   [[nodiscard]] std::string describe() const override { return "memory:"; }
+  [[nodiscard]] bool single_host() const override { return true; }
 
  private:
   std::shared_ptr<MemoryState> state_;

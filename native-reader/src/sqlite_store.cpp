@@ -393,6 +393,7 @@ class SqliteKclppTables final : public CheckpointTables, public LeaseRows {
   }
 
   [[nodiscard]] std::string describe_leases() const override { return "sqlite:" + db_.path(); }
+  [[nodiscard]] bool single_host_leases() const override { return true; }
 
  private:
   void prepare_lease_statements() {
