@@ -15,8 +15,10 @@
 
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/pipeline/archive.hpp"
+#include "kclpp/aws/dynamodb_client.hpp"
 #include "kclpp/aws/s3_client.hpp"
 #include "kclpp/pipeline/value.hpp"
+#include "dynalite_fixture.hpp"
 #include "e2e_support.hpp"
 #include "postgres_fixture.hpp"
 #include "s3rver_fixture.hpp"
@@ -132,6 +134,28 @@ TEST(KclppStats, KclppLayoutShardEndAndErrors) {
   EXPECT_EQ(typo.code, 1);
   EXPECT_NE(typo.err.find("does not exist"), std::string::npos) << typo.err;
   EXPECT_FALSE(fs::exists(missing)) << "stats created a database";
+}
+
+// A lease table is read through --dynamodb-endpoint; a monitoring tool must not create a
+// table because of a typo in its name (the store would create a missing one).
+TEST(KclppStats, MissingDynamodbTableIsAnErrorAndIsNotCreated) {
+  test::Dynalite server;
+  KCLPP_REQUIRE_SERVER(server);
+  const auto env = test::tool_env();
+  const auto typo = run_tool({"stats", "--checkpoint-store", "dynamodb:typo", "--dynamodb-endpoint",
+                              server.endpoint(), "--client", "app"},
+                             env);
+  EXPECT_EQ(typo.code, 1) << typo.err;
+  EXPECT_NE(typo.err.find("DynamoDB table typo does not exist"), std::string::npos) << typo.err;
+  // "dynamodb:" names the client's table, as the workers do.
+  const auto by_client = run_tool({"stats", "--checkpoint-store", "dynamodb:", "--dynamodb-endpoint",
+                                   server.endpoint(), "--client", "billing"},
+                                  env);
+  EXPECT_EQ(by_client.code, 1) << by_client.err;
+  EXPECT_NE(by_client.err.find("DynamoDB table billing does not exist"), std::string::npos) << by_client.err;
+  aws::DynamoDbClient client(server.client_options());
+  EXPECT_FALSE(client.describe_table("typo").has_value()) << "stats created a table";
+  EXPECT_FALSE(client.describe_table("billing").has_value()) << "stats created a table";
 }
 
 class KclppStatsPostgres : public test::PostgresTest {};
