@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <limits>
+#include <optional>
 #include <set>
 
 #include "args.hpp"
@@ -16,8 +18,7 @@
 namespace kclpp::app::detail {
 namespace {
 
-// Keys that change nothing on a single kclpp worker but are normal in a Java daemon's file:
-// listed in the one warning, so a user sees what kclpp did not apply.
+// ASCII upper case: the Java daemon upper-cases enum values before looking them up.
 std::string upper(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   return s;
@@ -88,13 +89,8 @@ class Reader {
   std::set<std::string> used_;
 };
 
-}  // namespace
-
-DaemonConfig daemon_config(const std::map<std::string, Property>& properties, const std::string& source) {
-  Reader r(properties, source);
-  DaemonConfig config;
-  config.child.command = r.required("executableName");
-  config.worker.application = r.required("applicationName");
+// Where the stream is and where a shard without a checkpoint starts.
+void read_stream_and_position(Reader& r, DaemonConfig& config) {
   // streamArn wins over streamName, as in the Java daemon (docs/kcl-protocol.md §6).
   if (const Property* arn = r.find("streamArn"); arn != nullptr && !arn->value.empty()) {
     const auto slash = arn->value.rfind("stream/");
@@ -126,7 +122,10 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
       p != nullptr && upper(p->value) == "AT_TIMESTAMP" &&
       config.worker.initial_position.type != aws::IteratorType::AtTimestamp)
     r.bad("initialPositionInStream", "AT_TIMESTAMP needs initialPositionInStreamExtended (epoch seconds)");
+}
 
+// How shards are read and how the child is driven.
+void read_reading_options(Reader& r, DaemonConfig& config) {
   if (const Property* p = r.find("regionName")) config.client.region = p->value;
   if (const Property* p = r.find("kinesisEndpoint")) config.client.endpoint = p->value;
   if (auto v = r.integer("maxRecords", 1, 10'000)) config.worker.max_records = static_cast<int>(*v);
@@ -139,8 +138,11 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
     config.worker.shutdown_grace = std::chrono::milliseconds(*v);
   if (auto v = r.integer("shardSyncIntervalMillis", 100, 86'400'000))
     config.worker.shard_sync_interval = std::chrono::milliseconds(*v);
-  // Credentials: the Kinesis provider, and separate ones for DynamoDB and CloudWatch (a
-  // cross-account stream with the lease table at home).
+}
+
+// The Kinesis provider, and separate ones for DynamoDB and CloudWatch (a cross-account
+// stream with the lease table at home).
+void read_credentials(Reader& r, const std::string& source, DaemonConfig& config) {
   const std::pair<const char*, std::vector<ProviderSpec> DaemonConfig::*> provider_keys[] = {
       {"awscredentialsprovider", &DaemonConfig::credentials},
       {"awscredentialsproviderdynamodb", &DaemonConfig::dynamodb_credentials},
@@ -155,35 +157,183 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
       if (member == &DaemonConfig::cloudwatch_credentials) config.cloudwatch_credentials_where = where;
     }
   }
-  // kclpp's own key.
-  if (const Property* p = r.find("checkpointStore"); p != nullptr && !p->value.empty())
-    config.checkpoint_store = p->value;
-  else
-    config.checkpoint_store = "sqlite:" + config.worker.application + ".checkpoints.db";
+}
+
+// The Java daemon's lease keys (LeaseManagementConfig's, with the multilang daemon's
+// defaults: docs/kcl-protocol.md §6). Keys are case-sensitive there, as here.
+void read_lease_options(Reader& r, DaemonConfig& config) {
+  native::LeaseOptions& leases = config.worker.leases;
+  const Property* identifier = r.find("workerIdentifier");
+  const Property* id = r.find("workerId");  // the Java daemon's alias of workerIdentifier
+  if (identifier != nullptr && id != nullptr && identifier->value != id->value)
+    r.bad("workerId", "differs from workerIdentifier = '" + identifier->value + "' (line " +
+                          std::to_string(identifier->line) + "): give one of them");
+  if (const Property* p = identifier != nullptr ? identifier : id) {
+    // An empty id would be one id shared by every worker started from this file.
+    if (p->value.empty()) r.bad(identifier != nullptr ? "workerIdentifier" : "workerId",
+                                "empty (leave the key out for a generated id)");
+    leases.worker_id = p->value;
+  }
+  if (auto v = r.integer("failoverTimeMillis", 1, 86'400'000)) leases.failover_time = std::chrono::milliseconds(*v);
+  // 0 (and the Java KCL's Integer.MAX_VALUE default, written out) mean no limit.
+  if (auto v = r.integer("maxLeasesForWorker", 0, std::numeric_limits<int>::max()))
+    leases.max_leases = static_cast<int>(*v);
+  if (auto v = r.integer("maxLeasesToStealAtOneTime", 1, std::numeric_limits<int>::max()))
+    leases.max_leases_to_steal = static_cast<int>(*v);
+  // The Java KCL's default is true, unlike LeaseOptions'.
+  leases.cleanup_leases_upon_shard_completion = r.boolean("cleanupLeasesUponShardCompletion").value_or(true);
+}
+
+// Keys of KCL 3.x's leader-based, utilization-aware lease assignment and of the tables it
+// keeps beside the lease table (MultiLangDaemonConfiguration and its config beans). kclpp
+// balances leases by count, as KCL 2.x does (docs/checkpoints.md §5).
+constexpr const char* kcl3_assignment_keys[] = {
+    "leaseAssignmentIntervalMillis", "enablePriorityLeaseAssignment", "clientVersionConfig",
+    "migrateAllEntitiesToLeaseTable", "tableMigrationCompleteBakeTimeSeconds",
+    "gracefulLeaseHandoffTimeoutMillis", "isGracefulLeaseHandoffEnabled",
+    // WorkerUtilizationAwareAssignmentConfigBean
+    "inMemoryWorkerMetricsCaptureFrequencyMillis", "workerMetricsReporterFreqInMillis",
+    "noOfPersistedMetricsPerWorkerMetrics", "disableWorkerMetrics", "maxThroughputPerHostKBps",
+    "dampeningPercentage", "reBalanceThresholdPercentage", "allowThroughputOvershoot",
+    "varianceBalancingFrequency", "workerMetricsEMAAlpha", "staleWorkerMetricsEntryCleanupDuration",
+    // WorkerMetricStatsTableConfigBean
+    "workerMetricsTableName", "workerMetricsBillingMode", "workerMetricsReadCapacity",
+    "workerMetricsWriteCapacity", "workerMetricsPointInTimeRecoveryEnabled",
+    "workerMetricsDeletionProtectionEnabled", "workerMetricsTags",
+    // CoordinatorStateTableConfigBean
+    "coordinatorStateTableName", "coordinatorStateBillingMode", "coordinatorStateReadCapacity",
+    "coordinatorStateWriteCapacity", "coordinatorStatePointInTimeRecoveryEnabled",
+    "coordinatorStateDeletionProtectionEnabled", "coordinatorStateTags"};
+
+std::vector<std::string> read_kcl3_keys(Reader& r) {
+  std::vector<std::string> present;
+  for (const char* key : kcl3_assignment_keys) {
+    if (r.find(key) != nullptr) present.emplace_back(key);
+  }
+  return present;
+}
+
+// checkpointStore (kclpp's own key; `store_override` is --checkpoint-store), with tableName
+// for "dynamodb:" (docs/kcl-protocol.md §6), and the DynamoDB client's region and endpoint.
+void read_store(Reader& r, const std::optional<std::string>& store_override, DaemonConfig& config) {
+  const Property* store = r.find("checkpointStore");
+  const Property* table = r.find("tableName");
+  const Property* endpoint = r.find("dynamoDBEndpoint");
+  if (store_override) config.checkpoint_store = *store_override;
+  else if (store != nullptr && !store->value.empty()) config.checkpoint_store = store->value;
+  else config.checkpoint_store = "sqlite:" + config.worker.application + ".checkpoints.db";
+
+  if (!is_dynamodb_uri(config.checkpoint_store)) {
+    for (const Property* p : {table, endpoint}) {
+      if (p != nullptr && !p->value.empty())
+        config.unused_lease_keys.push_back(p == table ? "tableName" : "dynamoDBEndpoint");
+    }
+    return;
+  }
+  const std::string uri_table = dynamodb_table(config.checkpoint_store);
+  const std::string file_table = table != nullptr ? table->value : "";
+  if (!uri_table.empty() && !file_table.empty() && uri_table != file_table) {
+    const std::string where = store_override ? std::string("--checkpoint-store") : "checkpointStore";
+    r.bad("tableName", "differs from the table of " + where + " = '" + config.checkpoint_store +
+                           "': give the table in one of them, or the same in both");
+  }
+  // The Java KCL's table: tableName, else the application name.
+  const std::string name = !uri_table.empty() ? uri_table : !file_table.empty() ? file_table : config.worker.application;
+  config.checkpoint_store = "dynamodb:" + name;
+  config.store = store_options_like(config.client, endpoint != nullptr ? endpoint->value : "");
+}
+
+}  // namespace
+
+DaemonConfig daemon_config(const std::map<std::string, Property>& properties, const std::string& source,
+                           const std::optional<std::string>& store_override) {
+  Reader r(properties, source);
+  DaemonConfig config;
+  config.child.command = r.required("executableName");
+  config.worker.application = r.required("applicationName");
+  read_stream_and_position(r, config);
+  read_reading_options(r, config);
+  read_credentials(r, source, config);
+  read_lease_options(r, config);
+  read_store(r, store_override, config);
+  config.kcl3_keys = read_kcl3_keys(r);
   config.ignored_keys = r.unused();
   return config;
 }
 
+void resolve_credentials(DaemonConfig& config) {
+  if (!config.credentials.empty()) {
+    config.client.credentials =
+        make_credentials_provider(config.credentials, config.client.region, config.credentials_where);
+  }
+  if (!is_dynamodb_uri(config.checkpoint_store)) {
+    // Not resolved: a provider for a table this daemon does not use must not stop it.
+    if (!config.dynamodb_credentials.empty())
+      log_warn(config.dynamodb_credentials_where, ": the checkpoint store is not dynamodb:; the provider is not used");
+    return;
+  }
+  // As the Java daemon: the DynamoDB provider if given, else the Kinesis one.
+  config.store.dynamodb.credentials =
+      config.dynamodb_credentials.empty()
+          ? config.client.credentials
+          : make_credentials_provider(config.dynamodb_credentials, config.client.region,
+                                      config.dynamodb_credentials_where);
+}
+
+namespace {
+
+constexpr const char* daemon_description =
+    "Runs a multilang child (any language: amazon-kclpy, aws-kcl for Node, a kclpp processor)\n"
+    "per shard, as the Java MultiLangDaemon does, with native shard reading. Reads the Java\n"
+    "daemon's properties file (keys are case-sensitive, as there):\n"
+    "  executableName, applicationName, streamName or streamArn (required);\n"
+    "  initialPositionInStream(Extended), regionName, kinesisEndpoint, maxRecords,\n"
+    "  idleTimeBetweenReadsInMillis, callProcessRecordsEvenForEmptyRecordList,\n"
+    "  timeoutInSeconds, shutdownGraceMillis, shardSyncIntervalMillis.\n"
+    "Checkpoints and leases: kclpp's own key checkpointStore = sqlite:PATH | postgres://... |\n"
+    "dynamodb:[TABLE] (default sqlite:APPLICATION.checkpoints.db; dynamodb: is the Java KCL's\n"
+    "lease table, named by tableName, else by applicationName). Daemons on one shared store\n"
+    "split the shards through leases: workerIdentifier or workerId (default: host name, pid\n"
+    "and a random suffix), failoverTimeMillis (10000), maxLeasesForWorker (default and 0: no\n"
+    "limit), maxLeasesToStealAtOneTime (1), cleanupLeasesUponShardCompletion (true), tableName,\n"
+    "dynamoDBEndpoint (the lease table's; region as regionName).\n"
+    "AWSCredentialsProvider (any case; also ...DynamoDB for the lease table, which otherwise\n"
+    "uses the Kinesis provider, and ...CloudWatch) takes the Java daemon's values:\n"
+    "DefaultCredentialsProvider, ProfileCredentialsProvider|NAME,\n"
+    "EnvironmentVariableCredentialsProvider, WebIdentityTokenFileCredentialsProvider,\n"
+    "InstanceProfileCredentialsProvider, ContainerCredentialsProvider,\n"
+    "StsAssumeRoleCredentialsProvider|ROLE_ARN|SESSION_NAME[|externalId=ID], or a\n"
+    "comma-separated chain of them; without it, the AWS SDKs' default chain.\n"
+    "KCL 3.x lease-assignment keys (leaseAssignmentIntervalMillis, the worker metrics and\n"
+    "coordinator state keys, clientVersionConfig, ...) are ignored with one log line; other\n"
+    "keys kclpp does not use are listed in one warning. Every key: docs/kcl-protocol.md §6.\n"
+    "SIGTERM/SIGINT: every child gets shutdownRequested, then leaseLost, then its stdin is\n"
+    "closed; the leases are released for the other workers.";
+
+std::string joined(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& key : keys) out += (out.empty() ? "" : ", ") + key;
+  return out;
+}
+
+// The one log line per kind of key the daemon does not apply.
+void log_unapplied_keys(const DaemonConfig& config, const std::string& path) {
+  if (!config.ignored_keys.empty()) log_warn(path, ": kclpp daemon ignores these keys: ", joined(config.ignored_keys));
+  if (!config.kcl3_keys.empty())
+    log_info(path, ": KCL 3.x leader-based assignment is not supported; leases are balanced as KCL 2.x "
+             "does; ignoring ", joined(config.kcl3_keys));
+  if (!config.unused_lease_keys.empty())
+    log_warn(path, ": ", joined(config.unused_lease_keys), " apply to checkpointStore = dynamodb: only; the store is ",
+             store_uri_for_log(config.checkpoint_store));
+  if (!config.cloudwatch_credentials.empty())
+    log_warn(config.cloudwatch_credentials_where, ": kclpp publishes no CloudWatch metrics; the provider is not used");
+}
+
+}  // namespace
+
 int daemon_command(const std::vector<std::string>& argv) {
-  Args args("kclpp daemon [options] app.properties",
-            "Runs a multilang child (any language: amazon-kclpy, aws-kcl for Node, a kclpp\n"
-            "processor) per shard, exactly as the Java MultiLangDaemon does, with native shard\n"
-            "reading and checkpoints in SQLite (default) or Postgres. Reads the Java daemon's\n"
-            "properties file: executableName, streamName/streamArn, applicationName,\n"
-            "initialPositionInStream(Extended), regionName, kinesisEndpoint, maxRecords,\n"
-            "idleTimeBetweenReadsInMillis, callProcessRecordsEvenForEmptyRecordList,\n"
-            "timeoutInSeconds, shutdownGraceMillis, shardSyncIntervalMillis, and kclpp's own\n"
-            "checkpointStore = sqlite:PATH | postgres://... (default sqlite:APPLICATION.checkpoints.db).\n"
-            "AWSCredentialsProvider (any case; also ...DynamoDB, ...CloudWatch) takes the Java\n"
-            "daemon's values: DefaultCredentialsProvider, ProfileCredentialsProvider|NAME,\n"
-            "EnvironmentVariableCredentialsProvider, WebIdentityTokenFileCredentialsProvider,\n"
-            "InstanceProfileCredentialsProvider, ContainerCredentialsProvider,\n"
-            "StsAssumeRoleCredentialsProvider|ROLE_ARN|SESSION_NAME[|externalId=ID], or a\n"
-            "comma-separated chain of them; without it, the AWS SDKs' default chain.\n"
-            "Other keys are listed in one warning and ignored (leases live in the checkpoint\n"
-            "store). SIGTERM/SIGINT: every\n"
-            "child gets shutdownRequested, then leaseLost, then its stdin is closed.");
-  args.option("checkpoint-store", "URI", "overrides the file's checkpointStore");
+  Args args("kclpp daemon [options] app.properties", daemon_description);
+  args.option("checkpoint-store", "URI", "overrides the file's checkpointStore (tableName still names a dynamodb: table)");
   if (!args.parse(argv)) {
     std::fputs(args.help().c_str(), stderr);
     return 0;
@@ -191,31 +341,14 @@ int daemon_command(const std::vector<std::string>& argv) {
   if (args.positional().size() != 1)
     throw ConfigError("kclpp daemon needs exactly one properties file (see kclpp daemon --help)");
   const std::string& path = args.positional().front();
-  DaemonConfig config = daemon_config(load_properties(path), path);
-  if (const auto store = args.get("checkpoint-store")) config.checkpoint_store = *store;
-  if (!config.ignored_keys.empty()) {
-    std::string keys;
-    for (const auto& key : config.ignored_keys) keys += (keys.empty() ? "" : ", ") + key;
-    log_warn(path, ": kclpp daemon ignores these keys: ", keys);
-  }
-  if (!config.credentials.empty()) {
-    config.client.credentials =
-        make_credentials_provider(config.credentials, config.client.region, config.credentials_where);
-  }
-  if (!config.dynamodb_credentials.empty()) {
-    // Resolved now so that a bad value fails at start; DynamoDB itself is not used until
-    // leases live there.
-    (void)make_credentials_provider(config.dynamodb_credentials, config.client.region,
-                                    config.dynamodb_credentials_where);
-  }
-  if (!config.cloudwatch_credentials.empty()) {
-    log_warn(config.cloudwatch_credentials_where, ": kclpp publishes no CloudWatch metrics; the provider is not used");
-  }
+  DaemonConfig config = daemon_config(load_properties(path), path, args.get("checkpoint-store"));
+  log_unapplied_keys(config, path);
+  resolve_credentials(config);
   check_stream(config.client, config.stream);
   native::KinesisStream source(config.stream, config.client);
-  auto store = native::open_checkpoint_store(config.checkpoint_store);
+  auto store = native::open_checkpoint_store(config.checkpoint_store, config.store);
   log_info("kclpp daemon: application '", config.worker.application, "', stream '", config.stream,
-           "', child '", config.child.command, "'");
+           "', child '", config.child.command, "', checkpoints in ", store_uri_for_log(config.checkpoint_store));
   const kcl::ChildProcessOptions child = config.child;
   native::Worker worker(source, *store,
                         [child](const std::string&) -> std::unique_ptr<RecordProcessor> {

@@ -47,22 +47,24 @@ class LazyProcessor final : public RecordProcessor {
   std::unique_ptr<RecordProcessor> inner_;
 };
 
+// The triton layout keeps no leases (checkpoint_store.hpp): one worker per application and
+// stream, so the lease options would be silently without effect.
+void warn_if_no_leases(const app::detail::Args& args, const std::string& store_uri) {
+  if (store_uri.rfind("triton+", 0) != 0) return;
+  for (const char* lease_option : {"worker-id", "failover-ms", "max-leases", "max-leases-to-steal",
+                                   "take-interval-ms", "cleanup-leases"}) {
+    if (args.has(lease_option))
+      log_warn("--", lease_option, " has no effect: the triton layout keeps no leases (one worker per "
+               "application and stream)");
+  }
+}
+
 }  // namespace
 
 int main(const ProcessorFactory& factory, int argc, char** argv) {
   const std::string program =
       argc > 0 && argv[0] != nullptr ? std::filesystem::path(argv[0]).filename().string() : "kclpp-app";
-  app::detail::Args args(
-      program + " [--stream NAME [options]]",
-      "A Kinesis record processor built on kclpp.\n"
-      "With no --stream it speaks the KCL MultiLangDaemon protocol on stdin/stdout: run it as\n"
-      "the executableName of the Java MultiLangDaemon or of `kclpp daemon`. With --stream it\n"
-      "reads the stream itself (no JVM), one processor per shard, checkpoints in SQLite by\n"
-      "default. In native mode SIGTERM/SIGINT shut down cleanly, SIGHUP re-lists shards.\n"
-      "Logs go to stderr; KCLPP_LOG_LEVEL=debug|info|warn|error.");
-  args.option("stream", "NAME", "native mode: read this Kinesis stream");
-  app::detail::add_client_options(args);
-  app::detail::add_worker_options(args);
+  app::detail::Args args = app::detail::main_args(program);
   try {
     std::vector<std::string> arguments(argv + (argc > 0 ? 1 : 0), argv + argc);
     if (!args.parse(arguments)) {
@@ -73,11 +75,8 @@ int main(const ProcessorFactory& factory, int argc, char** argv) {
       throw ConfigError("unexpected argument '" + args.positional().front() + "' (see --help)");
     const auto stream = args.get("stream");
     if (!stream) {
-      for (const char* native_only : {"endpoint", "region", "profile", "application", "checkpoint-store",
-                                      "initial-position", "shards", "max-records", "idle-time-ms",
-                                      "shard-sync-ms", "shutdown-grace-ms", "deliver-empty-batches"}) {
-        if (args.has(native_only))
-          throw ConfigError(std::string("--") + native_only + " needs --stream (native mode)");
+      for (const std::string& native_only : app::detail::native_only_options()) {
+        if (args.has(native_only)) throw ConfigError("--" + native_only + " needs --stream (native mode)");
       }
       kcl::RunOptions options;
       if (args.get_or("on-error", "fail") == "continue")
@@ -87,14 +86,14 @@ int main(const ProcessorFactory& factory, int argc, char** argv) {
       LazyProcessor processor(factory);
       return kcl::run(processor, options);
     }
-    native::WorkerOptions options = app::detail::worker_options(args, program);
-    const std::string store_uri = app::detail::checkpoint_store_uri(args, options.application);
-    app::detail::check_stream(app::detail::client_options(args), *stream);
-    native::KinesisStream source(*stream, app::detail::client_options(args));
-    auto store = native::open_checkpoint_store(store_uri);
-    log_info("native mode: application '", options.application, "', stream '", *stream,
-             "', checkpoints in ", store_uri);
-    native::Worker worker(source, *store, factory, std::move(options));
+    app::detail::NativeConfig config = app::detail::native_config(args, program);
+    warn_if_no_leases(args, config.store_uri);
+    app::detail::check_stream(config.client, config.stream);
+    native::KinesisStream source(config.stream, config.client);
+    auto store = native::open_checkpoint_store(config.store_uri, config.store);
+    log_info("native mode: application '", config.worker.application, "', stream '", config.stream,
+             "', checkpoints in ", app::detail::store_uri_for_log(config.store_uri));
+    native::Worker worker(source, *store, factory, std::move(config.worker));
     app::detail::run_until_signalled(worker);
     return 0;
   } catch (const ConfigError& e) {

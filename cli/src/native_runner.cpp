@@ -1,11 +1,14 @@
 #include "native_runner.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <limits>
+#include <string_view>
 #include <thread>
 
 #include "kclpp/processor/error.hpp"
@@ -41,10 +44,15 @@ void check_stream(const aws::KinesisOptions& options, const std::string& stream)
 
 void add_worker_options(Args& args) {
   args.option("application", "NAME",
-              "application name: checkpoints are kept per application, stream and shard "
+              "application name: checkpoints and leases are kept per application, stream and shard "
               "(default: the program's name)")
       .option("checkpoint-store", "URI",
-              "sqlite:PATH | postgres://... | memory: (default: sqlite:APPLICATION.checkpoints.db)")
+              "where checkpoints and leases live: sqlite:PATH | postgres://... | dynamodb:[TABLE] "
+              "(the Java KCL's lease table; TABLE defaults to the application name) | memory: "
+              "(default: sqlite:APPLICATION.checkpoints.db)")
+      .option("lease-store", "URI",
+              "the same as --checkpoint-store (give one of them). Workers started with the same "
+              "application and stream on one shared store split the shards between them")
       .option("initial-position", "POS",
               "where a shard without a checkpoint starts: LATEST | TRIM_HORIZON | "
               "AT_TIMESTAMP:<epoch seconds or RFC 3339 UTC>",
@@ -58,6 +66,64 @@ void add_worker_options(Args& args) {
               "continue (log and skip the records, as the KCL does)",
               "fail")
       .flag("deliver-empty-batches", "call process_records for empty reads too");
+  add_lease_options(args);
+}
+
+void add_lease_options(Args& args) {
+  const native::LeaseOptions defaults;
+  args.option("worker-id", "ID",
+              "this worker's id in the lease store, unique among live workers; a worker restarted "
+              "with the same id takes its leases back at once (default: host name, pid and a random "
+              "suffix)")
+      .option("failover-ms", "MS",
+              "a lease not renewed for this long is taken over by another worker; a worker that "
+              "cannot renew its leases for this long stops processing them (failoverTimeMillis)",
+              std::to_string(defaults.failover_time.count()))
+      .option("max-leases", "N",
+              "at most this many shards on this worker, 0: no limit (maxLeasesForWorker)",
+              std::to_string(defaults.max_leases))
+      .option("max-leases-to-steal", "N",
+              "leases taken from the most loaded worker per take round when none is free or "
+              "expired (maxLeasesToStealAtOneTime)",
+              std::to_string(defaults.max_leases_to_steal))
+      .option("take-interval-ms", "MS",
+              "how often the lease store is scanned for free, expired and stealable leases "
+              "(default: twice --failover-ms, as the Java KCL)")
+      .flag("cleanup-leases",
+            "delete the lease of a shard read to its end once its children have started "
+            "(cleanupLeasesUponShardCompletion)")
+      .option("dynamodb-endpoint", "URL",
+              "DynamoDB endpoint of a dynamodb: store, e.g. http://127.0.0.1:8000 for a local "
+              "server (default: $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, the profile's, else "
+              "https://dynamodb.REGION.amazonaws.com); region, profile and credentials are the "
+              "Kinesis client's");
+}
+
+native::LeaseOptions lease_options(const Args& args) {
+  constexpr long long max_ms = 86'400'000;  // a day: anything longer is a typo
+  constexpr long long max_count = std::numeric_limits<int>::max();
+  native::LeaseOptions options;
+  if (const auto id = args.get("worker-id")) {
+    // An empty id would be one id shared by every worker started the same way.
+    if (id->empty()) throw ConfigError("--worker-id: empty (leave it out for a generated id)");
+    options.worker_id = *id;
+  }
+  options.failover_time = std::chrono::milliseconds(*args.get_int("failover-ms", 1, max_ms));
+  options.max_leases = static_cast<int>(*args.get_int("max-leases", 0, max_count));
+  options.max_leases_to_steal = static_cast<int>(*args.get_int("max-leases-to-steal", 1, max_count));
+  if (const auto take = args.get_int("take-interval-ms", 1, max_ms))
+    options.take_interval = std::chrono::milliseconds(*take);
+  options.cleanup_leases_upon_shard_completion = args.has("cleanup-leases");
+  return options;
+}
+
+native::StoreOptions store_options_like(const aws::KinesisOptions& kinesis, const std::string& dynamodb_endpoint) {
+  native::StoreOptions options;
+  options.dynamodb.region = kinesis.region;
+  options.dynamodb.profile = kinesis.profile;
+  options.dynamodb.credentials = kinesis.credentials;
+  options.dynamodb.endpoint = dynamodb_endpoint;
+  return options;
 }
 
 void add_read_options(Args& args) {
@@ -97,7 +163,47 @@ std::vector<std::size_t> parse_shard_indexes(const std::string& text) {
 }
 
 std::string checkpoint_store_uri(const Args& args, const std::string& application) {
-  return args.get_or("checkpoint-store", "sqlite:" + application + ".checkpoints.db");
+  const auto checkpoint_store = args.get("checkpoint-store");
+  const auto lease_store = args.get("lease-store");
+  // Not their values: a postgres:// URI may hold a password.
+  if (checkpoint_store && lease_store)
+    throw ConfigError("--checkpoint-store and --lease-store name the same store: give one of them");
+  std::string uri = checkpoint_store ? *checkpoint_store
+                    : lease_store    ? *lease_store
+                                     : "sqlite:" + application + ".checkpoints.db";
+  if (is_dynamodb_uri(uri) && dynamodb_table(uri).empty()) uri = "dynamodb:" + application;
+  return uri;
+}
+
+bool is_dynamodb_uri(const std::string& uri) {
+  constexpr std::string_view scheme = "dynamodb:";
+  if (uri.size() < scheme.size()) return false;
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(uri[i])) != scheme[i]) return false;
+  }
+  return true;
+}
+
+std::string dynamodb_table(const std::string& uri) { return uri.substr(std::string_view("dynamodb:").size()); }
+
+std::string store_uri_for_log(const std::string& uri) {
+  std::string out = uri;
+  // scheme://user:PASSWORD@host...
+  if (const auto authority = out.find("://"); authority != std::string::npos) {
+    const auto end = out.find_first_of("/?#", authority + 3);
+    const auto at = out.rfind('@', end == std::string::npos ? out.size() : end);
+    if (at != std::string::npos && at > authority) {
+      const auto colon = out.find(':', authority + 3);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // ...?password=PASSWORD (libpq takes it as a query parameter too)
+  for (auto pos = out.find("password="); pos != std::string::npos; pos = out.find("password=", pos + 1)) {
+    const auto value = pos + std::string_view("password=").size();
+    const auto end = out.find('&', value);
+    out.replace(value, (end == std::string::npos ? out.size() : end) - value, "***");
+  }
+  return out;
 }
 
 native::WorkerOptions worker_options(const Args& args, const std::string& default_application) {
@@ -107,6 +213,7 @@ native::WorkerOptions worker_options(const Args& args, const std::string& defaul
   options.initial_position = parse_start_position(args.get_or("initial-position", "LATEST"),
                                                   "--initial-position");
   apply_read_options(args, options);
+  options.leases = lease_options(args);
   if (args.has("deliver-empty-batches")) options.empty_batches = native::EmptyBatches::Deliver;
   const std::string on_error = args.get_or("on-error", "fail");
   if (on_error == "fail") {
@@ -117,6 +224,48 @@ native::WorkerOptions worker_options(const Args& args, const std::string& defaul
     throw ConfigError("--on-error: '" + on_error + "' is neither 'fail' nor 'continue'");
   }
   return options;
+}
+
+Args main_args(const std::string& program) {
+  Args args(program + " [--stream NAME [options]]",
+            "A Kinesis record processor built on kclpp.\n"
+            "With no --stream it speaks the KCL MultiLangDaemon protocol on stdin/stdout: run it as\n"
+            "the executableName of the Java MultiLangDaemon or of `kclpp daemon`. With --stream it\n"
+            "reads the stream itself (no JVM), one processor per shard, checkpoints in SQLite by\n"
+            "default. Several copies started with the same --application and --stream on one\n"
+            "shared store (dynamodb:, postgres://, or sqlite: on one host) split the shards\n"
+            "through leases and take over each other's shards when one stops.\n"
+            "In native mode SIGTERM/SIGINT shut down cleanly (leases are released for the other\n"
+            "workers), SIGHUP re-lists shards. Logs go to stderr; KCLPP_LOG_LEVEL=debug|info|warn|error.");
+  args.option("stream", "NAME", "native mode: read this Kinesis stream");
+  add_client_options(args);
+  add_worker_options(args);
+  return args;
+}
+
+const std::vector<std::string>& native_only_options() {
+  // Every option of main_args() but --stream and --on-error (protocol mode has it too).
+  static const std::vector<std::string> names{
+      "endpoint", "region", "profile", "application", "checkpoint-store", "lease-store",
+      "initial-position", "shards", "max-records", "idle-time-ms", "shard-sync-ms",
+      "shutdown-grace-ms", "deliver-empty-batches", "worker-id", "failover-ms", "max-leases",
+      "max-leases-to-steal", "take-interval-ms", "cleanup-leases", "dynamodb-endpoint"};
+  return names;
+}
+
+NativeConfig native_config(const Args& args, const std::string& program) {
+  NativeConfig config;
+  config.stream = args.get_or("stream", "");
+  if (config.stream.empty()) throw ConfigError("--stream must not be empty");
+  config.client = client_options(args);
+  config.worker = worker_options(args, program);
+  config.store_uri = checkpoint_store_uri(args, config.worker.application);
+  const std::string dynamodb_endpoint = args.get_or("dynamodb-endpoint", "");
+  if (!dynamodb_endpoint.empty() && !is_dynamodb_uri(config.store_uri))
+    throw ConfigError("--dynamodb-endpoint is for a dynamodb: store; the store is " +
+                      store_uri_for_log(config.store_uri));
+  config.store = store_options_like(config.client, dynamodb_endpoint);
+  return config;
 }
 
 // Year 2261: system_clock counts nanoseconds in 64 bits, so later times overflow it

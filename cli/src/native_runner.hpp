@@ -27,10 +27,24 @@ void add_client_options(Args& args);
 // only logged: the worker keeps retrying them. Throws the non-retryable kclpp::Error.
 void check_stream(const aws::KinesisOptions& options, const std::string& stream);
 
-// --application, --checkpoint-store, --initial-position, --shards, --max-records,
-// --idle-time-ms, --shard-sync-ms, --on-error.
+// --application, --checkpoint-store (or --lease-store), --initial-position, --shards,
+// --max-records, --idle-time-ms, --shard-sync-ms, --on-error, and the lease options
+// (add_lease_options).
 void add_worker_options(Args& args);
+// ConfigError naming the option and its value for a value out of range.
 [[nodiscard]] native::WorkerOptions worker_options(const Args& args, const std::string& default_application);
+// --worker-id, --failover-ms, --max-leases, --max-leases-to-steal, --take-interval-ms,
+// --cleanup-leases, --dynamodb-endpoint: how several workers share a stream through a
+// lease store (docs/checkpoints.md §5).
+void add_lease_options(Args& args);
+// LeaseOptions from the options of add_lease_options; the defaults of LeaseOptions for
+// those not given. ConfigError naming the option and its value for a value out of range.
+[[nodiscard]] native::LeaseOptions lease_options(const Args& args);
+// How the lease store's DynamoDB client is built: the Kinesis client's region, profile and
+// credentials provider (the Java KCL does the same when no separate DynamoDB provider is
+// configured) with `endpoint` (empty: resolved as aws::DynamoDbOptions says).
+[[nodiscard]] native::StoreOptions store_options_like(const aws::KinesisOptions& kinesis,
+                                                      const std::string& dynamodb_endpoint);
 // --max-records, --idle-time-ms, --shard-sync-ms: how a worker reads, the same for every
 // command that runs one (kclpp::main, `kclpp daemon`, `kclpp store`).
 void add_read_options(Args& args);
@@ -42,8 +56,35 @@ void apply_read_options(const Args& args, native::WorkerOptions& options);
 // "I,J,...": shard indexes into the stream's shards sorted by id. ConfigError naming --shards
 // on anything but comma-separated decimal numbers.
 [[nodiscard]] std::vector<std::size_t> parse_shard_indexes(const std::string& text);
-// "sqlite:<application>.checkpoints.db" unless --checkpoint-store.
+// --checkpoint-store or its synonym --lease-store (ConfigError naming both when both are
+// given), else "sqlite:<application>.checkpoints.db"; "dynamodb:" becomes
+// "dynamodb:<application>" (the table the store would pick), so that logs name the table.
 [[nodiscard]] std::string checkpoint_store_uri(const Args& args, const std::string& application);
+// True for a "dynamodb:..." URI (the scheme in any case, as open_checkpoint_store takes it).
+[[nodiscard]] bool is_dynamodb_uri(const std::string& uri);
+// The table of a "dynamodb:[TABLE]" URI (empty for "dynamodb:"). Call only when
+// is_dynamodb_uri(uri).
+[[nodiscard]] std::string dynamodb_table(const std::string& uri);
+// The URI with a password (user:PASSWORD@, password=PASSWORD) replaced by ***, for logs.
+[[nodiscard]] std::string store_uri_for_log(const std::string& uri);
+
+// Native mode of kclpp::main (--stream), parsed.
+struct NativeConfig {
+  std::string stream;
+  aws::KinesisOptions client;
+  native::WorkerOptions worker;
+  std::string store_uri;
+  native::StoreOptions store;
+};
+// The options of kclpp::main: --stream, the client options and the worker options.
+[[nodiscard]] Args main_args(const std::string& program);
+// Native mode's configuration from main_args() after a successful parse with --stream.
+// `program` is the default application name. Throws ConfigError naming the option and the
+// value that is wrong; touches no network and no file.
+[[nodiscard]] NativeConfig native_config(const Args& args, const std::string& program);
+// The options main_args() declares that only mean something in native mode (given without
+// --stream: a ConfigError).
+[[nodiscard]] const std::vector<std::string>& native_only_options();
 
 // "LATEST", "TRIM_HORIZON", "AT_TIMESTAMP:<epoch seconds | YYYY-MM-DDTHH:MM:SS[.fff]Z>", or
 // a bare timestamp. ConfigError naming `what` otherwise.

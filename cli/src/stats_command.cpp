@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "args.hpp"
+#include "kclpp/aws/dynamodb_client.hpp"
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/pipeline/metrics.hpp"
 #include "kclpp/processor/error.hpp"
+#include "native_runner.hpp"
 #include "pipeline_commands.hpp"
 
 namespace kclpp::app::detail {
@@ -39,23 +41,67 @@ void require_existing_sqlite(const std::string& uri) {
   }
 }
 
+// The same for a DynamoDB table: the store would create a missing one.
+void require_existing_table(const StatsStore& store) {
+  if (!is_dynamodb_uri(store.uri)) return;
+  aws::DynamoDbClient client(store.options.dynamodb);
+  if (!client.describe_table(dynamodb_table(store.uri)))
+    throw ConfigError("DynamoDB table " + dynamodb_table(store.uri) + " does not exist (at " +
+                      (client.options().endpoint.empty() ? std::string("the default endpoint")
+                                                         : client.options().endpoint) +
+                      ")");
+}
+
 }  // namespace
 
-int stats_command(const std::vector<std::string>& argv) {
+StatsStore stats_store(const Args& args, const std::string& url, const std::string& client) {
+  StatsStore store;
+  store.uri = native::triton_db_uri(url);
+  aws::KinesisOptions aws_options;  // the region and profile every kclpp client resolves alike
+  aws_options.region = args.get_or("region", "");
+  aws_options.profile.profile = args.get_or("profile", "");
+  const std::string endpoint = args.get_or("dynamodb-endpoint", "");
+  if (!is_dynamodb_uri(store.uri)) {
+    for (const char* option : {"dynamodb-endpoint", "region", "profile"}) {
+      if (args.has(option))
+        throw ConfigError(std::string("--") + option + " is for a dynamodb: store; the store is " +
+                          store_uri_for_log(store.uri));
+    }
+    return store;
+  }
+  // The lease table's default name, as for the workers: the application (client) name.
+  if (dynamodb_table(store.uri).empty()) store.uri = "dynamodb:" + client;
+  store.options = store_options_like(aws_options, endpoint);
+  return store;
+}
+
+Args stats_args() {
   Args args("kclpp stats --checkpoint-db URL --client NAME",
             "Prints the age of every checkpoint of a client, one line per shard in Graphite's\n"
             "plaintext format: <client>.<stream>.<shard>.age <seconds> <unix_now> (what\n"
             "go-triton's `triton stats` prints; pipe it to Graphite port 2003). URLs as go-triton\n"
             "takes them mean its triton_checkpoint table: sqlite://PATH (go-triton itself always\n"
             "opened ./triton-s3.db) or postgres://...; kclpp's own store URIs work too\n"
-            "(sqlite:PATH, triton+sqlite:PATH, triton+postgres://..., dynamodb:[TABLE]). The\n"
-            "Java KCL's DynamoDB lease table keeps no write time: its ages print as \"-\".");
+            "(sqlite:PATH, triton+sqlite:PATH, triton+postgres://..., dynamodb:TABLE: a Java KCL\n"
+            "or kclpp lease table, whose default name is the client name; it keeps no write time,\n"
+            "so its ages print as \"-\").");
   args.option("checkpoint-db", "URL", "the checkpoint database (default: $TRITON_DB, else triton+sqlite:triton.db, "
               "where `kclpp store` writes by default)")
       .option("checkpoint-store", "URL", "the same as --checkpoint-db")
       .option("client", "NAME", "the client (application) name (default: $TRITON_CLIENT; required)")
       .option("client-name", "NAME", "go-triton's name for --client")
+      .option("dynamodb-endpoint", "URL",
+              "DynamoDB endpoint of a dynamodb: store, e.g. http://127.0.0.1:8000 (default: "
+              "$AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, the profile's, else "
+              "https://dynamodb.REGION.amazonaws.com)")
+      .option("region", "REGION", "AWS region of a dynamodb: store (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's)")
+      .option("profile", "NAME", "profile of ~/.aws/credentials and ~/.aws/config (default: $AWS_PROFILE)")
       .flag("skip-shard-end", "leave out shards checkpointed at SHARD_END (closed and finished)");
+  return args;
+}
+
+int stats_command(const std::vector<std::string>& argv) {
+  Args args = stats_args();
   if (!args.parse(argv)) {
     std::fputs(args.help().c_str(), stderr);
     return 0;
@@ -65,9 +111,10 @@ int stats_command(const std::vector<std::string>& argv) {
   std::string client = args.get_or("client", args.get_or("client-name", env_or_empty("TRITON_CLIENT")));
   if (client.empty()) throw ConfigError("--client NAME (or $TRITON_CLIENT) is required (see --help)");
 
-  const std::string uri = native::triton_db_uri(url);
-  require_existing_sqlite(uri);
-  const auto store = native::open_checkpoint_store(uri);
+  const StatsStore where = stats_store(args, url, client);
+  require_existing_sqlite(where.uri);
+  require_existing_table(where);
+  const auto store = native::open_checkpoint_store(where.uri, where.options);
   const auto checkpoints = store->list(client);
   const auto now = std::chrono::system_clock::now();
   const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();

@@ -369,7 +369,10 @@ TEST(CliOptionsTest, HelpDocumentsEveryOption) {
                                        "--profile",       "--application",      "--checkpoint-store",
                                        "--initial-position", "--shards",        "--max-records",
                                        "--idle-time-ms",  "--shard-sync-ms",    "--shutdown-grace-ms",
-                                       "--on-error",      "--deliver-empty-batches", "--help"};
+                                       "--on-error",      "--deliver-empty-batches", "--help",
+                                       "--lease-store",   "--worker-id",        "--failover-ms",
+                                       "--max-leases",    "--max-leases-to-steal", "--take-interval-ms",
+                                       "--cleanup-leases", "--dynamodb-endpoint"};
   for (const char* program : {KCLPP_EXAMPLE_ECHO, KCLPP_EXAMPLE_COUNT}) {
     const RunResult r = kclpp::test::run_program({program, "--help"}, {}, 10s);
     ASSERT_TRUE(exited_with(r, 0)) << program;
@@ -407,6 +410,14 @@ TEST(CliOptionsTest, BadOptionsExitOneNamingTheOption) {
       {{"--stream"}, "--stream"},
       {{"--endpoint", dead}, "--endpoint"},  // native-only option in protocol mode
       {{"--checkpoint-store", "sqlite:x.db"}, "--checkpoint-store"},
+      {{"--worker-id", "w1"}, "--worker-id"},  // a lease option in protocol mode
+      {{"--stream", "s", "--endpoint", dead, "--failover-ms", "0"}, "'--failover-ms': '0'"},
+      {{"--stream", "s", "--endpoint", dead, "--max-leases", "-1"}, "'--max-leases': '-1'"},
+      {{"--stream", "s", "--endpoint", dead, "--max-leases-to-steal", "0"}, "'--max-leases-to-steal': '0'"},
+      {{"--stream", "s", "--endpoint", dead, "--take-interval-ms", "soon"}, "'--take-interval-ms': 'soon'"},
+      {{"--stream", "s", "--endpoint", dead, "--checkpoint-store", "sqlite:a.db", "--lease-store", "sqlite:b.db"},
+       "--checkpoint-store and --lease-store"},
+      {{"--stream", "s", "--endpoint", dead, "--dynamodb-endpoint", dead}, "--dynamodb-endpoint"},
   };
   for (const auto& [args, needle] : cases) {
     std::vector<std::string> argv{KCLPP_EXAMPLE_COUNT};

@@ -15,6 +15,7 @@
 
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/pipeline/archive.hpp"
+#include "kclpp/aws/dynamodb_client.hpp"
 #include "kclpp/aws/s3_client.hpp"
 #include "kclpp/pipeline/value.hpp"
 #include "dynalite_fixture.hpp"
@@ -154,6 +155,28 @@ TEST(KclppStats, KclLeaseTableAgesAreUnknown) {
   EXPECT_EQ(r.out[0].rfind("kclapp.shardId-000000000000.age - ", 0), 0u) << r.out[0];
   EXPECT_EQ(r.out[1].rfind("kclapp.shardId-000000000001.age - ", 0), 0u) << r.out[1];
   EXPECT_LE(std::abs(std::stoll(r.out[0].substr(r.out[0].rfind(' ') + 1)) - now_s()), 5) << r.out[0];
+}
+
+// A lease table is read through --dynamodb-endpoint; a monitoring tool must not create a
+// table because of a typo in its name (the store would create a missing one).
+TEST(KclppStats, MissingDynamodbTableIsAnErrorAndIsNotCreated) {
+  test::Dynalite server;
+  KCLPP_REQUIRE_SERVER(server);
+  const auto env = test::tool_env();
+  const auto typo = run_tool({"stats", "--checkpoint-store", "dynamodb:typo", "--dynamodb-endpoint",
+                              server.endpoint(), "--client", "app"},
+                             env);
+  EXPECT_EQ(typo.code, 1) << typo.err;
+  EXPECT_NE(typo.err.find("DynamoDB table typo does not exist"), std::string::npos) << typo.err;
+  // "dynamodb:" names the client's table, as the workers do.
+  const auto by_client = run_tool({"stats", "--checkpoint-store", "dynamodb:", "--dynamodb-endpoint",
+                                   server.endpoint(), "--client", "billing"},
+                                  env);
+  EXPECT_EQ(by_client.code, 1) << by_client.err;
+  EXPECT_NE(by_client.err.find("DynamoDB table billing does not exist"), std::string::npos) << by_client.err;
+  aws::DynamoDbClient client(server.client_options());
+  EXPECT_FALSE(client.describe_table("typo").has_value()) << "stats created a table";
+  EXPECT_FALSE(client.describe_table("billing").has_value()) << "stats created a table";
 }
 
 class KclppStatsPostgres : public test::PostgresTest {};

@@ -1,18 +1,26 @@
 // The command-line parser of `kclpp` and kclpp::main (cli/src/args.cpp): parsing, its
-// errors, and the --help layout.
+// errors, and the --help layout; kclpp::main's native-mode options (native_runner.cpp)
+// down to WorkerOptions and StoreOptions, and `kclpp stats`'s store.
 #include "args.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "kclpp/aws/credentials.hpp"
 #include "kclpp/processor/error.hpp"
+#include "native_runner.hpp"
+#include "pipeline_commands.hpp"
 
 namespace {
 
 using kclpp::app::detail::Args;
+using kclpp::app::detail::NativeConfig;
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
@@ -86,6 +94,171 @@ TEST(Args, MistakesAreConfigErrorsNamingTheOption) {
   EXPECT_THROW((void)d.get_int("max", 1, 10), kclpp::ConfigError);
   Args e = args;
   EXPECT_FALSE(e.parse({"--help"}));
+}
+
+// --- kclpp::main's native mode -------------------------------------------------------------
+
+NativeConfig native(std::initializer_list<std::string> argv) {
+  Args args = kclpp::app::detail::main_args("my_processor");
+  if (!args.parse(std::vector<std::string>(argv))) throw std::logic_error("--help");
+  return kclpp::app::detail::native_config(args, "my_processor");
+}
+
+// The ConfigError's message, or "<no error>".
+std::string native_error(std::initializer_list<std::string> argv) {
+  try {
+    (void)native(argv);
+  } catch (const kclpp::ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+TEST(NativeOptions, EveryLeaseOptionLandsInWorkerAndStoreOptions) {
+  const NativeConfig c = native({"--stream", "orders", "--application", "billing", "--lease-store",
+                                 "dynamodb:billing-leases", "--worker-id", "host-a", "--failover-ms", "1500",
+                                 "--max-leases", "4", "--max-leases-to-steal", "2", "--take-interval-ms", "700",
+                                 "--cleanup-leases", "--dynamodb-endpoint", "http://127.0.0.1:8000", "--region",
+                                 "eu-west-1", "--profile", "dev", "--endpoint", "http://127.0.0.1:4567"});
+  EXPECT_EQ(c.stream, "orders");
+  EXPECT_EQ(c.worker.application, "billing");
+  EXPECT_EQ(c.store_uri, "dynamodb:billing-leases");
+  EXPECT_EQ(c.worker.leases.worker_id, "host-a");
+  EXPECT_EQ(c.worker.leases.failover_time, std::chrono::milliseconds(1500));
+  EXPECT_EQ(c.worker.leases.max_leases, 4);
+  EXPECT_EQ(c.worker.leases.max_leases_to_steal, 2);
+  EXPECT_EQ(c.worker.leases.take_interval, std::chrono::milliseconds(700));
+  EXPECT_TRUE(c.worker.leases.cleanup_leases_upon_shard_completion);
+  EXPECT_EQ(c.worker.leases.renew_interval, std::chrono::milliseconds(0)) << "failover / 3, left to the worker";
+  // The lease table's client: its own endpoint, the Kinesis client's region and profile.
+  EXPECT_EQ(c.store.dynamodb.endpoint, "http://127.0.0.1:8000");
+  EXPECT_EQ(c.store.dynamodb.region, "eu-west-1");
+  EXPECT_EQ(c.store.dynamodb.profile.profile, "dev");
+  EXPECT_EQ(c.client.endpoint, "http://127.0.0.1:4567") << "--endpoint stays Kinesis's";
+  EXPECT_EQ(c.client.region, "eu-west-1");
+}
+
+TEST(NativeOptions, DefaultsAreLeaseOptionsDefaults) {
+  const NativeConfig c = native({"--stream", "orders"});
+  const kclpp::native::LeaseOptions defaults;
+  EXPECT_EQ(c.store_uri, "sqlite:my_processor.checkpoints.db");
+  EXPECT_EQ(c.worker.leases.worker_id, "") << "empty: the worker makes host name + pid + random";
+  EXPECT_EQ(c.worker.leases.failover_time, defaults.failover_time);
+  EXPECT_EQ(c.worker.leases.failover_time, std::chrono::milliseconds(10'000));
+  EXPECT_EQ(c.worker.leases.max_leases, 0);
+  EXPECT_EQ(c.worker.leases.max_leases_to_steal, 1);
+  EXPECT_EQ(c.worker.leases.take_interval, std::chrono::milliseconds(0));
+  EXPECT_FALSE(c.worker.leases.cleanup_leases_upon_shard_completion);
+  EXPECT_EQ(c.store.dynamodb.endpoint, "");
+  EXPECT_EQ(c.store.dynamodb.credentials, nullptr) << "the default chain, shared with Kinesis";
+}
+
+TEST(NativeOptions, LeaseStoreIsASynonymAndDynamodbGetsTheApplicationsTable) {
+  EXPECT_EQ(native({"--stream", "s", "--checkpoint-store", "postgres://u@h/db"}).store_uri, "postgres://u@h/db");
+  EXPECT_EQ(native({"--stream", "s", "--lease-store", "postgres://u@h/db"}).store_uri, "postgres://u@h/db");
+  EXPECT_EQ(native({"--stream", "s", "--application", "app", "--lease-store", "dynamodb:"}).store_uri,
+            "dynamodb:app");
+  EXPECT_EQ(native({"--stream", "s", "--checkpoint-store=DynamoDB:"}).store_uri, "dynamodb:my_processor")
+      << "the scheme is case-insensitive";
+  EXPECT_EQ(native({"--stream", "s", "--checkpoint-store", "dynamodb:T"}).store_uri, "dynamodb:T");
+  const std::string both = native_error({"--stream", "s", "--checkpoint-store", "postgres://u:secret@h/db",
+                                         "--lease-store", "postgres://u:secret@h/db"});
+  EXPECT_NE(both.find("--checkpoint-store"), std::string::npos) << both;
+  EXPECT_NE(both.find("--lease-store"), std::string::npos) << both;
+  EXPECT_EQ(both.find("secret"), std::string::npos) << "never a password in a message: " << both;
+}
+
+TEST(NativeOptions, BadValuesAreConfigErrorsNamingTheOptionAndTheValue) {
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--failover-ms", "0"}, "'--failover-ms': '0'"},
+      {{"--failover-ms", "-5"}, "'--failover-ms': '-5'"},
+      {{"--failover-ms", "10s"}, "'--failover-ms': '10s'"},
+      {{"--max-leases", "-1"}, "'--max-leases': '-1'"},
+      {{"--max-leases-to-steal", "0"}, "'--max-leases-to-steal': '0'"},
+      {{"--max-leases-to-steal", "99999999999"}, "'--max-leases-to-steal': '99999999999'"},
+      {{"--take-interval-ms", "0"}, "'--take-interval-ms': '0'"},
+      {{"--worker-id="}, "--worker-id: empty"},
+      {{"--dynamodb-endpoint", "http://127.0.0.1:8000"}, "--dynamodb-endpoint is for a dynamodb: store"},
+  };
+  for (const auto& [extra, expected] : cases) {
+    Args args = kclpp::app::detail::main_args("p");
+    std::vector<std::string> argv{"--stream", "s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(args.parse(argv));
+    try {
+      (void)kclpp::app::detail::native_config(args, "p");
+      ADD_FAILURE() << "accepted " << extra.front();
+    } catch (const kclpp::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+  // 0 is a valid --max-leases: no limit.
+  EXPECT_EQ(native({"--stream", "s", "--max-leases", "0"}).worker.leases.max_leases, 0);
+}
+
+TEST(NativeOptions, HelpDocumentsEveryOptionWithinOneHundredColumns) {
+  const std::string help = kclpp::app::detail::main_args("my_processor").help();
+  for (const auto& line : lines_of(help)) EXPECT_LE(line.size(), 100u) << line;
+  for (const char* option : {"--lease-store URI", "--worker-id ID", "--failover-ms MS", "--max-leases N",
+                             "--max-leases-to-steal N", "--take-interval-ms MS", "--cleanup-leases",
+                             "--dynamodb-endpoint URL"}) {
+    EXPECT_NE(help.find("  " + std::string(option)), std::string::npos) << option << "\n" << help;
+  }
+  EXPECT_NE(help.find("(default: 10000)"), std::string::npos) << help;
+  // Every option but --stream and --on-error needs --stream: the list main() checks is complete.
+  const auto& native_only = kclpp::app::detail::native_only_options();
+  for (const auto& line : lines_of(help)) {
+    if (line.rfind("  --", 0) != 0) continue;
+    const std::string name = line.substr(4, line.find(' ', 4) - 4);
+    if (name == "stream" || name == "on-error" || name == "help") continue;
+    EXPECT_NE(std::find(native_only.begin(), native_only.end(), name), native_only.end()) << name;
+  }
+}
+
+TEST(NativeOptions, TheLeaseTablesClientSharesTheKinesisCredentials) {
+  kclpp::aws::KinesisOptions kinesis;
+  kinesis.region = "ap-south-1";
+  kinesis.profile.profile = "ops";
+  kinesis.credentials = kclpp::aws::static_credentials({"AKID", "secret", "", {}});
+  const auto store = kclpp::app::detail::store_options_like(kinesis, "http://ddb.local:8000");
+  EXPECT_EQ(store.dynamodb.credentials, kinesis.credentials) << "the same provider, one refresh";
+  EXPECT_EQ(store.dynamodb.region, "ap-south-1");
+  EXPECT_EQ(store.dynamodb.profile.profile, "ops");
+  EXPECT_EQ(store.dynamodb.endpoint, "http://ddb.local:8000");
+}
+
+TEST(NativeOptions, StoreUrisLoseTheirPasswordsInLogs) {
+  using kclpp::app::detail::store_uri_for_log;
+  EXPECT_EQ(store_uri_for_log("postgres://kcl:s3cret@db.example:5432/app"), "postgres://kcl:***@db.example:5432/app");
+  EXPECT_EQ(store_uri_for_log("postgresql://db/app?user=kcl&password=s3cret&sslmode=require"),
+            "postgresql://db/app?user=kcl&password=***&sslmode=require");
+  EXPECT_EQ(store_uri_for_log("postgres://kcl@db/app"), "postgres://kcl@db/app");
+  EXPECT_EQ(store_uri_for_log("sqlite:/var/lib/a@b.db"), "sqlite:/var/lib/a@b.db");
+  EXPECT_EQ(store_uri_for_log("dynamodb:leases"), "dynamodb:leases");
+}
+
+// --- kclpp stats ------------------------------------------------------------------------------
+
+kclpp::app::detail::StatsStore stats_store(std::initializer_list<std::string> argv, const std::string& url) {
+  Args args = kclpp::app::detail::stats_args();
+  if (!args.parse(std::vector<std::string>(argv))) throw std::logic_error("--help");
+  return kclpp::app::detail::stats_store(args, url, "billing");
+}
+
+TEST(StatsStore, ReadsADynamodbLeaseTableThroughItsEndpoint) {
+  auto s = stats_store({"--dynamodb-endpoint", "http://127.0.0.1:8000", "--region", "us-west-2"}, "dynamodb:");
+  EXPECT_EQ(s.uri, "dynamodb:billing") << "the default table: the client (application) name";
+  EXPECT_EQ(s.options.dynamodb.endpoint, "http://127.0.0.1:8000");
+  EXPECT_EQ(s.options.dynamodb.region, "us-west-2");
+  EXPECT_EQ(stats_store({}, "dynamodb:leases").uri, "dynamodb:leases");
+  EXPECT_EQ(stats_store({}, "sqlite://t.db").uri, "triton+sqlite:t.db") << "go-triton's URLs as before";
+  try {
+    (void)stats_store({"--dynamodb-endpoint", "http://127.0.0.1:8000"}, "postgres://u:pw@h/db");
+    FAIL() << "accepted --dynamodb-endpoint for a postgres store";
+  } catch (const kclpp::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--dynamodb-endpoint"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find(":pw@"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -338,5 +338,216 @@ TEST(DaemonCredentials, ProvidersAndChainsResolve) {
   std::filesystem::remove_all(dir);
 }
 
+// --- leases (docs/kcl-protocol.md §6) ------------------------------------------------------
+
+TEST(DaemonLeases, TheJavaDaemonsLeaseKeysLandInLeaseAndStoreOptions) {
+  const DaemonConfig c = config_with(
+      "regionName = eu-central-1\n"
+      "workerIdentifier = host-a\n"
+      "failoverTimeMillis = 1500\n"
+      "maxLeasesForWorker = 8\n"
+      "maxLeasesToStealAtOneTime = 3\n"
+      "cleanupLeasesUponShardCompletion = false\n"
+      "tableName = billing-leases\n"
+      "dynamoDBEndpoint = http://127.0.0.1:8000\n"
+      "checkpointStore = dynamodb:\n");
+  EXPECT_EQ(c.worker.leases.worker_id, "host-a");
+  EXPECT_EQ(c.worker.leases.failover_time, std::chrono::milliseconds(1500));
+  EXPECT_EQ(c.worker.leases.max_leases, 8);
+  EXPECT_EQ(c.worker.leases.max_leases_to_steal, 3);
+  EXPECT_FALSE(c.worker.leases.cleanup_leases_upon_shard_completion);
+  EXPECT_EQ(c.checkpoint_store, "dynamodb:billing-leases");
+  EXPECT_EQ(c.store.dynamodb.endpoint, "http://127.0.0.1:8000");
+  EXPECT_EQ(c.store.dynamodb.region, "eu-central-1") << "regionName is the lease table's region too";
+  EXPECT_TRUE(c.ignored_keys.empty()) << c.ignored_keys.front();
+  EXPECT_TRUE(c.kcl3_keys.empty());
+  EXPECT_TRUE(c.unused_lease_keys.empty());
+}
+
+TEST(DaemonLeases, DefaultsAreTheJavaKcls) {
+  const DaemonConfig c = config_with("");
+  EXPECT_EQ(c.worker.leases.worker_id, "");
+  EXPECT_EQ(c.worker.leases.failover_time, std::chrono::milliseconds(10'000));
+  EXPECT_EQ(c.worker.leases.max_leases, 0) << "no limit";
+  EXPECT_EQ(c.worker.leases.max_leases_to_steal, 1);
+  EXPECT_TRUE(c.worker.leases.cleanup_leases_upon_shard_completion)
+      << "cleanupLeasesUponShardCompletion defaults to true in the Java KCL";
+  EXPECT_EQ(c.checkpoint_store, "sqlite:x.checkpoints.db");
+  // The Java KCL's default, written out, is no limit as well.
+  EXPECT_EQ(config_with("maxLeasesForWorker = 2147483647\n").worker.leases.max_leases, 2147483647);
+  EXPECT_EQ(config_with("maxLeasesForWorker = 0\n").worker.leases.max_leases, 0);
+}
+
+TEST(DaemonLeases, WorkerIdIsAnAliasOfWorkerIdentifier) {
+  EXPECT_EQ(config_with("workerId = w-7\n").worker.leases.worker_id, "w-7");
+  EXPECT_EQ(config_with("workerId = w-7\nworkerIdentifier = w-7\n").worker.leases.worker_id, "w-7");
+  const std::string e = config_error("workerIdentifier = w-1\nworkerId = w-2\n");
+  EXPECT_NE(e.find("app.properties:5: workerId = 'w-2'"), std::string::npos) << e;
+  EXPECT_NE(e.find("workerIdentifier = 'w-1'"), std::string::npos) << e;
+  EXPECT_NE(config_error("workerId =\n").find("workerId = '': empty"), std::string::npos);
+}
+
+TEST(DaemonLeases, CheckpointStoreDynamodbTakesItsTableFromTableNameOrTheApplication) {
+  EXPECT_EQ(config_with("checkpointStore = dynamodb:\n").checkpoint_store, "dynamodb:x");
+  EXPECT_EQ(config_with("checkpointStore = DYNAMODB:\n").checkpoint_store, "dynamodb:x");
+  EXPECT_EQ(config_with("checkpointStore = dynamodb:\ntableName = t\n").checkpoint_store, "dynamodb:t");
+  EXPECT_EQ(config_with("checkpointStore = dynamodb:t\n").checkpoint_store, "dynamodb:t");
+  EXPECT_EQ(config_with("checkpointStore = dynamodb:t\ntableName = t\n").checkpoint_store, "dynamodb:t");
+  const std::string e = config_error("checkpointStore = dynamodb:t1\ntableName = t2\n");
+  EXPECT_NE(e.find("app.properties:5: tableName = 't2'"), std::string::npos) << e;
+  EXPECT_NE(e.find("checkpointStore = 'dynamodb:t1'"), std::string::npos) << e;
+  // --checkpoint-store replaces the file's key; tableName still names the table.
+  const auto props = parse_properties(
+      "executableName=a\nstreamName=s\napplicationName=x\ncheckpointStore = sqlite:a.db\ntableName = t\n", "f");
+  EXPECT_EQ(daemon_config(props, "f", std::string("dynamodb:")).checkpoint_store, "dynamodb:t");
+  EXPECT_EQ(daemon_config(props, "f", std::string("sqlite:b.db")).checkpoint_store, "sqlite:b.db");
+  try {
+    (void)daemon_config(props, "f", std::string("dynamodb:other"));
+    FAIL() << "accepted two table names";
+  } catch (const ConfigError& e2) {
+    EXPECT_NE(std::string(e2.what()).find("--checkpoint-store = 'dynamodb:other'"), std::string::npos) << e2.what();
+  }
+}
+
+TEST(DaemonLeases, DynamodbKeysWithAnotherStoreAreReportedAsUnused) {
+  const DaemonConfig c = config_with("tableName = t\ndynamoDBEndpoint = http://127.0.0.1:8000\n");
+  EXPECT_EQ(c.checkpoint_store, "sqlite:x.checkpoints.db") << "tableName alone does not switch to DynamoDB";
+  EXPECT_EQ(c.unused_lease_keys, (std::vector<std::string>{"tableName", "dynamoDBEndpoint"}));
+  EXPECT_TRUE(c.ignored_keys.empty());
+  EXPECT_EQ(c.store.dynamodb.endpoint, "");
+}
+
+TEST(DaemonLeases, BadValuesNameTheKeyTheValueAndTheLine) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"failoverTimeMillis = 0\n", "app.properties:4: failoverTimeMillis = '0'"},
+      {"failoverTimeMillis = 10s\n", "app.properties:4: failoverTimeMillis = '10s'"},
+      {"maxLeasesForWorker = -1\n", "app.properties:4: maxLeasesForWorker = '-1'"},
+      {"maxLeasesForWorker = 2147483648\n", "maxLeasesForWorker = '2147483648'"},
+      {"maxLeasesToStealAtOneTime = 0\n", "app.properties:4: maxLeasesToStealAtOneTime = '0'"},
+      {"cleanupLeasesUponShardCompletion = sometimes\n", "cleanupLeasesUponShardCompletion = 'sometimes'"},
+  };
+  for (const auto& [text, expected] : cases) {
+    const std::string e = config_error(text);
+    EXPECT_NE(e.find(expected), std::string::npos) << text << " -> " << e;
+  }
+}
+
+TEST(DaemonLeases, Kcl3AssignmentKeysAreIgnoredNotErrors) {
+  const DaemonConfig c = config_with(
+      "clientVersionConfig = CLIENT_VERSION_CONFIG_3x\n"
+      "leaseAssignmentIntervalMillis = 20000\n"
+      "staleWorkerMetricsEntryCleanupDuration = PT12H\n"
+      "workerMetricsEMAAlpha = 0.18\n"
+      "coordinatorStateTags = csTagK1=csTagV1\n"
+      "isGracefulLeaseHandoffEnabled = maybe\n"
+      "metricsLevel = NONE\n");
+  EXPECT_EQ(c.kcl3_keys, (std::vector<std::string>{"leaseAssignmentIntervalMillis", "clientVersionConfig",
+                                                   "isGracefulLeaseHandoffEnabled", "workerMetricsEMAAlpha",
+                                                   "staleWorkerMetricsEntryCleanupDuration",
+                                                   "coordinatorStateTags"}));
+  EXPECT_EQ(c.ignored_keys, (std::vector<std::string>{"metricsLevel"})) << "not listed twice";
+}
+
+// A KCL 2.x properties file as the samples ship it (amazon-kinesis-client-multilang's
+// multilang.properties, amazon-kclpy's sample.properties), with kclpp's one added line.
+constexpr const char* java_kcl2_sample = R"(# The script that abides by the multi-language protocol.
+executableName = sample_kclpy_app.py
+
+# Important: streamArn takes precedence over streamName if both are set
+streamArn = arn:aws:kinesis:us-east-5:000000000000:stream/kclpysample
+streamName = kclpysample
+
+# Used by the KCL as the name of this application. Will be used as the name
+# of an Amazon DynamoDB table which will store the lease and checkpoint
+# information for workers with this application name
+applicationName = MultiLangTest
+
+# Expected key name (case-sensitive):
+# AwsCredentialsProvider / AwsCredentialsProviderDynamoDB / AwsCredentialsProviderCloudWatch
+AwsCredentialsProvider = DefaultCredentialsProvider
+
+processingLanguage = python/3.8
+initialPositionInStream = TRIM_HORIZON
+#initialPositionInStreamExtended = 1636609142
+regionName = us-east-1
+failoverTimeMillis = 10000
+# If this isn't provided a MultiLangDaemon instance will assign a unique workerId to itself.
+workerId = "workerId"
+shardSyncIntervalMillis = 60000
+maxRecords = 10000
+idleTimeBetweenReadsInMillis = 1000
+callProcessRecordsEvenForEmptyRecordList = false
+parentShardPollIntervalMillis = 10000
+cleanupLeasesUponShardCompletion = true
+taskBackoffTimeMillis = 500
+metricsBufferTimeMillis = 10000
+metricsMaxQueueSize = 10000
+validateSequenceNumberBeforeCheckpointing = true
+maxActiveThreads = -1
+
+# kclpp: the leases and checkpoints in the Java KCL's table
+checkpointStore = dynamodb:
+)";
+
+TEST(DaemonLeases, AJavaKcl2SampleFileParsesAsItIs) {
+  const DaemonConfig c = daemon_config(parse_properties(java_kcl2_sample, "sample.properties"), "sample.properties");
+  EXPECT_EQ(c.child.command, "sample_kclpy_app.py");
+  EXPECT_EQ(c.stream, "kclpysample");
+  EXPECT_EQ(c.worker.application, "MultiLangTest");
+  EXPECT_EQ(c.worker.initial_position.type, aws::IteratorType::TrimHorizon);
+  EXPECT_EQ(c.client.region, "us-east-1");
+  EXPECT_EQ(c.worker.leases.failover_time, std::chrono::milliseconds(10'000));
+  EXPECT_EQ(c.worker.leases.worker_id, "\"workerId\"") << "quotes are part of the value, as in Java";
+  EXPECT_EQ(c.worker.shard_sync_interval, std::chrono::milliseconds(60'000));
+  EXPECT_EQ(c.worker.max_records, 10'000);
+  EXPECT_EQ(c.worker.idle_time_between_reads, std::chrono::milliseconds(1'000));
+  EXPECT_EQ(c.worker.empty_batches, native::EmptyBatches::Skip);
+  EXPECT_TRUE(c.worker.leases.cleanup_leases_upon_shard_completion);
+  EXPECT_EQ(c.checkpoint_store, "dynamodb:MultiLangTest") << "the Java KCL's table: the application name";
+  EXPECT_EQ(c.store.dynamodb.region, "us-east-1");
+  ASSERT_EQ(c.credentials.size(), 1u);
+  EXPECT_EQ(c.credentials[0].name, "DefaultCredentialsProvider");
+  EXPECT_EQ(c.ignored_keys,
+            (std::vector<std::string>{"maxActiveThreads", "metricsBufferTimeMillis", "metricsMaxQueueSize",
+                                      "parentShardPollIntervalMillis", "processingLanguage",
+                                      "taskBackoffTimeMillis", "validateSequenceNumberBeforeCheckpointing"}));
+  EXPECT_TRUE(c.kcl3_keys.empty());
+}
+
+TEST(DaemonLeases, TheLeaseTableGetsItsOwnProviderElseTheKinesisOne) {
+  const auto dir = std::filesystem::temp_directory_path() / ("kclpp_daemon_leases_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "credentials") << "[kin]\naws_access_key_id = KINKEY\naws_secret_access_key = k\n"
+                                        "[ddb]\naws_access_key_id = DDBKEY\naws_secret_access_key = d\n";
+  const ScopedVar files("AWS_SHARED_CREDENTIALS_FILE", (dir / "credentials").c_str());
+  const ScopedVar config("AWS_CONFIG_FILE", (dir / "config").c_str());
+  const ScopedVar key("AWS_ACCESS_KEY_ID", nullptr);
+  const ScopedVar secret("AWS_SECRET_ACCESS_KEY", nullptr);
+  const ScopedVar imds("AWS_EC2_METADATA_DISABLED", "true");
+
+  DaemonConfig both = config_with("AwsCredentialsProvider = ProfileCredentialsProvider|kin\n"
+                                  "AWSCredentialsProviderDynamoDB = ProfileCredentialsProvider|ddb\n"
+                                  "checkpointStore = dynamodb:\n");
+  resolve_credentials(both);
+  ASSERT_NE(both.client.credentials, nullptr);
+  ASSERT_NE(both.store.dynamodb.credentials, nullptr);
+  EXPECT_EQ(both.client.credentials->credentials().access_key_id, "KINKEY");
+  EXPECT_EQ(both.store.dynamodb.credentials->credentials().access_key_id, "DDBKEY");
+
+  DaemonConfig shared = config_with("AwsCredentialsProvider = ProfileCredentialsProvider|kin\n"
+                                    "checkpointStore = dynamodb:t\n");
+  resolve_credentials(shared);
+  EXPECT_EQ(shared.store.dynamodb.credentials, shared.client.credentials) << "the Kinesis provider, shared";
+
+  // A DynamoDB provider that cannot work stops a daemon that uses DynamoDB, and only such a one.
+  DaemonConfig broken = config_with("AWSCredentialsProviderDynamoDB = EnvironmentVariableCredentialsProvider\n"
+                                    "checkpointStore = dynamodb:\n");
+  EXPECT_THROW(resolve_credentials(broken), AuthError);
+  DaemonConfig sqlite = config_with("AWSCredentialsProviderDynamoDB = EnvironmentVariableCredentialsProvider\n");
+  EXPECT_NO_THROW(resolve_credentials(sqlite));
+  EXPECT_EQ(sqlite.store.dynamodb.credentials, nullptr);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace kclpp::app::detail
