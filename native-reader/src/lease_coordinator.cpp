@@ -90,6 +90,7 @@ struct LeaseCoordinator::Held {
   SteadyClock::time_point written;  // guarded by write: the last successful write was sent
   std::atomic<SteadyClock::rep> valid_until{0};
   std::atomic<bool> lost{false};
+  SteadyClock::time_point start_after;  // set once, before the lease is shared
 
   void wrote(const Lease& next, SteadyClock::time_point sent, milliseconds validity) {
     lease = next;
@@ -184,6 +185,12 @@ void LeaseCoordinator::remember(const Lease& lease) {
   auto& seen = seen_[lease.key];
   if (seen.lease.counter != lease.counter || seen.lease.key.empty()) seen.counter_since = SteadyClock::now();
   seen.lease = lease;
+}
+
+bool LeaseCoordinator::startable(const std::string& key) const {
+  const auto held = find(key);
+  const auto now = SteadyClock::now();
+  return held && held->valid(now) && now >= held->start_after;
 }
 
 bool LeaseCoordinator::holds(const std::string& key) const {
@@ -334,6 +341,7 @@ bool LeaseCoordinator::try_take(const Lease& seen, bool steal) {
   }
   auto held = std::make_shared<Held>();
   held->wrote(next, sent, timing_.validity);
+  held->start_after = steal ? sent + timing_.renew : sent;
   {
     const std::lock_guard lock(mutex_);
     held_[next.key] = held;

@@ -89,6 +89,10 @@ class LeaseCoordinator {
   [[nodiscard]] bool holds(const std::string& key) const;
   // Keys of the leases held now.
   [[nodiscard]] std::vector<std::string> held_keys() const;
+  // Whether a held lease's shard may start: at once for a free or expired lease; one renew
+  // interval after a steal, by when the former owner's renewal has failed and its shard has
+  // stopped (so the two rarely process the shard at the same time).
+  [[nodiscard]] bool startable(const std::string& key) const;
   // A copy of a held lease (nullopt when not held).
   [[nodiscard]] std::optional<Lease> held_lease(const std::string& key) const;
   // The table as last read (scan, or this worker's own writes since): key -> lease.

@@ -322,7 +322,10 @@ void Worker::Impl::run() {
     ~ThreadsGuard() { impl.stop_all(); }
   };
   std::unique_ptr<StoreClaim> claim;
-  if (auto table = store.leases(options.application, source.stream_name())) {
+  // A table that cannot be reached yet is retried like a read (DynamoDB creating it, a
+  // database starting).
+  if (auto table = kclpp::retry(options.read_retry,
+                                [&] { return store.leases(options.application, source.stream_name()); })) {
     open_leases(std::move(table));
   } else {
     claim = store.claim(options.application, source.stream_name());
@@ -516,7 +519,7 @@ void Worker::Impl::start_held() {
       if (tasks.count(key) != 0) continue;
     }
     const auto lease = coordinator->held_lease(key);
-    if (!lease) continue;
+    if (!lease || !coordinator->startable(key)) continue;
     if (at_shard_end(*lease)) {
       coordinator->release(key);  // nothing left to read: let it rest unowned
       continue;
