@@ -181,8 +181,8 @@ class MemoryStore final : public CheckpointStore {
       throw StoreError("cannot claim application '" + application + "' on stream '" + stream +
                        "' in the memory: checkpoint store: held by another worker in this "
                        "process (pid " + std::to_string(::getpid()) +
-                       "); only one worker may run an application on a stream until "
-                       "multi-worker leases exist");
+                       "); only one worker may run an application on a stream in a store without leases "
+                       "(the triton layout; kclpp\'s own layout shares shards through leases)");
     }
     return std::make_unique<MemoryClaim>(state_, std::move(key));
   }

@@ -695,8 +695,8 @@ class PostgresStore final : public TablesStore<PgSession, PgKclppTables, PgTrito
     }
     throw StoreError("cannot claim application '" + application + "' on stream '" + stream +
                      "' in checkpoint store " + target.display + ": held by " + holder +
-                     "; only one worker may run an application on a stream until "
-                     "multi-worker leases exist");
+                     "; only one worker may run an application on a stream in a store without leases "
+                     "(the triton layout; kclpp\'s own layout shares shards through leases)");
   }
 
 };

@@ -664,8 +664,8 @@ class SqliteStore final : public TablesStore<SqliteDb, SqliteKclppTables, Sqlite
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
       if (holder.empty()) holder = "another process (pid not yet written)";
       throw StoreError(what + ": held by " + holder + " (lock file " + lock_path +
-                       "); only one worker may run an application on a stream until "
-                       "multi-worker leases exist");
+                       "); only one worker may run an application on a stream in a store without leases "
+                       "(the triton layout; kclpp\'s own layout shares shards through leases)");
     }
     const std::string holder =
         "pid " + std::to_string(::getpid()) + " on host " + host_name() + "\n";
