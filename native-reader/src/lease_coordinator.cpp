@@ -17,6 +17,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// Renewal threads at most (one per 16 held leases).
+constexpr std::size_t max_renew_threads = 8;
+
 bool finished(const Lease& lease) { return lease.checkpoint.sentinel() == Sentinel::ShardEnd; }
 
 SteadyClock::rep ticks(SteadyClock::time_point t) { return t.time_since_epoch().count(); }
@@ -292,13 +295,23 @@ void LeaseCoordinator::renew_all() {
     const std::lock_guard lock(mutex_);
     leases.assign(held_.begin(), held_.end());
   }
-  for (const auto& [key, held] : leases) {
-    try {
-      renew(key, held);
-    } catch (const StoreError& e) {
-      log_warn("leases: renewing ", key, " on ", table_.describe(), " failed: ", e.what());
+  // Renewals are independent requests: with many leases a few threads keep one slow reply
+  // from delaying the rest past their validity (the Java KCL renews on a pool of up to 20
+  // threads). Joined before returning; a SQL store serialises them on its connection anyway.
+  const auto renew_every = [&](std::size_t first, std::size_t step) noexcept {
+    for (std::size_t i = first; i < leases.size(); i += step) {
+      try {
+        renew(leases[i].first, leases[i].second);
+      } catch (const std::exception& e) {
+        log_warn("leases: renewing ", leases[i].first, " on ", table_.describe(), " failed: ", e.what());
+      }
     }
-  }
+  };
+  const std::size_t threads = std::min<std::size_t>(max_renew_threads, (leases.size() + 15) / 16);
+  std::vector<std::thread> helpers;
+  for (std::size_t t = 1; t < threads; ++t) helpers.emplace_back(renew_every, t, threads);
+  renew_every(0, std::max<std::size_t>(threads, 1));
+  for (auto& helper : helpers) helper.join();
 }
 
 void LeaseCoordinator::renew(const std::string& key, const HeldPtr& held) {
@@ -349,8 +362,10 @@ bool LeaseCoordinator::try_take(const Lease& seen, bool steal) {
     if (steal) ++stats_.stolen;
   }
   remember(next);
-  log_info("leases: took ", next.key, seen.owner ? (steal ? " (stolen from " : " (expired, from ") + *seen.owner + ")"
-                                                 : std::string(" (free)"));
+  const std::string from = !seen.owner ? std::string(" (free)")
+                           : steal   ? " (stolen from " + *seen.owner + ")"
+                                     : " (expired, from " + *seen.owner + ")";
+  log_info("leases: took ", next.key, from);
   return true;
 }
 
