@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "daemon_fleet_support.hpp"
@@ -300,6 +301,11 @@ TEST_P(DaemonFleetTest, SplitsEvenlyResumesAfterKillNineAndHandsOffOnSigterm) {
                failover_ms, take_interval_ms, duplicates, static_cast<long long>(term_exit.count()),
                static_cast<long long>(term_leases_moved.count()), static_cast<long long>(term_records_resumed.count()));
 
+  if (std::getenv("KCLPP_FLEET_DEBUG") != nullptr) {
+    for (std::size_t i = 0; i < daemons.size(); ++i)
+      for (const auto& l : kclpp::test::lines_with(daemons[i]->stderr_text(), "leases"))
+        std::fprintf(stderr, "worker-%zu: %s\n", i, l.c_str());
+  }
   const auto last = daemons[2].get();
   ASSERT_EQ(::kill(last->pid(), SIGTERM), 0);
   const auto last_status = last->wait(10s);
