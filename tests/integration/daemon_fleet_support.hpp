@@ -121,6 +121,7 @@ struct FleetSettings {
   std::string application;
   std::string kinesis_endpoint;
   StoreSpec store;
+  std::string initial_position = "TRIM_HORIZON";  // initialPositionInStream
   int failover_ms = 1500;
   int take_interval_ms = 500;
   std::string extra_properties;  // more lines, e.g. cleanupLeasesUponShardCompletion
@@ -149,7 +150,7 @@ class Fleet {
           << "executableName = " << node_ << " " << script_ << "\n"
           << "streamName = " << settings_.stream << "\n"
           << "applicationName = " << settings_.application << "\n"
-          << "initialPositionInStream = TRIM_HORIZON\n"
+          << "initialPositionInStream = " << settings_.initial_position << "\n"
           << "kinesisEndpoint = " << settings_.kinesis_endpoint << "\n"
           << "regionName = us-east-1\n"
           << "idleTimeBetweenReadsInMillis = 200\n"

@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
+#include <ostream>
 
 #include "daemon_fleet_support.hpp"
 #include "dynalite_fixture.hpp"
@@ -31,6 +31,9 @@ using kclpp::test::fleet::ms_since;
 using kclpp::test::fleet::SeenRecord;
 
 enum class Store { DynamoDb, Sqlite };
+
+// gtest prints the parameter by name (stable ctest names and messages).
+void PrintTo(Store s, std::ostream* os) { *os << (s == Store::DynamoDb ? "DynamoDb" : "Sqlite"); }
 
 std::string store_name(const ::testing::TestParamInfo<Store>& info) {
   return info.param == Store::DynamoDb ? "dynamodb_dynalite" : "sqlite";
