@@ -345,6 +345,7 @@ TEST(DaemonLeases, TheJavaDaemonsLeaseKeysLandInLeaseAndStoreOptions) {
       "regionName = eu-central-1\n"
       "workerIdentifier = host-a\n"
       "failoverTimeMillis = 1500\n"
+      "leaseTakeIntervalMillis = 400\n"
       "maxLeasesForWorker = 8\n"
       "maxLeasesToStealAtOneTime = 3\n"
       "cleanupLeasesUponShardCompletion = false\n"
@@ -353,6 +354,7 @@ TEST(DaemonLeases, TheJavaDaemonsLeaseKeysLandInLeaseAndStoreOptions) {
       "checkpointStore = dynamodb:\n");
   EXPECT_EQ(c.worker.leases.worker_id, "host-a");
   EXPECT_EQ(c.worker.leases.failover_time, std::chrono::milliseconds(1500));
+  EXPECT_EQ(c.worker.leases.take_interval, std::chrono::milliseconds(400));
   EXPECT_EQ(c.worker.leases.max_leases, 8);
   EXPECT_EQ(c.worker.leases.max_leases_to_steal, 3);
   EXPECT_FALSE(c.worker.leases.cleanup_leases_upon_shard_completion);
@@ -368,6 +370,7 @@ TEST(DaemonLeases, DefaultsAreTheJavaKcls) {
   const DaemonConfig c = config_with("");
   EXPECT_EQ(c.worker.leases.worker_id, "");
   EXPECT_EQ(c.worker.leases.failover_time, std::chrono::milliseconds(10'000));
+  EXPECT_EQ(c.worker.leases.take_interval, std::chrono::milliseconds(0)) << "0: twice the failover time";
   EXPECT_EQ(c.worker.leases.max_leases, 0) << "no limit";
   EXPECT_EQ(c.worker.leases.max_leases_to_steal, 1);
   EXPECT_TRUE(c.worker.leases.cleanup_leases_upon_shard_completion)
@@ -421,6 +424,7 @@ TEST(DaemonLeases, BadValuesNameTheKeyTheValueAndTheLine) {
   const std::pair<std::string, std::string> cases[] = {
       {"failoverTimeMillis = 0\n", "app.properties:4: failoverTimeMillis = '0'"},
       {"failoverTimeMillis = 10s\n", "app.properties:4: failoverTimeMillis = '10s'"},
+      {"leaseTakeIntervalMillis = 0\n", "app.properties:4: leaseTakeIntervalMillis = '0'"},
       {"maxLeasesForWorker = -1\n", "app.properties:4: maxLeasesForWorker = '-1'"},
       {"maxLeasesForWorker = 2147483648\n", "maxLeasesForWorker = '2147483648'"},
       {"maxLeasesToStealAtOneTime = 0\n", "app.properties:4: maxLeasesToStealAtOneTime = '0'"},
