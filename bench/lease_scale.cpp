@@ -55,11 +55,12 @@ struct Options {
   milliseconds idle_time{1'000};        // the workers' idle_time_between_reads
   milliseconds put_interval{2'000};     // one record per shard this often
   int max_leases_to_steal = 1;
-  double balance_timeout_s = 45;        // phase 1 stops waiting for max - min <= 1 then
-  double steady_s = 24;                 // the counting window (4 take intervals at 3 s failover)
+  double balance_timeout_s = 30;        // phase 1 stops waiting for max - min <= 1 then
+  double steady_s = 18;                 // the counting window (3 take intervals at 3 s failover)
   double recovery_timeout_s = 30;
   std::vector<std::string> stores{"dynamodb", "postgres"};
   bool keep_logs = false;
+  [[nodiscard]] double failover_s() const { return static_cast<double>(failover.count()) / 1000.0; }
   [[nodiscard]] double renew_s() const { return static_cast<double>(failover.count()) / 3000.0; }
   [[nodiscard]] double take_s() const { return static_cast<double>(failover.count()) * 2 / 1000.0; }
 };
@@ -319,10 +320,12 @@ Balance Fleet::balance_locked() const {
 }
 
 double Fleet::reprocessed_locked(const std::set<std::string>& shards, int from, double since) const {
-  double last = 0;
+  // A shard stolen from `from` just before the signal may have its new processor already
+  // (and `from` never reported losing it): it counts as processed again at `since`.
+  double last = since;
   for (const auto& shard : shards) {
     const auto it = inits_.find(shard);
-    if (it == inits_.end() || it->second.child == from || it->second.t < since) return -1;
+    if (it == inits_.end() || it->second.child == from) return -1;
     last = std::max(last, it->second.t);
   }
   return last;
@@ -451,6 +454,7 @@ struct StoreResult {
   std::string store;
   double all_assigned_s = -1;  // from the start of the workers until every shard had a processor
   double balanced_s = -1;      // ... until max - min <= 1 (-1: not within balance_timeout_s)
+  Balance first;               // when every shard first had a processor
   Balance balance;             // when the counting window started
   Counts kclpp;                // requests per minute
   double kcl_renewals = 0;     // the KCL 2.x model, per minute
@@ -485,7 +489,10 @@ void phase_balance(Fleet& fleet, const Options& options, StoreResult& result) {
   fleet.wait_until(
       [&] {
         const auto b = fleet.balance_locked();
-        if (b.assigned == options.shards && result.all_assigned_s < 0) result.all_assigned_s = now_s() - t0;
+        if (b.assigned == options.shards && result.all_assigned_s < 0) {
+          result.all_assigned_s = now_s() - t0;
+          result.first = b;
+        }
         if (b.assigned == options.shards && b.spread() <= 1) {
           result.balanced_s = now_s() - t0;
           return true;
@@ -505,8 +512,9 @@ void phase_steady(Fleet& fleet, const Options& options, StoreResult& result) {
   result.kclpp = fleet.rates(t1, t2);
   const auto held = fleet.balance();
   // The KCL renews every lease it holds, SHARD_END ones too (none in this stream), every
-  // failover/3, and each worker scans the table every take interval (2 x failover).
-  result.kcl_renewals = held.assigned * 60.0 / options.renew_s();
+  // failover/3: every lease is held at steady state. Each worker scans the table every
+  // take interval (2 x failover).
+  result.kcl_renewals = options.shards * 60.0 / options.renew_s();
   result.kcl_scans = held.workers * 60.0 / options.take_s();
 }
 
@@ -567,11 +575,13 @@ void print_result(const StoreResult& s, const Options& o) {
   print_row(s.store, "requests/min with checkpoints", fmt(k.coordination() + k.checkpoints), fmt(kcl + k.checkpoints),
             ratio(k.coordination() + k.checkpoints, kcl + k.checkpoints), "");
   print_row(s.store, "every shard processed after start, s", fmt(s.all_assigned_s, 2), "-", "-", "");
+  print_row(s.store, "  max - min leases then", std::to_string(s.first.spread()), "-", "-",
+            std::to_string(s.first.max) + " / " + std::to_string(s.first.min));
   print_row(s.store, "balanced (max - min <= 1) after start, s", s.balanced_s < 0 ? "not yet" : fmt(s.balanced_s, 2),
             "-", "-", "within " + fmt(o.balance_timeout_s, 0) + " s");
   print_row(s.store, "  max - min leases when counting began", std::to_string(s.balance.spread()), "-", "-",
             std::to_string(s.balance.max) + " / " + std::to_string(s.balance.min));
-  print_recovery(s, "kill -9 -> all its shards processed again", s.killed, o.take_s() + o.renew_s() * 3);
+  print_recovery(s, "kill -9 -> all its shards processed again", s.killed, o.failover_s() + o.take_s());
   print_recovery(s, "SIGTERM -> all its shards processed again", s.terminated, o.take_s());
 }
 
