@@ -4,7 +4,8 @@
 #                the find_package consumer test, 25 s of fuzzing per parser   (what CI runs)
 #   make demo    deps, build, start kinesalite, run the echo example natively against it;
 #                then the Triton pipeline: spoold, the producer example, store to s3rver, cat, stats
-#   make bench   deps, Release build, run the protocol, native-reader, archive and spool benchmarks
+#   make bench   deps, Release build, run the protocol, native-reader, archive, spool and
+#                lease-scale benchmarks
 #
 # Build trees: build/ (RelWithDebInfo), build-asan/, build-fuzz/ (clang), build-release/.
 # KCLPP_CI=1 (set automatically when CI is set) makes tests fail, not skip, when a
@@ -97,6 +98,7 @@ bench: deps
 	build-release/bench/kclpp_bench_native_throughput
 	build-release/bench/kclpp_bench_archive_throughput
 	build-release/bench/kclpp_bench_spool_latency
+	build-release/bench/kclpp_bench_lease_scale
 
 clean:
 	rm -rf build build-asan build-fuzz build-release
