@@ -175,8 +175,8 @@ void read_lease_options(Reader& r, DaemonConfig& config) {
     leases.worker_id = p->value;
   }
   if (auto v = r.integer("failoverTimeMillis", 1, 86'400'000)) leases.failover_time = std::chrono::milliseconds(*v);
-  // kclpp's own key (the Java daemon has no take interval key; its default is twice the
-  // failover time, as here): the same setting as native mode's --take-interval-ms.
+  // kclpp's own key (the Java daemon has no take interval key): the same setting as native
+  // mode's --take-interval-ms (default: the failover time).
   if (auto v = r.integer("leaseTakeIntervalMillis", 1, 86'400'000))
     leases.take_interval = std::chrono::milliseconds(*v);
   // 0 (and the Java KCL's Integer.MAX_VALUE default, written out) mean no limit.
@@ -300,7 +300,7 @@ constexpr const char* daemon_description =
     "split the shards through leases: workerIdentifier or workerId (default: host name, pid\n"
     "and a random suffix), failoverTimeMillis (10000), maxLeasesForWorker (default and 0: no\n"
     "limit), maxLeasesToStealAtOneTime (1), cleanupLeasesUponShardCompletion (true), tableName,\n"
-    "leaseTakeIntervalMillis (kclpp's own; default twice failoverTimeMillis),\n"
+    "leaseTakeIntervalMillis (kclpp's own; default failoverTimeMillis),\n"
     "dynamoDBEndpoint (the lease table's; region as regionName).\n"
     "AWSCredentialsProvider (any case; also ...DynamoDB for the lease table, which otherwise\n"
     "uses the Kinesis provider, and ...CloudWatch) takes the Java daemon's values:\n"

@@ -88,7 +88,7 @@ void add_lease_options(Args& args) {
               std::to_string(defaults.max_leases_to_steal))
       .option("take-interval-ms", "MS",
               "how often the lease store is scanned for free, expired and stealable leases "
-              "(default: twice --failover-ms, as the Java KCL)")
+              "(default: --failover-ms; the Java KCL scans every twice that)")
       .flag("cleanup-leases",
             "delete the lease of a shard read to its end once its children have started "
             "(cleanupLeasesUponShardCompletion)")

@@ -36,7 +36,7 @@ std::minstd_rand::result_type seed() {
 LeaseTiming::LeaseTiming(const LeaseOptions& options)
     : failover(options.failover_time),
       renew(options.renew_interval.count() > 0 ? options.renew_interval : options.failover_time / 3),
-      take(options.take_interval.count() > 0 ? options.take_interval : options.failover_time * 2),
+      take(options.take_interval.count() > 0 ? options.take_interval : options.failover_time),
       validity(failover - renew / 2) {
   if (failover.count() <= 0) {
     throw ConfigError("LeaseOptions::failover_time must be > 0 ms, not " + std::to_string(failover.count()));
@@ -162,7 +162,7 @@ void LeaseCoordinator::run() noexcept {
       }
       if (SteadyClock::now() >= next_take) {
         next_take = SteadyClock::now() + timing_.take;
-        take_round();
+        if (const auto expiry = take_round(); expiry && *expiry < next_take) next_take = *expiry;
       }
     } catch (const Error& e) {
       log_warn("leases: ", table_.describe(), ": ", e.what());
@@ -371,10 +371,11 @@ bool LeaseCoordinator::try_take(const Lease& seen, bool steal) {
 
 // The Java KCL's DynamoDBLeaseTaker, with finished leases (SHARD_END) left out: they need
 // no worker, so they neither count towards a worker's share nor get renewed.
-void LeaseCoordinator::take_round() {
+std::optional<SteadyClock::time_point> LeaseCoordinator::take_round() {
   note_request();
   const auto leases = table_.list();
   const auto now = SteadyClock::now();
+  std::optional<SteadyClock::time_point> next_expiry;
   std::vector<Lease> available;
   std::map<std::string, int> counts;  // owner -> live leases
   std::set<std::string> mine;
@@ -397,18 +398,24 @@ void LeaseCoordinator::take_round() {
         available.push_back(lease);
       } else {
         ++counts[*lease.owner];
+        // A live owner renews every failover / 3: a counter unchanged since the last scan
+        // may be a dead worker's.
+        if (since < now) {
+          const auto expiry = since + timing_.failover + milliseconds(1);
+          if (!next_expiry || expiry < *next_expiry) next_expiry = expiry;
+        }
       }
     }
     seen_ = std::move(fresh);
   }
   const int live = static_cast<int>(std::count_if(leases.begin(), leases.end(), [](const Lease& l) { return !finished(l); }));
-  if (live == 0) return;
+  if (live == 0) return next_expiry;
   counts[worker_id_] = static_cast<int>(mine.size());
   const int workers = static_cast<int>(counts.size());
   int target = workers >= live ? 1 : live / workers + (live % workers == 0 ? 0 : 1);
   if (options_.max_leases > 0 && target > options_.max_leases) target = options_.max_leases;
   const int needed = target - counts[worker_id_];
-  if (needed <= 0) return;
+  if (needed <= 0) return next_expiry;
 
   int taken = 0;
   if (!available.empty()) {
@@ -442,6 +449,7 @@ void LeaseCoordinator::take_round() {
     }
   }
   if (taken > 0 && callbacks_.changed) callbacks_.changed();
+  return next_expiry;
 }
 
 void LeaseCoordinator::checkpoint(const std::string& key, const ExtendedSequenceNumber& position,

@@ -126,7 +126,10 @@ class LeaseCoordinator {
   void run() noexcept;
   void renew_all();
   void renew(const std::string& key, const HeldPtr& held);
-  void take_round();
+  // Scans and takes; returns when the earliest lease that looks abandoned (its counter did
+  // not move since the previous scan) expires, so that it is taken then rather than up to a
+  // whole take interval later.
+  std::optional<SteadyClock::time_point> take_round();
   void expire_overdue();
   // After a failed condition on a lease this worker believes it holds: the table says
   // whether a write of ours whose reply was lost explains it (owner still us: adopt the

@@ -96,6 +96,9 @@ ShardOutcome ShardConsumer::run() {
       case Step::Continue:
         break;
     }
+    // A processor that let LeaseLostError out of checkpoint() failed its round because the
+    // lease went: there is nothing to restart.
+    if (!checkpoints_->held()) return ShardOutcome::LeaseLost;
     failures = report.made_progress ? 1 : std::min(failures + 1, 30);
     const auto delay = std::max<std::chrono::milliseconds>(
         kclpp::detail::backoff_delay(ctx_.options.read_retry, failures, Retry::Yes),

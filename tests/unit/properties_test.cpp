@@ -370,7 +370,7 @@ TEST(DaemonLeases, DefaultsAreTheJavaKcls) {
   const DaemonConfig c = config_with("");
   EXPECT_EQ(c.worker.leases.worker_id, "");
   EXPECT_EQ(c.worker.leases.failover_time, std::chrono::milliseconds(10'000));
-  EXPECT_EQ(c.worker.leases.take_interval, std::chrono::milliseconds(0)) << "0: twice the failover time";
+  EXPECT_EQ(c.worker.leases.take_interval, std::chrono::milliseconds(0)) << "0: the failover time";
   EXPECT_EQ(c.worker.leases.max_leases, 0) << "no limit";
   EXPECT_EQ(c.worker.leases.max_leases_to_steal, 1);
   EXPECT_TRUE(c.worker.leases.cleanup_leases_upon_shard_completion)

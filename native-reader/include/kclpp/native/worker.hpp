@@ -37,8 +37,11 @@ struct LeaseOptions {
   std::chrono::milliseconds failover_time{10'000};
   // How often held leases are renewed. 0: failover_time / 3.
   std::chrono::milliseconds renew_interval{0};
-  // How often the table is scanned to take expired, free and stolen leases. 0: twice the
-  // failover time, as the Java KCL.
+  // How often the table is scanned to take expired, free and stolen leases. 0: the failover
+  // time (the Java KCL scans every twice the failover time; once per failover time keeps a
+  // dead worker's shards within failover + take interval of its death, for a scan of the
+  // table per worker every 10 s by default: a small share of the renewals' requests).
+  // Leases that look abandoned are also checked the moment they would expire.
   std::chrono::milliseconds take_interval{0};
   // maxLeasesForWorker: at most this many leases held at once. 0: no limit.
   int max_leases = 0;
