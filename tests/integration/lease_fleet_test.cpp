@@ -869,6 +869,8 @@ TEST(FleetTest, SplitAndMergeChildrenStartAfterTheirParentsEnd) {
   const auto after = admin.list_shards(stream);
   const ProcessLog log = read_log(log_path);
   const auto snapshots = watch.all();
+  ASSERT_FALSE(snapshots.empty());
+  const Snapshot& last = snapshots.back();
   int children = 0;
   for (const auto& child : after) {
     std::vector<std::string> parents;
@@ -900,8 +902,8 @@ TEST(FleetTest, SplitAndMergeChildrenStartAfterTheirParentsEnd) {
               << it->second.checkpoint.str();
         }
       }
-      const auto lease = watch.latest()->leases.find(child.shard_id);
-      ASSERT_NE(lease, watch.latest()->leases.end());
+      const auto lease = last.leases.find(child.shard_id);
+      ASSERT_NE(lease, last.leases.end());
       EXPECT_NE(std::find(lease->second.parent_shard_ids.begin(), lease->second.parent_shard_ids.end(), parent),
                 lease->second.parent_shard_ids.end())
           << child.shard_id << "'s lease does not name its parent " << parent;
