@@ -602,10 +602,6 @@ void stop_and_continue(Fleet& fleet, TableWatch& watch, const std::filesystem::p
       if (e.instance == instance && e.ns >= t_cont && e.event == "checkpoint_failed") ++checkpoint_failures;
     }
     EXPECT_TRUE(lost) << "processor " << instance << " of " << shard << " got no lease_lost after SIGCONT";
-    if (std::getenv("FLEET_DEBUG")) {
-      for (const auto& e : log.events) if (e.shard == shard) std::cout << "DBG " << seconds_between(t_cont, e.ns) << " " << e.worker << " " << e.instance << " " << e.event << " " << e.detail << "\n";
-      for (const auto& l : kclpp::test::lines_with(fleet[victim].stderr_text(), shard)) std::cout << "DBG " << l << "\n";
-    }
     for (const auto& r : log.records) {
       EXPECT_FALSE(r.instance == instance && r.ns >= t_cont)
           << victim << " processed " << r.shard << " " << r.data << " after SIGCONT with processor " << instance
