@@ -94,6 +94,7 @@ struct LeaseCoordinator::Held {
   std::atomic<SteadyClock::rep> valid_until{0};
   std::atomic<bool> lost{false};
   SteadyClock::time_point start_after;  // set once, before the lease is shared
+  std::uint64_t take = 0;  // set before it is shared: which take of the key this is
 
   void wrote(const Lease& next, SteadyClock::time_point sent, milliseconds validity) {
     lease = next;
@@ -196,9 +197,14 @@ bool LeaseCoordinator::startable(const std::string& key) const {
   return held && held->valid(now) && now >= held->start_after;
 }
 
-bool LeaseCoordinator::holds(const std::string& key) const {
+bool LeaseCoordinator::holds(const std::string& key, std::uint64_t take) const {
   const auto held = find(key);
-  return held && held->valid(SteadyClock::now());
+  return held && (take == 0 || held->take == take) && held->valid(SteadyClock::now());
+}
+
+std::uint64_t LeaseCoordinator::take_of(const std::string& key) const {
+  const auto held = find(key);
+  return held && held->valid(SteadyClock::now()) ? held->take : 0;
 }
 
 std::vector<std::string> LeaseCoordinator::held_keys() const {
@@ -211,9 +217,9 @@ std::vector<std::string> LeaseCoordinator::held_keys() const {
   return keys;
 }
 
-std::optional<Lease> LeaseCoordinator::held_lease(const std::string& key) const {
+std::optional<Lease> LeaseCoordinator::held_lease(const std::string& key, std::uint64_t take) const {
   const auto held = find(key);
-  if (!held) return std::nullopt;
+  if (!held || (take != 0 && held->take != take)) return std::nullopt;
   const std::lock_guard lock(held->write);
   if (!held->valid(SteadyClock::now())) return std::nullopt;
   return held->lease;
@@ -357,6 +363,7 @@ bool LeaseCoordinator::try_take(const Lease& seen, bool steal) {
   held->start_after = steal ? sent + timing_.renew : sent;
   {
     const std::lock_guard lock(mutex_);
+    held->take = ++takes_;
     held_[next.key] = held;
     ++stats_.taken;
     if (steal) ++stats_.stolen;
@@ -453,9 +460,13 @@ std::optional<SteadyClock::time_point> LeaseCoordinator::take_round() {
 }
 
 void LeaseCoordinator::checkpoint(const std::string& key, const ExtendedSequenceNumber& position,
-                                  const std::vector<std::string>& child_shard_ids) {
+                                  const std::vector<std::string>& child_shard_ids, std::uint64_t take) {
   const auto held = find(key);
-  if (!held) throw LeaseLostError("Can't update checkpoint of " + key + ": this worker no longer holds its lease");
+  // A later take of the same key is not the caller's: its checkpoint may be ahead of what
+  // the caller's processor has seen, and writing the caller's position would move it back.
+  if (!held || (take != 0 && held->take != take)) {
+    throw LeaseLostError("Can't update checkpoint of " + key + ": this worker no longer holds its lease");
+  }
   const std::unique_lock lock(held->write);
   if (!held->valid(SteadyClock::now())) {
     drop(key, "not renewed in time");

@@ -85,16 +85,20 @@ class LeaseCoordinator {
   void request_take();
 
   // Whether this worker holds `key` now: taken or renewed less than timing().validity ago
-  // and not found lost.
-  [[nodiscard]] bool holds(const std::string& key) const;
+  // and not found lost. With `take` (see take_of), only while it still holds it by that
+  // take: a shard consumer started under one take must stop once that take is lost, even
+  // when this worker has taken the same key again since (its position may be stale).
+  [[nodiscard]] bool holds(const std::string& key, std::uint64_t take = 0) const;
+  // Which take of `key` this worker holds now (0: not held). Each take gets a new number.
+  [[nodiscard]] std::uint64_t take_of(const std::string& key) const;
   // Keys of the leases held now.
   [[nodiscard]] std::vector<std::string> held_keys() const;
   // Whether a held lease's shard may start: at once for a free or expired lease; one renew
   // interval after a steal, by when the former owner's renewal has failed and its shard has
   // stopped (so the two rarely process the shard at the same time).
   [[nodiscard]] bool startable(const std::string& key) const;
-  // A copy of a held lease (nullopt when not held).
-  [[nodiscard]] std::optional<Lease> held_lease(const std::string& key) const;
+  // A copy of a held lease (nullopt when not held, or not by `take` when given).
+  [[nodiscard]] std::optional<Lease> held_lease(const std::string& key, std::uint64_t take = 0) const;
   // The table as last read (scan, or this worker's own writes since): key -> lease.
   [[nodiscard]] std::map<std::string, Lease> view() const;
   // Reads one lease from the table and refreshes the view with it; nullopt if it is gone.
@@ -106,8 +110,9 @@ class LeaseCoordinator {
   // checkpoint cleared; children recorded with SHARD_END). Throws LeaseLostError when the
   // lease is not held or another worker changed it (the lease is dropped), StoreError when
   // the table failed (the lease stays held until its validity runs out).
+  // With `take`, only if the lease is still held by that take (else LeaseLostError).
   void checkpoint(const std::string& key, const ExtendedSequenceNumber& position,
-                  const std::vector<std::string>& child_shard_ids = {});
+                  const std::vector<std::string>& child_shard_ids = {}, std::uint64_t take = 0);
   // Gives a held lease up: owner removed, counter + 1, so that another worker takes it at
   // once. Best effort: failures are logged (the lease then expires). No-op if not held.
   void release(const std::string& key) noexcept;
@@ -159,6 +164,7 @@ class LeaseCoordinator {
   };
   std::map<std::string, Seen> seen_;
   LeaseStats stats_;
+  std::uint64_t takes_ = 0;  // the number of the last take (Held::take)
   std::minstd_rand random_;
   std::thread thread_;  // last: started after everything else exists
 };

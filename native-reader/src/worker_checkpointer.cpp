@@ -26,19 +26,27 @@ std::optional<ExtendedSequenceNumber> StoreCheckpoints::load() {
   return kclpp::retry(retry_, [&] { return store_.load(key_); });
 }
 
+LeaseCheckpoints::LeaseCheckpoints(LeaseCoordinator& coordinator, std::string shard_id,
+                                   std::vector<std::string> children)
+    : coordinator_(coordinator),
+      shard_id_(std::move(shard_id)),
+      children_(std::move(children)),
+      take_(coordinator_.take_of(shard_id_)) {}
+
 std::optional<ExtendedSequenceNumber> LeaseCheckpoints::load() {
   // The coordinator read the lease when it took it and has written every change since.
-  auto lease = coordinator_.held_lease(shard_id_);
+  auto lease = take_ == 0 ? std::nullopt : coordinator_.held_lease(shard_id_, take_);
   if (!lease) throw LeaseLostError("the lease of " + shard_id_ + " is no longer held by this worker");
   return lease->checkpoint;
 }
 
 void LeaseCheckpoints::save(const ExtendedSequenceNumber& position) {
+  if (take_ == 0) throw LeaseLostError("the lease of " + shard_id_ + " is no longer held by this worker");
   coordinator_.checkpoint(shard_id_, position,
-                          position.sentinel() == Sentinel::ShardEnd ? children_ : std::vector<std::string>{});
+                          position.sentinel() == Sentinel::ShardEnd ? children_ : std::vector<std::string>{}, take_);
 }
 
-bool LeaseCheckpoints::held() const { return coordinator_.holds(shard_id_); }
+bool LeaseCheckpoints::held() const { return take_ != 0 && coordinator_.holds(shard_id_, take_); }
 
 WorkerCheckpointer::WorkerCheckpointer(ShardCheckpoints& checkpoints) : checkpoints_(checkpoints) {}
 

@@ -1,6 +1,7 @@
 #pragma once
 // The Checkpointer the native worker hands to a shard's processor: the KCL's rules
 // (docs/kcl-protocol.md §5) in front of CheckpointStore::save.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,8 +51,9 @@ class StoreCheckpoints final : public ShardCheckpoints {
 // SHARD_END also records the shard's children, as the Java KCL 2.3+ does.
 class LeaseCheckpoints final : public ShardCheckpoints {
  public:
-  LeaseCheckpoints(LeaseCoordinator& coordinator, std::string shard_id, std::vector<std::string> children)
-      : coordinator_(coordinator), shard_id_(std::move(shard_id)), children_(std::move(children)) {}
+  // Bound to the take of the lease held now: if this worker loses the lease and takes it
+  // again, this consumer's view is lost for good (a new consumer starts for the new take).
+  LeaseCheckpoints(LeaseCoordinator& coordinator, std::string shard_id, std::vector<std::string> children);
   const std::string& shard_id() const noexcept override { return shard_id_; }
   std::optional<ExtendedSequenceNumber> load() override;
   void save(const ExtendedSequenceNumber& position) override;
@@ -61,6 +63,7 @@ class LeaseCheckpoints final : public ShardCheckpoints {
   LeaseCoordinator& coordinator_;
   std::string shard_id_;
   std::vector<std::string> children_;
+  std::uint64_t take_;  // 0 when not held at construction: then never held
 };
 
 // Rules, as ShardRecordProcessorCheckpointer applies them:

@@ -41,6 +41,8 @@ class Dynalite {
   [[nodiscard]] aws::DynamoDbOptions client_options() const;
   // Everything the server wrote to stderr so far (for failure messages).
   [[nodiscard]] std::string server_log() const { return server_.server_log(); }
+  // The dynalite process: SIGSTOP makes the table unreachable, SIGCONT brings it back.
+  [[nodiscard]] pid_t pid() const noexcept { return server_.pid(); }
 
  private:
   NodeServer server_;

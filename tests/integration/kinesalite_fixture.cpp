@@ -14,7 +14,10 @@ NodeServerSpec kinesis_server_spec(KinesisServer kind) {
     spec.script = "kinesalite/cli.js";
     spec.argv = [](const std::string& node, const std::string& script, int port) {
       return std::vector<std::string>{node, script, "--port", std::to_string(port), "--createStreamMs", "0",
-                                      "--deleteStreamMs", "0", "--updateStreamMs", "0"};
+                                      "--deleteStreamMs", "0", "--updateStreamMs", "0",
+                                      // The default of 10 shards per account is less than
+                                      // the lease fleet tests' 12 shards plus their splits.
+                                      "--shardLimit", "100"};
     };
   } else {
     spec.script = "kinesis-local/main.js";

@@ -99,6 +99,9 @@ class NodeServer {
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
   // Everything the server wrote to stderr so far (for failure messages).
   [[nodiscard]] std::string server_log() const;
+  // The server's process id (-1 when unavailable): for tests that pause the server with
+  // SIGSTOP / SIGCONT to make it unreachable without losing its data.
+  [[nodiscard]] pid_t pid() const noexcept { return process_ ? process_->pid() : -1; }
 
  private:
   std::string unavailable_reason_;
