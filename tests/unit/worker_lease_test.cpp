@@ -1,0 +1,765 @@
+// Several native Workers in one process sharing one memory store's leases and one
+// LocalStream (docs/checkpoints.md §5), and the lease coordinator alone
+// (native-reader/src/lease_coordinator.cpp): balance, graceful hand-off, stealing, a
+// paused worker, an unreachable table, lineage across workers, max_leases and restarts.
+//
+// Each worker sees the shared memory store through a wrapper whose lease table records
+// every successful write (in the table's own order) and can be made unreachable, so that
+// the tests can replay the table and check that checkpoints never go backwards and come
+// only from the lease's owner at the time.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kclpp/native/checkpoint_store.hpp"
+#include "kclpp/native/lease_table.hpp"
+#include "kclpp/native/local_stream.hpp"
+#include "kclpp/native/worker.hpp"
+#include "kclpp/processor/error.hpp"
+#include "lease_coordinator.hpp"
+#include "worker_test_support.hpp"
+
+namespace {
+
+using namespace kclpp::native::testing;  // NOLINT(google-build-using-namespace)
+using kclpp::ExtendedSequenceNumber;
+using kclpp::Record;
+using kclpp::Sentinel;
+using kclpp::native::CheckpointStore;
+using kclpp::native::Lease;
+using kclpp::native::LeaseOptions;
+using kclpp::native::LeaseTable;
+using kclpp::native::LocalStream;
+using kclpp::native::Worker;
+using kclpp::native::WorkerOptions;
+using kclpp::native::detail::LeaseCoordinator;
+using Clock = std::chrono::steady_clock;
+using Counts = std::map<std::string, int>;
+
+std::string shard_name(int index) {
+  char name[32];
+  std::snprintf(name, sizeof name, "shardId-%012d", index);
+  return name;
+}
+
+std::string describe(const Counts& counts) {
+  std::string out = "{";
+  for (const auto& [owner, n] : counts) out += " " + owner + ":" + std::to_string(n);
+  return out + " }";
+}
+
+long long ms(Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+
+// Where a checkpoint lies in a shard: every start sentinel, then the numbers, then SHARD_END.
+int order(const ExtendedSequenceNumber& a, const ExtendedSequenceNumber& b) {
+  const auto rank = [](const ExtendedSequenceNumber& p) {
+    if (p.sentinel() == Sentinel::ShardEnd) return 2;
+    return p.is_sentinel() ? 0 : 1;
+  };
+  if (rank(a) != rank(b)) return rank(a) < rank(b) ? -1 : 1;
+  if (rank(a) != 1) return 0;
+  const auto c = kclpp::compare_positions(a, b);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
+
+// ==========================================================================================
+// What the tests observe
+// ==========================================================================================
+
+// One successful write to the lease table.
+struct TableWrite {
+  enum class Kind { Create, Update, Remove };
+  std::uint64_t seq = 0;  // in Observations' order, which is the table's order for writes
+  Clock::time_point at;
+  std::string writer;  // the worker id whose table wrote it
+  Kind kind = Kind::Update;
+  std::int64_t expected_counter = 0;
+  std::optional<std::string> expected_owner;
+  Lease lease;  // as written (Remove: the key only)
+};
+
+struct ProcessorEvent {
+  std::uint64_t seq = 0;
+  std::string worker;
+  std::string shard;
+  int instance = 0;
+  std::string what;  // initialize, shard_ended, shutdown_requested, lease_lost, checkpoint_*
+  std::string detail;
+};
+
+// One processor object's life: which worker ran it on which shard, from where, what it got.
+struct Instance {
+  int id = 0;
+  std::string worker;
+  std::string shard;
+  ExtendedSequenceNumber initial;
+  std::vector<Record> records;
+};
+
+// One process_records call.
+struct ProcessCall {
+  std::string worker;
+  std::string shard;
+  int instance = 0;
+  Clock::time_point start;
+  Clock::time_point end;
+};
+
+// Called inside process_records, before the processor checkpoints (to block or slow it).
+using BatchHook = std::function<void(const std::string& worker, const std::string& shard)>;
+
+// Everything a fleet's tables and processors report. Thread-safe.
+class Observations {
+ public:
+  std::uint64_t next_seq() { return ++seq_; }
+  // Held by the recording tables around each write, so that `writes` is in table order.
+  std::mutex& table_mutex() { return table_mutex_; }
+
+  void wrote(TableWrite write) {
+    write.seq = next_seq();
+    write.at = Clock::now();
+    const std::lock_guard lock(mutex_);
+    writes_.push_back(std::move(write));
+  }
+  int new_instance(const std::string& worker, const std::string& shard, const ExtendedSequenceNumber& initial) {
+    const std::lock_guard lock(mutex_);
+    const int id = static_cast<int>(instances_.size());
+    instances_.push_back({id, worker, shard, initial, {}});
+    return id;
+  }
+  void event(int instance, const std::string& what, const std::string& detail = {}) {
+    const auto seq = next_seq();
+    const std::lock_guard lock(mutex_);
+    const auto& i = instances_.at(static_cast<std::size_t>(instance));
+    events_.push_back({seq, i.worker, i.shard, instance, what, detail});
+  }
+  void delivered(int instance, const std::vector<Record>& records) {
+    const std::lock_guard lock(mutex_);
+    auto& i = instances_.at(static_cast<std::size_t>(instance));
+    i.records.insert(i.records.end(), records.begin(), records.end());
+  }
+  void call(ProcessCall call) {
+    const std::lock_guard lock(mutex_);
+    calls_.push_back(std::move(call));
+  }
+  void set_hook(BatchHook hook) {
+    const std::lock_guard lock(mutex_);
+    hook_ = std::move(hook);
+  }
+  void run_hook(const std::string& worker, const std::string& shard) {
+    BatchHook hook;
+    {
+      const std::lock_guard lock(mutex_);
+      hook = hook_;
+    }
+    if (hook) hook(worker, shard);
+  }
+
+  std::vector<TableWrite> writes() const {
+    const std::lock_guard lock(mutex_);
+    return writes_;
+  }
+  std::vector<ProcessorEvent> events() const {
+    const std::lock_guard lock(mutex_);
+    return events_;
+  }
+  std::vector<Instance> instances() const {
+    const std::lock_guard lock(mutex_);
+    return instances_;
+  }
+  std::vector<ProcessCall> calls() const {
+    const std::lock_guard lock(mutex_);
+    return calls_;
+  }
+  std::set<std::string> delivered_data() const {
+    const std::lock_guard lock(mutex_);
+    std::set<std::string> out;
+    for (const auto& i : instances_) {
+      for (const auto& r : i.records) out.insert(r.data);
+    }
+    return out;
+  }
+  bool has_event(const std::string& worker, const std::string& shard, const std::string& what) const {
+    const std::lock_guard lock(mutex_);
+    return std::any_of(events_.begin(), events_.end(), [&](const ProcessorEvent& e) {
+      return e.worker == worker && e.shard == shard && e.what == what;
+    });
+  }
+
+ private:
+  std::atomic<std::uint64_t> seq_{0};
+  std::mutex table_mutex_;
+  mutable std::mutex mutex_;
+  std::vector<TableWrite> writes_;
+  std::vector<ProcessorEvent> events_;
+  std::vector<Instance> instances_;
+  std::vector<ProcessCall> calls_;
+  BatchHook hook_;
+};
+
+// ==========================================================================================
+// The store and table wrappers
+// ==========================================================================================
+
+// A LeaseTable in front of the shared memory table: records every successful write and
+// can be switched to fail every call, as a table that cannot be reached.
+class RecordingTable final : public LeaseTable {
+ public:
+  RecordingTable(std::unique_ptr<LeaseTable> inner, std::string writer, Observations& observations,
+                 const std::atomic<bool>& unreachable)
+      : inner_(std::move(inner)), writer_(std::move(writer)), obs_(observations), unreachable_(unreachable) {}
+
+  std::vector<Lease> list() override {
+    reach();
+    return inner_->list();
+  }
+  std::optional<Lease> get(const std::string& key) override {
+    reach();
+    return inner_->get(key);
+  }
+  bool create(const Lease& lease) override {
+    reach();
+    const std::lock_guard lock(obs_.table_mutex());
+    if (!inner_->create(lease)) return false;
+    obs_.wrote({0, {}, writer_, TableWrite::Kind::Create, 0, std::nullopt, lease});
+    return true;
+  }
+  bool update(const Lease& next, std::int64_t expected_counter,
+              const std::optional<std::string>& expected_owner) override {
+    reach();
+    const std::lock_guard lock(obs_.table_mutex());
+    if (!inner_->update(next, expected_counter, expected_owner)) return false;
+    obs_.wrote({0, {}, writer_, TableWrite::Kind::Update, expected_counter, expected_owner, next});
+    return true;
+  }
+  bool remove(const std::string& key, std::int64_t expected_counter) override {
+    reach();
+    const std::lock_guard lock(obs_.table_mutex());
+    if (!inner_->remove(key, expected_counter)) return false;
+    Lease gone;
+    gone.key = key;
+    obs_.wrote({0, {}, writer_, TableWrite::Kind::Remove, expected_counter, std::nullopt, gone});
+    return true;
+  }
+  std::string describe() const override { return "recording(" + inner_->describe() + ") of " + writer_; }
+  bool single_host() const override { return inner_->single_host(); }
+
+ private:
+  void reach() const {
+    if (unreachable_) throw kclpp::StoreError("injected: the lease table cannot be reached", kclpp::Retry::Yes);
+  }
+
+  std::unique_ptr<LeaseTable> inner_;
+  std::string writer_;
+  Observations& obs_;
+  const std::atomic<bool>& unreachable_;
+};
+
+// One worker's view of the shared store: its leases() is a RecordingTable.
+class WorkerStore final : public CheckpointStore {
+ public:
+  WorkerStore(CheckpointStore& inner, std::string worker_id, Observations& observations)
+      : inner_(inner), worker_id_(std::move(worker_id)), obs_(observations) {}
+
+  std::optional<ExtendedSequenceNumber> load(const kclpp::native::CheckpointKey& key) override {
+    return inner_.load(key);
+  }
+  std::map<std::string, ExtendedSequenceNumber> load_all(const std::string& application,
+                                                         const std::string& stream) override {
+    return inner_.load_all(application, stream);
+  }
+  void save(const kclpp::native::CheckpointKey& key, const ExtendedSequenceNumber& position) override {
+    ADD_FAILURE() << "a worker with leases wrote " << key.shard_id << " around its lease";
+    inner_.save(key, position);
+  }
+  std::unique_ptr<LeaseTable> leases(const std::string& application, const std::string& stream) override {
+    return std::make_unique<RecordingTable>(inner_.leases(application, stream), worker_id_, obs_, unreachable_);
+  }
+  std::unique_ptr<kclpp::native::StoreClaim> claim(const std::string& application,
+                                                   const std::string& stream) override {
+    return inner_.claim(application, stream);
+  }
+
+  void set_unreachable(bool unreachable) { unreachable_ = unreachable; }
+
+ private:
+  CheckpointStore& inner_;
+  std::string worker_id_;
+  Observations& obs_;
+  std::atomic<bool> unreachable_{false};
+};
+
+// ==========================================================================================
+// The processor and the fleet
+// ==========================================================================================
+
+// Checkpoints after every batch, in shard_ended and in shutdown_requested, with
+// checkpoint_once (no retry: a refused checkpoint is recorded and the processor goes on).
+class LeaseProcessor final : public kclpp::RecordProcessor {
+ public:
+  LeaseProcessor(Observations& observations, std::string worker) : obs_(observations), worker_(std::move(worker)) {}
+
+  void initialize(const std::string& shard_id, const ExtendedSequenceNumber& position) override {
+    shard_ = shard_id;
+    instance_ = obs_.new_instance(worker_, shard_id, position);
+    obs_.event(instance_, "initialize", position.str());
+  }
+  void process_records(const kclpp::RecordBatch& batch, kclpp::Checkpointer& checkpointer) override {
+    const auto start = Clock::now();
+    obs_.delivered(instance_, batch.records);
+    obs_.run_hook(worker_, shard_);
+    checkpoint(checkpointer);
+    obs_.call({worker_, shard_, instance_, start, Clock::now()});
+  }
+  void shard_ended(kclpp::Checkpointer& checkpointer) override {
+    obs_.event(instance_, "shard_ended");
+    checkpoint(checkpointer);
+  }
+  void shutdown_requested(kclpp::Checkpointer& checkpointer) override {
+    obs_.event(instance_, "shutdown_requested");
+    checkpoint(checkpointer);
+  }
+  void lease_lost() override { obs_.event(instance_, "lease_lost"); }
+
+ private:
+  void checkpoint(kclpp::Checkpointer& checkpointer) {
+    try {
+      checkpointer.checkpoint_once(std::nullopt);
+    } catch (const kclpp::LeaseLostError& e) {
+      obs_.event(instance_, "checkpoint_lease_lost", e.kcl_name());
+    } catch (const kclpp::CheckpointError& e) {
+      obs_.event(instance_, "checkpoint_error", e.kcl_name());
+    }
+  }
+
+  Observations& obs_;
+  std::string worker_;
+  std::string shard_;
+  int instance_ = -1;
+};
+
+LeaseOptions fast_leases() {
+  LeaseOptions leases;
+  leases.failover_time = 900ms;  // renewals every 300 ms
+  leases.take_interval = 300ms;
+  return leases;
+}
+
+WorkerOptions lease_worker_options(const std::string& id, const LeaseOptions& leases) {
+  WorkerOptions options = test_options();
+  options.max_records = 5;  // small batches: "one batch" of duplicates is a small number
+  options.leases = leases;
+  options.leases.worker_id = id;
+  return options;
+}
+
+// One Worker on a thread of its own, with its own view of the shared store.
+class Member {
+ public:
+  Member(LocalStream& stream, CheckpointStore& shared, Observations& observations, const std::string& id,
+         const LeaseOptions& leases)
+      : id_(id),
+        store_(shared, id, observations),
+        worker_(stream, store_,
+                [&observations, id](const std::string&) { return std::make_unique<LeaseProcessor>(observations, id); },
+                lease_worker_options(id, leases)) {
+    thread_ = std::thread([this] {
+      try {
+        worker_.run();
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+      returned_ = true;
+    });
+  }
+  ~Member() {
+    if (thread_.joinable()) stop();
+  }
+  Member(const Member&) = delete;
+  Member& operator=(const Member&) = delete;
+
+  // Asks the worker to shut down and joins it. A worker that does not return within 20 s
+  // fails the whole binary at once rather than hanging it.
+  void stop() {
+    if (!thread_.joinable()) return;
+    worker_.request_shutdown();
+    if (!eventually([&] { return returned_.load(); }, 20s)) {
+      std::fprintf(stderr, "FATAL: worker %s did not return within 20 s of request_shutdown()\n", id_.c_str());
+      std::abort();
+    }
+    thread_.join();
+    if (error_) {
+      try {
+        std::rethrow_exception(error_);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "worker " << id_ << " failed: " << e.what();
+      }
+    }
+  }
+  WorkerStore& store() { return store_; }
+  const std::string& id() const { return id_; }
+
+ private:
+  std::string id_;
+  WorkerStore store_;
+  Worker worker_;
+  std::thread thread_;
+  std::exception_ptr error_;
+  std::atomic<bool> returned_{false};
+};
+
+struct Put {
+  std::string sequence_number;
+  std::string data;
+};
+
+// A stream, the shared memory store, the workers and what they did.
+class Fleet {
+ public:
+  explicit Fleet(int shards)
+      : stream_("s", shards),
+        memory_(kclpp::native::open_checkpoint_store("memory:")),
+        table_(memory_->leases("app", "s")) {}
+  ~Fleet() { stop_all(); }
+  Fleet(const Fleet&) = delete;
+  Fleet& operator=(const Fleet&) = delete;
+
+  Member& start(const std::string& id, const LeaseOptions& leases = fast_leases()) {
+    const std::lock_guard lock(mutex_);
+    members_.push_back(std::make_unique<Member>(stream_, *memory_, obs_, id, leases));
+    return *members_.back();
+  }
+  // The latest member started with this id.
+  Member& member(const std::string& id) {
+    const std::lock_guard lock(mutex_);
+    for (auto it = members_.rbegin(); it != members_.rend(); ++it) {
+      if ((*it)->id() == id) return **it;
+    }
+    throw std::logic_error("no member " + id);
+  }
+  void stop_all() {
+    for (auto& m : members_) m->stop();
+  }
+
+  // Puts `count` records "<prefix>-<i>" and remembers each one's shard and sequence number.
+  void put(const std::string& prefix, int count) {
+    for (int i = 0; i < count; ++i) {
+      const std::string data = prefix + "-" + std::to_string(i);
+      const auto result = stream_.put(data, "pk-" + data);
+      const std::lock_guard lock(mutex_);
+      puts_[result.shard_id].push_back({result.sequence_number, data});
+    }
+  }
+  std::map<std::string, std::vector<Put>> puts() const {
+    const std::lock_guard lock(mutex_);
+    return puts_;
+  }
+  bool all_delivered() const {
+    const auto delivered = obs_.delivered_data();
+    for (const auto& [shard, list] : puts()) {
+      for (const auto& p : list) {
+        if (delivered.count(p.data) == 0) return false;
+      }
+    }
+    return true;
+  }
+  // Unfinished leases per owner in the table ("" for free ones).
+  Counts held() const {
+    Counts counts;
+    for (const auto& lease : table_->list()) {
+      if (lease.checkpoint.sentinel() != Sentinel::ShardEnd) ++counts[lease.owner.value_or("")];
+    }
+    return counts;
+  }
+  bool holds(const Counts& expected) const { return held() == expected; }
+  std::set<std::string> owned_by(const std::string& owner) const {
+    std::set<std::string> keys;
+    for (const auto& lease : table_->list()) {
+      if (lease.owner == owner) keys.insert(lease.key);
+    }
+    return keys;
+  }
+
+  LocalStream& stream() { return stream_; }
+  LeaseTable& table() { return *table_; }
+  Observations& obs() { return obs_; }
+  const Observations& obs() const { return obs_; }
+
+ private:
+  LocalStream stream_;
+  std::unique_ptr<CheckpointStore> memory_;
+  std::unique_ptr<LeaseTable> table_;  // the test's own view: not recorded
+  Observations obs_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::vector<Put>> puts_;
+  std::vector<std::unique_ptr<Member>> members_;  // last: stopped before the rest goes
+};
+
+// ==========================================================================================
+// Checks
+// ==========================================================================================
+
+// Replays the recorded writes: each one started from the state the one before left
+// (nothing bypassed the recording), bumped the counter, named only its writer as owner,
+// released only its writer's own lease; a checkpoint moved only forward and only by the
+// lease's owner at the time.
+void expect_fenced_writes(const std::vector<TableWrite>& writes) {
+  std::map<std::string, Lease> table;
+  for (const auto& w : writes) {
+    const std::string where = "write #" + std::to_string(w.seq) + " by " + w.writer + " on " + w.lease.key;
+    if (w.kind == TableWrite::Kind::Create) {
+      EXPECT_EQ(table.count(w.lease.key), 0U) << where;
+      table[w.lease.key] = w.lease;
+      continue;
+    }
+    const auto it = table.find(w.lease.key);
+    ASSERT_NE(it, table.end()) << where << ": no such lease";
+    if (w.kind == TableWrite::Kind::Remove) {
+      EXPECT_EQ(it->second.checkpoint.sentinel(), Sentinel::ShardEnd) << where << ": removed before SHARD_END";
+      table.erase(it);
+      continue;
+    }
+    const Lease& before = it->second;
+    EXPECT_EQ(before.counter, w.expected_counter) << where;
+    EXPECT_EQ(before.owner, w.expected_owner) << where;
+    EXPECT_GT(w.lease.counter, before.counter) << where << ": the counter did not move";
+    if (w.lease.owner) {
+      EXPECT_EQ(*w.lease.owner, w.writer) << where << ": wrote another worker as owner";
+    } else {
+      EXPECT_EQ(w.expected_owner, w.writer) << where << ": released a lease it did not own";
+    }
+    if (!(w.lease.checkpoint == before.checkpoint)) {
+      EXPECT_EQ(w.expected_owner, w.writer) << where << ": checkpoint written by a worker that was not the owner";
+      EXPECT_EQ(w.lease.owner, w.writer) << where;
+      EXPECT_GE(order(w.lease.checkpoint, before.checkpoint), 0)
+          << where << ": checkpoint went back from " << before.checkpoint.str() << " to " << w.lease.checkpoint.str();
+    }
+    it->second = w.lease;
+  }
+}
+
+// One processor saw a run of consecutive records of its shard, in put order, starting right
+// after the checkpoint it was initialized with. Counts its deliveries into `times`.
+void expect_contiguous(const Instance& instance, const std::vector<Put>& list,
+                       const std::map<std::string, std::size_t>& index, std::map<std::string, int>& times) {
+  const std::string where = instance.worker + "'s processor #" + std::to_string(instance.id) + " on " +
+                            instance.shard + " (from " + instance.initial.str() + ")";
+  std::size_t next = 0;
+  if (!instance.initial.is_sentinel()) {
+    const auto at = index.find(instance.initial.str());
+    ASSERT_NE(at, index.end()) << where << ": initialized at a position never put";
+    next = at->second + 1;
+  }
+  for (const auto& record : instance.records) {
+    ASSERT_LT(next, list.size()) << where << ": more records than were put";
+    ASSERT_EQ(record.sequence_number.str(), list[next].sequence_number)
+        << where << ": got " << record.data << " where " << list[next].data << " was next";
+    ++times[record.data];
+    ++next;
+  }
+}
+
+// Every processor's records were contiguous (above) and every record put was delivered.
+// Returns how many deliveries were duplicates, per shard.
+std::map<std::string, int> expect_contiguous_deliveries(const Fleet& fleet) {
+  const auto puts = fleet.puts();
+  std::map<std::string, std::map<std::string, std::size_t>> index;  // shard -> seq -> position
+  for (const auto& [shard, list] : puts) {
+    for (std::size_t i = 0; i < list.size(); ++i) index[shard][list[i].sequence_number] = i;
+  }
+  std::map<std::string, std::map<std::string, int>> times;  // shard -> data -> deliveries
+  const std::vector<Put> none;
+  for (const auto& instance : fleet.obs().instances()) {
+    const auto it = puts.find(instance.shard);
+    expect_contiguous(instance, it != puts.end() ? it->second : none, index[instance.shard], times[instance.shard]);
+  }
+  std::map<std::string, int> duplicates;
+  for (const auto& [shard, list] : puts) {
+    for (const auto& p : list) {
+      const int n = times[shard][p.data];
+      EXPECT_GE(n, 1) << p.data << " of " << shard << " was never delivered";
+      if (n > 1) duplicates[shard] += n - 1;
+    }
+  }
+  return duplicates;
+}
+
+// How many times each lease was taken (its owner set to a new worker).
+std::map<std::string, int> takes_per_lease(const std::vector<TableWrite>& writes) {
+  std::map<std::string, int> takes;
+  for (const auto& w : writes) {
+    if (w.kind == TableWrite::Kind::Update && w.lease.owner && w.expected_owner != w.lease.owner) ++takes[w.lease.key];
+  }
+  return takes;
+}
+
+// Duplicates come only from hand-offs: at most one batch (max_records = 5) per move.
+void expect_duplicates_bounded(const Fleet& fleet, const std::map<std::string, int>& duplicates) {
+  const auto takes = takes_per_lease(fleet.obs().writes());
+  for (const auto& [shard, n] : duplicates) {
+    const int moves = takes.count(shard) != 0 ? takes.at(shard) - 1 : 0;
+    EXPECT_LE(n, 5 * moves) << shard << ": " << n << " duplicates after " << moves << " hand-off(s)";
+  }
+}
+
+// The standard end-of-test checks.
+void expect_consistent(const Fleet& fleet) {
+  expect_fenced_writes(fleet.obs().writes());
+  expect_duplicates_bounded(fleet, expect_contiguous_deliveries(fleet));
+}
+
+// The events of one shard's processors on one worker, in order.
+std::vector<std::string> events_of(const Fleet& fleet, const std::string& worker, const std::string& shard,
+                                   std::uint64_t after_seq = 0) {
+  std::vector<std::string> out;
+  for (const auto& e : fleet.obs().events()) {
+    if (e.worker == worker && e.shard == shard && e.seq > after_seq) out.push_back(e.what);
+  }
+  return out;
+}
+
+
+// Starts three workers on the fleet's shards and waits until they hold 4 leases each and
+// every record put so far has been delivered.
+void start_three_balanced(Fleet& fleet, const LeaseOptions& leases = fast_leases()) {
+  for (const char* id : {"w1", "w2", "w3"}) fleet.start(id, leases);
+  ASSERT_TRUE(eventually([&] { return fleet.holds({{"w1", 4}, {"w2", 4}, {"w3", 4}}); }, 20s))
+      << describe(fleet.held());
+  ASSERT_TRUE(eventually([&] { return fleet.all_delivered(); }, 10s));
+}
+
+// ==========================================================================================
+// Workers sharing a stream
+// ==========================================================================================
+
+TEST(WorkerLease, ThreeWorkersOnTwelveShardsConvergeToFourEachAndProcessEverything) {
+  Fleet fleet(12);
+  fleet.put("before", 240);
+  for (const char* id : {"w1", "w2", "w3"}) fleet.start(id);
+  for (int round = 0; round < 10; ++round) {  // more records while the leases move
+    fleet.put("during" + std::to_string(round), 20);
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(eventually([&] { return fleet.holds({{"w1", 4}, {"w2", 4}, {"w3", 4}}); }, 20s))
+      << describe(fleet.held());
+  ASSERT_TRUE(eventually([&] { return fleet.all_delivered(); }, 10s));
+  // Balanced is stable: nobody steals from a worker at the target.
+  const auto writes_before = fleet.obs().writes().size();
+  std::this_thread::sleep_for(3 * fast_leases().take_interval);
+  EXPECT_EQ(fleet.held(), (Counts{{"w1", 4}, {"w2", 4}, {"w3", 4}}));
+  const auto writes = fleet.obs().writes();
+  for (std::size_t i = writes_before; i < writes.size(); ++i) {
+    EXPECT_EQ(writes[i].expected_owner, writes[i].lease.owner) << "a lease moved at balance: " << writes[i].lease.key;
+  }
+  fleet.stop_all();
+
+  std::set<std::string> workers_with_records;
+  for (const auto& i : fleet.obs().instances()) {
+    if (!i.records.empty()) workers_with_records.insert(i.worker);
+  }
+  EXPECT_EQ(workers_with_records, (std::set<std::string>{"w1", "w2", "w3"}));
+  expect_consistent(fleet);
+}
+
+TEST(WorkerLease, GracefulShutdownCheckpointsReleasesAndOthersTakeOverWithinATakeInterval) {
+  LeaseOptions leases = fast_leases();
+  leases.failover_time = 1500ms;  // a take by expiry could not happen within the bound below
+  Fleet fleet(12);
+  fleet.put("before", 120);
+  start_three_balanced(fleet, leases);
+  const auto leaving = fleet.owned_by("w3");
+  ASSERT_EQ(leaving.size(), 4U);
+  fleet.put("during", 60);
+  const auto asked_seq = fleet.obs().next_seq();
+  fleet.member("w3").stop();  // returns once run() has returned
+  ASSERT_TRUE(eventually([&] { return fleet.holds({{"w1", 6}, {"w2", 6}}); }, 5s)) << describe(fleet.held());
+  fleet.put("after", 60);
+  ASSERT_TRUE(eventually([&] { return fleet.all_delivered(); }, 10s));
+  fleet.stop_all();
+
+  const auto writes = fleet.obs().writes();
+  const auto instances = fleet.obs().instances();
+  for (const auto& key : leaving) {
+    // The processor was asked to shut down, had its checkpoint, then lease_lost.
+    const auto events = events_of(fleet, "w3", key, asked_seq);
+    EXPECT_EQ(events, (std::vector<std::string>{"shutdown_requested", "lease_lost"})) << key;
+    // Its last checkpoint is the last record w3's processors got on the shard.
+    std::optional<ExtendedSequenceNumber> last_delivered;
+    for (const auto& i : instances) {
+      if (i.worker == "w3" && i.shard == key && !i.records.empty()) last_delivered = i.records.back().position();
+    }
+    // The release: owner removed, counter bumped, by w3, after the shutdown request.
+    const auto release = std::find_if(writes.begin(), writes.end(), [&](const TableWrite& w) {
+      return w.seq > asked_seq && w.lease.key == key && w.writer == "w3" && !w.lease.owner;
+    });
+    ASSERT_NE(release, writes.end()) << key << " was not released";
+    EXPECT_EQ(release->expected_owner, std::optional<std::string>("w3"));
+    EXPECT_EQ(release->lease.counter, release->expected_counter + 1);
+    if (last_delivered) {
+      EXPECT_EQ(release->lease.checkpoint, *last_delivered) << key;
+    }
+    // Taken by another worker at its next take round, long before the failover time.
+    const auto take = std::find_if(release, writes.end(), [&](const TableWrite& w) {
+      return w.lease.key == key && w.lease.owner && w.lease.owner != "w3";
+    });
+    ASSERT_NE(take, writes.end()) << key << " was not taken after its release";
+    EXPECT_EQ(take->expected_owner, std::nullopt) << key << " was taken as an expired lease, not a free one";
+    EXPECT_LE(ms(take->at - release->at), ms(leases.take_interval) + 450) << key;
+  }
+  expect_consistent(fleet);
+}
+
+TEST(WorkerLease, AFourthWorkerStealsUpToTheTargetOneLeasePerTakeRound) {
+  Fleet fleet(12);
+  fleet.put("before", 120);
+  start_three_balanced(fleet);
+  const auto joined_seq = fleet.obs().next_seq();
+  fleet.start("w4");
+  ASSERT_TRUE(eventually([&] { return fleet.holds({{"w1", 3}, {"w2", 3}, {"w3", 3}, {"w4", 3}}); }, 10s))
+      << describe(fleet.held());
+  std::this_thread::sleep_for(3 * fast_leases().take_interval);
+  EXPECT_EQ(fleet.held(), (Counts{{"w1", 3}, {"w2", 3}, {"w3", 3}, {"w4", 3}}));
+  fleet.put("after", 60);
+  ASSERT_TRUE(eventually([&] { return fleet.all_delivered(); }, 10s));
+  fleet.stop_all();
+
+  std::vector<TableWrite> steals;
+  for (const auto& w : fleet.obs().writes()) {
+    if (w.seq < joined_seq || w.kind != TableWrite::Kind::Update || w.expected_owner == w.lease.owner) continue;
+    if (!w.lease.owner) continue;  // the releases at the end
+    EXPECT_EQ(w.writer, "w4") << "only the new worker takes leases; " << w.writer << " took " << w.lease.key;
+    steals.push_back(w);
+  }
+  ASSERT_EQ(steals.size(), 3U) << "w4 steals exactly up to the target";
+  for (std::size_t i = 0; i < steals.size(); ++i) {
+    ASSERT_TRUE(steals[i].expected_owner) << steals[i].lease.key << " was free: it should have been stolen";
+    if (i > 0) {
+      EXPECT_GE(ms(steals[i].at - steals[i - 1].at), ms(fast_leases().take_interval) * 2 / 3)
+          << "two steals in one take round";
+    }
+    // The victim's processor learned it at its next renewal: lease_lost without a shutdown.
+    const auto events = events_of(fleet, *steals[i].expected_owner, steals[i].lease.key, steals[i].seq);
+    ASSERT_FALSE(events.empty()) << steals[i].lease.key;
+    EXPECT_EQ(events.front(), "lease_lost") << steals[i].lease.key;
+  }
+  expect_consistent(fleet);
+}
+
+}  // namespace
