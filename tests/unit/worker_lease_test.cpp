@@ -164,6 +164,19 @@ class Observations {
     const std::lock_guard lock(mutex_);
     hook_ = std::move(hook);
   }
+  // Called inside shutdown_requested, before the processor checkpoints.
+  void set_shutdown_hook(BatchHook hook) {
+    const std::lock_guard lock(mutex_);
+    shutdown_hook_ = std::move(hook);
+  }
+  void run_shutdown_hook(const std::string& worker, const std::string& shard) {
+    BatchHook hook;
+    {
+      const std::lock_guard lock(mutex_);
+      hook = shutdown_hook_;
+    }
+    if (hook) hook(worker, shard);
+  }
   void run_hook(const std::string& worker, const std::string& shard) {
     BatchHook hook;
     {
@@ -213,6 +226,7 @@ class Observations {
   std::vector<Instance> instances_;
   std::vector<ProcessCall> calls_;
   BatchHook hook_;
+  BatchHook shutdown_hook_;
 };
 
 // ==========================================================================================
@@ -337,6 +351,7 @@ class LeaseProcessor final : public kclpp::RecordProcessor {
   }
   void shutdown_requested(kclpp::Checkpointer& checkpointer) override {
     obs_.event(instance_, "shutdown_requested");
+    obs_.run_shutdown_hook(worker_, shard_);
     checkpoint(checkpointer);
   }
   void lease_lost() override { obs_.event(instance_, "lease_lost"); }
@@ -416,6 +431,8 @@ class Member {
       }
     }
   }
+  // Asks the worker to shut down without waiting for it (stop() waits).
+  void request_shutdown() { worker_.request_shutdown(); }
   WorkerStore& store() { return store_; }
   const std::string& id() const { return id_; }
 
@@ -501,7 +518,7 @@ class Fleet {
   }
 
   LocalStream& stream() { return stream_; }
-  LeaseTable& table() { return *table_; }
+  LeaseTable& table() const { return *table_; }
   Observations& obs() { return obs_; }
   const Observations& obs() const { return obs_; }
 
@@ -639,12 +656,27 @@ std::vector<std::string> events_of(const Fleet& fleet, const std::string& worker
 }
 
 
-// Starts three workers on the fleet's shards and waits until they hold 4 leases each and
-// every record put so far has been delivered.
+// Whether every owned lease has a live processor on its owner (initialized, no lease_lost
+// yet): a lease taken a moment ago may not have one yet.
+bool every_lease_processed(const Fleet& fleet) {
+  std::set<std::pair<std::string, std::string>> live;  // (worker, shard)
+  for (const auto& e : fleet.obs().events()) {
+    if (e.what == "initialize") live.insert({e.worker, e.shard});
+    if (e.what == "lease_lost") live.erase({e.worker, e.shard});
+  }
+  for (const auto& lease : fleet.table().list()) {
+    if (lease.owner && live.count({*lease.owner, lease.key}) == 0) return false;
+  }
+  return true;
+}
+
+// Starts three workers on the fleet's shards and waits until they hold 4 leases each, each
+// with its processor running, and every record put so far has been delivered.
 void start_three_balanced(Fleet& fleet, const LeaseOptions& leases = fast_leases()) {
   for (const char* id : {"w1", "w2", "w3"}) fleet.start(id, leases);
   ASSERT_TRUE(eventually([&] { return fleet.holds({{"w1", 4}, {"w2", 4}, {"w3", 4}}); }, 20s))
       << describe(fleet.held());
+  ASSERT_TRUE(eventually([&] { return every_lease_processed(fleet); }, 5s));
   ASSERT_TRUE(eventually([&] { return fleet.all_delivered(); }, 10s));
 }
 
@@ -704,7 +736,12 @@ TEST(WorkerLease, GracefulShutdownCheckpointsReleasesAndOthersTakeOverWithinATak
     // had only just started, on a lease taken a moment before, too).
     auto events = events_of(fleet, "w3", key, asked_seq);
     if (!events.empty() && events.front() == "initialize") events.erase(events.begin());
-    EXPECT_EQ(events, (std::vector<std::string>{"shutdown_requested", "lease_lost"})) << key;
+    std::string all;
+    for (const auto& e : fleet.obs().events()) {
+      if (e.shard == key) all += " " + e.worker + ":" + e.what + "#" + std::to_string(e.seq);
+    }
+    EXPECT_EQ(events, (std::vector<std::string>{"shutdown_requested", "lease_lost"}))
+        << key << " (asked at #" << asked_seq << "):" << all;
     // Its last checkpoint is the last record w3's processors got on the shard.
     std::optional<ExtendedSequenceNumber> last_delivered;
     for (const auto& i : instances) {
@@ -759,8 +796,10 @@ TEST(WorkerLease, AFourthWorkerStealsUpToTheTargetOneLeasePerTakeRound) {
       EXPECT_GE(ms(steals[i].at - steals[i - 1].at), ms(fast_leases().take_interval) * 2 / 3)
           << "two steals in one take round";
     }
-    // The victim's processor learned it at its next renewal: lease_lost without a shutdown.
-    const auto events = events_of(fleet, *steals[i].expected_owner, steals[i].lease.key, steals[i].seq);
+    // The victim's processor learned it at its next renewal (or from a refused checkpoint):
+    // lease_lost without a shutdown.
+    auto events = events_of(fleet, *steals[i].expected_owner, steals[i].lease.key, steals[i].seq);
+    std::erase_if(events, [](const std::string& e) { return e == "initialize" || e == "checkpoint_lease_lost"; });
     ASSERT_FALSE(events.empty()) << steals[i].lease.key;
     EXPECT_EQ(events.front(), "lease_lost") << steals[i].lease.key;
   }
@@ -811,8 +850,12 @@ std::set<std::string> delivered_by(const Fleet& fleet, const std::string& worker
 TEST(WorkerLease, APausedWorkerLosesItsShardAndItsLateCheckpointIsRefused) {
   const LeaseOptions leases = fast_leases();
   const std::string shard = shard_name(0);
+  Gate gate;  // outlives the fleet, whose processors wait at it
   Fleet fleet(1);
-  Gate gate;
+  struct OpenOnExit {
+    Gate& gate;
+    ~OpenOnExit() { gate.open(); }  // a failed assertion must not leave a processor blocked
+  } open_on_exit{gate};
   fleet.obs().set_hook([&](const std::string& worker, const std::string&) {
     if (worker == "A") gate.pass();
   });
@@ -861,6 +904,44 @@ TEST(WorkerLease, APausedWorkerLosesItsShardAndItsLateCheckpointIsRefused) {
   for (auto it = take; it != writes.end(); ++it) {
     EXPECT_NE(it->writer, "A") << "A wrote " << it->lease.key << " after B took it";
   }
+  expect_consistent(fleet);
+}
+
+TEST(WorkerLease, AWorkerShuttingDownTakesNoNewLeases) {
+  Gate gate;  // outlives the fleet, whose processors wait at it
+  Fleet fleet(2);
+  struct OpenOnExit {
+    Gate& gate;
+    ~OpenOnExit() { gate.open(); }
+  } open_on_exit{gate};
+  fleet.put("before", 20);
+  fleet.start("A");
+  fleet.start("B");
+  ASSERT_TRUE(eventually([&] { return fleet.holds({{"A", 1}, {"B", 1}}); })) << describe(fleet.held());
+  ASSERT_TRUE(eventually([&] { return fleet.all_delivered(); }));
+  const auto b_keys = fleet.owned_by("B");
+  // A is leaving, slowly: its processor takes its time in shutdown_requested.
+  fleet.obs().set_shutdown_hook([&](const std::string& worker, const std::string&) {
+    if (worker == "A") gate.pass();
+  });
+  gate.close();
+  const auto leaving_seq = fleet.obs().next_seq();
+  fleet.member("A").request_shutdown();
+  ASSERT_TRUE(eventually([&] { return gate.entered(); }));
+  // Meanwhile B leaves too and releases its lease: a worker that is leaving must not take it
+  // (it would sit unprocessed until A's shutdown is over), as the KCL stops its lease taker
+  // first.
+  fleet.member("B").stop();
+  std::this_thread::sleep_for(4 * fast_leases().take_interval);
+  gate.open();
+  fleet.member("A").stop();
+  for (const auto& w : fleet.obs().writes()) {
+    if (w.seq > leaving_seq && w.writer == "A" && b_keys.count(w.lease.key) != 0) {
+      ADD_FAILURE() << "A, shutting down, wrote " << w.lease.key << " (owner "
+                    << w.lease.owner.value_or("none") << ")";
+    }
+  }
+  EXPECT_EQ(fleet.held(), (Counts{{"", 2}}));
   expect_consistent(fleet);
 }
 
