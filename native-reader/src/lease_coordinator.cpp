@@ -143,10 +143,16 @@ void LeaseCoordinator::request_take() {
   cv_.notify_all();
 }
 
+void LeaseCoordinator::stop_taking() {
+  const std::lock_guard lock(mutex_);
+  taking_ = false;
+}
+
 void LeaseCoordinator::run() noexcept {
   auto next_renew = SteadyClock::now() + timing_.renew;
   auto next_take = SteadyClock::now() + timing_.take;
   for (;;) {
+    bool taking = true;
     {
       std::unique_lock lock(mutex_);
       auto wake = std::min(next_renew, next_take);
@@ -154,6 +160,7 @@ void LeaseCoordinator::run() noexcept {
       if (cv_.wait_until(lock, wake, [&] { return stopping_ || take_requested_; }) && stopping_) return;
       if (take_requested_) next_take = SteadyClock::now();
       take_requested_ = false;
+      taking = taking_;
     }
     try {
       expire_overdue();
@@ -161,7 +168,9 @@ void LeaseCoordinator::run() noexcept {
         next_renew = SteadyClock::now() + timing_.renew;
         renew_all();
       }
-      if (SteadyClock::now() >= next_take) {
+      if (!taking) {
+        next_take = SteadyClock::time_point::max();  // wake for renewals and expiries only
+      } else if (SteadyClock::now() >= next_take) {
         next_take = SteadyClock::now() + timing_.take;
         if (const auto expiry = take_round(); expiry && *expiry < next_take) next_take = *expiry;
       }

@@ -83,6 +83,10 @@ class LeaseCoordinator {
   void stop() noexcept;
   // Runs a take round now rather than at the next take interval (new leases were created).
   void request_take();
+  // Graceful shutdown, first step: no more take rounds (a leaving worker must not pick up
+  // leases others release meanwhile), while renewals go on so that processors can still
+  // checkpoint. As the Java KCL's stopLeaseTaker. Not undone.
+  void stop_taking();
 
   // Whether this worker holds `key` now: taken or renewed less than timing().validity ago
   // and not found lost. With `take` (see take_of), only while it still holds it by that
@@ -156,6 +160,7 @@ class LeaseCoordinator {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool take_requested_ = false;
+  bool taking_ = true;
   std::map<std::string, HeldPtr> held_;
   // The take round's view: the last scan, with the local time each counter was first seen.
   struct Seen {

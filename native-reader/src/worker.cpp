@@ -273,6 +273,10 @@ Worker::Impl::Reaped Worker::Impl::reap() {
 
 void Worker::Impl::stop_all() noexcept {
   const auto deadline = SteadyClock::now() + options.shutdown_grace;
+  // A leaving worker takes no more leases (others may release theirs meanwhile: they would
+  // sit here unprocessed until this shutdown is over); renewals go on for the processors'
+  // last checkpoints.
+  if (coordinator) coordinator->stop_taking();
   {
     std::unique_lock lock(mutex);
     stopping = true;
@@ -300,10 +304,11 @@ void Worker::Impl::stop_all() noexcept {
     tasks.clear();
   }
   if (coordinator) {
-    // Every processor has had its last checkpoint: hand the leases over at once rather
-    // than after a failover time, then stop renewing.
-    coordinator->release_all();
+    // Every processor has had its last checkpoint: stop renewing, then hand the leases over
+    // at once rather than after a failover time. In this order no renewal or take can run
+    // after the release (a lease taken then would stay owned by a worker that has left).
     coordinator->stop();
+    coordinator->release_all();
   }
 }
 

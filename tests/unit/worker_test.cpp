@@ -25,6 +25,7 @@
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 #include "local_stream_testing.hpp"
+#include "worker_test_support.hpp"
 #include "md5.hpp"
 
 namespace aws = kclpp::aws;
@@ -42,21 +43,7 @@ using kclpp::native::Worker;
 using kclpp::native::WorkerOptions;
 using Testing = kclpp::native::detail::LocalStreamTesting;
 using kclpp::native::detail::LocalFault;
-
-// 2^128 - 1 and 2^126, for hash-key arithmetic in decimal.
-const std::string max_hash_key = "340282366920938463463374607431768211455";
-const std::string two_pow_126 = "85070591730234615865843651857942052864";
-const std::string two_pow_127 = "170141183460469231731687303715884105728";
-
-template <class Predicate>
-bool eventually(Predicate predicate, std::chrono::milliseconds timeout = 8s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return predicate();
-}
+using namespace kclpp::native::testing;  // NOLINT(google-build-using-namespace)
 
 // --- a checkpoint store for tests: in memory, with fault injection ------------------------
 
@@ -298,19 +285,6 @@ class TestProcessor final : public kclpp::RecordProcessor {
   kclpp::Checkpointer* checkpointer_ = nullptr;
 };
 
-WorkerOptions test_options() {
-  WorkerOptions options;
-  options.application = "app";
-  options.initial_position = StartPosition::trim_horizon();
-  options.idle_time_between_reads = 20ms;
-  options.shard_sync_interval = 10s;
-  options.read_retry.initial_backoff = 10ms;
-  options.read_retry.max_backoff = 100ms;
-  options.read_retry.throttle_floor = 20ms;
-  options.shutdown_grace = 3s;
-  return options;
-}
-
 // Runs a Worker on a thread of its own; stop() asks it to shut down and joins it.
 class RunningWorker {
  public:
@@ -359,52 +333,6 @@ class RunningWorker {
   std::thread thread_;
   std::exception_ptr error_;
   std::atomic<bool> returned_{false};
-};
-
-// Puts `count` records "<prefix>-<i>" with partition keys "pk-<i>"; returns, per shard,
-// the data in put order.
-std::map<std::string, std::vector<std::string>> put_records(LocalStream& stream, const std::string& prefix,
-                                                            int count) {
-  std::map<std::string, std::vector<std::string>> by_shard;
-  for (int i = 0; i < count; ++i) {
-    const std::string data = prefix + "-" + std::to_string(i);
-    const auto result = stream.put(data, "pk-" + prefix + std::to_string(i));
-    by_shard[result.shard_id].push_back(data);
-  }
-  return by_shard;
-}
-
-// Captures log lines for the duration of a test.
-class LogCapture {
- public:
-  LogCapture() {
-    // The assertions read info and warn lines, whatever KCLPP_LOG_LEVEL says.
-    for (const auto level : {kclpp::LogLevel::Debug, kclpp::LogLevel::Info, kclpp::LogLevel::Warn}) {
-      if (kclpp::log_enabled(level)) {
-        previous_ = level;
-        break;
-      }
-    }
-    kclpp::set_log_level(kclpp::LogLevel::Info);
-    kclpp::set_log_sink([this](kclpp::LogLevel level, std::string_view message) {
-      const std::lock_guard lock(mutex_);
-      lines_.emplace_back(std::string(level == kclpp::LogLevel::Error ? "E " : "- ") + std::string(message));
-    });
-  }
-  ~LogCapture() {
-    kclpp::set_log_sink({});
-    kclpp::set_log_level(previous_);
-  }
-  bool contains(const std::string& text) const {
-    const std::lock_guard lock(mutex_);
-    return std::any_of(lines_.begin(), lines_.end(),
-                       [&](const std::string& l) { return l.find(text) != std::string::npos; });
-  }
-
- private:
-  kclpp::LogLevel previous_ = kclpp::LogLevel::Error;
-  mutable std::mutex mutex_;
-  std::vector<std::string> lines_;
 };
 
 // --- a KPL aggregate, built by hand (protobuf + MD5 trailer) ---------------------------------
