@@ -6,10 +6,12 @@
 // record to which child process.
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -39,6 +41,7 @@ struct SeenRecord {
   long long sub_sequence_number = 0;
   int pid = 0;
   std::string shard;
+  std::int64_t ns = 0;  // when the child got its batch (CLOCK_MONOTONIC, as steady_clock)
 };
 
 // One child process as its log tells it.
@@ -47,8 +50,15 @@ struct ChildLife {
   std::string shard;
   std::string initialize_sequence_number;  // what initialize told it ("" for null)
   std::vector<std::string> actions;        // "initialize", "processRecords", ..., "exit N"
+  std::vector<std::int64_t> action_ns;     // when each action was logged (steady_clock ns)
   std::vector<std::vector<SeenRecord>> batches;
   [[nodiscard]] bool exited() const { return !actions.empty() && actions.back().rfind("exit", 0) == 0; }
+  // When `action` was first logged at or after `after` (steady_clock ns), or nullopt.
+  [[nodiscard]] std::optional<std::int64_t> first(const std::string& action, std::int64_t after = 0) const {
+    for (std::size_t i = 0; i < actions.size(); ++i)
+      if (actions[i] == action && action_ns[i] >= after) return action_ns[i];
+    return std::nullopt;
+  }
 };
 
 // What the children of one daemon saw (its log, read again on every call).
@@ -84,6 +94,7 @@ inline WorkerView read_view(const std::string& log) {
     const int pid = j["pid"].get<int>();
     const std::string event = j["event"].get<std::string>();
     if (event == "checkpointResult") continue;
+    const std::int64_t at = j.contains("ns") && j["ns"].is_number() ? j["ns"].get<std::int64_t>() : 0;
     ChildLife& c = v.children[pid];
     c.pid = pid;
     if (event == "initialize") {
@@ -99,11 +110,13 @@ inline WorkerView read_view(const std::string& log) {
         s.sub_sequence_number = r["subSequenceNumber"].is_number() ? r["subSequenceNumber"].get<long long>() : 0;
         s.pid = pid;
         s.shard = c.shard;
+        s.ns = at;
         batch.push_back(std::move(s));
       }
       c.batches.push_back(std::move(batch));
     }
     c.actions.push_back(event == "exit" ? "exit " + std::to_string(j["code"].get<int>()) : event);
+    c.action_ns.push_back(at);
   }
   return v;
 }

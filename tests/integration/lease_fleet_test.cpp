@@ -15,9 +15,9 @@
 //   7. the table unreachable for longer than the failover time (dynalite SIGSTOPped,
 //      Postgres stopped, SQLite write-locked by the test): nothing is processed while no
 //      lease can be renewed, no shard has two workers across the outage, all recover.
-//   Throughout: a poller reads the table every ~50 ms and no checkpoint ever moves
-//   backwards; at the end every record put was processed, with at most one batch of
-//   re-deliveries per processor start.
+//   Throughout: a poller (table_watch.hpp) reads the table every ~50 ms and no checkpoint
+//   ever moves backwards; at the end every record put was processed, with at most one
+//   batch of re-deliveries per processor start.
 // FleetTest.SplitAndMerge (SQLite): a split and a merge while 2 workers hold the shards:
 //   no child starts before its parents' SHARD_END.
 // Timings: failover 1500 ms, take interval 500 ms, idle time 150 ms.
@@ -56,17 +56,23 @@
 #include "local_server.hpp"
 #include "postgres_fixture.hpp"
 #include "support.hpp"
+#include "table_watch.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using kclpp::ExtendedSequenceNumber;
 using kclpp::Sentinel;
 using kclpp::aws::KinesisClient;
-using kclpp::native::Lease;
 using kclpp::test::Subprocess;
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using kclpp::test::leases::balanced;
+using kclpp::test::leases::describe_counts;
+using kclpp::test::leases::ns;
+using kclpp::test::leases::owned_by;
+using kclpp::test::leases::owner_counts;
+using kclpp::test::leases::Snapshot;
+using kclpp::test::leases::TableWatch;
 
 constexpr milliseconds failover{1'500};
 constexpr milliseconds take_interval{500};
@@ -76,9 +82,6 @@ constexpr int max_records = 25;  // one batch: the bound on re-deliveries per pr
 constexpr milliseconds slack{1'500};
 const std::string application = "fleet";
 
-std::int64_t ns(SteadyClock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
 constexpr std::int64_t to_ns(milliseconds d) { return d.count() * 1'000'000; }
 double seconds_between(std::int64_t from_ns, std::int64_t to_ns) { return static_cast<double>(to_ns - from_ns) / 1e9; }
 
@@ -185,146 +188,16 @@ class DynamoDbBackend final : public StoreBackend {
   bool stopped_ = false;
 };
 
+// The table as the test's own reader opens it (kept by value: the backend's endpoint and
+// URI do not change across an outage).
+kclpp::test::leases::TableSpec table_spec(const StoreBackend& backend, const std::string& stream) {
+  return {backend.uri(), backend.options(), application, stream};
+}
+
 std::unique_ptr<StoreBackend> make_backend(const std::string& name) {
   if (name == "Sqlite") return std::make_unique<SqliteBackend>();
   if (name == "Postgres") return std::make_unique<PostgresBackend>();
   return std::make_unique<DynamoDbBackend>();
-}
-
-// --- the table, polled --------------------------------------------------------------------
-
-// 0: not read yet (TRIM_HORIZON, LATEST, AT_TIMESTAMP), 1: a sequence number, 2: SHARD_END.
-int rank(const ExtendedSequenceNumber& p) {
-  if (!p.is_sentinel()) return 1;
-  return p.sentinel() == Sentinel::ShardEnd ? 2 : 0;
-}
-bool before(const ExtendedSequenceNumber& a, const ExtendedSequenceNumber& b) {
-  if (rank(a) != rank(b)) return rank(a) < rank(b);
-  return rank(a) == 1 && compare_positions(a, b) < 0;
-}
-
-struct Snapshot {
-  std::int64_t read_ns = 0;  // when the read began
-  std::map<std::string, Lease> leases;
-};
-
-// Reads every lease every ~50 ms on its own thread and keeps each read; records every
-// checkpoint that moved backwards. A failed read (the store is unreachable) is skipped.
-// Thread safety: the accessors lock.
-class TableWatch {
- public:
-  TableWatch(const StoreBackend& backend, const std::string& stream) : backend_(backend), stream_(stream) {
-    thread_ = std::thread([this] { run(); });
-  }
-  ~TableWatch() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  TableWatch(const TableWatch&) = delete;
-  TableWatch& operator=(const TableWatch&) = delete;
-
-  std::optional<Snapshot> latest() {
-    const std::lock_guard lock(mutex_);
-    if (snapshots_.empty()) return std::nullopt;
-    return snapshots_.back();
-  }
-  std::vector<Snapshot> all() {
-    const std::lock_guard lock(mutex_);
-    return snapshots_;
-  }
-  std::vector<std::string> backwards() {
-    const std::lock_guard lock(mutex_);
-    return backwards_;
-  }
-  // Waits for a read (begun after `after`) that satisfies `pred`; its time, or nullopt.
-  template <class Pred>
-  std::optional<std::int64_t> wait_for(Pred pred, milliseconds timeout, std::int64_t after = 0) {
-    const auto deadline = SteadyClock::now() + timeout;
-    std::size_t checked = 0;
-    while (SteadyClock::now() < deadline) {
-      {
-        const std::lock_guard lock(mutex_);
-        for (; checked < snapshots_.size(); ++checked) {
-          if (snapshots_[checked].read_ns > after && pred(snapshots_[checked])) return snapshots_[checked].read_ns;
-        }
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return std::nullopt;
-  }
-
- private:
-  void run() {
-    std::unique_ptr<kclpp::native::CheckpointStore> store;
-    std::unique_ptr<kclpp::native::LeaseTable> table;
-    std::map<std::string, ExtendedSequenceNumber> last;
-    while (!stop_) {
-      const auto started = SteadyClock::now();
-      try {
-        if (!table) {
-          store = kclpp::native::open_checkpoint_store(backend_.uri(), backend_.options());
-          table = store->leases(application, stream_);
-        }
-        Snapshot s{ns(started), {}};
-        for (auto& lease : table->list()) s.leases.emplace(lease.key, std::move(lease));
-        const std::lock_guard lock(mutex_);
-        for (const auto& [key, lease] : s.leases) {
-          const auto it = last.find(key);
-          if (it != last.end() && before(lease.checkpoint, it->second)) {
-            backwards_.push_back(key + ": " + it->second.str() + " -> " + lease.checkpoint.str());
-          }
-          last[key] = lease.checkpoint;
-        }
-        snapshots_.push_back(std::move(s));
-      } catch (const kclpp::Error&) {
-        // Unreachable or not created yet: the store is opened again on the next read, so
-        // that a Postgres restart is not an error of the test's own connection.
-        table.reset();
-        store.reset();
-      }
-      std::this_thread::sleep_until(started + 50ms);
-    }
-  }
-
-  const StoreBackend& backend_;
-  std::string stream_;
-  std::atomic<bool> stop_{false};
-  std::mutex mutex_;
-  std::vector<Snapshot> snapshots_;
-  std::vector<std::string> backwards_;
-  std::thread thread_;
-};
-
-// Live leases (not at SHARD_END) per owner; free ones under "".
-std::map<std::string, int> owner_counts(const Snapshot& s) {
-  std::map<std::string, int> counts;
-  for (const auto& [key, lease] : s.leases) {
-    if (lease.checkpoint.sentinel() != Sentinel::ShardEnd) ++counts[lease.owner.value_or("")];
-  }
-  return counts;
-}
-std::string describe_counts(const Snapshot& s) {
-  std::string out;
-  for (const auto& [owner, n] : owner_counts(s)) out += (out.empty() ? "" : ", ") + (owner.empty() ? "(free)" : owner) + "=" + std::to_string(n);
-  return out;
-}
-// Each of `workers` owns exactly `each` leases and nothing else is owned or free.
-auto balanced(const std::vector<std::string>& workers, int each) {
-  return [workers, each](const Snapshot& s) {
-    const auto counts = owner_counts(s);
-    if (counts.size() != workers.size()) return false;
-    return std::all_of(workers.begin(), workers.end(), [&](const std::string& w) {
-      const auto it = counts.find(w);
-      return it != counts.end() && it->second == each;
-    });
-  };
-}
-std::set<std::string> owned_by(const Snapshot& s, const std::string& worker) {
-  std::set<std::string> keys;
-  for (const auto& [key, lease] : s.leases) {
-    if (lease.owner == worker && lease.checkpoint.sentinel() != Sentinel::ShardEnd) keys.insert(key);
-  }
-  return keys;
 }
 
 // --- the processors' durable log ------------------------------------------------------------
@@ -687,7 +560,7 @@ TEST_P(FleetTest, Scenarios) {
   // 1. Three workers converge to 4/4/4.
   const std::int64_t t_start = ns(SteadyClock::now());
   for (const char* w : {"w1", "w2", "w3"}) fleet.spawn(w);
-  TableWatch watch(*backend, stream);
+  TableWatch watch(table_spec(*backend, stream));
   const auto converged = watch.wait_for(balanced({"w1", "w2", "w3"}, 4), 30s);
   ASSERT_TRUE(converged.has_value()) << "3 workers did not converge to 4/4/4: "
                                      << (watch.latest() ? describe_counts(*watch.latest()) : "no read") << "\n"
@@ -839,7 +712,7 @@ TEST(FleetTest, SplitAndMergeChildrenStartAfterTheirParentsEnd) {
   Fleet fleet(backend, kinesis.endpoint(), stream, log_path);
   fleet.spawn("w1");
   fleet.spawn("w2");
-  TableWatch watch(backend, stream);
+  TableWatch watch(table_spec(backend, stream));
   ASSERT_TRUE(watch.wait_for(balanced({"w1", "w2"}, 2), 30s)) << fleet.logs();
   const auto holders = *watch.latest();
   std::this_thread::sleep_for(1s);

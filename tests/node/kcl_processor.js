@@ -3,8 +3,10 @@
 // implementation of the child side of the protocol), driven by kcl::ChildProcess in
 // tests/integration/child_process_test.cpp and by `kclpp daemon` in
 // tests/integration/daemon_test.cpp. With KCLPP_NODE_LOG_IDS=1 every event also carries the
-// process id and the shard id, because a daemon runs one child per shard and they all
-// append to the same KCLPP_NODE_LOG file (one appendFileSync per line, O_APPEND).
+// process id, the shard id and `ns`, the time on CLOCK_MONOTONIC (process.hrtime, the
+// clock of the test's std::chrono::steady_clock), because a daemon runs one child per shard
+// and they all append to the same KCLPP_NODE_LOG file (one appendFileSync per line,
+// O_APPEND), and the fleet tests order events across the logs of several daemons.
 //
 // Every event is appended as one JSON line to the file named by KCLPP_NODE_LOG, so the
 // test can assert what the child saw. Behaviour:
@@ -27,6 +29,8 @@ function record(event) {
   if (withIds) {
     event.pid = process.pid;
     event.shard = shardId;
+    // A Number is exact to the nanosecond below 2^53 ns (104 days of uptime).
+    event.ns = Number(process.hrtime.bigint());
   }
   if (logFile) fs.appendFileSync(logFile, JSON.stringify(event) + '\n');
   process.stderr.write('kcl_processor.js: ' + JSON.stringify(event) + '\n');
