@@ -604,7 +604,8 @@ TEST_P(DaemonFleetScenarioTest, FourthDaemonStealsOneAtATimeAndAStoppedDaemonLos
                "to it; SIGCONT: leaseLost in the children after %.0f ms, 2/2/2/2 "
                "again after %.0f ms; %zu table reads, no checkpoint moved backwards\n",
                store_name(GetParam()).c_str(), f.converged_ms, f.joined_ms, steals.c_str(), f.stop_taken_ms,
-               failover_ms, take_interval_ms, f.stop_after_last_write_ms, f.cont_lease_lost_ms, f.cont_rebalanced_ms, reads.size());
+               failover_ms, take_interval_ms, f.stop_after_last_write_ms, f.cont_lease_lost_ms, f.cont_rebalanced_ms,
+               reads.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, DaemonFleetScenarioTest,
