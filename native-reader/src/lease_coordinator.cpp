@@ -369,7 +369,9 @@ bool LeaseCoordinator::try_take(const Lease& seen, bool steal) {
   }
   auto held = std::make_shared<Held>();
   held->wrote(next, sent, timing_.validity);
-  held->start_after = steal ? sent + timing_.renew : sent;
+  // A stolen shard starts once its former owner counts the lease as lost by its own clock
+  // (its last write came before this take), even if it cannot reach the table to find out.
+  held->start_after = steal ? sent + timing_.validity : sent;
   {
     const std::lock_guard lock(mutex_);
     held->take = ++takes_;

@@ -97,9 +97,10 @@ class LeaseCoordinator {
   [[nodiscard]] std::uint64_t take_of(const std::string& key) const;
   // Keys of the leases held now.
   [[nodiscard]] std::vector<std::string> held_keys() const;
-  // Whether a held lease's shard may start: at once for a free or expired lease; one renew
-  // interval after a steal, by when the former owner's renewal has failed and its shard has
-  // stopped (so the two rarely process the shard at the same time).
+  // Whether a held lease's shard may start: at once for a free or expired lease; after a
+  // steal, once the former owner's own clock says its lease has run out (timing().validity
+  // after the take), so that the two never process the shard at the same time, even when
+  // the former owner cannot reach the table to learn of the steal.
   [[nodiscard]] bool startable(const std::string& key) const;
   // A copy of a held lease (nullopt when not held, or not by `take` when given).
   [[nodiscard]] std::optional<Lease> held_lease(const std::string& key, std::uint64_t take = 0) const;
