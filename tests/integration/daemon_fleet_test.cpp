@@ -437,6 +437,12 @@ class DaemonFleetScenarioTest : public DaemonFleetTest {
       const auto owner_at = line.find(from);
       ASSERT_NE(owner_at, std::string::npos) << "worker-3 took a lease nobody held: " << line;
       const std::string owner = line.substr(owner_at + from.size(), line.find(')', owner_at) - owner_at - from.size());
+      // The victim's child of that shard, if it had one yet (a lease it had itself stolen a
+      // moment before starts its child only once the former owner's lease has run out), ends
+      // with leaseLost.
+      bool had_child = false;
+      for (const auto& [pid, life] : fleet_->view(owner).children) had_child = had_child || life.shard == key;
+      if (!had_child) continue;
       EXPECT_TRUE(eventually(
           [&] {
             for (const auto& [pid, life] : fleet_->view(owner).children)
@@ -494,9 +500,14 @@ class DaemonFleetScenarioTest : public DaemonFleetTest {
     const auto shards = owned_by(*watch.latest(), victim);
     ASSERT_EQ(shards.size(), 2u);
     std::map<int, std::string> alive;  // pid -> shard: its children on those shards
-    for (const auto& [pid, life] : fleet_->view(victim).children)
-      if (!life.exited() && shards.count(life.shard) != 0 && !life.first("leaseLost")) alive[pid] = life.shard;
-    ASSERT_EQ(alive.size(), 2u) << fleet_->view(victim).dump();
+    // A stolen shard's child starts once the former owner's lease has run out by its clock.
+    const bool both_running = eventually([&] {
+      alive.clear();
+      for (const auto& [pid, life] : fleet_->view(victim).children)
+        if (!life.exited() && shards.count(life.shard) != 0 && !life.first("leaseLost")) alive[pid] = life.shard;
+      return alive.size() == 2;
+    }, 5s);
+    ASSERT_TRUE(both_running) << fleet_->view(victim).dump();
 
     // Records for every shard just before the stop: a batch may be on its way to the victim.
     const auto c = kclpp::test::numbered("c", 40);

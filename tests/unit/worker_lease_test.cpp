@@ -921,6 +921,11 @@ TEST(WorkerLease, AWorkerShuttingDownTakesNoNewLeases) {
   ASSERT_TRUE(eventually([&] { return fleet.holds({{"A", 1}, {"B", 1}}); })) << describe(fleet.held());
   ASSERT_TRUE(eventually([&] { return fleet.all_delivered(); }));
   const auto b_keys = fleet.owned_by("B");
+  // A's processor is running (a stolen lease starts only once its former owner's clock has
+  // run it out).
+  const auto a_keys = fleet.owned_by("A");
+  ASSERT_EQ(a_keys.size(), 1u);
+  ASSERT_TRUE(eventually([&] { return fleet.obs().has_event("A", *a_keys.begin(), "initialize"); }));
   // A is leaving, slowly: its processor takes its time in shutdown_requested.
   fleet.obs().set_shutdown_hook([&](const std::string& worker, const std::string&) {
     if (worker == "A") gate.pass();
