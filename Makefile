@@ -12,7 +12,7 @@
 # server they need is missing.
 
 JOBS       ?= 2
-FUZZ_TIME  ?= 25
+FUZZ_TIME  ?= 20
 BUILD_TYPE ?= RelWithDebInfo
 # Debug info of the RelWithDebInfo trees: line tables only. Backtraces and sanitizer
 # reports keep their file:line, and the build is about a third faster on 2 cores than
@@ -20,6 +20,9 @@ BUILD_TYPE ?= RelWithDebInfo
 DEBUG_INFO ?= -g1
 
 CMAKE       := cmake -G Ninja -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 $(DEBUG_INFO) -DNDEBUG"
+# The sanitizer trees (ASan+UBSan unit tests, fuzzing) build at -O1, as the sanitizers'
+# own docs advise: a third less compile time, and clearer reports.
+CMAKE_SAN   := cmake -G Ninja -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 $(DEBUG_INFO) -DNDEBUG"
 CTEST       := ctest --output-on-failure --no-tests=error
 SANITIZE    := -DKCLPP_SANITIZE='address;undefined'
 
@@ -58,7 +61,7 @@ test-ctest: build
 # The unit tests once more, under AddressSanitizer + UndefinedBehaviorSanitizer.
 UNIT_TESTS := kclpp_unit_tests kclpp_aws_unit_tests kclpp_native_unit_tests kclpp_cli_unit_tests kclpp_pipeline_unit_tests
 test-asan: deps
-	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DKCLPP_WERROR=ON $(SANITIZE) \
+	$(CMAKE_SAN) -S . -B build-asan -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DKCLPP_WERROR=ON $(SANITIZE) \
 	  -DKCLPP_BUILD_BENCH=OFF
 	cmake --build build-asan -j $(JOBS) --target $(UNIT_TESTS)
 	set -e; for t in $(UNIT_TESTS); do build-asan/tests/$$t --gtest_brief=1; done
@@ -71,7 +74,7 @@ test-consumer: build
 # its committed corpus tests/fuzz/corpus/<name> (target kclpp_fuzz_<name>).
 FUZZ_TARGETS := protocol_line kpl_aggregate get_records properties msgpack_record snappy_frames s3_xml aws_replies
 test-fuzz: deps
-	CC=clang CXX=clang++ $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	CC=clang CXX=clang++ $(CMAKE_SAN) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -DKCLPP_FUZZ=ON $(SANITIZE) -DKCLPP_BUILD_EXAMPLES=OFF -DKCLPP_BUILD_BENCH=OFF
 	cmake --build build-fuzz -j $(JOBS) --target $(addprefix kclpp_fuzz_,$(FUZZ_TARGETS))
 	set -e; for t in $(FUZZ_TARGETS); do \
