@@ -62,7 +62,9 @@ struct Options {
   bool keep_logs = false;
   [[nodiscard]] double failover_s() const { return static_cast<double>(failover.count()) / 1000.0; }
   [[nodiscard]] double renew_s() const { return static_cast<double>(failover.count()) / 3000.0; }
-  [[nodiscard]] double take_s() const { return static_cast<double>(failover.count()) * 2 / 1000.0; }
+  // kclpp's default take interval (LeaseOptions: the failover time) and the Java KCL's (twice it).
+  [[nodiscard]] double take_s() const { return static_cast<double>(failover.count()) / 1000.0; }
+  [[nodiscard]] double kcl_take_s() const { return static_cast<double>(failover.count()) * 2 / 1000.0; }
 };
 
 // ---------------------------------------------------------------------------------------
@@ -515,7 +517,7 @@ void phase_steady(Fleet& fleet, const Options& options, StoreResult& result) {
   // failover/3: every lease is held at steady state. Each worker scans the table every
   // take interval (2 x failover).
   result.kcl_renewals = options.shards * 60.0 / options.renew_s();
-  result.kcl_scans = held.workers * 60.0 / options.take_s();
+  result.kcl_scans = held.workers * 60.0 / options.kcl_take_s();
 }
 
 StoreResult run_store(const Options& options, const std::string& store, const std::string& self,
@@ -674,7 +676,8 @@ int main(int argc, char** argv) {
     Producer producer(kinesalite.endpoint(), stream, options.put_interval);
     std::cout << "lease_scale: " << options.workers << " worker processes, " << options.shards
               << " shards (kinesalite), failover " << options.failover.count() << " ms (renew every "
-              << fmt(options.renew_s(), 2) << " s, take every " << fmt(options.take_s(), 1)
+              << fmt(options.renew_s(), 2) << " s, take every " << fmt(options.take_s(), 1) << " s (the KCL: "
+              << fmt(options.kcl_take_s(), 1)
               << " s), max leases to steal " << options.max_leases_to_steal << ", one record per shard every "
               << options.put_interval.count() << " ms, a checkpoint per batch\n"
               << "counted: every LeaseTable call of each worker process (its store's lease table wrapped in a "
