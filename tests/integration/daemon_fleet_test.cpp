@@ -624,22 +624,6 @@ INSTANTIATE_TEST_SUITE_P(Stores, DaemonFleetScenarioTest,
 
 // --- a split and a merge while two daemons hold the shards --------------------------------
 
-// "a + (b - a) / 2" for decimal hash keys (< 2^128), as lease_fleet_test.cpp splits.
-__extension__ typedef unsigned __int128 HashKey;  // GCC and Clang; hash keys are < 2^128
-std::string midpoint(const std::string& a, const std::string& b) {
-  auto parse = [](const std::string& s) {
-    HashKey v = 0;
-    for (const char c : s) v = v * 10 + static_cast<unsigned>(c - '0');
-    return v;
-  };
-  HashKey m = parse(a) + (parse(b) - parse(a)) / 2;
-  std::string out;
-  do {
-    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(m % 10)));
-    m /= 10;
-  } while (m != 0);
-  return out;
-}
 
 class DaemonFleetReshardTest : public DaemonFleetTest {
  protected:
@@ -682,7 +666,7 @@ TEST_P(DaemonFleetReshardTest, ChildrenStartOnlyAfterTheirParentsShardEnd) {
   ASSERT_EQ(shards.size(), 4u);
   const std::int64_t t_reshard = ns(std::chrono::steady_clock::now());
   client_->split_shard(stream_, shards[0].shard_id,
-                       midpoint(shards[0].starting_hash_key, shards[0].ending_hash_key));
+                       kclpp::test::leases::hash_key_midpoint(shards[0].starting_hash_key, shards[0].ending_hash_key));
   client_->wait_for_active(stream_, 10s);
   client_->merge_shards(stream_, shards[2].shard_id, shards[3].shard_id);
   client_->wait_for_active(stream_, 10s);

@@ -677,22 +677,6 @@ TEST_P(FleetTest, Scenarios) {
 
 INSTANTIATE_TEST_SUITE_P(Stores, FleetTest, ::testing::Values("Sqlite", "Postgres", "DynamoDb"), param_name);
 
-// "a + (b - a) / 2" for decimal hash keys (< 2^128).
-__extension__ typedef unsigned __int128 HashKey;  // GCC and Clang; hash keys are < 2^128
-std::string midpoint(const std::string& a, const std::string& b) {
-  auto parse = [](const std::string& s) {
-    HashKey v = 0;
-    for (const char c : s) v = v * 10 + static_cast<unsigned>(c - '0');
-    return v;
-  };
-  HashKey m = parse(a) + (parse(b) - parse(a)) / 2;
-  std::string out;
-  do {
-    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(m % 10)));
-    m /= 10;
-  } while (m != 0);
-  return out;
-}
 
 // 6. A split and a merge while two workers hold the shards: no child starts before its
 // parents are at SHARD_END, and every record of a parent is processed before any of its
@@ -720,7 +704,8 @@ TEST(FleetTest, SplitAndMergeChildrenStartAfterTheirParentsEnd) {
   auto shards = admin.list_shards(stream);
   std::sort(shards.begin(), shards.end(), [](const auto& a, const auto& b) { return a.shard_id < b.shard_id; });
   ASSERT_EQ(shards.size(), 4u);
-  admin.split_shard(stream, shards[0].shard_id, midpoint(shards[0].starting_hash_key, shards[0].ending_hash_key));
+  admin.split_shard(stream, shards[0].shard_id,
+                    kclpp::test::leases::hash_key_midpoint(shards[0].starting_hash_key, shards[0].ending_hash_key));
   admin.wait_for_active(stream, 10s);
   std::this_thread::sleep_for(1s);
   admin.merge_shards(stream, shards[2].shard_id, shards[3].shard_id);

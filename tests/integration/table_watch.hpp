@@ -183,4 +183,21 @@ inline std::set<std::string> owned_by(const Snapshot& s, const std::string& work
   return keys;
 }
 
+// "a + (b - a) / 2" for decimal hash keys (< 2^128): where the fleet tests split a shard.
+__extension__ typedef unsigned __int128 HashKey;  // GCC and Clang; hash keys are < 2^128
+inline std::string hash_key_midpoint(const std::string& a, const std::string& b) {
+  auto parse = [](const std::string& s) {
+    HashKey v = 0;
+    for (const char c : s) v = v * 10 + static_cast<unsigned>(c - '0');
+    return v;
+  };
+  HashKey m = parse(a) + (parse(b) - parse(a)) / 2;
+  std::string out;
+  do {
+    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(m % 10)));
+    m /= 10;
+  } while (m != 0);
+  return out;
+}
+
 }  // namespace kclpp::test::leases
