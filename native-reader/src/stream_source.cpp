@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "kclpp/processor/error.hpp"
+
 namespace kclpp::native {
 
 namespace {
@@ -30,12 +32,26 @@ class KinesisConnection final : public StreamConnection {
 
 }  // namespace
 
-KinesisStream::KinesisStream(std::string stream_name, aws::KinesisOptions options)
+std::unique_ptr<aws::ShardSubscription> StreamSource::subscribe(const std::string&, const aws::StartPosition&) {
+  return nullptr;
+}
+
+KinesisStream::KinesisStream(std::string stream_name, aws::KinesisOptions options,
+                             std::optional<FanOutOptions> fan_out)
     : stream_name_(std::move(stream_name)), options_(std::move(options)) {
   // Resolve once, here, so that every connection agrees and a missing region or
   // credentials fails at start-up rather than in a shard thread.
   options_.region = aws::resolve_region(options_.region, options_.profile);
   if (!options_.credentials) options_.credentials = aws::shared_default_credentials(options_.profile);
+  if (fan_out) throw ConfigError("enhanced fan-out: not built yet");  // issue 13, in progress
+}
+
+KinesisStream::~KinesisStream() = default;
+
+std::unique_ptr<aws::ShardSubscription> KinesisStream::subscribe(const std::string& shard_id,
+                                                                 const aws::StartPosition& position) {
+  if (!subscriber_) return nullptr;
+  return subscriber_->subscribe(consumer_arn_, shard_id, position);
 }
 
 std::unique_ptr<StreamConnection> KinesisStream::connect() {

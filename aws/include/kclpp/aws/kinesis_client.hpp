@@ -84,6 +84,14 @@ struct GetRecordsResult {
   std::vector<Shard> child_shards;
 };
 
+// An enhanced fan-out consumer of a stream (RegisterStreamConsumer).
+struct StreamConsumer {
+  std::string consumer_name;
+  std::string consumer_arn;
+  std::string status;  // CREATING, ACTIVE, DELETING
+  std::string stream_arn;
+};
+
 struct PutRecordResult {
   std::string shard_id;
   std::string sequence_number;
@@ -145,6 +153,20 @@ class KinesisClient {
   std::vector<PutRecordsResultEntry> put_records(const std::string& stream,
                                                  std::span<const PutRecordsEntry> entries);
 
+  // Enhanced fan-out consumers (SubscribeToShard itself: kinesis_subscriber.hpp).
+  // RegisterStreamConsumer: AwsError ResourceInUseException when the name is taken,
+  // ThrottledError (LimitExceededException) past the service's 5 calls per second.
+  StreamConsumer register_stream_consumer(const std::string& stream_arn, const std::string& consumer_name);
+  // DescribeStreamConsumer by stream ARN and name, or by consumer ARN:
+  // AwsError ResourceNotFoundException when there is none.
+  [[nodiscard]] StreamConsumer describe_stream_consumer(const std::string& stream_arn,
+                                                        const std::string& consumer_name);
+  [[nodiscard]] StreamConsumer describe_stream_consumer(const std::string& consumer_arn);
+  // Every consumer of the stream, following NextToken pages.
+  [[nodiscard]] std::vector<StreamConsumer> list_stream_consumers(const std::string& stream_arn);
+  // For tools and tests only: kclpp never deregisters a consumer by itself.
+  void deregister_stream_consumer(const std::string& consumer_arn);
+
   // Stream administration, for tools and tests.
   void create_stream(const std::string& stream, int shard_count);
   void delete_stream(const std::string& stream);
@@ -159,5 +181,14 @@ class KinesisClient {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The consumer named `consumer_name` of `stream`, registered if the stream has none of that
+// name (a concurrent registration by another worker is reused), once ACTIVE (polled with
+// backoff; a DELETING one is waited out and registered again). Throttling is retried.
+// Throws TransportError(Retry::No) when it is not ACTIVE within `timeout`, AwsError
+// (ResourceNotFoundException: no such stream), AuthError, ConfigError. Never deregisters.
+[[nodiscard]] StreamConsumer ensure_stream_consumer(KinesisClient& client, const std::string& stream,
+                                                    const std::string& consumer_name,
+                                                    std::chrono::milliseconds timeout);
 
 }  // namespace kclpp::aws
