@@ -19,6 +19,8 @@ debian_packages=(
   libbenchmark-dev                   # bench/
   nlohmann-json3-dev libsimdjson-dev # JSON: strict writer / fast reader
   libcurl4-openssl-dev libssl-dev    # native-reader: Kinesis HTTP API, SigV4
+  zlib1g-dev                         # aws: CRC32 of the event-stream frames (fan-out)
+  libnghttp2-dev                     # bench/fanout: its HTTP/2 event-stream server
   libexpat1-dev                      # aws: the XML replies of S3 and STS
   libsqlite3-dev libpq-dev sqlite3   # checkpoint stores (sqlite3: the demo shows the rows)
   postgresql                         # a Postgres the integration tests start themselves
