@@ -13,6 +13,8 @@
 #include "kclpp/aws/kinesis_subscriber.hpp"
 
 #include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -515,7 +517,14 @@ KinesisSubscriber::KinesisSubscriber(SubscriberOptions options) : impl_(std::mak
   m.multi = curl_multi_init();
   if (m.multi == nullptr) throw TransportError("KinesisSubscriber: libcurl could not create a multi handle");
   curl_multi_setopt(m.multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  // The I/O thread takes no process signal (SIGTERM, SIGINT, SIGHUP are the program's to
+  // handle, e.g. on a sigwait thread): it starts with every signal blocked.
+  sigset_t all;
+  sigset_t before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &before);
   m.io = std::thread([&m] { m.run(); });
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
 KinesisSubscriber::~KinesisSubscriber() {
