@@ -222,9 +222,17 @@ std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user
     }
   }
   t.last_bytes = Clock::now();
+  std::string corrupt;
   try {
     t.decoder.feed(std::string_view(data, n));
-    bool any = false;
+  } catch (const Error& e) {
+    corrupt = e.what();
+  }
+  // Even when these bytes hold a corruption, the messages complete before it come out of
+  // next() first: they are queued, so that the subscription resumes after the last good
+  // event rather than before events it received whole.
+  bool any = false;
+  try {
     while (t.decoder.next(t.message)) {
       const std::size_t bytes = message_bytes(t.message);
       std::lock_guard lock(t.shared->mutex);
@@ -233,9 +241,12 @@ std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user
       t.message = {};
       any = true;
     }
-    if (any) t.shared->ready.notify_all();
   } catch (const Error& e) {
-    t.failure = std::make_exception_ptr(ProtocolError(t.where + ": " + e.what()));
+    if (corrupt.empty()) corrupt = e.what();
+  }
+  if (any) t.shared->ready.notify_all();
+  if (!corrupt.empty()) {
+    t.failure = std::make_exception_ptr(ProtocolError(t.where + ": " + corrupt));
     return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
   }
   return n;

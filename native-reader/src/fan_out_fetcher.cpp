@@ -29,6 +29,13 @@ bool missing_consumer(const Error& e) {
          what.find("onsumer", what.find(": ") + 2) != std::string_view::npos;
 }
 
+// A corrupt frame (a CRC mismatch: bytes damaged on the way) or event ends only this
+// subscription: a new one resumes after the last event handed on, as after a dropped
+// connection (the Java KCL's FanOutRecordsPublisher restarts from the last delivered record
+// on any error). Thrown instead, it would end the round: the processor dropped and every
+// record after its checkpoint delivered again. Repeated failures back off.
+bool resubscribing_helps(const Error& e) { return dynamic_cast<const ProtocolError*>(&e) != nullptr; }
+
 }  // namespace
 
 FanOutFetcher::FanOutFetcher(StreamSource& source, std::string shard_id, const WorkerOptions& options,
@@ -62,7 +69,7 @@ ReadStatus FanOutFetcher::fetch(aws::GetRecordsResult& out) {
         throw ConfigError("shard " + shard_id_ + ": the enhanced fan-out consumer does not exist (deregistered, or a "
                           "wrong consumer ARN): " + e.what());
       }
-      if (e.retry() == Retry::No) throw;
+      if (e.retry() == Retry::No && !resubscribing_helps(e)) throw;
       if (failed(e) == ReadStatus::Stopped) return ReadStatus::Stopped;
     }
   }

@@ -17,8 +17,8 @@ inline constexpr std::chrono::milliseconds min_subscribe_interval{1'000};
 // A subscription lives until the service ends it (every 5 minutes), a failure, or the
 // round's end. A new one resumes AFTER_SEQUENCE_NUMBER the continuation of the last event
 // handed on (so events received but not handed on come again), else where the round
-// started. Ended subscriptions, dropped connections, in-stream exceptions, ResourceInUse
-// and throttling subscribe again, paced and with backoff while failures repeat; what
+// started. Ended subscriptions, dropped connections, in-stream exceptions, corrupt frames,
+// ResourceInUse and throttling subscribe again, paced and with backoff while failures repeat; what
 // retrying cannot fix is thrown.
 class FanOutFetcher final : public RecordFetcher {
  public:
