@@ -32,12 +32,17 @@
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
 #include "kclpp/processor/error.hpp"
+#include "worker_support.hpp"
 
 namespace aws = kclpp::aws;
 
 namespace {
 
 using namespace std::chrono_literals;
+using kclpp::test::BackgroundWorker;
+using kclpp::test::eventually;
+using kclpp::test::Seen;
+using kclpp::test::SeenProcessor;
 using kclpp::native::FanOutOptions;
 using kclpp::native::KinesisStream;
 using kclpp::native::StreamSource;
@@ -47,80 +52,6 @@ using kclpp::test::FanOutServer;
 using kclpp::test::FanOutServerOptions;
 using nlohmann::json;
 using PerShard = std::map<std::string, std::vector<std::string>>;
-
-template <class Predicate>
-bool eventually(Predicate predicate, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return predicate();
-}
-
-// Every record's data per shard, in delivery order. Thread-safe.
-class Seen {
- public:
-  void add(const std::string& shard, const std::string& data) {
-    const std::lock_guard lock(mutex_);
-    data_[shard].push_back(data);
-    ++count_;
-  }
-  std::size_t count() {
-    const std::lock_guard lock(mutex_);
-    return count_;
-  }
-  PerShard by_shard() {
-    const std::lock_guard lock(mutex_);
-    return data_;
-  }
-
- private:
-  std::mutex mutex_;
-  PerShard data_;
-  std::size_t count_ = 0;
-};
-
-class SeenProcessor final : public kclpp::RecordProcessor {
- public:
-  explicit SeenProcessor(Seen& seen) : seen_(seen) {}
-  void initialize(const std::string& shard_id, const kclpp::ExtendedSequenceNumber&) override { shard_ = shard_id; }
-  void process_records(const kclpp::RecordBatch& batch, kclpp::Checkpointer& checkpointer) override {
-    for (const auto& r : batch.records) seen_.add(shard_, r.data);
-    if (!batch.records.empty()) checkpointer.checkpoint();
-  }
-  void shard_ended(kclpp::Checkpointer& checkpointer) override { checkpointer.checkpoint(); }
-  void lease_lost() override {}
-
- private:
-  Seen& seen_;
-  std::string shard_;
-};
-
-// Runs a worker's run() on a thread; finish() requests shutdown, joins and reports a throw.
-class Background {
- public:
-  explicit Background(Worker& worker) : worker_(worker), thread_([this] {
-    try {
-      worker_.run();
-    } catch (const std::exception& e) {
-      error_ = e.what();
-    }
-  }) {}
-  ~Background() {
-    if (thread_.joinable()) finish();
-  }
-  std::string finish() {
-    worker_.request_shutdown();
-    thread_.join();
-    return error_;
-  }
-
- private:
-  Worker& worker_;
-  std::string error_;
-  std::thread thread_;
-};
 
 // A fan-out source with the subscriber options a test chooses (KinesisStream keeps the
 // defaults: a 35 s stall timeout, 4 MiB of buffer per subscription). Polling calls (the
@@ -256,7 +187,7 @@ class FanOutFaultTest : public ::testing::Test {
   void read_all(const PerShard& expected, Seen& seen, std::chrono::milliseconds linger = 500ms) {
     const auto source = fan_out_stream();
     const auto w = worker(*source, seen);
-    Background runner(*w);
+    BackgroundWorker runner(*w);
     const bool all = eventually([&] { return seen.count() >= total(expected); }, 20s);
     std::this_thread::sleep_for(linger);
     EXPECT_EQ(runner.finish(), "");
@@ -435,7 +366,7 @@ TEST_F(FanOutFaultTest, SplitAndMergeEndTheParentsThenReadTheChildren) {
   Seen seen;
   const auto source = fan_out_stream();
   const auto w = worker(*source, seen);
-  Background runner(*w);
+  BackgroundWorker runner(*w);
   ASSERT_TRUE(eventually([&] { return seen.count() >= 20; }, 10s)) << seen.count();
   client_->split_shard(stream_, shard(0), "170141183460469231731687303715884105728");
   client_->wait_for_active(stream_, 10s);
@@ -637,7 +568,7 @@ TEST_F(FanOutFaultTest, WorkerResubscribesAfterAStall) {
   Seen seen;
   {
     const auto w = worker(source, seen);
-    Background runner(*w);
+    BackgroundWorker runner(*w);
     const bool all = eventually([&] { return seen.count() >= 10; }, 15s);
     std::this_thread::sleep_for(300ms);
     EXPECT_EQ(runner.finish(), "");

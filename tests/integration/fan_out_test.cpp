@@ -23,92 +23,23 @@
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
 #include "kinesalite_fixture.hpp"
+#include "worker_support.hpp"
 
 namespace aws = kclpp::aws;
 
 namespace {
 
 using namespace std::chrono_literals;
+using kclpp::test::BackgroundWorker;
+using kclpp::test::eventually;
+using kclpp::test::Seen;
+using kclpp::test::SeenProcessor;
 using kclpp::native::FanOutOptions;
 using kclpp::native::KinesisStream;
 using kclpp::native::Worker;
 using kclpp::native::WorkerOptions;
 using kclpp::test::Kinesalite;
 using kclpp::test::KinesisServer;
-
-template <class Predicate>
-bool eventually(Predicate predicate, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return predicate();
-}
-
-// Every record's data per shard, in delivery order. Thread-safe.
-class Seen {
- public:
-  void add(const std::string& shard, const std::string& data) {
-    const std::lock_guard lock(mutex_);
-    data_[shard].push_back(data);
-    ++count_;
-  }
-  std::size_t count() {
-    const std::lock_guard lock(mutex_);
-    return count_;
-  }
-  std::map<std::string, std::vector<std::string>> by_shard() {
-    const std::lock_guard lock(mutex_);
-    return data_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::map<std::string, std::vector<std::string>> data_;
-  std::size_t count_ = 0;
-};
-
-class SeenProcessor final : public kclpp::RecordProcessor {
- public:
-  explicit SeenProcessor(Seen& seen) : seen_(seen) {}
-  void initialize(const std::string& shard_id, const kclpp::ExtendedSequenceNumber&) override { shard_ = shard_id; }
-  void process_records(const kclpp::RecordBatch& batch, kclpp::Checkpointer& checkpointer) override {
-    for (const auto& r : batch.records) seen_.add(shard_, r.data);
-    if (!batch.records.empty()) checkpointer.checkpoint();
-  }
-  void shard_ended(kclpp::Checkpointer& checkpointer) override { checkpointer.checkpoint(); }
-  void lease_lost() override {}
-
- private:
-  Seen& seen_;
-  std::string shard_;
-};
-
-// Runs a worker's run() on a thread; finish() requests shutdown, joins and reports a throw.
-class Background {
- public:
-  explicit Background(Worker& worker) : worker_(worker), thread_([this] {
-    try {
-      worker_.run();
-    } catch (const std::exception& e) {
-      error_ = e.what();
-    }
-  }) {}
-  ~Background() {
-    if (thread_.joinable()) finish();
-  }
-  std::string finish() {
-    worker_.request_shutdown();
-    thread_.join();
-    return error_;
-  }
-
- private:
-  Worker& worker_;
-  std::string error_;
-  std::thread thread_;
-};
 
 class FanOutTest : public ::testing::Test {
  protected:
@@ -191,7 +122,7 @@ TEST(FanOutTlsTest, EverySubscriptionOfAWorkerSharesOneConnection) {
   o.initial_position = aws::StartPosition::trim_horizon();
   o.shutdown_grace = 5s;
   Worker worker(source, *checkpoints, [&](const std::string&) { return std::make_unique<SeenProcessor>(seen); }, o);
-  Background runner(worker);
+  BackgroundWorker runner(worker);
   const bool all = eventually([&] { return seen.count() >= 60; }, 30s);
   const auto stats = source.fan_out_stats();
   EXPECT_EQ(runner.finish(), "");
@@ -214,7 +145,7 @@ TEST_F(FanOutTest, EveryRecordOnceInOrderThenResumeAfterTheCheckpoints) {
     EXPECT_NE(source.consumer_arn().find("app-one"), std::string::npos) << source.consumer_arn();
     Worker worker(source, *checkpoints, [&](const std::string&) { return std::make_unique<SeenProcessor>(seen); },
                   options("app-one"));
-    Background runner(worker);
+    BackgroundWorker runner(worker);
     merge_into(expected, put("during", 80));
     const bool all = eventually([&] { return seen.count() >= 160; }, 30s);
     std::this_thread::sleep_for(1500ms);  // one more poll of kinesis-local: nothing extra comes
@@ -232,7 +163,7 @@ TEST_F(FanOutTest, EveryRecordOnceInOrderThenResumeAfterTheCheckpoints) {
   KinesisStream source(stream_, server_->client_options(), FanOutOptions{"app-one", {}});
   Worker worker(source, *checkpoints, [&](const std::string&) { return std::make_unique<SeenProcessor>(again); },
                 options("app-one"));
-  Background runner(worker);
+  BackgroundWorker runner(worker);
   const bool resumed = eventually([&] { return again.count() >= 40; }, 30s);
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(runner.finish(), "");
@@ -256,8 +187,8 @@ TEST_F(FanOutTest, TwoConsumersEachGetEveryRecordOnce) {
            options("app-a"));
   Worker b(source_b, *store_b, [&](const std::string&) { return std::make_unique<SeenProcessor>(seen_b); },
            options("app-b"));
-  Background run_a(a);
-  Background run_b(b);
+  BackgroundWorker run_a(a);
+  BackgroundWorker run_b(b);
   merge_into(expected, put("more", 60));
   const bool all = eventually([&] { return seen_a.count() >= 120 && seen_b.count() >= 120; }, 30s);
   std::this_thread::sleep_for(1500ms);
@@ -281,7 +212,7 @@ TEST_F(FanOutTest, ConsumerArnIsUsedAsGivenAndAnUnknownOneFailsClearly) {
     EXPECT_EQ(source.consumer_arn(), consumer.consumer_arn);
     Worker worker(source, *checkpoints, [&](const std::string&) { return std::make_unique<SeenProcessor>(seen); },
                   options("by-arn"));
-    Background runner(worker);
+    BackgroundWorker runner(worker);
     const bool all = eventually([&] { return seen.count() >= 30; }, 30s);
     EXPECT_EQ(runner.finish(), "");
     ASSERT_TRUE(all) << seen.count();
@@ -293,7 +224,7 @@ TEST_F(FanOutTest, ConsumerArnIsUsedAsGivenAndAnUnknownOneFailsClearly) {
   Seen none;
   Worker worker(wrong, *other, [&](const std::string&) { return std::make_unique<SeenProcessor>(none); },
                 options("wrong"));
-  Background runner(worker);
+  BackgroundWorker runner(worker);
   std::this_thread::sleep_for(3s);
   const std::string error = runner.finish();
   EXPECT_EQ(none.count(), 0U);

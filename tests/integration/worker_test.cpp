@@ -23,6 +23,7 @@
 #include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kinesalite_fixture.hpp"
+#include "worker_support.hpp"
 
 namespace aws = kclpp::aws;
 
@@ -38,16 +39,8 @@ using kclpp::native::Worker;
 using kclpp::native::WorkerOptions;
 using kclpp::test::Kinesalite;
 using kclpp::test::KinesisServer;
-
-template <class Predicate>
-bool eventually(Predicate predicate, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return predicate();
-}
+using kclpp::test::BackgroundWorker;
+using kclpp::test::eventually;
 
 // Records every call, per shard, in order. Thread-safe (one processor per shard thread).
 class Journal {
@@ -155,31 +148,6 @@ class WorkerServerTest : public ::testing::TestWithParam<KinesisServer> {
   std::string stream_ = "kclpp-worker-it";
 };
 
-// Runs a worker's run() on a thread; finish() requests shutdown, joins and reports a throw.
-class Background {
- public:
-  explicit Background(Worker& worker) : worker_(worker), thread_([this] {
-    try {
-      worker_.run();
-    } catch (const std::exception& e) {
-      error_ = e.what();
-    }
-  }) {}
-  ~Background() {
-    if (thread_.joinable()) finish();
-  }
-  std::string finish() {
-    worker_.request_shutdown();
-    thread_.join();
-    return error_;
-  }
-
- private:
-  Worker& worker_;
-  std::string error_;
-  std::thread thread_;
-};
-
 void merge_into(std::map<std::string, std::vector<std::string>>& all,
                 const std::map<std::string, std::vector<std::string>>& more) {
   for (const auto& [shard, data] : more) all[shard].insert(all[shard].end(), data.begin(), data.end());
@@ -191,7 +159,7 @@ TEST_P(WorkerServerTest, DeliversEveryRecordOfTwoShardsAndCheckpointsThem) {
   Journal journal;
   Worker worker(source, *store_, [&](const std::string&) { return std::make_unique<JournalProcessor>(journal); },
                 options());
-  Background runner(worker);
+  BackgroundWorker runner(worker);
   merge_into(expected, put("during", 60));
   const bool all = eventually([&] { return journal.count() >= 120; }, 20s);
   std::this_thread::sleep_for(300ms);
@@ -211,7 +179,7 @@ TEST_P(WorkerServerTest, DeliversEveryRecordOfTwoShardsAndCheckpointsThem) {
   Journal second;
   Worker again(source, *store_, [&](const std::string&) { return std::make_unique<JournalProcessor>(second); },
                options());
-  Background runner2(again);
+  BackgroundWorker runner2(again);
   const bool resumed = eventually([&] { return second.count() >= 20; }, 20s);
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(runner2.finish(), "");
@@ -224,7 +192,7 @@ TEST_P(WorkerServerTest, LiveSplitThenMergeArePickedUpParentsFirst) {
   Journal journal;
   Worker worker(source, *store_, [&](const std::string&) { return std::make_unique<JournalProcessor>(journal); },
                 options());
-  Background runner(worker);
+  BackgroundWorker runner(worker);
   std::map<std::string, std::vector<std::string>> expected = put("a", 30);
   ASSERT_TRUE(eventually([&] { return journal.count() >= 30; }, 20s));
 
