@@ -132,13 +132,6 @@ void parse_headers(std::string_view block, std::vector<EventStreamHeader>& out) 
 
 }  // namespace
 
-std::uint32_t crc32(std::string_view bytes, std::uint32_t crc) noexcept {
-  // zlib returns 0 for a null buffer whatever the running value: an empty piece is a no-op.
-  if (bytes.empty()) return crc;
-  return static_cast<std::uint32_t>(
-      ::crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
-}
-
 std::string_view EventStreamMessage::header(std::string_view name) const noexcept {
   for (const auto& h : headers) {
     if (h.name == name) return h.value;
