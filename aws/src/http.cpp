@@ -114,11 +114,14 @@ bool failed_before_send(CURLcode code) noexcept {
   }
 }
 
+}  // namespace
+
 // The transport options every request wants: no signals, TLS peer and host verification,
 // http and https only, TCP keep-alive and no-delay, kclpp's User-Agent, paths sent as given
 // (S3 keys with "../" are keys), a 512 KiB receive buffer (GetRecords replies run to 15 MB:
 // the default 16 KiB costs a recv() and a callback per 16 KiB; bench/native_throughput).
-void set_common_options(CURL* h) noexcept {
+void set_common_options(void* easy) noexcept {
+  CURL* h = easy;
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -135,8 +138,6 @@ void set_common_options(CURL* h) noexcept {
   // virtual.
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024L);
 }
-
-}  // namespace
 
 void curl_global_init_once() {
   static std::once_flag once;

@@ -79,6 +79,10 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// The transport options every libcurl easy handle of kclpp gets (TLS verification, http(s)
+// only, keep-alive, no signals, User-Agent, receive buffer). `easy` is a CURL*.
+void set_common_options(void* easy) noexcept;
+
 // curl_global_init, once per process.
 void curl_global_init_once();
 

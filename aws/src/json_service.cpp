@@ -57,14 +57,20 @@ void JsonService::fail(const std::string& where, Effect effect, const HttpResult
     if (in_doubt) throw InDoubtError(what + " (after the request was sent: it may or may not have taken effect)");
     throw TransportError(what);
   }
-  const int status = static_cast<int>(r.status);
   const std::string& body = http_.body();
-  const std::optional<ErrorReply> e = parse_error_(body);
+  throw_error_reply(where, effect, static_cast<int>(r.status), body, parse_error_(body), {last_secret_, last_token_},
+                    other_retry);
+}
+
+void throw_error_reply(const std::string& where, Effect effect, int status, const std::string& body,
+                       const std::optional<ErrorReply>& e, const ReplySecrets& secrets,
+                       const std::function<Retry(std::string_view type)>& other_retry) {
+  const bool in_doubt = effect == Effect::NotIdempotent;
   // Redacted before the snippet cuts the body short: no prefix of a secret survives.
   const std::string detail = e ? redact(e->type + (e->message.empty() ? "" : ": " + e->message),
-                                        {last_secret_, last_token_})
+                                        {secrets.secret, secrets.token})
                                : "HTTP " + std::to_string(status) + " " +
-                                     reply_snippet(redact(body, {last_secret_, last_token_}));
+                                     reply_snippet(redact(body, {secrets.secret, secrets.token}));
   const std::string what = where + ": " + detail + (e ? " (HTTP " + std::to_string(status) + ")" : "");
   if (e && throttling_code(e->type)) throw ThrottledError(what);
   if (e && auth_code(e->type)) throw AuthError(what);

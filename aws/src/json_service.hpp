@@ -28,6 +28,20 @@ struct ErrorReply {
   std::string message;
 };
 
+// The secret key and session token a request was signed with: kept out of messages.
+struct ReplySecrets {
+  std::string_view secret;
+  std::string_view token;
+};
+
+// The classification of an error reply (HTTP status != 200, `e` its parsed code and
+// message) every JSON client shares: ThrottledError, AuthError, TransportError /
+// InDoubtError (5xx, as `effect` says), ProtocolError (unparseable), else AwsError with
+// `retry` as `other_retry` says for the code. `where` starts the message.
+[[noreturn]] void throw_error_reply(const std::string& where, Effect effect, int status, const std::string& body,
+                                   const std::optional<ErrorReply>& e, const ReplySecrets& secrets,
+                                   const std::function<Retry(std::string_view type)>& other_retry = {});
+
 struct JsonServiceSettings {
   std::string service;        // SigV4 service name: "kinesis", "dynamodb"
   std::string target_prefix;  // "Kinesis_20131202."

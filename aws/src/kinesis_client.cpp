@@ -11,6 +11,7 @@
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kinesis_json.hpp"
+#include "start_position.hpp"
 
 namespace kclpp::aws {
 
@@ -18,17 +19,7 @@ namespace {
 
 
 
-const char* iterator_type_name(IteratorType t) {
-  switch (t) {
-    case IteratorType::Latest: return "LATEST";
-    case IteratorType::TrimHorizon: return "TRIM_HORIZON";
-    case IteratorType::AtSequenceNumber: return "AT_SEQUENCE_NUMBER";
-    case IteratorType::AfterSequenceNumber: return "AFTER_SEQUENCE_NUMBER";
-    case IteratorType::AtTimestamp: return "AT_TIMESTAMP";
-  }
-  return "TRIM_HORIZON";
-}
-
+using detail::iterator_type_name;
 using detail::Effect;
 
 // What a call is about, for error messages: "PutRecord (stream s) at http://...".
@@ -184,18 +175,7 @@ std::string KinesisClient::get_shard_iterator(const std::string& stream, const s
       m.field("StartingSequenceNumber", position.sequence_number);
       break;
     case IteratorType::AtTimestamp: {
-      // Epoch seconds with a millisecond fraction, as the AWS SDKs send it.
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          position.timestamp.time_since_epoch())
-                          .count();
-      const auto sec = ms / 1000;
-      auto frac = ms % 1000;
-      std::string ts = std::to_string(frac < 0 ? sec - 1 : sec);
-      if (frac < 0) frac += 1000;
-      const std::array<char, 5> f{'.', static_cast<char>('0' + frac / 100),
-                                  static_cast<char>('0' + frac / 10 % 10),
-                                  static_cast<char>('0' + frac % 10), '\0'};
-      ts += f.data();
+      const std::string ts = detail::epoch_seconds_json(position.timestamp);
       m.field_raw("Timestamp", ts);
       break;
     }

@@ -198,6 +198,53 @@ Shard child_from(od::object obj) {
   return s;
 }
 
+bool is_null(od::value v) {
+  bool null = false;
+  return v.is_null().get(null) == simdjson::SUCCESS && null;
+}
+
+// The body of a GetRecords reply and of a SubscribeToShardEvent, which differ in one
+// field (NextShardIterator / ContinuationSequenceNumber): Records, MillisBehindLatest and
+// ChildShards go into the out-parameters, `other(key, value)` sees every other field.
+// Reuses the storage of the records already in `records`.
+template <class Other>
+void parse_record_batch(od::parser& parser, const std::string& body, std::vector<Record>& records,
+                        std::int64_t& millis_behind_latest, std::vector<Shard>& child_shards, Other&& other) {
+  od::document doc = check(parser.iterate(simdjson::padded_string_view(body.data(), body.size(), body.capacity())),
+                           "JSON");
+  od::object root = check(doc.get_object(), "top level");
+  millis_behind_latest = 0;
+  child_shards.clear();
+  // One allocation for the records rather than a dozen doublings (each moving every
+  // Record): a record takes at least ~48 bytes of JSON, so this bounds the count.
+  records.reserve(std::min<std::size_t>(body.size() / 48 + 1, 10'000));
+  std::size_t n = 0;
+  for (auto field : root) {
+    const std::string_view key = check(field.unescaped_key(), "key");
+    od::value v = check(field.value(), "value");
+    if (key == "Records") {
+      od::array array = check(v.get_array(), "Records");
+      for (auto element : array) {
+        od::object obj = check(check(std::move(element), "Records").get_object(), "record");
+        if (n == records.size()) records.emplace_back();
+        read_record(obj, records[n]);
+        ++n;
+      }
+    } else if (key == "MillisBehindLatest") {
+      millis_behind_latest = check(v.get_int64(), "MillisBehindLatest");
+    } else if (key == "ChildShards") {
+      if (is_null(v)) continue;
+      od::array children = check(v.get_array(), "ChildShards");
+      for (auto c : children) {
+        child_shards.push_back(child_from(check(check(std::move(c), "ChildShards").get_object(), "ChildShards")));
+      }
+    } else {
+      other(key, v);
+    }
+  }
+  records.resize(n);
+}
+
 }  // namespace
 
 struct ReplyParser::Impl {
@@ -221,45 +268,22 @@ ReplyParser::ReplyParser(ReplyParser&&) noexcept = default;
 ReplyParser& ReplyParser::operator=(ReplyParser&&) noexcept = default;
 
 void ReplyParser::get_records(const std::string& body, GetRecordsResult& out) {
-  od::document doc = check(impl_->ondemand.iterate(simdjson::padded_string_view(
-                               body.data(), body.size(), body.capacity())),
-                           "JSON");
-  od::object root = check(doc.get_object(), "top level");
   out.next_shard_iterator.reset();
-  out.millis_behind_latest = 0;
-  out.child_shards.clear();
-  // One allocation for the records rather than a dozen doublings (each moving every
-  // Record): a record takes at least ~48 bytes of JSON, so this bounds the count.
-  out.records.reserve(std::min<std::size_t>(body.size() / 48 + 1, 10'000));
-  std::size_t n = 0;
-  for (auto field : root) {
-    const std::string_view key = check(field.unescaped_key(), "key");
-    od::value v = check(field.value(), "value");
-    if (key == "Records") {
-      od::array records = check(v.get_array(), "Records");
-      for (auto element : records) {
-        od::object obj = check(check(std::move(element), "Records").get_object(), "record");
-        if (n == out.records.size()) out.records.emplace_back();
-        read_record(obj, out.records[n]);
-        ++n;
-      }
-    } else if (key == "NextShardIterator") {
-      bool is_null = false;
-      if (v.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
-      out.next_shard_iterator = std::string(od_string(v, "NextShardIterator"));
-    } else if (key == "MillisBehindLatest") {
-      out.millis_behind_latest = check(v.get_int64(), "MillisBehindLatest");
-    } else if (key == "ChildShards") {
-      bool is_null = false;
-      if (v.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
-      od::array children = check(v.get_array(), "ChildShards");
-      for (auto c : children) {
-        out.child_shards.push_back(child_from(check(check(std::move(c), "ChildShards").get_object(),
-                                                    "ChildShards")));
-      }
-    }
-  }
-  out.records.resize(n);
+  parse_record_batch(impl_->ondemand, body, out.records, out.millis_behind_latest, out.child_shards,
+                     [&](std::string_view key, od::value v) {
+                       if (key != "NextShardIterator" || is_null(v)) return;
+                       out.next_shard_iterator = std::string(od_string(v, "NextShardIterator"));
+                     });
+}
+
+void ReplyParser::subscribe_event(const std::string& body, SubscribeToShardEvent& out) {
+  out.continuation_sequence_number.clear();
+  parse_record_batch(impl_->ondemand, body, out.records, out.millis_behind_latest, out.child_shards,
+                     [&](std::string_view key, od::value v) {
+                       // null at the end of a closed shard, as NextShardIterator is.
+                       if (key != "ContinuationSequenceNumber" || is_null(v)) return;
+                       out.continuation_sequence_number.assign(od_string(v, "ContinuationSequenceNumber"));
+                     });
 }
 
 std::string ReplyParser::list_shards(const std::string& body, std::vector<Shard>& out) {

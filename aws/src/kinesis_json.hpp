@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kclpp/aws/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_subscriber.hpp"
 #include "kclpp/internal/json_string.hpp"
 
 namespace kclpp::aws::detail {
@@ -35,6 +36,10 @@ class ReplyParser {
 
   // Fills `out`, reusing the storage of the records already in it.
   void get_records(const std::string& body, GetRecordsResult& out);
+  // A SubscribeToShardEvent's JSON (an event-stream payload, docs/aws.md §5): its records
+  // read as get_records reads them, into `out` reusing their storage.
+  // ContinuationSequenceNumber null or absent (the end of a closed shard) → "".
+  void subscribe_event(const std::string& body, SubscribeToShardEvent& out);
   // Appends the page's shards to `out`; returns NextToken ("" when none).
   std::string list_shards(const std::string& body, std::vector<Shard>& out);
   StreamSummary stream_summary(const std::string& body);

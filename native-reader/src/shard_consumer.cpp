@@ -71,7 +71,7 @@ ShardConsumer::ShardConsumer(ShardConsumerContext context, aws::Shard shard, aws
       shard_(std::move(shard)),
       start_without_checkpoint_(std::move(start_without_checkpoint)),
       checkpoints_(std::move(checkpoints)),
-      fetcher_(ctx_.source.connect(), shard_.shard_id, ctx_.options, ctx_.stop) {}
+      fetcher_(make_fetcher(ctx_.source, shard_.shard_id, ctx_.options, ctx_.stop)) {}
 
 ShardConsumer::~ShardConsumer() = default;
 
@@ -207,7 +207,7 @@ ShardConsumer::Step ShardConsumer::process(Round& round) {
 }
 
 ShardConsumer::Step ShardConsumer::read_and_deliver(Round& round) {
-  if (fetcher_.start(round.start) == ReadStatus::Stopped) return stopped(round);
+  if (fetcher_->start(round.start) == ReadStatus::Stopped) return stopped(round);
   std::vector<Record> records;
   // Reused across calls: once a batch has been processed its records go back into
   // result.records, and the next reply is decoded into their strings (no allocation per
@@ -215,7 +215,7 @@ ShardConsumer::Step ShardConsumer::read_and_deliver(Round& round) {
   aws::GetRecordsResult result;
   for (;;) {
     if (ctx_.stop.requested()) return stopped(round);
-    const ReadStatus status = fetcher_.fetch(result);
+    const ReadStatus status = fetcher_->fetch(result);
     if (status == ReadStatus::Stopped) return stopped(round);
     // Nothing is handed on once the lease has gone: another worker may be reading the shard.
     if (!checkpoints_->held()) return lose_lease(round);
@@ -223,8 +223,9 @@ ShardConsumer::Step ShardConsumer::read_and_deliver(Round& round) {
     if (const Step step = deliver(round, result, records); step != Step::Continue) return step;
     if (status == ReadStatus::ShardEnd) return Step::Continue;
     // Caught up: wait before polling again. Behind: poll again now (the fetcher keeps the
-    // calls within the budget).
-    if (result.millis_behind_latest <= 0 && !full && ctx_.stop.wait_for(ctx_.options.idle_time_between_reads)) {
+    // calls within the budget). Pushed records come when they come.
+    if (!fetcher_->pushed() && result.millis_behind_latest <= 0 && !full &&
+        ctx_.stop.wait_for(ctx_.options.idle_time_between_reads)) {
       return stopped(round);
     }
   }
@@ -240,7 +241,7 @@ ShardConsumer::Step ShardConsumer::deliver(Round& round, aws::GetRecordsResult& 
   if (round.skip_through) {
     const ExtendedSequenceNumber skip = *round.skip_through;
     std::erase_if(records, [&](const Record& r) { return compare_positions(r.position(), skip) <= 0; });
-    const auto& last_fetched = fetcher_.last_fetched();
+    const auto& last_fetched = fetcher_->last_fetched();
     if (last_fetched && SequenceNumber(*last_fetched) > skip.sequence_number()) round.skip_through.reset();
   }
   if (!records.empty() || ctx_.options.empty_batches == EmptyBatches::Deliver) {

@@ -105,7 +105,7 @@ class ShardConsumer {
   aws::Shard shard_;
   aws::StartPosition start_without_checkpoint_;
   std::unique_ptr<ShardCheckpoints> checkpoints_;
-  ShardFetcher fetcher_;
+  std::unique_ptr<RecordFetcher> fetcher_;
 };
 
 }  // namespace kclpp::native::detail

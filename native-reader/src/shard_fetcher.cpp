@@ -6,6 +6,7 @@
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
 #include "kclpp/processor/retry.hpp"
+#include "fan_out_fetcher.hpp"
 #include "shard_consumer.hpp"
 
 namespace kclpp::native::detail {
@@ -18,7 +19,9 @@ using SteadyClock = std::chrono::steady_clock;
 // and the service, trading a few possible duplicates for no loss.
 constexpr std::chrono::seconds latest_restart_margin{5};
 
-std::string describe(const aws::StartPosition& position) {
+}  // namespace
+
+std::string describe_position(const aws::StartPosition& position) {
   switch (position.type) {
     case aws::IteratorType::Latest:
       return "LATEST";
@@ -34,6 +37,8 @@ std::string describe(const aws::StartPosition& position) {
   return "?";
 }
 
+namespace {
+
 bool is_expired_iterator(const Error& e) {
   const auto* aws = dynamic_cast<const aws::AwsError*>(&e);
   return aws != nullptr && aws->type() == "ExpiredIteratorException";
@@ -41,24 +46,30 @@ bool is_expired_iterator(const Error& e) {
 
 }  // namespace
 
-ShardFetcher::ShardFetcher(std::unique_ptr<StreamConnection> connection, std::string shard_id,
+std::unique_ptr<RecordFetcher> make_fetcher(StreamSource& source, std::string shard_id, const WorkerOptions& options,
+                                            StopSignal& stop) {
+  if (source.fan_out()) return std::make_unique<FanOutFetcher>(source, std::move(shard_id), options, stop);
+  return std::make_unique<PollingFetcher>(source.connect(), std::move(shard_id), options, stop);
+}
+
+PollingFetcher::PollingFetcher(std::unique_ptr<StreamConnection> connection, std::string shard_id,
                            const WorkerOptions& options, StopSignal& stop)
     : connection_(std::move(connection)), shard_id_(std::move(shard_id)), options_(options), stop_(stop) {}
 
-ShardFetcher::~ShardFetcher() = default;
+PollingFetcher::~PollingFetcher() = default;
 
-ReadStatus ShardFetcher::start(const aws::StartPosition& start) {
+ReadStatus PollingFetcher::start(const aws::StartPosition& start) {
   round_start_ = start;
   last_fetched_.reset();
   latest_opened_at_.reset();
   auto iterator = open_iterator(start);
   if (!iterator) return ReadStatus::Stopped;
   iterator_ = std::move(*iterator);
-  log_info("shard ", shard_id_, ": reading from ", describe(start));
+  log_info("shard ", shard_id_, ": reading from ", describe_position(start));
   return ReadStatus::Ok;
 }
 
-ReadStatus ShardFetcher::fetch(aws::GetRecordsResult& out) {
+ReadStatus PollingFetcher::fetch(aws::GetRecordsResult& out) {
   int expirations = 0;
   for (;;) {
     try {
@@ -89,9 +100,9 @@ ReadStatus ShardFetcher::fetch(aws::GetRecordsResult& out) {
   return ReadStatus::Ok;
 }
 
-std::optional<std::string> ShardFetcher::open_iterator(const aws::StartPosition& position) {
+std::optional<std::string> PollingFetcher::open_iterator(const aws::StartPosition& position) {
   if (position.type == aws::IteratorType::Latest) latest_opened_at_ = std::chrono::system_clock::now();
-  log_debug("shard ", shard_id_, ": GetShardIterator ", describe(position));
+  log_debug("shard ", shard_id_, ": GetShardIterator ", describe_position(position));
   return kclpp::retry(options_.read_retry, [&]() -> std::optional<std::string> {
     if (stop_.requested()) return std::nullopt;
     return connection_->get_shard_iterator(shard_id_, position);
@@ -100,9 +111,9 @@ std::optional<std::string> ShardFetcher::open_iterator(const aws::StartPosition&
 
 // Retryable failures keep this processor and its position: giving up would restart the
 // shard from its checkpoint and deliver again what it was handed.
-ReadStatus ShardFetcher::renew_iterator(int expirations) {
+ReadStatus PollingFetcher::renew_iterator(int expirations) {
   const aws::StartPosition position = restart_position();
-  log_info("shard ", shard_id_, ": shard iterator expired; re-creating it at ", describe(position));
+  log_info("shard ", shard_id_, ": shard iterator expired; re-creating it at ", describe_position(position));
   if (expirations > 1) {
     const auto delay = kclpp::detail::backoff_delay(options_.read_retry, expirations - 1, Retry::Yes);
     if (stop_.wait_for(delay)) return ReadStatus::Stopped;
@@ -124,7 +135,7 @@ ReadStatus ShardFetcher::renew_iterator(int expirations) {
 
 // Where a replacement for an expired iterator starts: after the last record read (all of
 // which were handed to the processor), else where this round started.
-aws::StartPosition ShardFetcher::restart_position() const {
+aws::StartPosition PollingFetcher::restart_position() const {
   if (last_fetched_) return aws::StartPosition::after(*last_fetched_);
   if (round_start_.type == aws::IteratorType::Latest && latest_opened_at_) {
     return aws::StartPosition::at_timestamp(*latest_opened_at_ - latest_restart_margin);
@@ -133,7 +144,7 @@ aws::StartPosition ShardFetcher::restart_position() const {
 }
 
 // At most 5 GetRecords calls per second per shard, the service's limit.
-ReadStatus ShardFetcher::pace() {
+ReadStatus PollingFetcher::pace() {
   if (last_get_records_) {
     const auto next = *last_get_records_ + min_get_records_interval;
     const auto now = SteadyClock::now();
@@ -143,7 +154,7 @@ ReadStatus ShardFetcher::pace() {
   return ReadStatus::Ok;
 }
 
-ReadStatus ShardFetcher::wait_after_failures() {
+ReadStatus PollingFetcher::wait_after_failures() {
   const auto delay = std::max<std::chrono::milliseconds>(options_.read_retry.max_backoff, min_get_records_interval);
   return stop_.wait_for(delay) ? ReadStatus::Stopped : ReadStatus::Ok;
 }

@@ -1,7 +1,9 @@
 #pragma once
-// The retrieval half of a shard consumer (as the Java KCL's KinesisDataFetcher): the shard
-// iterator, GetRecords within the per-shard budget, retries that keep the position, and
-// expired iterators re-created right after what was handed on.
+// The retrieval half of a shard consumer: RecordFetcher, with two kinds. PollingFetcher (as
+// the Java KCL's KinesisDataFetcher): the shard iterator, GetRecords within the per-shard
+// budget, retries that keep the position, and expired iterators re-created right after
+// what was handed on. FanOutFetcher (fan_out_fetcher.hpp, as the KCL's
+// FanOutRecordsPublisher): SubscribeToShard streams.
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -25,25 +27,50 @@ enum class ReadStatus {
   Stopped,   // a stop was requested before or while reading
 };
 
-// Owns the shard's connection. Retryable failures (throttling, an unreachable service, an
-// expired iterator) are retried here for as long as it takes, keeping the position; what
-// retrying cannot fix is thrown (kclpp::Error with Retry::No). Not thread-safe: used on
-// its shard's thread only.
-class ShardFetcher {
+// A shard's reader for one round after another. Retryable failures (throttling, an
+// unreachable service, an expired iterator, a dropped subscription) are retried inside
+// for as long as it takes, keeping the position: a round resumes right after the last
+// record it handed on. What retrying cannot fix is thrown (kclpp::Error with Retry::No).
+// Not thread-safe: used on its shard's thread only.
+class RecordFetcher {
  public:
-  ShardFetcher(std::unique_ptr<StreamConnection> connection, std::string shard_id,
-               const WorkerOptions& options, StopSignal& stop);
-  ~ShardFetcher();
-  ShardFetcher(const ShardFetcher&) = delete;
-  ShardFetcher& operator=(const ShardFetcher&) = delete;
-
-  // Opens an iterator at `start` for a new round and forgets the last round's position.
-  // Returns Ok or Stopped.
-  [[nodiscard]] ReadStatus start(const aws::StartPosition& start);
-  // Fills `out` (reusing the storage of the records in it) and moves to the next iterator.
-  [[nodiscard]] ReadStatus fetch(aws::GetRecordsResult& out);
+  virtual ~RecordFetcher() = default;
+  // Starts a new round at `start` and forgets the last round's position. Ok or Stopped.
+  [[nodiscard]] virtual ReadStatus start(const aws::StartPosition& start) = 0;
+  // Fills `out` (reusing the storage of the records in it) with the next records: a
+  // GetRecords reply, or an event of a subscription (out.next_shard_iterator is then only
+  // absent or not, for ShardEnd). Ok, ShardEnd or Stopped.
+  [[nodiscard]] virtual ReadStatus fetch(aws::GetRecordsResult& out) = 0;
+  // True when records are pushed (fan-out): the consumer does not wait between reads.
+  [[nodiscard]] virtual bool pushed() const noexcept = 0;
   // The sequence number of the last record fetched this round, if any.
   [[nodiscard]] const std::optional<std::string>& last_fetched() const noexcept { return last_fetched_; }
+
+ protected:
+  std::optional<std::string> last_fetched_;
+};
+
+// "LATEST", "AFTER_SEQUENCE_NUMBER 4958…", for logs.
+[[nodiscard]] std::string describe_position(const aws::StartPosition& position);
+
+// The fetcher the source calls for: FanOutFetcher when source.fan_out(), else PollingFetcher.
+[[nodiscard]] std::unique_ptr<RecordFetcher> make_fetcher(StreamSource& source, std::string shard_id,
+                                                          const WorkerOptions& options, StopSignal& stop);
+
+// Owns the shard's connection.
+class PollingFetcher final : public RecordFetcher {
+ public:
+  PollingFetcher(std::unique_ptr<StreamConnection> connection, std::string shard_id,
+                 const WorkerOptions& options, StopSignal& stop);
+  ~PollingFetcher() override;
+  PollingFetcher(const PollingFetcher&) = delete;
+  PollingFetcher& operator=(const PollingFetcher&) = delete;
+
+  // Opens an iterator at `start`.
+  [[nodiscard]] ReadStatus start(const aws::StartPosition& start) override;
+  // One GetRecords call within the budget; moves to the next iterator.
+  [[nodiscard]] ReadStatus fetch(aws::GetRecordsResult& out) override;
+  [[nodiscard]] bool pushed() const noexcept override { return false; }
 
  private:
   [[nodiscard]] std::optional<std::string> open_iterator(const aws::StartPosition& position);
@@ -63,7 +90,6 @@ class ShardFetcher {
   // This round's.
   aws::StartPosition round_start_;
   std::string iterator_;
-  std::optional<std::string> last_fetched_;
   std::optional<std::chrono::system_clock::time_point> latest_opened_at_;
 };
 

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
 
 namespace kclpp::native {
 
@@ -43,7 +44,21 @@ KinesisStream::KinesisStream(std::string stream_name, aws::KinesisOptions option
   // credentials fails at start-up rather than in a shard thread.
   options_.region = aws::resolve_region(options_.region, options_.profile);
   if (!options_.credentials) options_.credentials = aws::shared_default_credentials(options_.profile);
-  if (fan_out) throw ConfigError("enhanced fan-out: not built yet");  // issue 13, in progress
+  if (!fan_out) return;
+  if (!fan_out->consumer_arn.empty()) {
+    if (!fan_out->consumer_name.empty()) {
+      throw ConfigError("enhanced fan-out: give a consumer name or a consumer ARN, not both");
+    }
+    consumer_arn_ = fan_out->consumer_arn;
+  } else {
+    if (fan_out->consumer_name.empty()) throw ConfigError("enhanced fan-out: no consumer name (nor ARN)");
+    aws::KinesisClient client(options_);
+    const aws::StreamConsumer consumer =
+        aws::ensure_stream_consumer(client, stream_name_, fan_out->consumer_name, fan_out->register_timeout);
+    consumer_arn_ = consumer.consumer_arn;
+  }
+  log_info("stream ", stream_name_, ": reading with enhanced fan-out as consumer ", consumer_arn_);
+  subscriber_ = std::make_unique<aws::KinesisSubscriber>(aws::SubscriberOptions{options_});
 }
 
 KinesisStream::~KinesisStream() = default;
@@ -52,6 +67,10 @@ std::unique_ptr<aws::ShardSubscription> KinesisStream::subscribe(const std::stri
                                                                  const aws::StartPosition& position) {
   if (!subscriber_) return nullptr;
   return subscriber_->subscribe(consumer_arn_, shard_id, position);
+}
+
+aws::KinesisSubscriber::Stats KinesisStream::fan_out_stats() const {
+  return subscriber_ ? subscriber_->stats() : aws::KinesisSubscriber::Stats{};
 }
 
 std::unique_ptr<StreamConnection> KinesisStream::connect() {

@@ -64,6 +64,7 @@ class ShardSubscription {
 // thread; destroy the subscriptions first (they refer to it).
 class KinesisSubscriber {
  public:
+  struct Impl;
   // Resolves region, endpoint and credentials as KinesisClient does (ConfigError,
   // AuthError). Starts its I/O thread.
   explicit KinesisSubscriber(SubscriberOptions options);
@@ -85,8 +86,9 @@ class KinesisSubscriber {
   [[nodiscard]] Stats stats() const;
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  // Shared with the subscriptions, which may (wrongly) outlive the subscriber: their
+  // cancellations then go nowhere.
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace kclpp::aws

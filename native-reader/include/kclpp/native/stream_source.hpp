@@ -67,6 +67,8 @@ class KinesisStream final : public StreamSource {
   [[nodiscard]] bool fan_out() const noexcept override { return subscriber_ != nullptr; }
   [[nodiscard]] std::unique_ptr<aws::ShardSubscription> subscribe(const std::string& shard_id,
                                                                   const aws::StartPosition& position) override;
+  // The subscriber's connections and open subscriptions (zeros when polling).
+  [[nodiscard]] aws::KinesisSubscriber::Stats fan_out_stats() const;
   // The consumer read as ("" when polling).
   [[nodiscard]] const std::string& consumer_arn() const noexcept { return consumer_arn_; }
 
