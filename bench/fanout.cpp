@@ -23,9 +23,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench_driver.hpp"
+#include "kclpp/aws/kinesis_subscriber.hpp"
+#include "kclpp/native/deaggregate.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
 #include "replay_server.hpp"
@@ -38,7 +41,7 @@ namespace native = kclpp::native;
 // --- reader side ---------------------------------------------------------------------
 
 struct ReaderOptions {
-  std::string mode;  // throughput | latency
+  std::string mode;  // throughput | latency | client
   std::string endpoint;
   std::string consumer_arn;   // fan-out as this consumer
   std::string consumer_name;  // fan-out as this consumer, registered if need be
@@ -120,6 +123,53 @@ int run_reader_mode(const ReaderOptions& ro) {
   return 0;
 }
 
+// The subscriber without the worker (kind fanout-client): one aws::KinesisSubscriber, a
+// thread per shard reading its subscription to SHARD_END, de-aggregating and counting as
+// the worker's processors do. It tells the subscriber's cost from the worker's.
+int run_client_mode(const ReaderOptions& ro) {
+  const auto shards = kclpp::aws::KinesisClient(client_options(ro.endpoint)).list_shards("bench");
+  kclpp::aws::SubscriberOptions so;
+  so.kinesis = client_options(ro.endpoint);
+  kclpp::aws::KinesisSubscriber subscriber(so);
+  Totals totals;
+  std::mutex failure_mutex;
+  std::string failure;
+  const double cpu0 = cpu_seconds();
+  const auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (const auto& shard : shards) {
+    threads.emplace_back([&, id = shard.shard_id] {
+      try {
+        auto subscription = subscriber.subscribe(ro.consumer_arn, id, kclpp::aws::StartPosition::trim_horizon());
+        kclpp::aws::SubscribeToShardEvent event;
+        std::vector<kclpp::Record> batch;
+        for (;;) {
+          const auto status = subscription->next(event, std::chrono::seconds(30));
+          if (status == kclpp::aws::ShardSubscription::Status::Ended) throw std::runtime_error("ended before SHARD_END");
+          if (status == kclpp::aws::ShardSubscription::Status::Timeout) throw std::runtime_error("no event for 30 s");
+          batch.clear();
+          for (auto& record : event.records) native::deaggregate(std::move(record), batch);
+          std::uint64_t bytes = 0;
+          for (const auto& record : batch) bytes += record.data.size();
+          totals.records += batch.size();
+          totals.bytes += bytes;
+          event.records.swap(batch);  // their storage takes the next event, as in the worker
+          if (event.shard_end()) break;
+        }
+      } catch (const std::exception& e) {
+        const std::lock_guard lock(failure_mutex);
+        failure = id + ": " + e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double cpu = cpu_seconds() - cpu0;
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!failure.empty()) throw std::runtime_error(failure);
+  print_result(totals.records, totals.bytes, seconds, cpu);
+  return 0;
+}
+
 // --- driver side ---------------------------------------------------------------------
 
 struct Options {
@@ -168,13 +218,14 @@ struct Sample {
 // kclpp_bench_native_server) in replay or latency mode.
 bool start_server(const Options& o, const std::string& bin, const std::string& kind, bool latency,
                   ServerProcess& server) {
-  std::vector<std::string> args = {bin + (kind == "fanout" ? "/kclpp_bench_fanout_server" : "/kclpp_bench_native_server"),
+  const bool fanout = kind != "polling";
+  std::vector<std::string> args = {bin + (fanout ? "/kclpp_bench_fanout_server" : "/kclpp_bench_native_server"),
                                    "--shards=" + std::to_string(o.shards),
                                    "--record-size=" + std::to_string(o.record_size)};
   if (latency) {
     args.push_back("--latency-rate=" + std::to_string(static_cast<long>(o.latency_rate)));
     args.push_back("--latency-records=" + std::to_string(latency_records_per_shard(o)));
-  } else if (kind == "fanout") {
+  } else if (fanout) {
     args.push_back("--events=" + std::to_string(o.records_per_shard / o.event_records));
     args.push_back("--event-records=" + std::to_string(o.event_records));
     args.push_back("--seed=" + std::to_string(o.seed));
@@ -189,12 +240,15 @@ bool start_server(const Options& o, const std::string& bin, const std::string& k
 // Runs one reader of `kind` in `mode` against its server; nullopt on failure (logged).
 std::optional<Sample> run_one(const Options& o, const std::string& self, const std::string& kind,
                               const std::string& mode, ServerProcess& server, double expected_records, int run) {
-  std::vector<std::string> args = {self, "--reader=" + mode, "--endpoint=" + server.endpoint()};
-  if (kind == "fanout") {
+  std::vector<std::string> args = {self, "--reader=" + std::string(kind == "fanout-client" ? "client" : mode),
+                                   "--endpoint=" + server.endpoint()};
+  if (kind == "fanout-client") {
+    args.push_back("--consumer-arn=" + consumer_arn);
+  } else if (kind == "fanout") {
     args.push_back(o.consumer_name.empty() ? "--consumer-arn=" + consumer_arn : "--consumer-name=" + o.consumer_name);
   }
   const std::string log = "/tmp/kclpp_bench_fanout_" + kind + "-" + mode + ".log";
-  const std::string connections_key = kind == "fanout" ? "h2_connections" : "connections";
+  const std::string connections_key = kind == "polling" ? "connections" : "h2_connections";
   const double connections0 = field(server.stats(), connections_key);
   const double server_cpu0 = proc_cpu(server.pid());
   const ReaderRun r = run_reader(args, log, o.timeout);
@@ -309,8 +363,8 @@ int drive(const Options& o, const std::string& self) {
   const bool latency = std::find(o.modes.begin(), o.modes.end(), "latency") != o.modes.end();
   std::map<std::string, ServerProcess> replay;  // by kind, for every throughput run
   for (const auto& kind : o.only) {
-    if (kind != "fanout" && kind != "polling") {
-      std::fprintf(stderr, "unknown kind %s (fanout, polling)\n", kind.c_str());
+    if (kind != "fanout" && kind != "polling" && kind != "fanout-client") {
+      std::fprintf(stderr, "unknown kind %s (fanout, polling, fanout-client)\n", kind.c_str());
       return 2;
     }
     if (throughput && !start_server(o, bin, kind, false, replay[kind])) return 1;
@@ -327,6 +381,7 @@ int drive(const Options& o, const std::string& self) {
     }
     for (const auto& kind : o.only) {
       if (!latency) break;
+      if (kind == "fanout-client") continue;  // throughput only
       // A fresh server per run: each shard's arrival schedule starts at its first request.
       ServerProcess server;
       if (!start_server(o, bin, kind, true, server)) return 1;
@@ -352,7 +407,7 @@ int drive(const Options& o, const std::string& self) {
 }
 
 const char usage[] =
-    "usage: kclpp_bench_fanout [--runs=3] [--only=fanout,polling] [--modes=throughput,latency] [--shards=48] "
+    "usage: kclpp_bench_fanout [--runs=3] [--only=fanout,polling[,fanout-client]] [--modes=throughput,latency] [--shards=48] "
     "[--records-per-shard=200000] [--event-records=1000] [--batch=10000] [--record-size=1000] "
     "[--latency-rate=200] [--latency-seconds=15] [--consumer-name=NAME] [--bin-dir=DIR] [--timeout=300] "
     "[--seed=42] [--keep-logs]\n";
@@ -417,6 +472,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (ro.mode == "throughput" || ro.mode == "latency") return run_reader_mode(ro);
+    if (ro.mode == "client") return run_client_mode(ro);
     if (!ro.mode.empty()) {
       std::fprintf(stderr, "unknown --reader=%s\n", ro.mode.c_str());
       return 2;
