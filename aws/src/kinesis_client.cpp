@@ -5,11 +5,16 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <exception>
+#include <optional>
 #include <thread>
+#include <type_traits>
 
 #include "json_service.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
+#include "kclpp/processor/retry.hpp"
 #include "kinesis_json.hpp"
 #include "start_position.hpp"
 
@@ -17,17 +22,17 @@ namespace kclpp::aws {
 
 namespace {
 
-
-
 using detail::iterator_type_name;
 using detail::Effect;
 
 // What a call is about, for error messages: "PutRecord (stream s) at http://...".
+// `stream` is a name or, for the consumer calls, an ARN; `consumer` a name or an ARN.
 struct Context {
   std::string_view op;
   std::string_view stream;
   std::string_view shard;
   Effect effect = Effect::Idempotent;
+  std::string_view consumer = {};
 };
 
 }  // namespace
@@ -46,15 +51,13 @@ struct KinesisClient::Impl {
         }) {}
 
   std::string describe(const Context& c) const {
-    std::string s(c.op);
-    if (!c.stream.empty() || !c.shard.empty()) {
-      s += " (";
-      if (!c.stream.empty()) s += "stream " + std::string(c.stream);
-      if (!c.stream.empty() && !c.shard.empty()) s += ", ";
-      if (!c.shard.empty()) s += "shard " + std::string(c.shard);
-      s += ")";
+    std::string about;
+    for (const auto& [label, value] : {std::pair{"stream ", c.stream}, std::pair{"shard ", c.shard},
+                                       std::pair{"consumer ", c.consumer}}) {
+      if (value.empty()) continue;
+      about += (about.empty() ? "" : ", ") + std::string(label) + std::string(value);
     }
-    return "Kinesis " + s + " at " + options.endpoint;
+    return "Kinesis " + std::string(c.op) + (about.empty() ? "" : " (" + about + ")") + " at " + options.endpoint;
   }
 
   // POSTs `request` as operation c.op; returns the body of a 200 reply (with padding).
@@ -262,6 +265,80 @@ std::vector<PutRecordsResultEntry> KinesisClient::put_records(const std::string&
   return results;
 }
 
+// Registering again after a lost reply is harmless (ResourceInUseException, which
+// ensure_stream_consumer reads as "someone registered it": it describes the consumer), so
+// the call counts as idempotent rather than in doubt.
+StreamConsumer KinesisClient::register_stream_consumer(const std::string& stream_arn,
+                                                      const std::string& consumer_name) {
+  Impl& m = *impl_;
+  const Context c{"RegisterStreamConsumer", stream_arn, {}, Effect::Idempotent, consumer_name};
+  m.begin();
+  m.field("StreamARN", stream_arn);
+  m.field("ConsumerName", consumer_name);
+  m.end();
+  (void)m.call(c);
+  StreamConsumer consumer = m.parse(c, [&](const std::string& b) { return m.parser.stream_consumer(b, "Consumer"); });
+  if (consumer.stream_arn.empty()) consumer.stream_arn = stream_arn;  // Register's reply has none
+  return consumer;
+}
+
+StreamConsumer KinesisClient::describe_stream_consumer(const std::string& stream_arn,
+                                                      const std::string& consumer_name) {
+  Impl& m = *impl_;
+  const Context c{"DescribeStreamConsumer", stream_arn, {}, Effect::Idempotent, consumer_name};
+  m.begin();
+  m.field("StreamARN", stream_arn);
+  m.field("ConsumerName", consumer_name);
+  m.end();
+  (void)m.call(c);
+  StreamConsumer consumer =
+      m.parse(c, [&](const std::string& b) { return m.parser.stream_consumer(b, "ConsumerDescription"); });
+  if (consumer.stream_arn.empty()) consumer.stream_arn = stream_arn;
+  return consumer;
+}
+
+StreamConsumer KinesisClient::describe_stream_consumer(const std::string& consumer_arn) {
+  Impl& m = *impl_;
+  const Context c{"DescribeStreamConsumer", {}, {}, Effect::Idempotent, consumer_arn};
+  m.begin();
+  m.field("ConsumerARN", consumer_arn);
+  m.end();
+  (void)m.call(c);
+  return m.parse(c, [&](const std::string& b) { return m.parser.stream_consumer(b, "ConsumerDescription"); });
+}
+
+std::vector<StreamConsumer> KinesisClient::list_stream_consumers(const std::string& stream_arn) {
+  Impl& m = *impl_;
+  const Context c{"ListStreamConsumers", stream_arn, {}, Effect::Idempotent};
+  std::vector<StreamConsumer> consumers;
+  std::string token;
+  for (int page = 0;; ++page) {
+    // Unlike ListShards, StreamARN is required next to NextToken.
+    m.begin();
+    m.field("StreamARN", stream_arn);
+    if (!token.empty()) m.field("NextToken", token);
+    m.end();
+    (void)m.call(c);
+    std::string next = m.parse(c, [&](const std::string& b) { return m.parser.stream_consumers(b, consumers); });
+    if (next.empty()) break;
+    if (next == token || page > 10'000) throw ProtocolError(m.describe(c) + ": NextToken does not advance");
+    token = std::move(next);
+  }
+  for (StreamConsumer& consumer : consumers) {
+    if (consumer.stream_arn.empty()) consumer.stream_arn = stream_arn;  // summaries have none
+  }
+  return consumers;
+}
+
+void KinesisClient::deregister_stream_consumer(const std::string& consumer_arn) {
+  Impl& m = *impl_;
+  const Context c{"DeregisterStreamConsumer", {}, {}, Effect::Idempotent, consumer_arn};
+  m.begin();
+  m.field("ConsumerARN", consumer_arn);
+  m.end();
+  (void)m.call(c);
+}
+
 void KinesisClient::create_stream(const std::string& stream, int shard_count) {
   Impl& m = *impl_;
   const Context c{"CreateStream", stream, {}, Effect::Idempotent};
@@ -326,6 +403,128 @@ void KinesisClient::wait_for_active(const std::string& stream, std::chrono::mill
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds{1'000});
   }
+}
+
+// --- ensure_stream_consumer -------------------------------------------------------------
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One ensure_stream_consumer call: its calls, each retried under kclpp::retry and never
+// past the caller's deadline, and the poll until the consumer is ACTIVE.
+class ConsumerEnsurer {
+ public:
+  ConsumerEnsurer(KinesisClient& client, const std::string& stream, const std::string& name,
+                  std::chrono::milliseconds timeout)
+      : client_(client),
+        stream_(stream),
+        name_(name),
+        timeout_(timeout),
+        deadline_(Clock::now() + timeout),
+        where_("enhanced fan-out consumer '" + name + "' of stream '" + stream + "'") {}
+
+  StreamConsumer run() {
+    const std::string stream_arn =
+        call(describe_policy(), [&] { return client_.describe_stream_summary(stream_).stream_arn; });
+    if (stream_arn.empty())
+      throw ProtocolError(where_ + ": DescribeStreamSummary at " + client_.options().endpoint +
+                          " answered no StreamARN, which the consumer calls need");
+    // 200 ms (kinesis-local makes a consumer ACTIVE after 500 ms), growing to 2 s (AWS takes
+    // some seconds): quick where it can be, without spending the stream's 20 describes/s.
+    std::chrono::milliseconds pause{200};
+    for (;;) {
+      std::optional<StreamConsumer> consumer = describe(stream_arn);
+      if (!consumer) consumer = register_it(stream_arn);
+      if (consumer && consumer->status == "ACTIVE") return *consumer;
+      // A DELETING consumer is waited out: once gone, describe finds none and it is
+      // registered again. Registered by another worker meanwhile: described next round.
+      const std::string status = consumer ? consumer->status : "being registered by another worker";
+      const auto now = Clock::now();
+      if (now >= deadline_)
+        throw TransportError(where_ + ": not ACTIVE after " + std::to_string(timeout_.count()) + " ms (last status " +
+                                 status + ")",
+                             Retry::No);
+      log_debug(where_, ": ", status, ", waiting for ACTIVE");
+      std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline_ - now));
+      pause = std::min(pause * 3 / 2, std::chrono::milliseconds{2'000});
+    }
+  }
+
+ private:
+  // DescribeStreamConsumer allows 20 calls per second per stream, RegisterStreamConsumer 5
+  // per second: a fleet that starts at once is throttled (LimitExceededException), so
+  // throttling waits at least a floor sized to spread the fleet's calls over a few seconds.
+  static RetryPolicy describe_policy() {
+    RetryPolicy policy;
+    policy.max_attempts = 10;
+    policy.initial_backoff = std::chrono::milliseconds{200};
+    policy.max_backoff = std::chrono::milliseconds{2'000};
+    policy.throttle_floor = std::chrono::milliseconds{250};
+    return policy;
+  }
+  static RetryPolicy register_policy() {
+    RetryPolicy policy = describe_policy();
+    policy.throttle_floor = std::chrono::milliseconds{1'000};
+    return policy;
+  }
+
+  // fn() under kclpp::retry, except that no retry starts past the deadline: then the last
+  // error becomes the timeout's TransportError (not retryable, or retry() would go on).
+  template <class Fn>
+  auto call(const RetryPolicy& policy, Fn&& fn) -> std::invoke_result_t<Fn&> {
+    int attempt = 0;
+    std::string last_error;
+    return retry(policy, [&] {
+      if (attempt++ > 0 && Clock::now() >= deadline_)
+        throw TransportError(where_ + ": no answer within " + std::to_string(timeout_.count()) + " ms; last error: " +
+                                 last_error,
+                             Retry::No);
+      try {
+        return fn();
+      } catch (const Error& e) {
+        last_error = e.what();
+        throw;
+      }
+    });
+  }
+
+  // The consumer of that name, or nullopt when the stream has none.
+  std::optional<StreamConsumer> describe(const std::string& stream_arn) {
+    try {
+      return call(describe_policy(), [&] { return client_.describe_stream_consumer(stream_arn, name_); });
+    } catch (const AwsError& e) {
+      if (e.type() != "ResourceNotFoundException") throw;
+      return std::nullopt;
+    }
+  }
+
+  // The new consumer, or nullopt when another worker registered one of that name first.
+  std::optional<StreamConsumer> register_it(const std::string& stream_arn) {
+    try {
+      log_info(where_, ": registering it");
+      return call(register_policy(), [&] { return client_.register_stream_consumer(stream_arn, name_); });
+    } catch (const AwsError& e) {
+      if (e.type() != "ResourceInUseException") throw;
+      return std::nullopt;
+    }
+  }
+
+  KinesisClient& client_;
+  const std::string& stream_;
+  const std::string& name_;
+  std::chrono::milliseconds timeout_;
+  Clock::time_point deadline_;
+  std::string where_;
+};
+
+}  // namespace
+
+StreamConsumer ensure_stream_consumer(KinesisClient& client, const std::string& stream,
+                                      const std::string& consumer_name, std::chrono::milliseconds timeout) {
+  if (consumer_name.empty())
+    throw ConfigError("enhanced fan-out on stream '" + stream + "': the consumer name is empty");
+  return ConsumerEnsurer(client, stream, consumer_name, timeout).run();
 }
 
 }  // namespace kclpp::aws

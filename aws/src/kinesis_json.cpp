@@ -90,6 +90,17 @@ Shard shard_from(dom::object s) {
   return shard;
 }
 
+// A Consumer / ConsumerDescription / ConsumerSummary object (ConsumerCreationTimestamp is
+// not kept: nothing in kclpp decides on it).
+StreamConsumer consumer_from(dom::object c) {
+  StreamConsumer consumer;
+  consumer.consumer_name = req_str(c, "ConsumerName");
+  consumer.consumer_arn = req_str(c, "ConsumerARN");
+  consumer.status = req_str(c, "ConsumerStatus");
+  if (auto arn = opt_str(c, "StreamARN")) consumer.stream_arn = std::string(*arn);
+  return consumer;
+}
+
 // --- On-Demand GetRecords --------------------------------------------------------------
 
 std::string_view od_string(od::value v, std::string_view what) {
@@ -340,6 +351,23 @@ std::vector<PutRecordsResultEntry> ReplyParser::put_records(const std::string& b
     out.push_back(std::move(entry));
   }
   return out;
+}
+
+StreamConsumer ReplyParser::stream_consumer(const std::string& body, std::string_view wrapper) {
+  return consumer_from(req_obj(impl_->root(body), wrapper));
+}
+
+std::string ReplyParser::stream_consumers(const std::string& body, std::vector<StreamConsumer>& out) {
+  const dom::object root = impl_->root(body);
+  dom::array consumers;
+  if (root.at_key("Consumers").get_array().get(consumers) != simdjson::SUCCESS) bad_reply("missing Consumers");
+  for (dom::element e : consumers) {
+    dom::object c;
+    if (e.get_object().get(c) != simdjson::SUCCESS) bad_reply("a consumer that is not an object");
+    out.push_back(consumer_from(c));
+  }
+  auto token = opt_str(root, "NextToken");
+  return token ? std::string(*token) : std::string{};
 }
 
 bool ReplyParser::error(const std::string& body, std::string& type, std::string& message) {

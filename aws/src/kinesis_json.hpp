@@ -46,6 +46,11 @@ class ReplyParser {
   std::string shard_iterator(const std::string& body);
   PutRecordResult put_record(const std::string& body);
   std::vector<PutRecordsResultEntry> put_records(const std::string& body);
+  // RegisterStreamConsumer's `Consumer` or DescribeStreamConsumer's `ConsumerDescription`
+  // (`wrapper`); stream_arn stays empty when the reply has none (Register's).
+  StreamConsumer stream_consumer(const std::string& body, std::string_view wrapper);
+  // Appends the page's consumers to `out`; returns NextToken ("" when none).
+  std::string stream_consumers(const std::string& body, std::vector<StreamConsumer>& out);
   // An error reply's `__type` (the part after the last '#') and `message` / `Message`.
   // False when the body is not a JSON object with a string `__type`.
   bool error(const std::string& body, std::string& type, std::string& message);

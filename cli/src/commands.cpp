@@ -5,6 +5,8 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -12,7 +14,9 @@
 
 #include "args.hpp"
 #include "kclpp/native/deaggregate.hpp"
+#include "kclpp/aws/error.hpp"
 #include "kclpp/aws/kinesis_client.hpp"
+#include "kclpp/aws/kinesis_subscriber.hpp"
 #include "kclpp/internal/utf8.hpp"
 #include "kclpp/processor/base64.hpp"
 #include "kclpp/processor/error.hpp"
@@ -188,7 +192,175 @@ int put_command(const std::vector<std::string>& argv) {
   return 0;
 }
 
-int get_command(const std::vector<std::string>& argv) {
+namespace {
+
+// Prints records as JSON lines, KPL aggregates expanded. Not thread-safe.
+class RecordPrinter {
+ public:
+  // Prints `records` (moved from) of `shard_id`; returns how many lines it printed.
+  std::size_t print(const std::string& shard_id, std::vector<Record>& records) {
+    expanded_.clear();
+    for (Record& r : records) native::deaggregate(std::move(r), expanded_);
+    for (const Record& r : expanded_) {
+      nlohmann::json j{{"shardId", shard_id},
+                       {"sequenceNumber", r.sequence_number.str()},
+                       {"subSequenceNumber", r.sub_sequence_number},
+                       {"partitionKey", r.partition_key},
+                       {"data", encoded(r.data)}};
+      if (r.approximate_arrival_timestamp) j["approximateArrivalTimestamp"] = rfc3339(*r.approximate_arrival_timestamp);
+      if (printable_utf8(r.data)) j["text"] = r.data;
+      std::cout << j.dump() << '\n';
+    }
+    std::cout.flush();
+    return expanded_.size();
+  }
+
+ private:
+  std::vector<Record> expanded_;
+};
+
+using Clock = std::chrono::steady_clock;
+
+// When --timeout-ms runs out (never without it).
+Clock::time_point give_up_at(const GetRequest& request) {
+  return request.timeout ? Clock::now() + *request.timeout : Clock::time_point::max();
+}
+
+// The shards to read: every shard of the stream, or the one of --shard.
+std::vector<std::string> shards_to_read(aws::KinesisClient& client, const GetRequest& request) {
+  std::vector<std::string> ids;
+  for (const auto& shard : retry(first_contact_retry(), [&] { return client.list_shards(request.stream); })) {
+    if (!request.shard || *request.shard == shard.shard_id) ids.push_back(shard.shard_id);
+  }
+  if (ids.empty()) throw ConfigError("no such shard in stream '" + request.stream + "'");
+  return ids;
+}
+
+int get_by_polling(aws::KinesisClient& client, const GetRequest& request) {
+  struct Cursor {
+    std::string shard_id;
+    std::optional<std::string> iterator;
+  };
+  std::vector<Cursor> cursors;
+  for (const std::string& id : shards_to_read(client, request)) {
+    cursors.push_back(
+        {id, retry(tool_retry(), [&] { return client.get_shard_iterator(request.stream, id, request.from); })});
+  }
+  const auto deadline = give_up_at(request);
+  RecordPrinter printer;
+  while (!interrupted.load() && Clock::now() < deadline) {
+    bool all_done = true;
+    bool any_records = false;
+    for (Cursor& c : cursors) {
+      if (!c.iterator) continue;
+      auto result = retry(tool_retry(), [&] { return client.get_records(*c.iterator, 10'000); });
+      c.iterator = result.next_shard_iterator;
+      const bool caught_up = result.records.empty() && result.millis_behind_latest == 0;
+      any_records = printer.print(c.shard_id, result.records) > 0 || any_records;
+      if (c.iterator && !caught_up) all_done = false;
+    }
+    if (all_done && !request.follow) break;
+    if (!any_records) std::this_thread::sleep_for(std::chrono::milliseconds(request.follow ? 1000 : 200));
+  }
+  return 0;
+}
+
+// One shard's SubscribeToShard stream in `kclpp get --fan-out`.
+struct Subscribed {
+  std::string shard_id;
+  aws::StartPosition position;  // where the next subscription starts
+  std::unique_ptr<aws::ShardSubscription> subscription;
+  Clock::time_point resubscribe_at{};
+  int failures = 0;  // in a row, for the backoff
+  bool done = false;
+};
+
+// Subscriptions that fail are made again from the last event's continuation, with backoff:
+// the service allows one SubscribeToShard per second per shard and consumer, and answers
+// ResourceInUseException for a shard whose previous subscription has not ended yet.
+RetryPolicy resubscribe_policy() {
+  RetryPolicy policy;
+  policy.max_attempts = 10;
+  policy.initial_backoff = std::chrono::milliseconds(1000);
+  policy.max_backoff = std::chrono::milliseconds(5000);
+  return policy;
+}
+
+// Waits up to `wait` for `s`'s next event and prints it. Throws what the subscription
+// throws once resubscribe_policy() gives up.
+void fan_out_step(Subscribed& s, aws::KinesisSubscriber& subscriber, const std::string& consumer_arn,
+                  const GetRequest& request, std::chrono::milliseconds wait, RecordPrinter& printer,
+                  aws::SubscribeToShardEvent& event) {
+  try {
+    if (!s.subscription) s.subscription = subscriber.subscribe(consumer_arn, s.shard_id, s.position);
+    switch (s.subscription->next(event, wait)) {
+      case aws::ShardSubscription::Status::Event:
+        s.failures = 0;
+        (void)printer.print(s.shard_id, event.records);
+        if (event.shard_end()) {
+          s.done = true;
+        } else {
+          s.position = aws::StartPosition::after(event.continuation_sequence_number);
+          s.done = !request.follow && event.millis_behind_latest == 0;
+        }
+        break;
+      case aws::ShardSubscription::Status::Ended:  // the service's 5-minute end: go on
+        s.subscription.reset();
+        break;
+      case aws::ShardSubscription::Status::Timeout:
+        break;
+    }
+  } catch (const Error& e) {
+    s.subscription.reset();
+    const auto* aws_error = dynamic_cast<const aws::AwsError*>(&e);
+    const bool in_use = aws_error != nullptr && aws_error->type() == "ResourceInUseException";
+    const RetryPolicy policy = resubscribe_policy();
+    if ((e.retry() == Retry::No && !in_use) || ++s.failures >= policy.max_attempts) throw;
+    const auto delay = kclpp::detail::backoff_delay(policy, s.failures, in_use ? Retry::Throttled : e.retry());
+    log_warn("kclpp get: shard ", s.shard_id, ": ", e.what(), "; subscribing again in ", delay.count(), " ms");
+    s.resubscribe_at = Clock::now() + delay;
+  }
+}
+
+int get_by_fan_out(aws::KinesisClient& client, const aws::KinesisOptions& options, const GetRequest& request) {
+  const native::FanOutOptions& fan_out = *request.fan_out;
+  const std::vector<std::string> shard_ids = shards_to_read(client, request);
+  const std::string consumer_arn =
+      !fan_out.consumer_arn.empty()
+          ? fan_out.consumer_arn
+          : aws::ensure_stream_consumer(client, request.stream, fan_out.consumer_name, fan_out.register_timeout)
+                .consumer_arn;
+  log_info("kclpp get: reading ", request.stream, " as enhanced fan-out consumer ", consumer_arn);
+  aws::SubscriberOptions subscriber_options;
+  subscriber_options.kinesis = options;
+  aws::KinesisSubscriber subscriber(subscriber_options);
+  std::vector<Subscribed> shards;  // after the subscriber: its subscriptions go first
+  for (const std::string& id : shard_ids) shards.push_back({id, request.from, nullptr, {}, 0, false});
+  // The shards take turns; a short wait each keeps every shard's events prompt.
+  const auto wait = std::max(std::chrono::milliseconds(5),
+                             std::chrono::milliseconds(200 / static_cast<long>(shards.size())));
+  const auto deadline = give_up_at(request);
+  RecordPrinter printer;
+  aws::SubscribeToShardEvent event;
+  while (!interrupted.load() && Clock::now() < deadline) {
+    bool all_done = true;
+    bool waited = false;
+    for (Subscribed& s : shards) {
+      if (s.done) continue;
+      all_done = false;
+      if (!s.subscription && Clock::now() < s.resubscribe_at) continue;
+      fan_out_step(s, subscriber, consumer_arn, request, wait, printer, event);
+      waited = true;
+    }
+    if (all_done) break;
+    if (!waited) std::this_thread::sleep_for(std::chrono::milliseconds(50));  // every shard backing off
+  }
+  return 0;
+}
+
+}  // namespace
+
+Args get_args() {
   Args args = stream_args("kclpp get --stream NAME [options]",
                           "Prints the records of a stream as JSON lines: shardId, sequenceNumber,\n"
                           "subSequenceNumber, partitionKey, approximateArrivalTimestamp (RFC 3339),\n"
@@ -196,60 +368,41 @@ int get_command(const std::vector<std::string>& argv) {
                           "expanded. Stops when every shard is caught up, unless --follow.");
   args.option("from", "POS", "LATEST | TRIM_HORIZON | AT_TIMESTAMP:<epoch seconds or RFC 3339>", "TRIM_HORIZON")
       .option("shard", "ID", "only this shard (default: all)")
-      .flag("follow", "keep reading new records until SIGINT/SIGTERM");
+      .flag("follow", "keep reading new records until SIGINT/SIGTERM")
+      .option("timeout-ms", "MS", "stop after this long even if not caught up (default: no limit)")
+      .flag("fan-out",
+            "read through enhanced fan-out (SubscribeToShard over HTTP/2) instead of GetRecords, as the "
+            "consumer of --consumer-name, registered when missing (never deregistered)")
+      .option("consumer-name", "NAME",
+              "the fan-out consumer; implies --fan-out. The service allows one reader per shard and "
+              "consumer: two `kclpp get --fan-out` at once need two names (default: kclpp-get)")
+      .option("consumer-arn", "ARN", "read as this registered consumer; implies --fan-out; not with --consumer-name");
+  return args;
+}
+
+GetRequest get_request(const Args& args) {
+  GetRequest request;
+  request.stream = required_stream(args);
+  request.from = parse_start_position(args.get_or("from", "TRIM_HORIZON"), "--from");
+  request.shard = args.get("shard");
+  request.follow = args.has("follow");
+  if (const auto ms = args.get_int("timeout-ms", 1, 86'400'000)) request.timeout = std::chrono::milliseconds(*ms);
+  request.fan_out = fan_out_options(args, request.stream, "kclpp-get");
+  return request;
+}
+
+int get_command(const std::vector<std::string>& argv) {
+  Args args = get_args();
   if (!args.parse(argv)) {
     std::fputs(args.help().c_str(), stderr);
     return 0;
   }
-  const std::string stream = required_stream(args);
-  const aws::StartPosition from = parse_start_position(args.get_or("from", "TRIM_HORIZON"), "--from");
-  const bool follow = args.has("follow");
-  aws::KinesisClient client(client_options(args));
+  const GetRequest request = get_request(args);
+  const aws::KinesisOptions options = client_options(args);
+  aws::KinesisClient client(options);
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
-
-  struct Cursor {
-    std::string shard_id;
-    std::optional<std::string> iterator;
-    bool caught_up = false;
-  };
-  std::vector<Cursor> cursors;
-  for (const auto& shard : retry(first_contact_retry(), [&] { return client.list_shards(stream); })) {
-    if (args.get("shard") && *args.get("shard") != shard.shard_id) continue;
-    cursors.push_back({shard.shard_id,
-                       retry(tool_retry(), [&] { return client.get_shard_iterator(stream, shard.shard_id, from); }),
-                       false});
-  }
-  if (cursors.empty()) throw ConfigError("no such shard in stream '" + stream + "'");
-  std::vector<Record> expanded;
-  while (!interrupted.load()) {
-    bool all_done = true;
-    bool any_records = false;
-    for (Cursor& c : cursors) {
-      if (!c.iterator) continue;
-      auto result = retry(tool_retry(), [&] { return client.get_records(*c.iterator, 10'000); });
-      c.iterator = result.next_shard_iterator;
-      expanded.clear();
-      for (Record& r : result.records) native::deaggregate(std::move(r), expanded);
-      for (const Record& r : expanded) {
-        nlohmann::json j{{"shardId", c.shard_id},
-                         {"sequenceNumber", r.sequence_number.str()},
-                         {"subSequenceNumber", r.sub_sequence_number},
-                         {"partitionKey", r.partition_key},
-                         {"data", encoded(r.data)}};
-        if (r.approximate_arrival_timestamp) j["approximateArrivalTimestamp"] = rfc3339(*r.approximate_arrival_timestamp);
-        if (printable_utf8(r.data)) j["text"] = r.data;
-        std::cout << j.dump() << '\n';
-      }
-      any_records = any_records || !expanded.empty();
-      c.caught_up = result.records.empty() && result.millis_behind_latest == 0;
-      if (c.iterator && !c.caught_up) all_done = false;
-    }
-    std::cout.flush();
-    if (all_done && !follow) break;
-    if (!any_records) std::this_thread::sleep_for(std::chrono::milliseconds(follow ? 1000 : 200));
-  }
-  return 0;
+  return request.fan_out ? get_by_fan_out(client, options, request) : get_by_polling(client, request);
 }
 
 int create_stream_command(const std::vector<std::string>& argv) {

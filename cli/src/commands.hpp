@@ -1,7 +1,13 @@
 #pragma once
 // The stream commands of the `kclpp` tool: shards, put, get, create-stream, delete-stream.
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "args.hpp"
+#include "kclpp/aws/kinesis_client.hpp"
+#include "kclpp/native/stream_source.hpp"
 
 namespace kclpp::app::detail {
 
@@ -12,5 +18,21 @@ int put_command(const std::vector<std::string>& argv);
 int get_command(const std::vector<std::string>& argv);
 int create_stream_command(const std::vector<std::string>& argv);
 int delete_stream_command(const std::vector<std::string>& argv);
+
+// `kclpp get`, parsed (for tests: touches no network).
+struct GetRequest {
+  std::string stream;
+  aws::StartPosition from;
+  std::optional<std::string> shard;  // only this shard
+  bool follow = false;               // keep reading past the end
+  // Stop after this long even if not caught up (--timeout-ms); unset: no limit.
+  std::optional<std::chrono::milliseconds> timeout;
+  // Set: read through enhanced fan-out as this consumer (--fan-out, --consumer-name,
+  // --consumer-arn; the name defaults to "kclpp-get"); unset: GetRecords.
+  std::optional<native::FanOutOptions> fan_out;
+};
+[[nodiscard]] Args get_args();
+// ConfigError naming the option that is wrong.
+[[nodiscard]] GetRequest get_request(const Args& args);
 
 }  // namespace kclpp::app::detail

@@ -31,6 +31,10 @@ class Reader {
 
   const Property* find(const std::string& key) {
     used_.insert(key);
+    return peek(key);
+  }
+  // The key without counting it as used (it may still be listed as ignored).
+  const Property* peek(const std::string& key) const {
     const auto it = properties_.find(key);
     return it == properties_.end() ? nullptr : &it->second;
   }
@@ -138,6 +142,119 @@ void read_reading_options(Reader& r, DaemonConfig& config) {
     config.worker.shutdown_grace = std::chrono::milliseconds(*v);
   if (auto v = r.integer("shardSyncIntervalMillis", 100, 86'400'000))
     config.worker.shard_sync_interval = std::chrono::milliseconds(*v);
+}
+
+// --- retrievalMode and the fan-out keys (docs/kcl-protocol.md §6) ---------------------------
+
+// FanoutConfigBean's fields: the Java daemon sets them through the nested bean property
+// `fanoutConfig` (MultiLangDaemonConfiguration delegates PollingConfigBean's fields to the
+// top level, not these), so the keys are `fanoutConfig.consumerArn` and so on.
+constexpr const char* fan_out_key_prefix = "fanoutConfig.";
+constexpr const char* fan_out_retry_keys[] = {"maxDescribeStreamSummaryRetries", "maxDescribeStreamConsumerRetries",
+                                              "registerStreamConsumerRetries", "retryBackoffMillis"};
+
+// Whether the Java daemon's RetrievalMode.DEFAULT would poll: it does when any of
+// PollingConfigBean's properties is set (a number: when not 0).
+std::vector<std::string> java_polling_keys_set(const Reader& r) {
+  std::vector<std::string> set;
+  for (const char* key : {"retryGetRecordsInSeconds", "maxGetRecordsThreadPool"}) {
+    if (r.peek(key) != nullptr) set.emplace_back(key);
+  }
+  for (const char* key : {"maxRecords", "idleTimeBetweenReadsInMillis", "millisBehindLatestThresholdForReducedTps"}) {
+    if (const Property* p = r.peek(key); p != nullptr && p->value != "0") set.emplace_back(key);
+  }
+  return set;
+}
+
+enum class Retrieval { Polling, FanOut };
+
+// retrievalMode: FANOUT, POLLING or DEFAULT in any case (the Java daemon upper-cases it).
+// Absent, kclpp polls where the Java daemon would fan out: files written for kclpp daemon
+// before it had fan-out keep their behaviour, and local emulators without fan-out
+// (kinesalite) keep working. DEFAULT decides as the Java daemon does.
+Retrieval read_retrieval_mode(Reader& r, DaemonConfig& config) {
+  const std::vector<std::string> polling_keys = java_polling_keys_set(r);
+  const Property* mode = r.find("retrievalMode");
+  if (mode == nullptr) {
+    if (polling_keys.empty())
+      config.retrieval_note = "retrievalMode is not set: kclpp daemon polls with GetRecords where the Java daemon "
+                              "would use enhanced fan-out (its DEFAULT); set retrievalMode = FANOUT or POLLING";
+    return Retrieval::Polling;
+  }
+  const std::string v = upper(mode->value);
+  if (v == "FANOUT") return Retrieval::FanOut;
+  if (v == "POLLING") return Retrieval::Polling;
+  if (v != "DEFAULT") r.bad("retrievalMode", "not FANOUT, POLLING or DEFAULT");
+  if (polling_keys.empty()) return Retrieval::FanOut;
+  std::string keys;
+  for (const auto& key : polling_keys) keys += (keys.empty() ? "" : ", ") + key;
+  config.retrieval_note = "retrievalMode = DEFAULT with polling keys set (" + keys +
+                          "): polling, as the Java daemon decides; set retrievalMode = FANOUT for fan-out";
+  return Retrieval::Polling;
+}
+
+// fanoutConfig.consumerArn wins over fanoutConfig.consumerName, as in the Java KCL (an ARN is
+// used as it is); the consumer name defaults to applicationName.
+native::FanOutOptions read_fan_out_consumer(Reader& r, DaemonConfig& config) {
+  const std::string arn_key = std::string(fan_out_key_prefix) + "consumerArn";
+  const std::string name_key = std::string(fan_out_key_prefix) + "consumerName";
+  const Property* arn = r.find(arn_key);
+  const Property* name = r.find(name_key);
+  native::FanOutOptions options;
+  if (arn != nullptr && !arn->value.empty()) {
+    if (const std::string problem = consumer_arn_problem(arn->value, config.stream); !problem.empty())
+      r.bad(arn_key, problem);
+    options.consumer_arn = arn->value;
+    if (name != nullptr) config.unused_retrieval_keys.push_back(name_key + " (" + arn_key + " is used)");
+    return options;
+  }
+  options.consumer_name = name != nullptr && !name->value.empty() ? name->value : config.worker.application;
+  if (!valid_consumer_name(options.consumer_name)) {
+    if (name != nullptr && !name->value.empty()) r.bad(name_key, "not a consumer name (1 to 128 of a-z A-Z 0-9 _ . -)");
+    r.bad("applicationName", "not a consumer name (1 to 128 of a-z A-Z 0-9 _ . -), which it is by default with "
+                             "retrievalMode = FANOUT: set " + name_key);
+  }
+  return options;
+}
+
+// retrievalMode, the fanoutConfig.* keys, and the keys that do not apply to the mode chosen.
+void read_retrieval(Reader& r, DaemonConfig& config) {
+  const Retrieval mode = read_retrieval_mode(r, config);
+  std::vector<std::string> consumer_keys;  // present in the file
+  for (const char* field : {"consumerArn", "consumerName"}) {
+    const std::string key = std::string(fan_out_key_prefix) + field;
+    if (r.peek(key) != nullptr) consumer_keys.push_back(key);
+  }
+  std::vector<std::string> retry_keys;
+  for (const char* field : fan_out_retry_keys) {
+    // Checked as the Java daemon converts them (a bad number stops it too), not applied:
+    // kclpp waits for a new consumer by time (FanOutOptions::register_timeout), not by count.
+    const std::string key = std::string(fan_out_key_prefix) + field;
+    if (r.integer(key, 0, std::numeric_limits<int>::max())) retry_keys.push_back(key);
+  }
+  for (const char* field : {"consumerArn", "consumerName"}) {
+    if (r.find(field) != nullptr) config.misnamed_fan_out_keys.emplace_back(field);
+  }
+  for (const char* field : fan_out_retry_keys) {
+    if (r.find(field) != nullptr) config.misnamed_fan_out_keys.emplace_back(field);
+  }
+  if (mode == Retrieval::Polling) {
+    for (const auto& key : consumer_keys) {
+      (void)r.find(key);
+      config.unused_retrieval_keys.push_back(key + " (polling)");
+    }
+    for (const auto& key : retry_keys) config.unused_retrieval_keys.push_back(key + " (polling)");
+    return;
+  }
+  config.fan_out = read_fan_out_consumer(r, config);
+  for (const auto& key : retry_keys) {
+    config.unused_retrieval_keys.push_back(key + " (kclpp waits up to " +
+                                           std::to_string(config.fan_out->register_timeout.count() / 1000) +
+                                           " s for a new consumer, with its own backoff)");
+  }
+  for (const char* key : {"maxRecords", "idleTimeBetweenReadsInMillis"}) {
+    if (r.peek(key) != nullptr) config.unused_retrieval_keys.push_back(std::string(key) + " (fan-out)");
+  }
 }
 
 // The Kinesis provider, and separate ones for DynamoDB and CloudWatch (a cross-account
@@ -257,6 +374,7 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
   config.worker.application = r.required("applicationName");
   read_stream_and_position(r, config);
   read_reading_options(r, config);
+  read_retrieval(r, config);
   read_credentials(r, source, config);
   read_lease_options(r, config);
   read_store(r, store_override, config);
@@ -309,6 +427,10 @@ constexpr const char* daemon_description =
     "InstanceProfileCredentialsProvider, ContainerCredentialsProvider,\n"
     "StsAssumeRoleCredentialsProvider|ROLE_ARN|SESSION_NAME[|externalId=ID], or a\n"
     "comma-separated chain of them; without it, the AWS SDKs' default chain.\n"
+    "Retrieval: retrievalMode = POLLING (kclpp's default when the key is absent; the Java\n"
+    "daemon's is enhanced fan-out) | FANOUT | DEFAULT (FANOUT unless polling keys such as\n"
+    "maxRecords are set, as in the Java daemon); with FANOUT, fanoutConfig.consumerArn (used as\n"
+    "it is) or fanoutConfig.consumerName (registered when missing; default applicationName).\n"
     "KCL 3.x lease-assignment keys (leaseAssignmentIntervalMillis, the worker metrics and\n"
     "coordinator state keys, clientVersionConfig, ...) are ignored with one log line; other\n"
     "keys kclpp does not use are listed in one warning. Every key: docs/kcl-protocol.md §6.\n"
@@ -332,6 +454,12 @@ void log_unapplied_keys(const DaemonConfig& config, const std::string& path) {
              store_uri_for_log(config.checkpoint_store));
   if (!config.cloudwatch_credentials.empty())
     log_warn(config.cloudwatch_credentials_where, ": kclpp publishes no CloudWatch metrics; the provider is not used");
+  if (!config.retrieval_note.empty()) log_info(path, ": ", config.retrieval_note);
+  if (!config.unused_retrieval_keys.empty())
+    log_warn(path, ": these retrieval keys have no effect: ", joined(config.unused_retrieval_keys));
+  for (const auto& key : config.misnamed_fan_out_keys)
+    log_warn(path, ": ", key, " is not a key of the Java daemon (it ignores it) and is not applied: write ",
+             fan_out_key_prefix, key);
 }
 
 }  // namespace
@@ -350,10 +478,11 @@ int daemon_command(const std::vector<std::string>& argv) {
   log_unapplied_keys(config, path);
   resolve_credentials(config);
   check_stream(config.client, config.stream);
-  native::KinesisStream source(config.stream, config.client);
+  native::KinesisStream source(config.stream, config.client, config.fan_out);
   auto store = native::open_checkpoint_store(config.checkpoint_store, config.store);
   log_info("kclpp daemon: application '", config.worker.application, "', stream '", config.stream,
-           "', child '", config.child.command, "', checkpoints in ", store_uri_for_log(config.checkpoint_store));
+           "', child '", config.child.command, "', ", retrieval_for_log(config.fan_out), ", checkpoints in ",
+           store_uri_for_log(config.checkpoint_store));
   const kcl::ChildProcessOptions child = config.child;
   native::Worker worker(source, *store,
                         [child](const std::string&) -> std::unique_ptr<RecordProcessor> {

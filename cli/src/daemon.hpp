@@ -9,6 +9,7 @@
 #include "kclpp/kcl/child_process.hpp"
 #include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/checkpoint_store.hpp"
+#include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
 #include "credentials_property.hpp"
 #include "properties.hpp"
@@ -41,6 +42,19 @@ struct DaemonConfig {
   std::vector<std::string> kcl3_keys;
   // tableName / dynamoDBEndpoint given while the store is not dynamodb: (logged as unused).
   std::vector<std::string> unused_lease_keys;
+  // retrievalMode and the fanoutConfig.* keys (docs/kcl-protocol.md §6): set for enhanced
+  // fan-out, unset for polling.
+  std::optional<native::FanOutOptions> fan_out;
+  // Why the daemon polls or fans out when the file leaves it open (no retrievalMode, or
+  // DEFAULT): logged once; "" when the file says it.
+  std::string retrieval_note;
+  // Retrieval keys without effect: the other mode's (maxRecords with FANOUT,
+  // fanoutConfig.* with POLLING), fanoutConfig.consumerName next to consumerArn, and the
+  // fan-out retry keys kclpp does not apply (one warning).
+  std::vector<std::string> unused_retrieval_keys;
+  // consumerArn, consumerName, ... without "fanoutConfig.": not keys of the Java daemon,
+  // which ignores them; not applied here either, and warned about with the right name.
+  std::vector<std::string> misnamed_fan_out_keys;
 };
 
 // Maps the keys of docs/kcl-protocol.md §6. `store_override` (--checkpoint-store) replaces

@@ -3,6 +3,7 @@
 
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,15 @@ void warn_if_no_leases(const app::detail::Args& args, const std::string& store_u
   }
 }
 
+// Records are pushed with fan-out: there is no GetRecords limit and no pause between reads.
+void warn_if_polling_options_ignored(const app::detail::Args& args,
+                                     const std::optional<native::FanOutOptions>& fan_out) {
+  if (!fan_out) return;
+  for (const char* polling_option : {"max-records", "idle-time-ms"}) {
+    if (args.has(polling_option)) log_warn("--", polling_option, " has no effect with enhanced fan-out");
+  }
+}
+
 }  // namespace
 
 int main(const ProcessorFactory& factory, int argc, char** argv) {
@@ -88,11 +98,13 @@ int main(const ProcessorFactory& factory, int argc, char** argv) {
     }
     app::detail::NativeConfig config = app::detail::native_config(args, program);
     warn_if_no_leases(args, config.store_uri);
+    warn_if_polling_options_ignored(args, config.fan_out);
     app::detail::check_stream(config.client, config.stream);
-    native::KinesisStream source(config.stream, config.client);
+    native::KinesisStream source(config.stream, config.client, config.fan_out);
     auto store = native::open_checkpoint_store(config.store_uri, config.store);
     log_info("native mode: application '", config.worker.application, "', stream '", config.stream,
-             "', checkpoints in ", app::detail::store_uri_for_log(config.store_uri));
+             "', ", app::detail::retrieval_for_log(config.fan_out), ", checkpoints in ",
+             app::detail::store_uri_for_log(config.store_uri));
     native::Worker worker(source, *store, factory, std::move(config.worker));
     app::detail::run_until_signalled(worker);
     return 0;

@@ -126,6 +126,75 @@ native::StoreOptions store_options_like(const aws::KinesisOptions& kinesis, cons
   return options;
 }
 
+void add_fan_out_options(Args& args) {
+  args.flag("fan-out",
+            "enhanced fan-out: each shard's records are pushed over one HTTP/2 connection (SubscribeToShard) "
+            "as they arrive, with the consumer's own 2 MB/s per shard, instead of polling with "
+            "GetRecords; --max-records and --idle-time-ms do not apply then (retrievalMode = FANOUT)")
+      .option("consumer-name", "NAME",
+              "the fan-out consumer to read as, registered when the stream has none of that name and "
+              "never deregistered; implies --fan-out (default: the application name)")
+      .option("consumer-arn", "ARN",
+              "read as this registered consumer (arn:aws:kinesis:...:stream/STREAM/consumer/NAME:...), "
+              "never registering one; implies --fan-out; not with --consumer-name");
+}
+
+bool valid_consumer_name(const std::string& name) {
+  if (name.empty() || name.size() > 128) return false;
+  return std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-';
+  });
+}
+
+std::string consumer_arn_problem(const std::string& arn, const std::string& stream) {
+  // arn:PARTITION:kinesis:REGION:ACCOUNT:stream/STREAM/consumer/NAME:CREATED; the resource
+  // is everything after the fifth colon (it has a colon of its own).
+  std::size_t at = 0;
+  for (int colon = 0; colon < 5 && at != std::string::npos; ++colon) {
+    at = arn.find(':', at);
+    if (at != std::string::npos) ++at;
+  }
+  const std::string resource = at == std::string::npos ? "" : arn.substr(at);
+  const std::size_t slash = resource.find('/', 7);
+  if (arn.rfind("arn:", 0) != 0 || resource.rfind("stream/", 0) != 0 || slash == std::string::npos ||
+      resource.compare(slash, 10, "/consumer/") != 0 || resource.size() <= slash + 10)
+    return "not a consumer ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/STREAM/consumer/NAME:CREATED)";
+  // A consumer of another stream: SubscribeToShard would refuse every shard of this one.
+  const std::string arn_stream = resource.substr(7, slash - 7);
+  if (arn_stream != stream) return "a consumer of stream '" + arn_stream + "', not of '" + stream + "'";
+  return {};
+}
+
+std::optional<native::FanOutOptions> fan_out_options(const Args& args, const std::string& stream,
+                                                     const std::string& default_consumer) {
+  const auto name = args.get("consumer-name");
+  const auto arn = args.get("consumer-arn");
+  if (!args.has("fan-out") && !name && !arn) return std::nullopt;
+  if (name && arn)
+    throw ConfigError("--consumer-name and --consumer-arn both name the consumer to read as: give one of them");
+  native::FanOutOptions options;
+  if (arn) {
+    if (const std::string problem = consumer_arn_problem(*arn, stream); !problem.empty())
+      throw ConfigError("--consumer-arn: '" + *arn + "' is " + problem);
+    options.consumer_arn = *arn;
+    return options;
+  }
+  options.consumer_name = name ? *name : default_consumer;
+  if (!valid_consumer_name(options.consumer_name)) {
+    throw ConfigError(name ? "--consumer-name: '" + *name + "' is not a consumer name (1 to 128 of a-z A-Z 0-9 _ . -)"
+                           : "the application name '" + default_consumer +
+                                 "', the default consumer name, is not a consumer name (1 to 128 of a-z A-Z 0-9 _ "
+                                 ". -): give --consumer-name");
+  }
+  return options;
+}
+
+std::string retrieval_for_log(const std::optional<native::FanOutOptions>& fan_out) {
+  if (!fan_out) return "polling";
+  return "enhanced fan-out as consumer " + (fan_out->consumer_arn.empty() ? "'" + fan_out->consumer_name + "'"
+                                                                          : fan_out->consumer_arn);
+}
+
 void add_read_options(Args& args) {
   args.option("max-records", "N", "records per GetRecords call, 1..10000", "10000")
       .option("idle-time-ms", "MS", "pause between reads of a shard that is caught up", "1000")
@@ -240,6 +309,7 @@ Args main_args(const std::string& program) {
   args.option("stream", "NAME", "native mode: read this Kinesis stream");
   add_client_options(args);
   add_worker_options(args);
+  add_fan_out_options(args);
   return args;
 }
 
@@ -249,7 +319,8 @@ const std::vector<std::string>& native_only_options() {
       "endpoint", "region", "profile", "application", "checkpoint-store", "lease-store",
       "initial-position", "shards", "max-records", "idle-time-ms", "shard-sync-ms",
       "shutdown-grace-ms", "deliver-empty-batches", "worker-id", "failover-ms", "max-leases",
-      "max-leases-to-steal", "take-interval-ms", "cleanup-leases", "dynamodb-endpoint"};
+      "max-leases-to-steal", "take-interval-ms", "cleanup-leases", "dynamodb-endpoint", "fan-out",
+      "consumer-name", "consumer-arn"};
   return names;
 }
 
@@ -265,6 +336,7 @@ NativeConfig native_config(const Args& args, const std::string& program) {
     throw ConfigError("--dynamodb-endpoint is for a dynamodb: store; the store is " +
                       store_uri_for_log(config.store_uri));
   config.store = store_options_like(config.client, dynamodb_endpoint);
+  config.fan_out = fan_out_options(args, config.stream, config.worker.application);
   return config;
 }
 

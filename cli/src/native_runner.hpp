@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "kclpp/app/main.hpp"
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/aws/kinesis_client.hpp"
+#include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
 
 namespace kclpp::app::detail {
@@ -45,6 +47,23 @@ void add_lease_options(Args& args);
 // configured) with `endpoint` (empty: resolved as aws::DynamoDbOptions says).
 [[nodiscard]] native::StoreOptions store_options_like(const aws::KinesisOptions& kinesis,
                                                       const std::string& dynamodb_endpoint);
+// --fan-out, --consumer-name, --consumer-arn: enhanced fan-out instead of polling.
+void add_fan_out_options(Args& args);
+// The FanOutOptions those options ask for, or nullopt (polling) when none is given;
+// --consumer-name or --consumer-arn imply --fan-out. The consumer name defaults to
+// `default_consumer` (the application name, as in the Java KCL). ConfigError naming the
+// option for both names given, a name the service would refuse, or an ARN that is not a
+// consumer ARN of `stream`.
+[[nodiscard]] std::optional<native::FanOutOptions> fan_out_options(const Args& args, const std::string& stream,
+                                                                   const std::string& default_consumer);
+// A ConsumerName as the service accepts it: 1..128 of [a-zA-Z0-9_.-].
+[[nodiscard]] bool valid_consumer_name(const std::string& name);
+// What is wrong with `arn` as a consumer ARN of `stream`
+// (arn:PARTITION:kinesis:REGION:ACCOUNT:stream/STREAM/consumer/NAME:CREATED), "" if nothing.
+[[nodiscard]] std::string consumer_arn_problem(const std::string& arn, const std::string& stream);
+// "polling" or "enhanced fan-out as consumer NAME|ARN", for the start-up log line.
+[[nodiscard]] std::string retrieval_for_log(const std::optional<native::FanOutOptions>& fan_out);
+
 // --max-records, --idle-time-ms, --shard-sync-ms: how a worker reads, the same for every
 // command that runs one (kclpp::main, `kclpp daemon`, `kclpp store`).
 void add_read_options(Args& args);
@@ -75,6 +94,8 @@ struct NativeConfig {
   native::WorkerOptions worker;
   std::string store_uri;
   native::StoreOptions store;
+  // Set: enhanced fan-out (--fan-out, --consumer-name, --consumer-arn); unset: polling.
+  std::optional<native::FanOutOptions> fan_out;
 };
 // The options of kclpp::main: --stream, the client options and the worker options.
 [[nodiscard]] Args main_args(const std::string& program);

@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <chrono>
 #include <initializer_list>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kclpp/aws/credentials.hpp"
 #include "kclpp/processor/error.hpp"
+#include "commands.hpp"
 #include "native_runner.hpp"
 #include "pipeline_commands.hpp"
 
@@ -235,6 +237,129 @@ TEST(NativeOptions, StoreUrisLoseTheirPasswordsInLogs) {
   EXPECT_EQ(store_uri_for_log("postgres://kcl@db/app"), "postgres://kcl@db/app");
   EXPECT_EQ(store_uri_for_log("sqlite:/var/lib/a@b.db"), "sqlite:/var/lib/a@b.db");
   EXPECT_EQ(store_uri_for_log("dynamodb:leases"), "dynamodb:leases");
+}
+
+// --- enhanced fan-out: kclpp::main's --fan-out, --consumer-name, --consumer-arn ------------------
+
+constexpr const char* orders_consumer_arn =
+    "arn:aws:kinesis:us-east-1:123456789012:stream/orders/consumer/billing:1700000000";
+
+TEST(NativeFanOut, PollingUnlessAFanOutOptionIsGiven) {
+  EXPECT_FALSE(native({"--stream", "orders"}).fan_out.has_value());
+  const NativeConfig c = native({"--stream", "orders", "--application", "billing", "--fan-out"});
+  ASSERT_TRUE(c.fan_out.has_value());
+  EXPECT_EQ(c.fan_out->consumer_name, "billing") << "the application name, as the KCL's";
+  EXPECT_EQ(c.fan_out->consumer_arn, "");
+  EXPECT_EQ(native({"--stream", "orders", "--fan-out"}).fan_out->consumer_name, "my_processor")
+      << "the application's default: the program name";
+}
+
+TEST(NativeFanOut, AConsumerNameOrArnImpliesFanOut) {
+  const NativeConfig named = native({"--stream", "orders", "--consumer-name", "billing-efo"});
+  ASSERT_TRUE(named.fan_out.has_value());
+  EXPECT_EQ(named.fan_out->consumer_name, "billing-efo");
+  EXPECT_EQ(native({"--stream", "orders", "--fan-out", "--consumer-name=a.b_c-9"}).fan_out->consumer_name, "a.b_c-9");
+  const NativeConfig by_arn = native({"--stream", "orders", "--consumer-arn", orders_consumer_arn});
+  ASSERT_TRUE(by_arn.fan_out.has_value());
+  EXPECT_EQ(by_arn.fan_out->consumer_arn, orders_consumer_arn);
+  EXPECT_EQ(by_arn.fan_out->consumer_name, "") << "an ARN is used as it is, never registered";
+  EXPECT_EQ(kclpp::app::detail::retrieval_for_log(by_arn.fan_out),
+            std::string("enhanced fan-out as consumer ") + orders_consumer_arn);
+  EXPECT_EQ(kclpp::app::detail::retrieval_for_log(named.fan_out), "enhanced fan-out as consumer 'billing-efo'");
+  EXPECT_EQ(kclpp::app::detail::retrieval_for_log(std::nullopt), "polling");
+}
+
+TEST(NativeFanOut, ConflictsAndBadValuesAreConfigErrorsNamingTheOption) {
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--consumer-name", "a", "--consumer-arn", orders_consumer_arn}, "--consumer-name and --consumer-arn"},
+      {{"--fan-out", "--consumer-name", "a", "--consumer-arn", orders_consumer_arn}, "give one of them"},
+      {{"--consumer-name", "has space"}, "--consumer-name: 'has space' is not a consumer name"},
+      {{"--consumer-name="}, "--consumer-name: '' is not a consumer name"},
+      {{"--consumer-name", std::string(129, 'n')}, "is not a consumer name (1 to 128"},
+      {{"--consumer-arn", "billing"}, "--consumer-arn: 'billing' is not a consumer ARN"},
+      {{"--consumer-arn", "arn:aws:kinesis:us-east-1:1:stream/orders"}, "is not a consumer ARN"},
+      {{"--consumer-arn", "arn:aws:kinesis:us-east-1:1:stream/orders/consumer/"}, "is not a consumer ARN"},
+      {{"--consumer-arn", "arn:aws:kinesis:us-east-1:1:stream/payments/consumer/c:1"},
+       "is a consumer of stream 'payments', not of 'orders'"},
+      {{"--fan-out", "--application", "my app"}, "the application name 'my app', the default consumer name"},
+  };
+  for (const auto& [extra, expected] : cases) {
+    Args args = kclpp::app::detail::main_args("p");
+    std::vector<std::string> argv{"--stream", "orders"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(args.parse(argv));
+    try {
+      (void)kclpp::app::detail::native_config(args, "p");
+      ADD_FAILURE() << "accepted " << extra.front() << " " << extra.back();
+    } catch (const kclpp::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+  // --fan-out takes no value.
+  Args args = kclpp::app::detail::main_args("p");
+  EXPECT_THROW((void)args.parse({"--stream", "orders", "--fan-out=yes"}), kclpp::ConfigError);
+}
+
+TEST(NativeFanOut, PollingOptionsAreAcceptedAndTheHelpSaysFanOutIgnoresThem) {
+  const NativeConfig c =
+      native({"--stream", "orders", "--fan-out", "--max-records", "500", "--idle-time-ms", "200"});
+  ASSERT_TRUE(c.fan_out.has_value());
+  EXPECT_EQ(c.worker.max_records, 500);
+  const std::string help = kclpp::app::detail::main_args("my_processor").help();
+  for (const char* option : {"--fan-out", "--consumer-name NAME", "--consumer-arn ARN"})
+    EXPECT_NE(help.find("  " + std::string(option)), std::string::npos) << option << "\n" << help;
+  std::string fan_out_help;
+  bool in_option = false;
+  for (const auto& line : lines_of(help)) {
+    if (line.rfind("  --", 0) == 0) in_option = line.rfind("  --fan-out ", 0) == 0;
+    if (in_option) fan_out_help += line.substr(30) + " ";
+  }
+  EXPECT_NE(fan_out_help.find("--max-records and --idle-time-ms do not apply"), std::string::npos) << fan_out_help;
+}
+
+// --- kclpp get ----------------------------------------------------------------------------------
+
+kclpp::app::detail::GetRequest get(std::initializer_list<std::string> argv) {
+  Args args = kclpp::app::detail::get_args();
+  if (!args.parse(std::vector<std::string>(argv))) throw std::logic_error("--help");
+  return kclpp::app::detail::get_request(args);
+}
+
+std::string get_error(std::initializer_list<std::string> argv) {
+  try {
+    (void)get(argv);
+  } catch (const kclpp::ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+TEST(GetOptions, PollsByDefaultAndFansOutAsKclppGet) {
+  const auto polling = get({"--stream", "orders"});
+  EXPECT_FALSE(polling.fan_out.has_value());
+  EXPECT_EQ(polling.from.type, kclpp::aws::IteratorType::TrimHorizon);
+  EXPECT_FALSE(polling.timeout.has_value());
+  const auto fan_out = get({"--stream", "orders", "--fan-out", "--from", "LATEST", "--timeout-ms", "1500"});
+  ASSERT_TRUE(fan_out.fan_out.has_value());
+  EXPECT_EQ(fan_out.fan_out->consumer_name, "kclpp-get");
+  EXPECT_EQ(fan_out.from.type, kclpp::aws::IteratorType::Latest);
+  EXPECT_EQ(fan_out.timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(get({"--stream", "orders", "--consumer-name", "peek"}).fan_out->consumer_name, "peek");
+  EXPECT_EQ(get({"--stream", "orders", "--consumer-arn", orders_consumer_arn}).fan_out->consumer_arn,
+            orders_consumer_arn);
+}
+
+TEST(GetOptions, ConflictsAndBadValuesNameTheOption) {
+  EXPECT_NE(get_error({"--stream", "orders", "--consumer-name", "a", "--consumer-arn", orders_consumer_arn})
+                .find("--consumer-name and --consumer-arn"),
+            std::string::npos);
+  EXPECT_NE(get_error({"--stream", "orders", "--consumer-arn", "nope"}).find("--consumer-arn: 'nope'"),
+            std::string::npos);
+  EXPECT_NE(get_error({"--stream", "orders", "--timeout-ms", "0"}).find("'--timeout-ms': '0'"), std::string::npos);
+  EXPECT_NE(get_error({"--fan-out"}).find("--stream"), std::string::npos);
+  const std::string help = kclpp::app::detail::get_args().help();
+  for (const auto& line : lines_of(help)) EXPECT_LE(line.size(), 100u) << line;
+  EXPECT_NE(help.find("kclpp-get"), std::string::npos) << help;
 }
 
 // --- kclpp stats ------------------------------------------------------------------------------

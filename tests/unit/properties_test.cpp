@@ -234,6 +234,15 @@ DaemonConfig config_with(const std::string& extra) {
       "app.properties");
 }
 
+std::string daemon_error(const std::string& text) {
+  try {
+    (void)daemon_config(parse_properties(text, "f"), "f");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 std::string config_error(const std::string& extra) {
   try {
     (void)config_with(extra);
@@ -551,6 +560,124 @@ TEST(DaemonLeases, TheLeaseTableGetsItsOwnProviderElseTheKinesisOne) {
   EXPECT_NO_THROW(resolve_credentials(sqlite));
   EXPECT_EQ(sqlite.store.dynamodb.credentials, nullptr);
   std::filesystem::remove_all(dir);
+}
+
+// --- retrievalMode and the fan-out keys (docs/kcl-protocol.md §6) ---------------------------
+
+constexpr const char* consumer_arn_of_s = "arn:aws:kinesis:us-east-1:123456789012:stream/s/consumer/billing:1700000000";
+
+TEST(DaemonRetrieval, WithoutRetrievalModeKclppPollsAndSaysTheJavaDaemonWouldNot) {
+  const DaemonConfig c = config_with("");
+  EXPECT_FALSE(c.fan_out.has_value()) << "existing files keep polling";
+  EXPECT_NE(c.retrieval_note.find("retrievalMode is not set"), std::string::npos) << c.retrieval_note;
+  EXPECT_NE(c.retrieval_note.find("enhanced fan-out"), std::string::npos) << c.retrieval_note;
+  // With polling keys the Java daemon polls too: nothing to say.
+  EXPECT_EQ(config_with("maxRecords = 500\n").retrieval_note, "");
+  EXPECT_FALSE(config_with("maxRecords = 500\n").fan_out.has_value());
+}
+
+TEST(DaemonRetrieval, FanoutInAnyCaseReadsAsTheApplicationByDefault) {
+  for (const char* value : {"FANOUT", "fanout", "FanOut"}) {
+    const DaemonConfig c = config_with(std::string("retrievalMode = ") + value + "\n");
+    ASSERT_TRUE(c.fan_out.has_value()) << value;
+    EXPECT_EQ(c.fan_out->consumer_name, "x") << "the application name, as in the Java KCL";
+    EXPECT_EQ(c.fan_out->consumer_arn, "");
+    EXPECT_EQ(c.retrieval_note, "");
+    EXPECT_TRUE(c.ignored_keys.empty()) << "retrievalMode is applied, not ignored";
+  }
+  EXPECT_FALSE(config_with("retrievalMode = polling\n").fan_out.has_value());
+  EXPECT_EQ(config_with("retrievalMode = POLLING\n").retrieval_note, "");
+}
+
+TEST(DaemonRetrieval, TheFanoutConfigKeysNameTheConsumer) {
+  const DaemonConfig named = config_with("retrievalMode = FANOUT\nfanoutConfig.consumerName = billing-efo\n");
+  ASSERT_TRUE(named.fan_out.has_value());
+  EXPECT_EQ(named.fan_out->consumer_name, "billing-efo");
+  EXPECT_TRUE(named.unused_retrieval_keys.empty());
+  EXPECT_TRUE(named.ignored_keys.empty());
+
+  const DaemonConfig by_arn =
+      config_with(std::string("retrievalMode = FANOUT\nfanoutConfig.consumerArn = ") + consumer_arn_of_s + "\n");
+  ASSERT_TRUE(by_arn.fan_out.has_value());
+  EXPECT_EQ(by_arn.fan_out->consumer_arn, consumer_arn_of_s);
+  EXPECT_EQ(by_arn.fan_out->consumer_name, "");
+
+  // Both: the ARN is used, as in the Java KCL, and the name is reported as unused.
+  const DaemonConfig both = config_with(std::string("retrievalMode = FANOUT\nfanoutConfig.consumerName = n\n"
+                                                    "fanoutConfig.consumerArn = ") +
+                                        consumer_arn_of_s + "\n");
+  ASSERT_TRUE(both.fan_out.has_value());
+  EXPECT_EQ(both.fan_out->consumer_arn, consumer_arn_of_s);
+  ASSERT_EQ(both.unused_retrieval_keys.size(), 1u);
+  EXPECT_NE(both.unused_retrieval_keys[0].find("fanoutConfig.consumerName"), std::string::npos);
+}
+
+TEST(DaemonRetrieval, DefaultDecidesAsTheJavaDaemon) {
+  const DaemonConfig fan_out = config_with("retrievalMode = DEFAULT\n");
+  EXPECT_TRUE(fan_out.fan_out.has_value()) << "DEFAULT is FANOUT in KCL 2.x";
+  EXPECT_EQ(fan_out.retrieval_note, "");
+  for (const char* polling_key : {"maxRecords = 100\n", "idleTimeBetweenReadsInMillis = 500\n",
+                                  "retryGetRecordsInSeconds = 2\n", "maxGetRecordsThreadPool = 1\n",
+                                  "millisBehindLatestThresholdForReducedTps = 60000\n"}) {
+    const DaemonConfig c = config_with(std::string("retrievalMode = default\n") + polling_key);
+    EXPECT_FALSE(c.fan_out.has_value()) << polling_key;
+    EXPECT_NE(c.retrieval_note.find("polling keys set"), std::string::npos) << c.retrieval_note;
+  }
+  // A zero is not "set" for the Java daemon (PollingConfigBean::anyPropertiesSet).
+  EXPECT_TRUE(config_with("retrievalMode = DEFAULT\nidleTimeBetweenReadsInMillis = 0\n").fan_out.has_value());
+}
+
+TEST(DaemonRetrieval, KeysWithoutEffectInTheChosenModeAreReported) {
+  const DaemonConfig polling = config_with("retrievalMode = POLLING\nfanoutConfig.consumerName = n\n"
+                                           "fanoutConfig.registerStreamConsumerRetries = 5\n");
+  EXPECT_FALSE(polling.fan_out.has_value());
+  EXPECT_EQ(polling.unused_retrieval_keys, (std::vector<std::string>{"fanoutConfig.consumerName (polling)",
+                                                                     "fanoutConfig.registerStreamConsumerRetries (polling)"}));
+  EXPECT_TRUE(polling.ignored_keys.empty());
+
+  const DaemonConfig fan_out = config_with("retrievalMode = FANOUT\nmaxRecords = 500\nidleTimeBetweenReadsInMillis = 200\n"
+                                           "fanoutConfig.maxDescribeStreamConsumerRetries = 20\n"
+                                           "fanoutConfig.retryBackoffMillis = 500\n");
+  ASSERT_TRUE(fan_out.fan_out.has_value());
+  ASSERT_EQ(fan_out.unused_retrieval_keys.size(), 4u);
+  EXPECT_NE(fan_out.unused_retrieval_keys[0].find("fanoutConfig.maxDescribeStreamConsumerRetries"), std::string::npos);
+  EXPECT_NE(fan_out.unused_retrieval_keys[1].find("fanoutConfig.retryBackoffMillis"), std::string::npos);
+  EXPECT_EQ(fan_out.unused_retrieval_keys[2], "maxRecords (fan-out)");
+  EXPECT_EQ(fan_out.unused_retrieval_keys[3], "idleTimeBetweenReadsInMillis (fan-out)");
+  EXPECT_TRUE(fan_out.ignored_keys.empty());
+}
+
+TEST(DaemonRetrieval, BareConsumerKeysAreNotTheJavaDaemonsAndNotApplied) {
+  const DaemonConfig c = config_with("retrievalMode = FANOUT\nconsumerName = other\nconsumerArn = x\n");
+  ASSERT_TRUE(c.fan_out.has_value());
+  EXPECT_EQ(c.fan_out->consumer_name, "x") << "as the Java daemon, which ignores consumerName";
+  EXPECT_EQ(c.misnamed_fan_out_keys, (std::vector<std::string>{"consumerArn", "consumerName"}));
+  EXPECT_TRUE(c.ignored_keys.empty()) << "warned about once, with the right name";
+}
+
+TEST(DaemonRetrieval, BadValuesNameTheKeyTheValueAndTheLine) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"retrievalMode = PUSH\n", "app.properties:4: retrievalMode = 'PUSH': not FANOUT, POLLING or DEFAULT"},
+      {"retrievalMode =\n", "app.properties:4: retrievalMode = ''"},
+      {"retrievalMode = FANOUT\nfanoutConfig.consumerName = has space\n",
+       "app.properties:5: fanoutConfig.consumerName = 'has space': not a consumer name"},
+      {"retrievalMode = FANOUT\nfanoutConfig.consumerArn = arn:aws:kinesis:us-east-1:1:stream/s\n",
+       "app.properties:5: fanoutConfig.consumerArn = 'arn:aws:kinesis:us-east-1:1:stream/s': not a consumer ARN"},
+      {"retrievalMode = FANOUT\nfanoutConfig.consumerArn = arn:aws:kinesis:us-east-1:1:stream/other/consumer/c:1\n",
+       "a consumer of stream 'other', not of 's'"},
+      {"fanoutConfig.retryBackoffMillis = soon\n", "app.properties:4: fanoutConfig.retryBackoffMillis = 'soon'"},
+      {"fanoutConfig.registerStreamConsumerRetries = -1\n", "fanoutConfig.registerStreamConsumerRetries = '-1'"},
+  };
+  for (const auto& [text, expected] : cases) {
+    const std::string e = config_error(text);
+    EXPECT_NE(e.find(expected), std::string::npos) << text << " -> " << e;
+  }
+  // The application name is the default consumer name: one the service refuses is named.
+  const std::string e = daemon_error("executableName=a\nstreamName=s\napplicationName=my app\nretrievalMode=FANOUT\n");
+  EXPECT_NE(e.find("f:3: applicationName = 'my app': not a consumer name"), std::string::npos) << e;
+  EXPECT_NE(e.find("fanoutConfig.consumerName"), std::string::npos) << e;
+  EXPECT_EQ(daemon_error("executableName=a\nstreamName=s\napplicationName=my app\n"), "no error")
+      << "polling has no consumer name to check";
 }
 
 }  // namespace
