@@ -72,7 +72,7 @@ test-consumer: build
 
 # libFuzzer on every parser of outside bytes, FUZZ_TIME seconds each, each from a copy of
 # its committed corpus tests/fuzz/corpus/<name> (target kclpp_fuzz_<name>).
-FUZZ_TARGETS := protocol_line kpl_aggregate get_records properties msgpack_record snappy_frames s3_xml aws_replies
+FUZZ_TARGETS := protocol_line kpl_aggregate get_records event_stream properties msgpack_record snappy_frames s3_xml aws_replies
 test-fuzz: deps
 	CC=clang CXX=clang++ $(CMAKE_SAN) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -DKCLPP_FUZZ=ON $(SANITIZE) -DKCLPP_BUILD_EXAMPLES=OFF -DKCLPP_BUILD_BENCH=OFF

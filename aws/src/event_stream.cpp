@@ -23,7 +23,8 @@ namespace {
 constexpr std::size_t prelude_size = 12;
 constexpr std::size_t crc_size = 4;
 // A payload buffer larger than this is given back when the next message needs less than a
-// quarter of it: one 10 MB event must not pin 10 MB per subscription for its lifetime.
+// quarter of it: one 10 MB event must not pin 10 MB per subscription for its lifetime
+// (likewise the headers' buffer, after a message whose headers were that large).
 constexpr std::size_t keep_payload_capacity = 1u << 20;
 // An exception payload that is not the JSON expected is quoted up to this many bytes.
 constexpr std::size_t max_quoted_payload = 1024;
@@ -245,6 +246,7 @@ void EventStreamDecoder::finish_message() {
   current_ = std::move(spare_);
   spare_ = EventStreamMessage{};
   head_.clear();
+  if (head_.capacity() > keep_payload_capacity) head_.shrink_to_fit();  // a freak headers block
   head_size_ = prelude_size;
   total_ = 0;
   payload_size_ = 0;

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <exception>
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <utility>
 
@@ -137,6 +138,12 @@ void set_common_options(void* easy) noexcept {
   // 512 KiB is the most libcurl 7.88 takes; untouched pages of an idle shard's buffer stay
   // virtual.
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024L);
+  // The AWS SDKs' AWS_CA_BUNDLE: certificates to trust instead of the system's (a private
+  // CA, a local server with its own certificate).
+  // (libcurl copies the string.)
+  if (const char* ca_bundle = std::getenv("AWS_CA_BUNDLE"); ca_bundle != nullptr && *ca_bundle != '\0') {
+    curl_easy_setopt(h, CURLOPT_CAINFO, ca_bundle);
+  }
 }
 
 void curl_global_init_once() {

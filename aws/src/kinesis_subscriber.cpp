@@ -13,6 +13,8 @@
 #include "kclpp/aws/kinesis_subscriber.hpp"
 
 #include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -239,6 +241,13 @@ std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user
   return n;
 }
 
+// Whether this libcurl multiplexes streams on an HTTP/2 connection with prior knowledge
+// (plain http); TLS connections (ALPN h2, as AWS's) multiplex with every libcurl.
+bool h2c_multiplexes() noexcept {
+  static const bool yes = curl_version_info(CURLVERSION_NOW)->version_num >= 0x080000;
+  return yes;
+}
+
 int on_socket(void* user, curl_socket_t, curlsocktype purpose) {
   if (purpose == CURLSOCKTYPE_IPCXN) ++*static_cast<std::atomic<long>*>(user);
   return CURL_SOCKOPT_OK;
@@ -316,7 +325,14 @@ void KinesisSubscriber::Impl::add(std::unique_ptr<SubscribeTransfer> owned) {
   const bool tls = t.url.rfind("https://", 0) == 0;
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
                    tls ? static_cast<long>(CURL_HTTP_VERSION_2TLS) : static_cast<long>(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE));
-  curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+  if (tls || h2c_multiplexes()) {
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+  } else {
+    // libcurl before 8.0.0 fails a second stream on a reused prior-knowledge connection
+    // ("Error in the HTTP2 framing layer", curl issue #10634): a connection each.
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+  }
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.kinesis.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.error);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_write);
@@ -493,10 +509,22 @@ KinesisSubscriber::KinesisSubscriber(SubscriberOptions options) : impl_(std::mak
   m.host = detail::split_url(m.url).host;
   m.options = std::move(options);
   detail::curl_global_init_once();
+  if (m.url.rfind("http://", 0) == 0 && !h2c_multiplexes()) {
+    log_info("enhanced fan-out at ", m.options.kinesis.endpoint, ": libcurl ", curl_version_info(CURLVERSION_NOW)->version,
+             " cannot multiplex HTTP/2 without TLS (curl issue #10634, fixed in 8.0.0): one connection per "
+             "subscription to this plain-http endpoint (https endpoints, as AWS's, share one)");
+  }
   m.multi = curl_multi_init();
   if (m.multi == nullptr) throw TransportError("KinesisSubscriber: libcurl could not create a multi handle");
   curl_multi_setopt(m.multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  // The I/O thread takes no process signal (SIGTERM, SIGINT, SIGHUP are the program's to
+  // handle, e.g. on a sigwait thread): it starts with every signal blocked.
+  sigset_t all;
+  sigset_t before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &before);
   m.io = std::thread([&m] { m.run(); });
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
 KinesisSubscriber::~KinesisSubscriber() {
@@ -546,7 +574,8 @@ std::unique_ptr<ShardSubscription> KinesisSubscriber::subscribe(const std::strin
 
   auto subscription = std::make_unique<Subscription>(impl_, t->id, t->shared, t->where, t->limit);
   ++m.open;
-  m.command(Impl::Op::Add, t->id, std::move(t));
+  const std::uint64_t id = t->id;
+  m.command(Impl::Op::Add, id, std::move(t));
   return subscription;
 }
 

@@ -163,7 +163,48 @@ class FanOutTest : public ::testing::Test {
   std::string stream_ = "kclpp-fan-out-it";
 };
 
-TEST_F(FanOutTest, EveryRecordOnceInOrderOverOneConnectionThenResumeAfterTheCheckpoints) {
+// Over TLS (ALPN h2, as with AWS): every subscription of the worker is a stream of one
+// HTTP/2 connection. (Over plain http, Debian 12's libcurl 7.88 cannot multiplex: a
+// connection each, see kinesis_subscriber.cpp.)
+TEST(FanOutTlsTest, EverySubscriptionOfAWorkerSharesOneConnection) {
+  const auto dir = std::filesystem::temp_directory_path() / ("kclpp-fan-out-tls-" + std::to_string(::getpid()));
+  const auto certificate = kclpp::test::write_tls_certificate(dir);
+  Kinesalite server(certificate);
+  KCLPP_REQUIRE_SERVER(server);
+  ASSERT_EQ(::setenv("AWS_CA_BUNDLE", (dir / "ca.pem").c_str(), 1), 0);
+  aws::KinesisOptions tls = server.client_options();
+  tls.endpoint = server.tls_endpoint();
+  aws::KinesisClient client(tls);
+  const std::string stream = "kclpp-fan-out-tls";
+  client.create_stream(stream, 6);
+  client.wait_for_active(stream, 10s);
+  std::map<std::string, std::vector<std::string>> expected;
+  for (int i = 0; i < 60; ++i) {
+    const std::string data = "tls-" + std::to_string(i);
+    expected[client.put_record(stream, data, "pk-" + data).shard_id].push_back(data);
+  }
+  auto checkpoints = kclpp::native::open_checkpoint_store("memory:");
+  Seen seen;
+  KinesisStream source(stream, tls, FanOutOptions{"tls-app", {}});
+  WorkerOptions o;
+  o.application = "tls-app";
+  o.initial_position = aws::StartPosition::trim_horizon();
+  o.shutdown_grace = 5s;
+  Worker worker(source, *checkpoints, [&](const std::string&) { return std::make_unique<SeenProcessor>(seen); }, o);
+  Background runner(worker);
+  const bool all = eventually([&] { return seen.count() >= 60; }, 30s);
+  const auto stats = source.fan_out_stats();
+  EXPECT_EQ(runner.finish(), "");
+  ::unsetenv("AWS_CA_BUNDLE");
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  ASSERT_TRUE(all) << seen.count() << "\n" << server.server_log();
+  EXPECT_EQ(seen.by_shard(), expected);
+  EXPECT_EQ(stats.subscriptions_open, 6);
+  EXPECT_EQ(stats.connections_opened, 1);
+}
+
+TEST_F(FanOutTest, EveryRecordOnceInOrderThenResumeAfterTheCheckpoints) {
   auto expected = put("before", 80);
   auto checkpoints = store("one");
   Seen seen;
@@ -177,12 +218,9 @@ TEST_F(FanOutTest, EveryRecordOnceInOrderOverOneConnectionThenResumeAfterTheChec
     merge_into(expected, put("during", 80));
     const bool all = eventually([&] { return seen.count() >= 160; }, 30s);
     std::this_thread::sleep_for(1500ms);  // one more poll of kinesis-local: nothing extra comes
-    const auto stats = source.fan_out_stats();
     EXPECT_EQ(runner.finish(), "");
     ASSERT_TRUE(all) << seen.count() << "\n" << server_->server_log();
     EXPECT_EQ(seen.by_shard(), expected);
-    // Four shards' subscriptions, one HTTP/2 connection.
-    EXPECT_EQ(stats.connections_opened, 1) << "connections";
   }
   const auto stored = checkpoints->load_all("app-one", stream_);
   EXPECT_EQ(stored.size(), static_cast<std::size_t>(shards_));
@@ -259,7 +297,7 @@ TEST_F(FanOutTest, ConsumerArnIsUsedAsGivenAndAnUnknownOneFailsClearly) {
   std::this_thread::sleep_for(3s);
   const std::string error = runner.finish();
   EXPECT_EQ(none.count(), 0U);
-  (void)error;
+  EXPECT_NE(error.find("consumer does not exist"), std::string::npos) << error;
 }
 
 }  // namespace

@@ -1,13 +1,20 @@
 #include "kinesalite_fixture.hpp"
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 #include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "support.hpp"
 
 namespace kclpp::test {
 
 namespace {
 
-NodeServerSpec kinesis_server_spec(KinesisServer kind) {
+NodeServerSpec kinesis_server_spec(KinesisServer kind, int tls_port, const std::filesystem::path& cert) {
   NodeServerSpec spec;
   spec.name = server_name(kind);
   if (kind == KinesisServer::Kinesalite) {
@@ -27,11 +34,12 @@ NodeServerSpec kinesis_server_spec(KinesisServer kind) {
     // kinesis-local reads server.json (its TLS certificate) from the working directory
     // unless KINESIS_MOCK_CERT_PATH says where; it always opens a TLS port too, so that one
     // gets a free port as well. Durations at 0 make stream changes immediate.
-    spec.env = [](const std::string& script, int port) {
+    spec.env = [tls_port, cert](const std::string& script, int port) {
       return std::vector<std::string>{
           "KINESIS_MOCK_PLAIN_PORT=" + std::to_string(port),
-          "KINESIS_MOCK_TLS_PORT=" + std::to_string(unused_port()),
-          "KINESIS_MOCK_CERT_PATH=" + (std::filesystem::path(script).parent_path() / "server.json").string(),
+          "KINESIS_MOCK_TLS_PORT=" + std::to_string(tls_port > 0 ? tls_port : unused_port()),
+          "KINESIS_MOCK_CERT_PATH=" +
+              (cert.empty() ? std::filesystem::path(script).parent_path() / "server.json" : cert).string(),
           "CREATE_STREAM_DURATION=0ms", "DELETE_STREAM_DURATION=0ms", "MERGE_SHARDS_DURATION=0ms",
           "SPLIT_SHARD_DURATION=0ms", "UPDATE_SHARD_COUNT_DURATION=0ms", "AWS_REGION=us-east-1",
           "LOG_LEVEL=WARN", "SHOULD_PERSIST_DATA=false"};
@@ -52,11 +60,40 @@ const char* server_name(KinesisServer kind) noexcept {
   return kind == KinesisServer::Kinesalite ? "kinesalite" : "kinesis_local";
 }
 
-Kinesalite::Kinesalite(KinesisServer kind) : kind_(kind), server_(kinesis_server_spec(kind)) {}
+Kinesalite::Kinesalite(KinesisServer kind) : kind_(kind), server_(kinesis_server_spec(kind, 0, {})) {}
+
+Kinesalite::Kinesalite(const std::filesystem::path& tls_certificate)
+    : kind_(KinesisServer::KinesisLocal),
+      tls_port_(unused_port()),
+      server_(kinesis_server_spec(kind_, tls_port_, tls_certificate)) {}
 
 aws::KinesisOptions Kinesalite::client_options() const {
   return local_client_options<aws::KinesisOptions>(endpoint(), std::chrono::milliseconds{2'000},
                                                    std::chrono::milliseconds{20'000});
+}
+
+std::filesystem::path write_tls_certificate(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  const auto key = dir / "key.pem";
+  const auto ca = dir / "ca.pem";
+  const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+                              "-addext subjectAltName=IP:127.0.0.1 -keyout '" +
+                              key.string() + "' -out '" + ca.string() + "' 2>&1";
+  const std::string output = shell_output(command);
+  const auto read = [](const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  const std::string key_pem = read(key);
+  const std::string cert_pem = read(ca);
+  if (key_pem.find("PRIVATE KEY") == std::string::npos || cert_pem.find("CERTIFICATE") == std::string::npos) {
+    throw std::runtime_error("openssl made no certificate: " + output);
+  }
+  const auto json = dir / "server.json";
+  std::ofstream(json) << nlohmann::json{{"server", {{"key", key_pem}, {"cert", cert_pem}}}}.dump();
+  return json;
 }
 
 std::vector<Record> read_stream(aws::KinesisClient& client, const std::string& stream, int max_reads) {

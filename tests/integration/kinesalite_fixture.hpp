@@ -7,6 +7,7 @@
 //   KCLPP_REQUIRE_SERVER(server);             // skip locally / fail in CI when node is missing
 //   aws::KinesisClient client(server.client_options());
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ enum class KinesisServer { Kinesalite, KinesisLocal };
 class Kinesalite {
  public:
   explicit Kinesalite(KinesisServer kind = KinesisServer::Kinesalite);
+  // kinesis-local with its TLS port serving `tls_certificate`, a server.json as kinesis-local
+  // reads it ({"server":{"key":PEM,"cert":PEM}}; see write_tls_certificate).
+  explicit Kinesalite(const std::filesystem::path& tls_certificate);
   Kinesalite(const Kinesalite&) = delete;
   Kinesalite& operator=(const Kinesalite&) = delete;
 
@@ -37,6 +41,10 @@ class Kinesalite {
   [[nodiscard]] KinesisServer kind() const noexcept { return kind_; }
   // "http://127.0.0.1:PORT".
   [[nodiscard]] const std::string& endpoint() const noexcept { return server_.endpoint(); }
+  // "https://127.0.0.1:TLS_PORT" of a kinesis-local started with a certificate, else "".
+  [[nodiscard]] std::string tls_endpoint() const {
+    return tls_port_ > 0 ? "https://127.0.0.1:" + std::to_string(tls_port_) : std::string();
+  }
   // Endpoint, region us-east-1 and fixed dummy credentials (nothing read from the
   // environment), short timeouts.
   [[nodiscard]] aws::KinesisOptions client_options() const;
@@ -45,8 +53,14 @@ class Kinesalite {
 
  private:
   KinesisServer kind_;
+  int tls_port_ = 0;
   NodeServer server_;
 };
+
+// A self-signed certificate for 127.0.0.1 made with the openssl tool: `dir`/ca.pem (trust it
+// with AWS_CA_BUNDLE) and `dir`/server.json for Kinesalite(tls_certificate). Returns the
+// server.json path; throws std::runtime_error when openssl fails.
+std::filesystem::path write_tls_certificate(const std::filesystem::path& dir);
 
 // Every record of `stream` as stored, shard by shard in ListShards order: GetRecords from
 // TRIM_HORIZON until each shard is caught up or closed (at most `max_reads` per shard).
