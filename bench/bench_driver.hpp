@@ -270,8 +270,9 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
   ~ServerProcess() { stop(); }
 
-  // False (and a message on stderr) when it did not print its port.
-  bool start(const std::vector<std::string>& args, const std::string& log) {
+  // False (and a message on stderr) when it did not print its port. `scheme`: http, or
+  // https for a server given a certificate.
+  bool start(const std::vector<std::string>& args, const std::string& log, const std::string& scheme = "http") {
     log_ = log;
     pid_ = spawn(args, out_, in_, log);
     const std::string line = pid_ > 0 ? read_line(out_) : std::string();
@@ -280,7 +281,7 @@ class ServerProcess {
       stop();
       return false;
     }
-    endpoint_ = "http://127.0.0.1:" + line.substr(5);
+    endpoint_ = scheme + "://127.0.0.1:" + line.substr(5);
     return true;
   }
   // The server's counters ("STATS k=v ..."), for field().

@@ -184,6 +184,8 @@ struct Options {
   std::vector<std::string> only = {"fanout", "polling"};
   std::vector<std::string> modes = {"throughput", "latency"};
   std::string consumer_name;  // register this consumer instead of passing an ARN
+  bool tls = false;           // both servers over TLS, as AWS (HTTP/2 by ALPN for fan-out)
+  std::string tls_dir;        // --tls: the certificate and key made for this invocation
   std::string bin_dir;
   int timeout = 300;
   bool keep_logs = false;
@@ -208,7 +210,8 @@ struct Sample {
   double process_cpu = 0;
   double hwm_mib = 0;
   double server_cpu = 0;
-  double connections = 0;  // fan-out: HTTP/2 connections opened; polling: TCP connections
+  double connections = 0;  // fan-out: connections that carried SubscribeToShard; polling: all
+  double other_connections = 0;  // fan-out: the others (the JSON calls)
   double p50_ms = 0;
   double p99_ms = 0;
   double max_ms = 0;
@@ -234,7 +237,35 @@ bool start_server(const Options& o, const std::string& bin, const std::string& k
     args.push_back("--batch=" + std::to_string(o.batch));
     args.push_back("--seed=" + std::to_string(o.seed));
   }
-  return server.start(args, server_log(kind, latency));
+  if (o.tls) {
+    args.push_back("--tls-cert=" + o.tls_dir + "/cert.pem");
+    args.push_back("--tls-key=" + o.tls_dir + "/key.pem");
+  }
+  return server.start(args, server_log(kind, latency), o.tls ? "https" : "http");
+}
+
+// --tls: a self-signed certificate for 127.0.0.1 in a new directory, trusted by the
+// readers through AWS_CA_BUNDLE (inherited from this process). False when openssl failed.
+bool make_certificate(Options& o) {
+  char dir[] = "/tmp/kclpp_bench_fanout_tls.XXXXXX";
+  if (mkdtemp(dir) == nullptr) return false;
+  o.tls_dir = dir;
+  const std::string command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                              "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+                              o.tls_dir + "/key.pem -out " + o.tls_dir + "/cert.pem >" + o.tls_dir +
+                              "/openssl.log 2>&1";
+  if (std::system(command.c_str()) != 0) {
+    std::fprintf(stderr, "openssl could not make a certificate (see %s/openssl.log)\n", o.tls_dir.c_str());
+    return false;
+  }
+  setenv("AWS_CA_BUNDLE", (o.tls_dir + "/cert.pem").c_str(), 1);
+  return true;
+}
+
+void remove_certificate(const Options& o) {
+  if (o.tls_dir.empty()) return;
+  for (const char* f : {"/key.pem", "/cert.pem", "/openssl.log"}) unlink((o.tls_dir + f).c_str());
+  rmdir(o.tls_dir.c_str());
 }
 
 // Runs one reader of `kind` in `mode` against its server; nullopt on failure (logged).
@@ -248,13 +279,20 @@ std::optional<Sample> run_one(const Options& o, const std::string& self, const s
     args.push_back(o.consumer_name.empty() ? "--consumer-arn=" + consumer_arn : "--consumer-name=" + o.consumer_name);
   }
   const std::string log = "/tmp/kclpp_bench_fanout_" + kind + "-" + mode + ".log";
-  const std::string connections_key = kind == "polling" ? "connections" : "h2_connections";
-  const double connections0 = field(server.stats(), connections_key);
+  const bool fanout = kind != "polling";
+  const std::string stats0 = server.stats();
   const double server_cpu0 = proc_cpu(server.pid());
   const ReaderRun r = run_reader(args, log, o.timeout);
   Sample s;
   s.server_cpu = proc_cpu(server.pid()) - server_cpu0;
-  s.connections = field(server.stats(), connections_key) - connections0;
+  const std::string stats1 = server.stats();
+  const auto delta = [&](const char* key) { return field(stats1, key) - field(stats0, key); };
+  if (fanout) {
+    s.connections = delta("subscribe_connections");
+    s.other_connections = delta("h2_connections") + delta("h1_connections") - s.connections;
+  } else {
+    s.connections = delta("connections");
+  }
   if (!r.ok) {
     std::fprintf(stderr, "run %d %s %s: failed; see %s\n", run + 1, kind.c_str(), mode.c_str(), log.c_str());
     return std::nullopt;
@@ -275,10 +313,10 @@ std::optional<Sample> run_one(const Options& o, const std::string& self, const s
   }
   std::fprintf(stderr,
                "run %d %-7s %-10s %9.0f records %7.3f s %11s rec/s %7.1f MB/s cpu %.3f s (%s rec/cpu-s) "
-               "hwm %.1f MiB connections %.0f server cpu %.3f s",
+               "hwm %.1f MiB connections %.0f (+%.0f) server cpu %.3f s",
                run + 1, kind.c_str(), mode.c_str(), s.records, s.seconds, fmt_int(s.records / s.seconds).c_str(),
                s.bytes / s.seconds / 1e6, s.cpu, fmt_int(s.records / s.cpu).c_str(), s.hwm_mib, s.connections,
-               s.server_cpu);
+               s.other_connections, s.server_cpu);
   if (mode == "latency") std::fprintf(stderr, " p50 %.2f ms p99 %.2f ms max %.2f ms", s.p50_ms, s.p99_ms, s.max_ms);
   std::fprintf(stderr, "\n");
   return s;
@@ -295,8 +333,9 @@ std::vector<double> each(const std::vector<Sample>& v, F f) {
 
 void print_throughput(const Options& o, Samples& samples) {
   std::printf("\nthroughput: %d shards x %ld records of %ld bytes; fan-out %ld records per event, polling %ld per "
-              "reply; medians of %d interleaved runs\n\n",
-              o.shards, o.records_per_shard, o.record_size, o.event_records, o.batch, o.runs);
+              "reply; %s; medians of %d interleaved runs\n\n",
+              o.shards, o.records_per_shard, o.record_size, o.event_records, o.batch,
+              o.tls ? "TLS (HTTP/2 by ALPN for fan-out)" : "plain HTTP (h2c for fan-out)", o.runs);
   std::printf("| reader | records | records/s | MB/s | min-max records/s | CPU s | records per CPU-s | process CPU s "
               "| peak RSS | connections | server CPU s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   std::map<std::string, double> rate, per_cpu, rss;
@@ -308,7 +347,7 @@ void print_throughput(const Options& o, Samples& samples) {
     per_cpu[kind] = median(each(v, [](const Sample& s) { return s.records / s.cpu; }));
     const auto hwm = each(v, [](const Sample& s) { return s.hwm_mib; });
     rss[kind] = *std::max_element(hwm.begin(), hwm.end());
-    std::printf("| %s | %s | %s | %.1f | %s-%s | %.3f | %s | %.3f | %.1f MiB | %.0f | %.3f |\n", kind.c_str(),
+    std::printf("| %s | %s | %s | %.1f | %s-%s | %.3f | %s | %.3f | %.1f MiB | %.0f (+%.0f) | %.3f |\n", kind.c_str(),
                 fmt_int(median(each(v, [](const Sample& s) { return s.records; }))).c_str(),
                 fmt_int(rate[kind]).c_str(), median(each(v, [](const Sample& s) { return s.bytes / s.seconds / 1e6; })),
                 fmt_int(*std::min_element(r.begin(), r.end())).c_str(),
@@ -316,6 +355,7 @@ void print_throughput(const Options& o, Samples& samples) {
                 median(each(v, [](const Sample& s) { return s.cpu; })), fmt_int(per_cpu[kind]).c_str(),
                 median(each(v, [](const Sample& s) { return s.process_cpu; })), rss[kind],
                 median(each(v, [](const Sample& s) { return s.connections; })),
+                median(each(v, [](const Sample& s) { return s.other_connections; })),
                 median(each(v, [](const Sample& s) { return s.server_cpu; })));
   }
   if (rate.count("fanout") != 0 && rate.count("polling") != 0) {
@@ -328,8 +368,8 @@ void print_throughput(const Options& o, Samples& samples) {
 
 void print_latency(const Options& o, Samples& samples) {
   std::printf("\nlatency: arrival at the server to process_records, %.0f records/s over %d shards for %ld s, "
-              "idle time between reads 1 s (polling); median over %d runs of each run's percentile\n\n",
-              o.latency_rate, o.shards, o.latency_seconds, o.runs);
+              "idle time between reads 1 s (polling), %s; median over %d runs of each run's percentile\n\n",
+              o.latency_rate, o.shards, o.latency_seconds, o.tls ? "TLS" : "plain HTTP", o.runs);
   std::printf("| reader | records | p50 ms | p99 ms | max ms | min-max p99 ms | CPU s | connections |\n"
               "|---|---:|---:|---:|---:|---:|---:|---:|\n");
   std::map<std::string, double> p50, p99;
@@ -356,9 +396,7 @@ void print_latency(const Options& o, Samples& samples) {
   }
 }
 
-int drive(const Options& o, const std::string& self) {
-  const std::string bin = o.bin_dir.empty() ? self.substr(0, self.rfind('/')) : o.bin_dir;
-  std::printf("load average at start: %s\n", loadavg().c_str());
+int drive_runs(const Options& o, const std::string& self, const std::string& bin) {
   const bool throughput = std::find(o.modes.begin(), o.modes.end(), "throughput") != o.modes.end();
   const bool latency = std::find(o.modes.begin(), o.modes.end(), "latency") != o.modes.end();
   std::map<std::string, ServerProcess> replay;  // by kind, for every throughput run
@@ -406,11 +444,20 @@ int drive(const Options& o, const std::string& self) {
   return errors == 0 ? 0 : 1;
 }
 
+int drive(Options& o, const std::string& self) {
+  const std::string bin = o.bin_dir.empty() ? self.substr(0, self.rfind('/')) : o.bin_dir;
+  std::printf("load average at start: %s\n", loadavg().c_str());
+  if (o.tls && !make_certificate(o)) return 1;
+  const int rc = drive_runs(o, self, bin);
+  remove_certificate(o);
+  return rc;
+}
+
 const char usage[] =
     "usage: kclpp_bench_fanout [--runs=3] [--only=fanout,polling[,fanout-client]] [--modes=throughput,latency] [--shards=48] "
     "[--records-per-shard=200000] [--event-records=1000] [--batch=10000] [--record-size=1000] "
     "[--latency-rate=200] [--latency-seconds=15] [--consumer-name=NAME] [--bin-dir=DIR] [--timeout=300] "
-    "[--seed=42] [--keep-logs]\n";
+    "[--seed=42] [--keep-logs] [--tls]\n";
 
 // Parses one driver option into `o`; false when `a` is none of them.
 bool parse_option(const std::string& a, Options& o) {
@@ -433,6 +480,7 @@ bool parse_option(const std::string& a, Options& o) {
   else if (const char* v13 = val("--timeout=")) o.timeout = std::atoi(v13);
   else if (const char* v14 = val("--seed=")) o.seed = std::strtoull(v14, nullptr, 10);
   else if (a == "--keep-logs") o.keep_logs = true;
+  else if (a == "--tls") o.tls = true;
   else return false;
   return true;
 }

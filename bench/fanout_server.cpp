@@ -27,8 +27,13 @@
 // while the socket has not yet taken its previous event (its buffer is about to be reused)
 // or, in latency mode, while no record is due; the HTTP/2 windows of the client pace the
 // rest. One thread, ppoll. "PORT <n>" on stdout once listening; a line "stats" on stdin
-// prints "STATS h2_connections=.. h1_connections=.. subscriptions=.. events=.. bytes=..";
+// prints "STATS h2_connections=.. subscribe_connections=.. h1_connections=.. subscriptions=..
+// events=.. bytes=.." (subscribe_connections: those that carried a SubscribeToShard);
 // EOF on stdin or SIGTERM/SIGINT ends it.
+//
+// With --tls-cert and --tls-key every connection is TLS and ALPN picks the protocol: "h2"
+// (as against AWS; libcurl 7.88 multiplexes HTTP/2 only over TLS, curl issue #10634) or
+// HTTP/1.1. DATA bytes are then copied once, into the TLS output, which encrypts them anyway.
 #include <fcntl.h>
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
@@ -61,6 +66,7 @@ struct Options {
   long latency_records = 62;  // latency mode: records per shard
   int max_streams = 100;      // SETTINGS_MAX_CONCURRENT_STREAMS
   bool initial_response = true;  // the service sends one; kinesis-local does not
+  std::string tls_cert, tls_key;  // PEM files: TLS, HTTP/2 or HTTP/1.1 by ALPN
 };
 
 // --- event-stream framing (docs/aws.md; aws/src/event_stream.hpp) -------------------------
@@ -293,6 +299,7 @@ JsonReply Consumers::answer(std::string_view op, std::string_view body) {
 
 struct Stats {
   std::atomic<long> h2_connections{0};
+  std::atomic<long> subscribe_connections{0};  // HTTP/2 connections that carried a SubscribeToShard
   std::atomic<long> h1_connections{0};
   std::atomic<long> subscriptions{0};
   std::atomic<long> events{0};
@@ -347,13 +354,16 @@ struct SessionDeleter {
 
 class H2Connection {
  public:
-  H2Connection(Server& server, int fd);
-  ~H2Connection() { ::close(fd_); }
+  H2Connection(Server& server, int fd, SslPtr ssl);
+  ~H2Connection() {
+    ssl_.reset();
+    ::close(fd_);
+  }
   H2Connection(const H2Connection&) = delete;
   H2Connection& operator=(const H2Connection&) = delete;
 
   [[nodiscard]] int fd() const { return fd_; }
-  [[nodiscard]] bool wants_output() const { return head_ < queue_.size(); }
+  [[nodiscard]] bool wants_output() const { return !idle(); }
   [[nodiscard]] bool done() const { return done_; }
   // Reads what the socket has and answers it.
   void on_readable();
@@ -389,10 +399,18 @@ class H2Connection {
   void take(H2Stream& stream, std::size_t length);
   bool produce();
   bool flush();
+  bool flush_tls();
   void forget_closed();
+  // Nothing queued and nothing waiting in the TLS output.
+  [[nodiscard]] bool idle() const { return head_ == queue_.size() && tls_at_ == tls_out_.size(); }
 
   Server& server_;
   int fd_;
+  SslPtr ssl_;  // null: plain h2c
+  // TLS: the queue's bytes copied out (the records encrypt them anyway), and how far
+  // SSL_write has got; a write that would block is retried with the same bytes.
+  std::string tls_out_;
+  std::size_t tls_at_ = 0;
   std::unique_ptr<nghttp2_session, SessionDeleter> session_;
   std::unordered_map<std::int32_t, std::unique_ptr<H2Stream>> streams_;
   std::vector<Piece> queue_;
@@ -400,6 +418,7 @@ class H2Connection {
   std::size_t queued_ = 0;
   std::string owned_;
   bool done_ = false;
+  bool subscribed_ = false;  // counted in stats.subscribe_connections
 };
 
 struct Server {
@@ -413,6 +432,8 @@ struct Server {
   Consumers consumers;
   Stats stats;
   std::set<std::pair<std::string, int>> active;  // (consumer, shard) subscribed now
+  SslCtxPtr tls;  // set: every connection is TLS
+  std::string alpn = alpn_wire({"h2", "http/1.1"});
 
   JsonReply answer_json(std::string_view op, std::string_view body) {
     if (op == "ListShards") return {200, shards_reply};
@@ -487,7 +508,7 @@ bool Server::next_event(H2Stream& s, std::int64_t now) {
   return true;
 }
 
-H2Connection::H2Connection(Server& server, int fd) : server_(server), fd_(fd) {
+H2Connection::H2Connection(Server& server, int fd, SslPtr ssl) : server_(server), fd_(fd), ssl_(std::move(ssl)) {
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_session_callbacks_new(&callbacks);
   nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
@@ -598,6 +619,10 @@ void H2Connection::subscribe(H2Stream& stream) {
                                               shard_id(shard))});
     return;
   }
+  if (!subscribed_) {
+    subscribed_ = true;
+    ++server_.stats.subscribe_connections;
+  }
   stream.subscription = true;
   stream.shard = shard;
   stream.consumer = consumer;
@@ -691,6 +716,19 @@ void H2Connection::take(H2Stream& stream, std::size_t length) {
 
 void H2Connection::on_readable() {
   std::uint8_t buf[64 * 1024];
+  if (ssl_) {
+    // Drain: OpenSSL may hold decrypted bytes the socket no longer signals.
+    for (;;) {
+      const int n = SSL_read(ssl_.get(), buf, sizeof buf);
+      if (n > 0) {
+        if (nghttp2_session_mem_recv(session_.get(), buf, static_cast<std::size_t>(n)) < 0) done_ = true;
+        continue;
+      }
+      const int e = SSL_get_error(ssl_.get(), n);
+      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) done_ = true;
+      return;
+    }
+  }
   const ssize_t n = ::read(fd_, buf, sizeof buf);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
     done_ = true;
@@ -713,8 +751,37 @@ bool H2Connection::produce() {
   return true;
 }
 
+// TLS: moves the queue into tls_out_ (its buffers are free again at once), then writes
+// tls_out_; true when all of it went.
+bool H2Connection::flush_tls() {
+  for (; head_ < queue_.size(); ++head_) {
+    const Piece& p = queue_[head_];
+    tls_out_.append(p.data != nullptr ? p.data : owned_.data() + p.at, p.length);
+    if (p.stream != nullptr) p.stream->in_flight -= p.length;
+  }
+  queue_.clear();
+  owned_.clear();
+  head_ = 0;
+  queued_ = 0;
+  while (tls_at_ < tls_out_.size()) {
+    const int n = SSL_write(ssl_.get(), tls_out_.data() + tls_at_,
+                            static_cast<int>(std::min<std::size_t>(tls_out_.size() - tls_at_, 1 << 20)));
+    if (n > 0) {
+      tls_at_ += static_cast<std::size_t>(n);
+      continue;
+    }
+    const int e = SSL_get_error(ssl_.get(), n);
+    if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) done_ = true;
+    return false;
+  }
+  tls_out_.clear();
+  tls_at_ = 0;
+  return true;
+}
+
 // Writes the queue; true when it is empty afterwards.
 bool H2Connection::flush() {
+  if (ssl_) return flush_tls();
   while (head_ < queue_.size()) {
     iovec iov[IOV_MAX];
     int count = 0;
@@ -755,7 +822,7 @@ void H2Connection::forget_closed() {
 
 void H2Connection::pump() {
   while (!done_) {
-    if (head_ == queue_.size()) {
+    if (idle()) {
       forget_closed();
       for (auto& [id, stream] : streams_) {
         if (stream->deferred && !stream->closed) {
@@ -767,7 +834,7 @@ void H2Connection::pump() {
         done_ = true;
         return;
       }
-      if (head_ == queue_.size()) break;
+      if (idle()) break;
     }
     if (!flush()) return;  // the socket is full: wait for POLLOUT
   }
@@ -789,11 +856,17 @@ std::int64_t H2Connection::next_wakeup() const {
 
 constexpr std::string_view h2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-// What the first bytes of a connection say: HTTP/2 (the preface), HTTP/1.1 (anything
-// else), or not yet known.
+// What a new connection is: HTTP/2, HTTP/1.1, or not known yet. Plain: the first bytes say
+// (the HTTP/2 preface or anything else). TLS: ALPN says, once the handshake is done.
 enum class Sniff { Unknown, H2, H1, Closed };
 
-Sniff sniff(int fd) {
+Sniff sniff(int fd, SSL* ssl) {
+  if (ssl != nullptr) {
+    const int r = SSL_accept(ssl);
+    if (r == 1) return alpn_of(ssl) == "h2" ? Sniff::H2 : Sniff::H1;
+    const int e = SSL_get_error(ssl, r);
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? Sniff::Unknown : Sniff::Closed;
+  }
   char buf[24];
   const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return Sniff::Closed;
@@ -817,8 +890,14 @@ class Loop {
   bool read_commands();
   timespec timeout() const;
 
+  void serve_h1(int fd, SslPtr ssl);
+
+  struct Pending {
+    int fd;
+    SslPtr ssl;  // TLS: handshake under way
+  };
   Server& server_;
-  std::vector<int> pending_;  // accepted, protocol not known yet
+  std::vector<Pending> pending_;  // accepted, protocol not known yet
   std::vector<std::unique_ptr<H2Connection>> h2_;
   std::mutex h1_mutex_;
   std::set<int> h1_fds_;
@@ -831,7 +910,10 @@ Loop::~Loop() {
     for (const int fd : h1_fds_) ::shutdown(fd, SHUT_RDWR);
   }
   for (auto& t : h1_threads_) t.join();
-  for (const int fd : pending_) ::close(fd);
+  for (auto& p : pending_) {
+    p.ssl.reset();
+    ::close(p.fd);
+  }
 }
 
 void Loop::accept_one(int listener) {
@@ -839,44 +921,57 @@ void Loop::accept_one(int listener) {
   if (fd < 0) return;
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  pending_.push_back(fd);
+  SslPtr ssl;
+  if (server_.tls) {
+    ssl.reset(SSL_new(server_.tls.get()));
+    SSL_set_fd(ssl.get(), fd);
+  }
+  pending_.push_back({fd, std::move(ssl)});
 }
 
 // HTTP/2 connections join the loop; HTTP/1.1 ones get a blocking thread each (the JSON
 // calls: a few per worker).
 void Loop::sniff_pending() {
   for (auto it = pending_.begin(); it != pending_.end();) {
-    const int fd = *it;
-    const Sniff s = sniff(fd);
+    const Sniff s = sniff(it->fd, it->ssl.get());
     if (s == Sniff::Unknown) {
       ++it;
       continue;
     }
+    const int fd = it->fd;
+    SslPtr ssl = std::move(it->ssl);
     it = pending_.erase(it);
     if (s == Sniff::Closed) {
+      ssl.reset();
       ::close(fd);
     } else if (s == Sniff::H2) {
-      h2_.push_back(std::make_unique<H2Connection>(server_, fd));
+      h2_.push_back(std::make_unique<H2Connection>(server_, fd, std::move(ssl)));
     } else {
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-      ++server_.stats.h1_connections;
-      {
-        const std::lock_guard lock(h1_mutex_);
-        h1_fds_.insert(fd);
-      }
-      h1_threads_.emplace_back([this, fd] {
-        serve_http1(fd, [this](int out, std::string_view op, std::string_view body) {
-          const JsonReply reply = server_.answer_json(op, body);
-          send_json(out, reply.status, reply.body);
-        });
-        {
-          const std::lock_guard lock(h1_mutex_);
-          h1_fds_.erase(fd);
-        }
-        ::close(fd);
-      });
+      serve_h1(fd, std::move(ssl));
     }
   }
+}
+
+void Loop::serve_h1(int fd, SslPtr ssl) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  ++server_.stats.h1_connections;
+  {
+    const std::lock_guard lock(h1_mutex_);
+    h1_fds_.insert(fd);
+  }
+  h1_threads_.emplace_back([this, fd, tls = std::move(ssl)]() mutable {
+    Socket socket(fd, tls.get());
+    serve_http1(socket, [this](Socket& out, std::string_view op, std::string_view body) {
+      const JsonReply reply = server_.answer_json(op, body);
+      send_json(out, reply.status, reply.body);
+    });
+    {
+      const std::lock_guard lock(h1_mutex_);
+      h1_fds_.erase(fd);
+    }
+    tls.reset();
+    ::close(fd);
+  });
 }
 
 bool Loop::read_commands() {
@@ -885,9 +980,10 @@ bool Loop::read_commands() {
   if (n <= 0) return false;
   if (std::string_view(c, static_cast<std::size_t>(n)).find("stats") != std::string_view::npos) {
     const Stats& s = server_.stats;
-    std::printf("STATS h2_connections=%ld h1_connections=%ld subscriptions=%ld events=%ld bytes=%lld\n",
-                s.h2_connections.load(), s.h1_connections.load(), s.subscriptions.load(), s.events.load(),
-                s.bytes.load());
+    std::printf("STATS h2_connections=%ld subscribe_connections=%ld h1_connections=%ld subscriptions=%ld events=%ld "
+                "bytes=%lld\n",
+                s.h2_connections.load(), s.subscribe_connections.load(), s.h1_connections.load(),
+                s.subscriptions.load(), s.events.load(), s.bytes.load());
     std::fflush(stdout);
   }
   return true;
@@ -908,7 +1004,7 @@ int Loop::run(int listener) {
     fds.clear();
     fds.push_back({listener, POLLIN, 0});
     fds.push_back({STDIN_FILENO, POLLIN, 0});
-    for (const int fd : pending_) fds.push_back({fd, POLLIN, 0});
+    for (const auto& p : pending_) fds.push_back({p.fd, POLLIN, 0});
     for (const auto& c : h2_) {
       fds.push_back({c->fd(), static_cast<short>(POLLIN | (c->wants_output() ? POLLOUT : 0)), 0});
     }
@@ -947,11 +1043,13 @@ int main(int argc, char** argv) {
     o.latency_rate = static_cast<double>(arg_long(a, "--latency-rate=", static_cast<long>(o.latency_rate)));
     o.latency_records = arg_long(a, "--latency-records=", o.latency_records);
     o.max_streams = static_cast<int>(arg_long(a, "--max-streams=", o.max_streams));
+    if (a.rfind("--tls-cert=", 0) == 0) o.tls_cert = a.substr(11);
+    if (a.rfind("--tls-key=", 0) == 0) o.tls_key = a.substr(10);
     if (a == "--no-initial-response") o.initial_response = false;
     if (a == "--help") {
       std::puts("kclpp_bench_fanout_server [--port=0] [--shards=48] [--events=200] [--event-records=1000] "
                 "[--record-size=1000] [--seed=42] [--latency-rate=0 --latency-records=62] [--max-streams=100] "
-                "[--no-initial-response]");
+                "[--no-initial-response] [--tls-cert=PEM --tls-key=PEM]");
       return 0;
     }
   }
@@ -967,6 +1065,10 @@ int main(int argc, char** argv) {
     server.replay = make_template(o);
   }
   server.shards_reply = list_shards_reply(o.shards);
+  if (!o.tls_cert.empty()) {
+    server.tls = server_context(o.tls_cert, o.tls_key, server.alpn);
+    if (!server.tls) return 1;
+  }
   server.initial_response = encode_message(
       encode_headers({{":event-type", "initial-response"}, {":content-type", "application/json"},
                       {":message-type", "event"}}),

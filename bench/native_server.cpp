@@ -18,6 +18,8 @@
 // arrived (MillisBehindLatest 0 once caught up), and SHARD_END after the last one. Each
 // record's data starts with its arrival time, for the reader to measure its latency.
 //
+// With --tls-cert and --tls-key it serves HTTPS (HTTP/1.1) instead of plain HTTP.
+//
 // It prints "PORT <n>" on stdout once listening. A line "stats" on stdin prints
 // "STATS connections=<accepted so far>"; it exits when stdin reaches EOF (the driver closes
 // it) or on SIGTERM/SIGINT. One thread per connection, joined at exit.
@@ -44,6 +46,7 @@ struct Options {
   std::uint64_t seed = 42;
   double latency_rate = 0;   // > 0: latency mode, records per second over all shards
   long latency_records = 62;  // latency mode: records per shard
+  std::string tls_cert, tls_key;  // PEM files: serve HTTPS (HTTP/1.1 by ALPN)
 };
 
 // The "Records":[...] array, shared by every reply.
@@ -105,11 +108,11 @@ struct Server {
   // Latency mode: when each shard was first asked for (0: not yet).
   std::vector<std::atomic<std::int64_t>> t0;
 
-  void error(int fd, std::string_view type, std::string_view message) {
+  void error(Socket& fd, std::string_view type, std::string_view message) {
     send_json(fd, 400, json_error(type, message));
   }
 
-  void get_records(int fd, std::string_view body) {
+  void get_records(Socket& fd, std::string_view body) {
     const auto [shard, position] = parse_iterator(json_string_field(body, "ShardIterator"));
     const long last = options.latency_rate > 0 ? options.latency_records : options.responses - 1;
     if (shard < 0 || shard >= options.shards || position < 0 || position > last) {
@@ -132,7 +135,7 @@ struct Server {
   }
 
   // The records of `shard` from `position` that have arrived by now (at most `limit`).
-  void latency_get_records(int fd, int shard, long position, long limit) {
+  void latency_get_records(Socket& fd, int shard, long position, long limit) {
     const std::int64_t now = monotonic_ns();
     const std::int64_t start = t0[static_cast<std::size_t>(shard)].load();
     std::string out = "{";
@@ -158,7 +161,7 @@ struct Server {
     send_json(fd, 200, out, list, "}");
   }
 
-  void get_shard_iterator(int fd, std::string_view body) {
+  void get_shard_iterator(Socket& fd, std::string_view body) {
     const int shard = shard_index(json_string_field(body, "ShardId"), options.shards);
     if (shard < 0) {
       error(fd, "ResourceNotFoundException", "Shard not found");
@@ -179,7 +182,7 @@ struct Server {
     send_json(fd, 200, "{\"ShardIterator\":\"" + iterator_for(shard, position) + "\"}");
   }
 
-  void answer(int fd, std::string_view op, std::string_view body) {
+  void answer(Socket& fd, std::string_view op, std::string_view body) {
     if (op == "GetRecords") {
       get_records(fd, body);
     } else if (op == "GetShardIterator") {
@@ -193,12 +196,25 @@ struct Server {
     }
   }
 
+  SslCtxPtr tls;  // set: every connection is TLS
+  std::string alpn = alpn_wire({"http/1.1"});
+
   void serve(int fd) {
-    serve_http1(fd, [this](int out, std::string_view op, std::string_view body) { answer(out, op, body); });
+    SslPtr ssl;
+    if (tls) {
+      ssl.reset(SSL_new(tls.get()));
+      SSL_set_fd(ssl.get(), fd);
+      if (SSL_accept(ssl.get()) != 1) ssl.reset();
+    }
+    if (!tls || ssl) {
+      Socket socket(fd, ssl.get());
+      serve_http1(socket, [this](Socket& out, std::string_view op, std::string_view body) { answer(out, op, body); });
+    }
     {
       const std::lock_guard lock(fds_mutex);
       open_fds.erase(fd);
     }
+    ssl.reset();
     ::close(fd);
   }
 };
@@ -236,9 +252,11 @@ int main(int argc, char** argv) {
     o.seed = static_cast<std::uint64_t>(arg_long(a, "--seed=", static_cast<long>(o.seed)));
     o.latency_rate = static_cast<double>(arg_long(a, "--latency-rate=", static_cast<long>(o.latency_rate)));
     o.latency_records = arg_long(a, "--latency-records=", o.latency_records);
+    if (a.rfind("--tls-cert=", 0) == 0) o.tls_cert = a.substr(11);
+    if (a.rfind("--tls-key=", 0) == 0) o.tls_key = a.substr(10);
     if (a == "--help") {
       std::puts("kclpp_bench_native_server [--port=0] [--shards=32] [--responses=5] [--batch=10000] "
-                "[--record-size=1000] [--seed=42] [--latency-rate=0 --latency-records=62]");
+                "[--record-size=1000] [--seed=42] [--latency-rate=0 --latency-records=62] [--tls-cert=PEM --tls-key=PEM]");
       return 0;
     }
   }
@@ -255,6 +273,10 @@ int main(int argc, char** argv) {
   }
   server.shards_reply = list_shards_reply(o.shards);
   server.summary_reply = stream_summary_reply(o.shards, 0);
+  if (!o.tls_cert.empty()) {
+    server.tls = server_context(o.tls_cert, o.tls_key, server.alpn);
+    if (!server.tls) return 1;
+  }
 
   std::signal(SIGPIPE, SIG_IGN);
   struct sigaction sa {};

@@ -2,7 +2,8 @@
 // Pieces shared by the bench's Kinesis stand-ins (native_server.cpp: GetRecords over
 // HTTP/1.1; fanout_server.cpp: SubscribeToShard over HTTP/2 and the JSON calls over
 // HTTP/1.1): records shaped like the service's, the shard list, a blocking HTTP/1.1
-// keep-alive loop, the loopback listener and the latency mode's arrival schedule.
+// keep-alive loop (plain or TLS: tls.hpp), the loopback listener and the latency mode's
+// arrival schedule.
 // Bench-internal: header-only, no kclpp library needed.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,6 +25,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "tls.hpp"
 
 namespace kclpp::bench {
 
@@ -157,28 +160,6 @@ inline std::string stream_summary_reply(int shards, int consumers) {
          "\",\"StreamCreationTimestamp\":1.715367E9,\"StreamName\":\"bench\",\"StreamStatus\":\"ACTIVE\"}}";
 }
 
-inline bool write_all(int fd, std::vector<iovec> parts) {
-  std::size_t index = 0;
-  while (index < parts.size()) {
-    const ssize_t n = ::writev(fd, parts.data() + index,
-                               static_cast<int>(std::min<std::size_t>(parts.size() - index, IOV_MAX)));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    auto left = static_cast<std::size_t>(n);
-    while (index < parts.size() && left >= parts[index].iov_len) {
-      left -= parts[index].iov_len;
-      ++index;
-    }
-    if (index < parts.size()) {
-      parts[index].iov_base = static_cast<char*>(parts[index].iov_base) + left;
-      parts[index].iov_len -= left;
-    }
-  }
-  return true;
-}
-
 // The value of header `name` (lower case) in an HTTP/1.1 head, "" when absent.
 inline std::string_view header_value(std::string_view head, std::string_view name) {
   std::size_t pos = 0;
@@ -245,7 +226,7 @@ inline std::string_view operation(std::string_view target) {
 
 // One reply of the JSON protocol: `prefix`, `big` and `suffix` are sent as one body
 // without being joined (`big` is the large shared part of GetRecords replies).
-inline void send_json(int fd, int status, std::string_view prefix, std::string_view big = {},
+inline void send_json(Socket& socket, int status, std::string_view prefix, std::string_view big = {},
                       std::string_view suffix = {}) {
   const std::size_t length = prefix.size() + big.size() + suffix.size();
   const std::string head = "HTTP/1.1 " + std::to_string(status) + (status == 200 ? " OK" : " Bad Request") +
@@ -256,7 +237,7 @@ inline void send_json(int fd, int status, std::string_view prefix, std::string_v
   for (std::string_view s : {std::string_view(head), prefix, big, suffix}) {
     if (!s.empty()) parts.push_back({const_cast<char*>(s.data()), s.size()});
   }
-  (void)write_all(fd, std::move(parts));
+  (void)socket.write_all(std::move(parts));
 }
 
 // The body of an error reply of the JSON protocol.
@@ -265,18 +246,18 @@ inline std::string json_error(std::string_view type, std::string_view message) {
 }
 
 // Serves one blocking HTTP/1.1 keep-alive connection until the peer closes it:
-// answer(fd, operation, body) writes the reply of each request (send_json). The caller
-// closes fd (after forgetting it: its number is free for the next accept once closed).
+// answer(socket, operation, body) writes the reply of each request (send_json). The caller
+// closes the connection (after forgetting its fd: the number is free for the next accept
+// once closed).
 template <class Answer>
-void serve_http1(int fd, Answer&& answer) {
+void serve_http1(Socket& socket, Answer&& answer) {
   std::string in;
   in.reserve(64 * 1024);
   std::vector<char> buf(64 * 1024);
   for (;;) {
     const std::size_t end = in.find("\r\n\r\n");
     if (end == std::string::npos) {
-      const ssize_t n = ::read(fd, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
+      const ssize_t n = socket.read(buf.data(), buf.size());
       if (n <= 0) break;
       in.append(buf.data(), static_cast<std::size_t>(n));
       continue;
@@ -288,13 +269,12 @@ void serve_http1(int fd, Answer&& answer) {
     const std::string op(operation(header_value(head, "x-amz-target")));
     if (header_value(head, "expect") == "100-continue") {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-      (void)write_all(fd, {{const_cast<char*>(cont.data()), cont.size()}});
+      (void)socket.write_all({{const_cast<char*>(cont.data()), cont.size()}});
     }
     const std::size_t need = end + 4 + length;
     bool closed = false;
     while (in.size() < need) {
-      const ssize_t n = ::read(fd, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
+      const ssize_t n = socket.read(buf.data(), buf.size());
       if (n <= 0) {
         closed = true;
         break;
@@ -302,7 +282,7 @@ void serve_http1(int fd, Answer&& answer) {
       in.append(buf.data(), static_cast<std::size_t>(n));
     }
     if (closed) break;
-    answer(fd, std::string_view(op), std::string_view(in).substr(end + 4, length));
+    answer(socket, std::string_view(op), std::string_view(in).substr(end + 4, length));
     in.erase(0, need);
   }
 }
