@@ -233,11 +233,9 @@ bool read_commands() {
   return true;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Server server;
-  Options& o = server.options;
+// Parses the command line into `o`: 0 to go on, else the exit code (--help: 0 after the
+// usage, so -1 there).
+int parse_options(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--port" && i + 1 < argc) {
@@ -257,7 +255,7 @@ int main(int argc, char** argv) {
     if (a == "--help") {
       std::puts("kclpp_bench_native_server [--port=0] [--shards=32] [--responses=5] [--batch=10000] "
                 "[--record-size=1000] [--seed=42] [--latency-rate=0 --latency-records=62] [--tls-cert=PEM --tls-key=PEM]");
-      return 0;
+      return -1;
     }
   }
   if (o.shards < 1 || o.responses < 1 || o.batch < 0 || o.record_size < 0 || o.latency_rate < 0 ||
@@ -265,6 +263,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "native_server: bad options\n");
     return 2;
   }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Server server;
+  Options& o = server.options;
+  if (const int rc = parse_options(argc, argv, o); rc != 0) return rc < 0 ? 0 : rc;
   if (o.latency_rate > 0) {
     server.schedule = {o.shards, o.latency_rate, o.latency_records};
     server.t0 = std::vector<std::atomic<std::int64_t>>(static_cast<std::size_t>(o.shards));
