@@ -69,7 +69,11 @@ struct Options {
   std::string tls_cert, tls_key;  // PEM files: TLS, HTTP/2 or HTTP/1.1 by ALPN
 };
 
-// --- event-stream framing (docs/aws.md; aws/src/event_stream.hpp) -------------------------
+// --- event-stream framing (docs/aws.md §5) ----------------------------------------------
+// The bench's own encoder rather than kclpp's (aws/src/event_stream.hpp): the server then
+// checks kclpp's decoder independently (a mistake shared by an encoder and its decoder
+// would cancel out), stays free of the kclpp libraries, and the replay events need their
+// CRC assembled from pieces (crc32_combine), which a whole-message encoder cannot do.
 
 std::uint32_t crc(std::string_view bytes, std::uint32_t start = 0) {
   return static_cast<std::uint32_t>(
