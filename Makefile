@@ -4,7 +4,7 @@
 #                the find_package consumer test, 25 s of fuzzing per parser   (what CI runs)
 #   make demo    deps, build, start kinesalite, run the echo example natively against it;
 #                then the Triton pipeline: spoold, the producer example, store to s3rver, cat, stats
-#   make bench   deps, Release build, run the protocol, native-reader, archive, spool and
+#   make bench   deps, Release build, run the protocol, native-reader, fan-out, archive, spool and
 #                lease-scale benchmarks
 #
 # Build trees: build/ (RelWithDebInfo), build-asan/, build-fuzz/ (clang), build-release/.
@@ -99,6 +99,7 @@ bench: deps
 	cmake --build build-release -j $(JOBS)
 	build-release/bench/kclpp_bench_protocol_throughput
 	build-release/bench/kclpp_bench_native_throughput
+	build-release/bench/kclpp_bench_fanout
 	build-release/bench/kclpp_bench_archive_throughput
 	build-release/bench/kclpp_bench_spool_latency
 	build-release/bench/kclpp_bench_lease_scale

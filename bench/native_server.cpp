@@ -1,45 +1,41 @@
-// The Kinesis stand-in of bench/native_throughput: a tiny HTTP/1.1 keep-alive server that
-// answers ListShards, DescribeStreamSummary, GetShardIterator and GetRecords from bytes
-// computed once at start-up, with no latency, so that the reader is what gets measured.
+// The Kinesis stand-in of bench/native_throughput and bench/fanout's polling side: a tiny
+// HTTP/1.1 keep-alive server that answers ListShards, DescribeStreamSummary,
+// GetShardIterator and GetRecords, so that the reader is what gets measured.
 //
 //   kclpp_bench_native_server --port=0 --shards=32 --responses=5 --batch=10000 --record-size=1000
+//   kclpp_bench_native_server --latency-rate=200 --latency-records=62 --shards=48
 //
-// Every shard serves `--responses` GetRecords replies of `--batch` records, then SHARD_END
-// (a reply with no NextShardIterator). The shards are listed as closed, so a reader that
-// starts at TRIM_HORIZON reads each one to its end. The records block (the JSON of the
-// Records array) is the same in every reply; only the NextShardIterator and
-// MillisBehindLatest before it change. Records look like what Kinesis sends: fields in the
-// service's (alphabetical) order, ApproximateArrivalTimestamp as epoch seconds in Java's
-// double notation (1.715367226547E9), base64 Data, a 36-character partition key and a
-// 56-digit sequence number increasing with random gaps.
+// Replay mode (the default): replies computed once at start-up, no latency. Every shard
+// serves `--responses` GetRecords replies of `--batch` records, then SHARD_END (a reply with
+// no NextShardIterator). The shards are listed as closed, so a reader that starts at
+// TRIM_HORIZON reads each one to its end. The records block (the JSON of the Records array)
+// is the same in every reply; only the NextShardIterator and MillisBehindLatest before it
+// change. Records look like what Kinesis sends (replay_server.hpp, append_record_json): a
+// 36-character partition key and a 56-digit sequence number increasing with random gaps.
 //
-// It prints "PORT <n>" on stdout once listening, and exits when stdin reaches EOF (the
-// driver closes it) or on SIGTERM/SIGINT. One thread per connection, joined at exit.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+// Latency mode (--latency-rate > 0): each shard's `--latency-records` records appear at the
+// known times of replay_server.hpp's ArrivalSchedule; GetRecords returns those that have
+// arrived (MillisBehindLatest 0 once caught up), and SHARD_END after the last one. Each
+// record's data starts with its arrival time, for the reader to measure its latency.
+//
+// With --tls-cert and --tls-key it serves HTTPS (HTTP/1.1) instead of plain HTTP.
+//
+// It prints "PORT <n>" on stdout once listening. A line "stats" on stdin prints
+// "STATS connections=<accepted so far>"; it exits when stdin reaches EOF (the driver closes
+// it) or on SIGTERM/SIGINT. One thread per connection, joined at exit.
 #include <poll.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cerrno>
-#include <charconv>
 #include <csignal>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <set>
-#include <string>
-#include <string_view>
 #include <thread>
-#include <vector>
+
+#include "replay_server.hpp"
 
 namespace {
+
+using namespace kclpp::bench;
 
 struct Options {
   int port = 0;
@@ -48,46 +44,10 @@ struct Options {
   long batch = 10'000;      // records per reply
   long record_size = 1'000;  // payload bytes per record
   std::uint64_t seed = 42;
+  double latency_rate = 0;   // > 0: latency mode, records per second over all shards
+  long latency_records = 62;  // latency mode: records per shard
+  std::string tls_cert, tls_key;  // PEM files: serve HTTPS (HTTP/1.1 by ALPN)
 };
-
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-void base64_append(std::string& out, const std::string& in) {
-  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::size_t i = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
-  for (; i + 3 <= in.size(); i += 3) {
-    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
-    out.push_back(table[(v >> 18) & 63]);
-    out.push_back(table[(v >> 12) & 63]);
-    out.push_back(table[(v >> 6) & 63]);
-    out.push_back(table[v & 63]);
-  }
-  if (const std::size_t rest = in.size() - i; rest != 0) {
-    std::uint32_t v = std::uint32_t{p[i]} << 16;
-    if (rest == 2) v |= std::uint32_t{p[i + 1]} << 8;
-    out.push_back(table[(v >> 18) & 63]);
-    out.push_back(table[(v >> 12) & 63]);
-    out.push_back(rest == 2 ? table[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-}
-
-// A 56-digit decimal number: a fixed 38-digit head (like the shard's starting sequence
-// number) followed by an 18-digit counter.
-std::string sequence_number(std::uint64_t counter) {
-  std::string tail(18, '0');
-  for (std::size_t i = 18; i-- > 0 && counter != 0;) {
-    tail[i] = static_cast<char>('0' + static_cast<int>(counter % 10));
-    counter /= 10;
-  }
-  return "49590338271490256608559692538361571095" + tail;
-}
 
 // The "Records":[...] array, shared by every reply.
 std::string make_records(const Options& o) {
@@ -99,48 +59,20 @@ std::string make_records(const Options& o) {
   std::uint64_t counter = splitmix64(rng) % 100'000'000'000'000'000ULL;
   std::int64_t arrival_ms = 1'715'367'226'547;
   std::string payload(static_cast<std::size_t>(o.record_size), '\0');
-  char buf[64];
   for (long r = 0; r < o.batch; ++r) {
     counter += 1 + splitmix64(rng) % 1'000'000'000ULL;  // < 10^13 in all for 10,000 records
     arrival_ms += static_cast<std::int64_t>(splitmix64(rng) % 3);
-    for (std::size_t i = 0; i < payload.size(); i += 8) {
-      const std::uint64_t v = splitmix64(rng);
-      std::memcpy(payload.data() + i, &v, std::min<std::size_t>(8, payload.size() - i));
-    }
-    const std::uint64_t k1 = splitmix64(rng);
-    const std::uint64_t k2 = splitmix64(rng);
-    std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(k1 >> 32),
-                  static_cast<unsigned>((k1 >> 16) & 0xFFFF), static_cast<unsigned>(k1 & 0xFFFF),
-                  static_cast<unsigned>(k2 >> 48),
-                  static_cast<unsigned long long>(k2 & 0xFFFFFFFFFFFFULL));
+    random_bytes(payload, rng);
+    const std::string key = partition_key(rng);
     if (r != 0) out.push_back(',');
-    // Java's Double.toString(seconds): 1.715367226547E9 (trailing zeros of the fraction
-    // dropped, as Jackson writes it).
-    std::string digits = std::to_string(arrival_ms);  // 13 digits
-    while (digits.size() > 2 && digits.back() == '0') digits.pop_back();
-    out.append("{\"ApproximateArrivalTimestamp\":");
-    out.append(digits.substr(0, 1));
-    out.push_back('.');
-    out.append(digits.size() > 1 ? digits.substr(1) : "0");
-    out.append("E9,\"Data\":\"");
-    base64_append(out, payload);
-    out.append("\",\"PartitionKey\":\"");
-    out.append(buf);
-    out.append("\",\"SequenceNumber\":\"");
-    out.append(sequence_number(counter));
-    out.append("\"}");
+    append_record_json(out, arrival_ms, payload, key, sequence_number(counter));
   }
   out.push_back(']');
   return out;
 }
 
-std::string shard_id(int index) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "shardId-%012d", index);
-  return buf;
-}
-
-// Real iterators are ~230 characters of base64; ours end in "-<shard>-<reply>".
+// Real iterators are ~230 characters of base64; ours end in "-<shard>-<reply>" (replay
+// mode) or "-<shard>-<next record>" (latency mode).
 std::string iterator_for(int shard, long reply) {
   static const std::string head =
       "AAAAAAAAAAHsW8zCWf9164uy8Epue6WS3w6wmj4a4USt+CNvMd6uXQ+HL5vAJMznqqC0DLKsIjuoiTi1BpT6nW0LN2M2D56"
@@ -149,213 +81,161 @@ std::string iterator_for(int shard, long reply) {
   return head + "-" + std::to_string(shard) + "-" + std::to_string(reply);
 }
 
-std::string list_shards_reply(const Options& o) {
-  std::string out = "{\"Shards\":[";
-  // Hash ranges split 2^128 evenly enough for show; the reader does not use them.
-  for (int i = 0; i < o.shards; ++i) {
-    if (i != 0) out.push_back(',');
-    out += "{\"HashKeyRange\":{\"EndingHashKey\":\"" + std::to_string(i + 1) +
-           "0000000000000000000000000000000000\",\"StartingHashKey\":\"" + std::to_string(i) +
-           "0000000000000000000000000000000000\"},\"SequenceNumberRange\":{\"EndingSequenceNumber\":"
-           "\"49590338271490256608999999999999999999999999999999999999\",\"StartingSequenceNumber\":"
-           "\"49590338271490256608000000000000000000000000000000000000\"},\"ShardId\":\"" +
-           shard_id(i) + "\"}";
+// (shard, position) of an iterator, or shard -1.
+std::pair<int, long> parse_iterator(std::string_view it) {
+  const std::size_t d2 = it.rfind('-');
+  const std::size_t d1 = d2 == std::string_view::npos || d2 == 0 ? std::string_view::npos : it.rfind('-', d2 - 1);
+  int shard = -1;
+  long position = -1;
+  if (d1 != std::string_view::npos) {
+    std::from_chars(it.data() + d1 + 1, it.data() + d2, shard);
+    std::from_chars(it.data() + d2 + 1, it.data() + it.size(), position);
   }
-  out += "]}";
-  return out;
+  return {shard, position};
 }
 
 std::atomic<bool> stopping{false};
+std::atomic<long> connections{0};
 std::mutex fds_mutex;
 std::set<int> open_fds;
-
-bool write_all(int fd, std::vector<iovec> parts) {
-  std::size_t index = 0;
-  while (index < parts.size()) {
-    const ssize_t n = ::writev(fd, parts.data() + index, static_cast<int>(std::min<std::size_t>(parts.size() - index, IOV_MAX)));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    auto left = static_cast<std::size_t>(n);
-    while (index < parts.size() && left >= parts[index].iov_len) {
-      left -= parts[index].iov_len;
-      ++index;
-    }
-    if (index < parts.size()) {
-      parts[index].iov_base = static_cast<char*>(parts[index].iov_base) + left;
-      parts[index].iov_len -= left;
-    }
-  }
-  return true;
-}
-
-std::string_view header_value(std::string_view head, std::string_view name) {
-  std::size_t pos = 0;
-  while ((pos = head.find("\r\n", pos)) != std::string_view::npos) {
-    pos += 2;
-    if (head.size() - pos < name.size() + 1) return {};
-    bool match = true;
-    for (std::size_t i = 0; i < name.size(); ++i) {
-      if (std::tolower(static_cast<unsigned char>(head[pos + i])) != name[i]) {
-        match = false;
-        break;
-      }
-    }
-    if (match && head[pos + name.size()] == ':') {
-      std::size_t b = pos + name.size() + 1;
-      std::size_t e = head.find("\r\n", b);
-      if (e == std::string_view::npos) e = head.size();
-      while (b < e && head[b] == ' ') ++b;
-      return head.substr(b, e - b);
-    }
-  }
-  return {};
-}
 
 struct Server {
   Options options;
   std::string records;         // "Records":[...]
   std::string shards_reply;
   std::string summary_reply;
+  ArrivalSchedule schedule;
+  // Latency mode: when each shard was first asked for (0: not yet).
+  std::vector<std::atomic<std::int64_t>> t0;
 
-  void send(int fd, int status, std::string_view prefix, std::string_view big, std::string_view suffix) {
-    const std::size_t length = prefix.size() + big.size() + suffix.size();
-    std::string head = "HTTP/1.1 " + std::to_string(status) + (status == 200 ? " OK" : " Bad Request") +
-                       "\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: "
-                       "c0ffee00-0000-4000-8000-000000000000\r\nContent-Length: " +
-                       std::to_string(length) + "\r\n\r\n";
-    std::vector<iovec> parts;
-    for (std::string_view s : {std::string_view(head), prefix, big, suffix}) {
-      if (!s.empty()) parts.push_back({const_cast<char*>(s.data()), s.size()});
+  void error(Socket& fd, std::string_view type, std::string_view message) {
+    send_json(fd, 400, json_error(type, message));
+  }
+
+  void get_records(Socket& fd, std::string_view body) {
+    const auto [shard, position] = parse_iterator(json_string_field(body, "ShardIterator"));
+    const long last = options.latency_rate > 0 ? options.latency_records : options.responses - 1;
+    if (shard < 0 || shard >= options.shards || position < 0 || position > last) {
+      error(fd, "ExpiredIteratorException", "Iterator expired or invalid");
+      return;
     }
-    (void)write_all(fd, std::move(parts));
+    if (options.latency_rate > 0) {
+      latency_get_records(fd, shard, position, json_int_field(body, "Limit", 10'000));
+      return;
+    }
+    std::string prefix;
+    if (position + 1 < options.responses) {
+      // Behind the tip by the replies still to come (2 s per reply of data).
+      prefix = "{\"MillisBehindLatest\":" + std::to_string((options.responses - position - 1) * 2000) +
+               ",\"NextShardIterator\":\"" + iterator_for(shard, position + 1) + "\",";
+    } else {
+      prefix = "{\"ChildShards\":[],\"MillisBehindLatest\":0,";
+    }
+    send_json(fd, 200, prefix, records, "}");
   }
 
-  void error(int fd, std::string_view type, std::string_view message) {
-    send(fd, 400, "{\"__type\":\"" + std::string(type) + "\",\"message\":\"" + std::string(message) + "\"}",
-         {}, {});
+  // The records of `shard` from `position` that have arrived by now (at most `limit`).
+  void latency_get_records(Socket& fd, int shard, long position, long limit) {
+    const std::int64_t now = monotonic_ns();
+    const std::int64_t start = t0[static_cast<std::size_t>(shard)].load();
+    std::string out = "{";
+    std::string list = "\"Records\":[";
+    long next = position;
+    while (next < options.latency_records && next - position < limit) {
+      const std::int64_t arrival = schedule.arrival_ns(start, shard, next);
+      if (arrival > now) break;
+      if (next != position) list.push_back(',');
+      append_latency_record(list, shard, next, arrival, options.record_size);
+      ++next;
+    }
+    list.push_back(']');
+    if (next == options.latency_records) {
+      out += "\"ChildShards\":[],\"MillisBehindLatest\":0,";
+    } else {
+      const std::int64_t behind = std::max<std::int64_t>(0, now - schedule.arrival_ns(start, shard, next));
+      // Behind: at least 1 ms, so that "0 = caught up" never hides a record that has arrived.
+      const std::int64_t millis = behind > 0 ? std::max<std::int64_t>(1, behind / 1'000'000) : 0;
+      out += "\"MillisBehindLatest\":" + std::to_string(millis) + ",\"NextShardIterator\":\"" +
+             iterator_for(shard, next) + "\",";
+    }
+    send_json(fd, 200, out, list, "}");
   }
 
-  static std::string_view json_string_field(std::string_view body, std::string_view key) {
-    std::string pattern;
-    pattern.reserve(key.size() + 2);
-    pattern.push_back('"');
-    pattern.append(key);
-    pattern.push_back('"');
-    std::size_t p = body.find(pattern);
-    if (p == std::string_view::npos) return {};
-    p = body.find('"', body.find(':', p + pattern.size()));
-    if (p == std::string_view::npos) return {};
-    const std::size_t e = body.find('"', p + 1);
-    if (e == std::string_view::npos) return {};
-    return body.substr(p + 1, e - p - 1);
+  void get_shard_iterator(Socket& fd, std::string_view body) {
+    const int shard = shard_index(json_string_field(body, "ShardId"), options.shards);
+    if (shard < 0) {
+      error(fd, "ResourceNotFoundException", "Shard not found");
+      return;
+    }
+    long position = 0;
+    if (options.latency_rate > 0) {
+      std::int64_t unset = 0;
+      t0[static_cast<std::size_t>(shard)].compare_exchange_strong(unset, monotonic_ns());
+      if (json_string_field(body, "ShardIteratorType") == "AFTER_SEQUENCE_NUMBER") {
+        position = latency_index_after(json_string_field(body, "StartingSequenceNumber"));
+        if (position < 0 || position > options.latency_records) {
+          error(fd, "InvalidArgumentException", "StartingSequenceNumber is not one of this shard's");
+          return;
+        }
+      }
+    }
+    send_json(fd, 200, "{\"ShardIterator\":\"" + iterator_for(shard, position) + "\"}");
   }
 
-  void answer(int fd, std::string_view target, std::string_view body) {
-    const std::size_t dot = target.rfind('.');
-    const std::string_view op = dot == std::string_view::npos ? target : target.substr(dot + 1);
+  void answer(Socket& fd, std::string_view op, std::string_view body) {
     if (op == "GetRecords") {
-      std::string_view it = json_string_field(body, "ShardIterator");
-      // "...-<shard>-<reply>"
-      const std::size_t d2 = it.rfind('-');
-      const std::size_t d1 = d2 == std::string_view::npos ? d2 : it.rfind('-', d2 - 1);
-      int shard = -1;
-      long reply = -1;
-      if (d1 != std::string_view::npos) {
-        std::from_chars(it.data() + d1 + 1, it.data() + d2, shard);
-        std::from_chars(it.data() + d2 + 1, it.data() + it.size(), reply);
-      }
-      if (shard < 0 || shard >= options.shards || reply < 0 || reply >= options.responses) {
-        error(fd, "ExpiredIteratorException", "Iterator expired or invalid");
-        return;
-      }
-      std::string prefix;
-      if (reply + 1 < options.responses) {
-        // Behind the tip by the replies still to come (2 s per reply of data).
-        prefix = "{\"MillisBehindLatest\":" + std::to_string((options.responses - reply - 1) * 2000) +
-                 ",\"NextShardIterator\":\"" + iterator_for(shard, reply + 1) + "\",";
-      } else {
-        prefix = "{\"ChildShards\":[],\"MillisBehindLatest\":0,";
-      }
-      send(fd, 200, prefix, records, "}");
+      get_records(fd, body);
     } else if (op == "GetShardIterator") {
-      const std::string_view id = json_string_field(body, "ShardId");
-      int shard = -1;
-      for (int i = 0; i < options.shards; ++i) {
-        if (id == shard_id(i)) shard = i;
-      }
-      if (shard < 0) {
-        error(fd, "ResourceNotFoundException", "Shard not found");
-        return;
-      }
-      send(fd, 200, "{\"ShardIterator\":\"" + iterator_for(shard, 0) + "\"}", {}, {});
+      get_shard_iterator(fd, body);
     } else if (op == "ListShards") {
-      send(fd, 200, shards_reply, {}, {});
+      send_json(fd, 200, shards_reply);
     } else if (op == "DescribeStreamSummary") {
-      send(fd, 200, summary_reply, {}, {});
+      send_json(fd, 200, summary_reply);
     } else {
       error(fd, "UnknownOperationException", "not supported by the bench server");
     }
   }
 
+  SslCtxPtr tls;  // set: every connection is TLS
+  std::string alpn = alpn_wire({"http/1.1"});
+
   void serve(int fd) {
-    std::string in;
-    in.reserve(64 * 1024);
-    char buf[64 * 1024];
-    for (;;) {
-      const std::size_t end = in.find("\r\n\r\n");
-      if (end == std::string::npos) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        in.append(buf, static_cast<std::size_t>(n));
-        continue;
-      }
-      const std::string_view head(in.data(), end);
-      std::size_t length = 0;
-      const std::string_view cl = header_value(head, "content-length");
-      std::from_chars(cl.data(), cl.data() + cl.size(), length);
-      const std::string target(header_value(head, "x-amz-target"));
-      if (header_value(head, "expect") == "100-continue") {
-        static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        (void)write_all(fd, {{const_cast<char*>(cont.data()), cont.size()}});
-      }
-      const std::size_t need = end + 4 + length;
-      bool closed = false;
-      while (in.size() < need) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          closed = true;
-          break;
-        }
-        in.append(buf, static_cast<std::size_t>(n));
-      }
-      if (closed) break;
-      answer(fd, target, std::string_view(in).substr(end + 4, length));
-      in.erase(0, need);
+    SslPtr ssl;
+    if (tls) {
+      ssl.reset(SSL_new(tls.get()));
+      SSL_set_fd(ssl.get(), fd);
+      if (SSL_accept(ssl.get()) != 1) ssl.reset();
+    }
+    if (!tls || ssl) {
+      Socket socket(fd, ssl.get());
+      serve_http1(socket, [this](Socket& out, std::string_view op, std::string_view body) { answer(out, op, body); });
     }
     {
       const std::lock_guard lock(fds_mutex);
       open_fds.erase(fd);
     }
+    ssl.reset();
     ::close(fd);
   }
 };
 
 void on_signal(int) { stopping = true; }
 
-long arg_long(std::string_view arg, std::string_view name, long fallback) {
-  if (arg.substr(0, name.size()) != name) return fallback;
-  return std::strtol(std::string(arg.substr(name.size())).c_str(), nullptr, 10);
+// Reads the driver's commands; false at EOF.
+bool read_commands() {
+  char c[256];
+  const ssize_t n = ::read(STDIN_FILENO, c, sizeof c);
+  if (n <= 0) return false;
+  if (std::string_view(c, static_cast<std::size_t>(n)).find("stats") != std::string_view::npos) {
+    std::printf("STATS connections=%ld\n", connections.load());
+    std::fflush(stdout);
+  }
+  return true;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Server server;
-  Options& o = server.options;
+// Parses the command line into `o`: 0 to go on, else the exit code (--help: 0 after the
+// usage, so -1 there).
+int parse_options(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--port" && i + 1 < argc) {
@@ -368,24 +248,42 @@ int main(int argc, char** argv) {
     o.batch = arg_long(a, "--batch=", o.batch);
     o.record_size = arg_long(a, "--record-size=", o.record_size);
     o.seed = static_cast<std::uint64_t>(arg_long(a, "--seed=", static_cast<long>(o.seed)));
+    o.latency_rate = static_cast<double>(arg_long(a, "--latency-rate=", static_cast<long>(o.latency_rate)));
+    o.latency_records = arg_long(a, "--latency-records=", o.latency_records);
+    if (a.rfind("--tls-cert=", 0) == 0) o.tls_cert = a.substr(11);
+    if (a.rfind("--tls-key=", 0) == 0) o.tls_key = a.substr(10);
     if (a == "--help") {
       std::puts("kclpp_bench_native_server [--port=0] [--shards=32] [--responses=5] [--batch=10000] "
-                "[--record-size=1000] [--seed=42]");
-      return 0;
+                "[--record-size=1000] [--seed=42] [--latency-rate=0 --latency-records=62] [--tls-cert=PEM --tls-key=PEM]");
+      return -1;
     }
   }
-  if (o.shards < 1 || o.responses < 1 || o.batch < 0 || o.record_size < 0) {
+  if (o.shards < 1 || o.responses < 1 || o.batch < 0 || o.record_size < 0 || o.latency_rate < 0 ||
+      o.latency_records < 1 || (o.latency_rate > 0 && o.record_size < 8)) {
     std::fprintf(stderr, "native_server: bad options\n");
     return 2;
   }
-  server.records = make_records(o);
-  server.shards_reply = list_shards_reply(o);
-  server.summary_reply =
-      "{\"StreamDescriptionSummary\":{\"ConsumerCount\":0,\"EncryptionType\":\"NONE\","
-      "\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"OpenShardCount\":" +
-      std::to_string(o.shards) +
-      ",\"RetentionPeriodHours\":24,\"StreamARN\":\"arn:aws:kinesis:us-east-1:000000000000:stream/bench\","
-      "\"StreamCreationTimestamp\":1.715367E9,\"StreamName\":\"bench\",\"StreamStatus\":\"ACTIVE\"}}";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Server server;
+  Options& o = server.options;
+  if (const int rc = parse_options(argc, argv, o); rc != 0) return rc < 0 ? 0 : rc;
+  if (o.latency_rate > 0) {
+    server.schedule = {o.shards, o.latency_rate, o.latency_records};
+    server.t0 = std::vector<std::atomic<std::int64_t>>(static_cast<std::size_t>(o.shards));
+  } else {
+    server.records = make_records(o);
+  }
+  server.shards_reply = list_shards_reply(o.shards);
+  server.summary_reply = stream_summary_reply(o.shards, 0);
+  if (!o.tls_cert.empty()) {
+    server.tls = server_context(o.tls_cert, o.tls_key, server.alpn);
+    if (!server.tls) return 1;
+  }
 
   std::signal(SIGPIPE, SIG_IGN);
   struct sigaction sa {};
@@ -393,26 +291,25 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
 
-  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const int one = 1;
-  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<std::uint16_t>(o.port));
-  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener, 256) != 0) {
+  int port = 0;
+  const int listener = listen_loopback(o.port, port);
+  if (listener < 0) {
     std::perror("native_server: bind/listen");
     return 1;
   }
-  socklen_t len = sizeof addr;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::printf("PORT %d\n", ntohs(addr.sin_port));
+  std::printf("PORT %d\n", port);
   std::fflush(stdout);
-  std::fprintf(stderr, "native_server: port %d, %d shards x %ld replies x %ld records of %ld bytes; reply %.2f MB\n",
-               ntohs(addr.sin_port), o.shards, o.responses, o.batch, o.record_size,
-               static_cast<double>(server.records.size()) / 1e6);
+  if (o.latency_rate > 0) {
+    std::fprintf(stderr, "native_server: port %d, latency mode: %d shards x %ld records of %ld bytes at %.0f/s\n",
+                 port, o.shards, o.latency_records, o.record_size, o.latency_rate);
+  } else {
+    std::fprintf(stderr, "native_server: port %d, %d shards x %ld replies x %ld records of %ld bytes; reply %.2f MB\n",
+                 port, o.shards, o.responses, o.batch, o.record_size,
+                 static_cast<double>(server.records.size()) / 1e6);
+  }
 
   std::vector<std::thread> threads;
+  const int one = 1;
   for (;;) {
     pollfd fds[2] = {{listener, POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
     const int n = ::poll(fds, 2, 500);
@@ -421,13 +318,11 @@ int main(int argc, char** argv) {
       if (errno == EINTR) continue;
       break;
     }
-    if ((fds[1].revents & (POLLIN | POLLHUP)) != 0) {
-      char c[256];
-      if (::read(STDIN_FILENO, c, sizeof c) <= 0) break;  // EOF: the driver is done
-    }
+    if ((fds[1].revents & (POLLIN | POLLHUP)) != 0 && !read_commands()) break;  // EOF: the driver is done
     if ((fds[0].revents & POLLIN) != 0) {
       const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
+      ++connections;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       {
         const std::lock_guard lock(fds_mutex);

@@ -11,41 +11,22 @@
 //   boto3         bench/native_throughput_boto3.py: boto3's get_records, shard after shard.
 // A reader prints one RESULT line: records, payload bytes, the seconds and CPU seconds
 // (getrusage RUSAGE_SELF, user + sys, all threads) of its reading window, and VmHWM.
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <functional>
-#include <iterator>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <sstream>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "kclpp/native/checkpoint_store.hpp"
-#include "kclpp/native/deaggregate.hpp"
+#include "bench_driver.hpp"
 #include "kclpp/aws/kinesis_client.hpp"
+#include "kclpp/native/deaggregate.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
-#include "kclpp/processor/log.hpp"
-#include "kclpp/processor/record_processor.hpp"
 
 namespace aws = kclpp::aws;
 
@@ -53,28 +34,9 @@ namespace aws = kclpp::aws;
 #define KCLPP_BENCH_SOURCE_DIR "."
 #endif
 
-extern char** environ;
-
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-long status_kb(const char* field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  const std::size_t n = std::strlen(field);
-  while (std::getline(in, line)) {
-    if (line.compare(0, n, field) == 0) return std::strtol(line.c_str() + n + 1, nullptr, 10);
-  }
-  return -1;
-}
+using namespace kclpp::bench;
 
 // --- reader side ---------------------------------------------------------------------
 
@@ -84,80 +46,16 @@ struct ReaderOptions {
   long max_records = 0;  // client: stop after this many (0: read every shard to its end)
 };
 
-aws::KinesisOptions client_options(const std::string& endpoint) {
-  aws::KinesisOptions o;
-  o.region = "us-east-1";
-  o.endpoint = endpoint;
-  o.credentials = aws::static_credentials({"AKIDBENCHMARK", "bench-secret", ""});
-  return o;
-}
-
-struct Totals {
-  std::atomic<std::uint64_t> records{0};
-  std::atomic<std::uint64_t> bytes{0};
-  std::atomic<int> ended{0};
-};
-
-// Sums data.size() of every record; shard_ended checkpoints SHARD_END (the default) and
-// counts the shard. When every shard has ended, the reading window closes.
-class CountProcessor final : public kclpp::RecordProcessor {
- public:
-  CountProcessor(Totals& totals, std::function<void()> on_end) : totals_(totals), on_end_(std::move(on_end)) {}
-  void process_records(const kclpp::RecordBatch& batch, kclpp::Checkpointer&) override {
-    std::uint64_t bytes = 0;
-    for (const kclpp::Record& r : batch.records) bytes += r.data.size();
-    totals_.records += batch.records.size();
-    totals_.bytes += bytes;
-  }
-  void shard_ended(kclpp::Checkpointer& checkpointer) override {
-    checkpointer.checkpoint();
-    on_end_();
-  }
-
- private:
-  Totals& totals_;
-  std::function<void()> on_end_;
-};
-
-void print_result(std::uint64_t records, std::uint64_t bytes, double seconds, double cpu) {
-  std::printf("RESULT records=%" PRIu64 " bytes=%" PRIu64 " seconds=%.6f cpu=%.6f hwm_kb=%ld\n", records, bytes,
-              seconds, cpu, status_kb("VmHWM:"));
-  std::fflush(stdout);
-}
-
 int run_worker(const ReaderOptions& ro) {
-  namespace native = kclpp::native;
-  native::KinesisStream source("bench", client_options(ro.endpoint));
-  const int shards = static_cast<int>(source.connect()->list_shards().size());
-  auto store = native::open_checkpoint_store("memory:");
-  Totals totals;
-  native::WorkerOptions wo;
+  kclpp::native::KinesisStream source("bench", client_options(ro.endpoint));
+  kclpp::native::WorkerOptions wo;
   wo.application = "native-throughput";
-  wo.initial_position = aws::StartPosition::trim_horizon();
   wo.max_records = 10'000;
-  std::unique_ptr<native::Worker> worker;
-  std::mutex end_mutex;
-  double end_cpu = 0;
-  Clock::time_point end_time;
-  auto on_end = [&] {
-    if (totals.ended.fetch_add(1) + 1 == shards) {
-      const std::lock_guard lock(end_mutex);
-      end_time = Clock::now();
-      end_cpu = cpu_seconds();
-      worker->request_shutdown();
-    }
-  };
-  worker = std::make_unique<native::Worker>(
-      source, *store, [&](const std::string&) { return std::make_unique<CountProcessor>(totals, on_end); }, wo);
-  const double cpu0 = cpu_seconds();
-  const auto t0 = Clock::now();
-  worker->run();
-  const std::lock_guard lock(end_mutex);
-  if (totals.ended != shards) {
-    std::fprintf(stderr, "reader: worker stopped with %d of %d shards ended\n", totals.ended.load(), shards);
-    return 1;
-  }
-  print_result(totals.records, totals.bytes, std::chrono::duration<double>(end_time - t0).count(), end_cpu - cpu0);
+  Totals totals;
+  const Window w = run_until_shards_end(source, wo, totals, [](Totals& t, std::function<void()> on_end) {
+    return std::make_unique<CountProcessor>(t, std::move(on_end));
+  });
+  print_result(totals.records, totals.bytes, w.seconds, w.cpu);
   return 0;
 }
 
@@ -228,92 +126,6 @@ struct Sample {
   double server_cpu = 0;
 };
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-double proc_cpu(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::size_t close = s.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(s.substr(close + 2));
-  std::string field;
-  double utime = 0;
-  double stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::strtod(field.c_str(), nullptr);
-    if (i == 15) stime = std::strtod(field.c_str(), nullptr);
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-// Spawns argv with stdout on a pipe and stderr to `log`; returns the pid.
-pid_t spawn(const std::vector<std::string>& args, int& out_fd, int& in_fd, const std::string& log) {
-  int out[2];
-  int in[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(in, O_CLOEXEC) != 0) return -1;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(in[0], 0);
-    const int err = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (err >= 0) dup2(err, 2);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execve(argv[0], argv.data(), environ);
-    _exit(127);
-  }
-  close(out[1]);
-  close(in[0]);
-  out_fd = out[0];
-  in_fd = in[1];
-  return pid;
-}
-
-// Reads fd until EOF or until `timeout_s` has passed; returns what came.
-std::string read_until_eof(int fd, int timeout_s) {
-  std::string out;
-  const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
-  char buf[4096];
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return out;
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-    const ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) return out;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-}
-
-double field(const std::string& line, const std::string& key) {
-  const std::size_t p = line.find(" " + key + "=");
-  if (p == std::string::npos) return -1;
-  return std::strtod(line.c_str() + p + key.size() + 2, nullptr);
-}
-
-std::string fmt_int(double v) {
-  const std::string digits = std::to_string(static_cast<long long>(v + 0.5));
-  std::string s;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i != 0 && (digits.size() - i) % 3 == 0 && digits[i - 1] != '-') s.push_back(',');
-    s.push_back(digits[i]);
-  }
-  return s;
-}
-
 int drive(const Options& o, const std::string& self) {
   const std::string bin = o.bin_dir.empty() ? self.substr(0, self.rfind('/')) : o.bin_dir;
   std::fprintf(stdout, "load average at start: %s\n", loadavg().c_str());
@@ -325,24 +137,16 @@ int drive(const Options& o, const std::string& self) {
     std::fprintf(stderr, "note: kclpp (worker) reads every shard to its end: %ld records per run\n",
                  per_shard * o.shards * o.batch);
   }
-  int server_out = -1;
-  int server_in = -1;
   const std::string server_log = "/tmp/kclpp_bench_native_server.log";
-  const pid_t server = spawn({bin + "/kclpp_bench_native_server", "--port=0", "--shards=" + std::to_string(o.shards),
-                              "--responses=" + std::to_string(per_shard), "--batch=" + std::to_string(o.batch),
-                              "--record-size=" + std::to_string(o.record_size), "--seed=" + std::to_string(o.seed)},
-                             server_out, server_in, server_log);
-  std::string port_line;
-  {
-    char c;
-    while (read(server_out, &c, 1) == 1 && c != '\n') port_line += c;
-  }
-  if (port_line.rfind("PORT ", 0) != 0) {
-    std::fprintf(stderr, "server did not start (see %s)\n", server_log.c_str());
+  ServerProcess server;
+  if (!server.start({bin + "/kclpp_bench_native_server", "--port=0", "--shards=" + std::to_string(o.shards),
+                     "--responses=" + std::to_string(per_shard), "--batch=" + std::to_string(o.batch),
+                     "--record-size=" + std::to_string(o.record_size), "--seed=" + std::to_string(o.seed)},
+                    server_log)) {
     return 1;
   }
-  const std::string endpoint = "http://127.0.0.1:" + port_line.substr(5);
-  std::fprintf(stderr, "server pid %d at %s: %d shards x %ld replies x %ld records of %ld bytes\n", server,
+  const std::string& endpoint = server.endpoint();
+  std::fprintf(stderr, "server pid %d at %s: %d shards x %ld replies x %ld records of %ld bytes\n", server.pid(),
                endpoint.c_str(), o.shards, per_shard, o.batch, o.record_size);
 
   std::map<std::string, std::vector<Sample>> samples;
@@ -362,31 +166,21 @@ int drive(const Options& o, const std::string& self) {
         return 1;
       }
       const std::string log = "/tmp/kclpp_bench_native_" + kind + ".log";
-      const double server_cpu0 = proc_cpu(server);
-      int out = -1;
-      int in = -1;
-      const pid_t pid = spawn(args, out, in, log);
-      close(in);
-      const std::string text = read_until_eof(out, o.timeout);
-      close(out);
-      if (text.empty()) kill(pid, SIGKILL);
-      int status = 0;
-      rusage ru{};
-      wait4(pid, &status, 0, &ru);
-      const double server_cpu = proc_cpu(server) - server_cpu0;
-      const std::size_t at = text.find("RESULT ");
-      if (at == std::string::npos || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        std::fprintf(stderr, "run %d %s: failed (status %d); see %s\n", run + 1, kind.c_str(), status, log.c_str());
+      const double server_cpu0 = proc_cpu(server.pid());
+      const ReaderRun r = run_reader(args, log, o.timeout);
+      const double server_cpu = proc_cpu(server.pid()) - server_cpu0;
+      if (!r.ok) {
+        std::fprintf(stderr, "run %d %s: failed; see %s\n", run + 1, kind.c_str(), log.c_str());
         ++errors;
         continue;
       }
-      const std::string line = text.substr(at + 6);
+      const std::string& line = r.result;
       Sample s;
       s.records = field(line, "records");
       s.bytes = field(line, "bytes");
       s.seconds = field(line, "seconds");
       s.cpu = field(line, "cpu");
-      s.hwm_mib = std::max(field(line, "hwm_kb"), static_cast<double>(ru.ru_maxrss)) / 1024.0;
+      s.hwm_mib = r.hwm_mib;
       s.server_cpu = server_cpu;
       const double expected_bytes = s.records * static_cast<double>(o.record_size);
       if (s.records <= 0 || s.bytes != expected_bytes) {
@@ -402,9 +196,7 @@ int drive(const Options& o, const std::string& self) {
       samples[kind].push_back(s);
     }
   }
-  close(server_in);  // the server exits on EOF
-  int status = 0;
-  waitpid(server, &status, 0);
+  server.stop();
 
   std::printf("load average at end: %s\n", loadavg().c_str());
   std::printf("%ld-byte records, %ld per GetRecords reply, %d shards; medians of %d interleaved runs\n\n",
@@ -455,17 +247,6 @@ int drive(const Options& o, const std::string& self) {
     unlink(server_log.c_str());
   }
   return errors == 0 ? 0 : 1;
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t b = 0;
-  while (b <= s.size()) {
-    const std::size_t e = std::min(s.find(',', b), s.size());
-    if (e > b) out.push_back(s.substr(b, e - b));
-    b = e + 1;
-  }
-  return out;
 }
 
 }  // namespace
