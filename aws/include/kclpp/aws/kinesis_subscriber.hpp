@@ -3,7 +3,8 @@
 // KinesisSubscriber carries every subscription of its owner (a worker) on one HTTP/2
 // connection, multiplexed by libcurl's multi interface on one I/O thread it owns; more
 // connections open only when the server's limit of concurrent streams per connection
-// requires. TLS with ALPN h2 for https endpoints, HTTP/2 with prior knowledge for http ones.
+// requires. TLS with ALPN h2 for https endpoints, HTTP/2 with prior knowledge for http ones
+// (with libcurl before 8.0, a connection per subscription there: docs/aws.md §5.1).
 #include <chrono>
 #include <cstdint>
 #include <memory>
