@@ -378,7 +378,8 @@ TEST(CliOptionsTest, HelpDocumentsEveryOption) {
                                        "--on-error",      "--deliver-empty-batches", "--help",
                                        "--lease-store",   "--worker-id",        "--failover-ms",
                                        "--max-leases",    "--max-leases-to-steal", "--take-interval-ms",
-                                       "--cleanup-leases", "--dynamodb-endpoint"};
+                                       "--cleanup-leases", "--dynamodb-endpoint", "--fan-out",
+                                       "--consumer-name", "--consumer-arn"};
   for (const char* program : {KCLPP_EXAMPLE_ECHO, KCLPP_EXAMPLE_COUNT}) {
     const RunResult r = kclpp::test::run_program({program, "--help"}, {}, 10s);
     ASSERT_TRUE(exited_with(r, 0)) << program;
