@@ -1,7 +1,7 @@
 # kclpp developer entry points.
 #
 #   make test    deps, build (-Werror), all ctest tests, ASan+UBSan unit tests,
-#                the find_package consumer test, 25 s of fuzzing per parser   (what CI runs)
+#                the find_package consumer test, 15 s of fuzzing per parser   (what CI runs)
 #   make demo    deps, build, start kinesalite, run the echo example natively against it;
 #                then the Triton pipeline: spoold, the producer example, store to s3rver, cat, stats
 #   make bench   deps, Release build, run the protocol, native-reader, fan-out, archive, spool and
@@ -12,7 +12,7 @@
 # server they need is missing.
 
 JOBS       ?= 2
-FUZZ_TIME  ?= 20
+FUZZ_TIME  ?= 15
 BUILD_TYPE ?= RelWithDebInfo
 # Debug info of the RelWithDebInfo trees: line tables only. Backtraces and sanitizer
 # reports keep their file:line, and the build is about a third faster on 2 cores than

@@ -263,7 +263,7 @@ TEST(ReliabilityTest, KillNineWhileRecordsFlow) {
 // checkpoint. Rounds live longer: kinesis-local pushes an event about once a second.
 TEST(ReliabilityTest, KillNineWhileRecordsFlowWithFanOut) {
   kill_nine_while_records_flow(
-      {KinesisServer::KinesisLocal, {"--fan-out", "--consumer-name", "reliability-efo"}, 8, 1500, 6000, 1000});
+      {KinesisServer::KinesisLocal, {"--fan-out", "--consumer-name", "reliability-efo"}, 6, 1500, 5000, 1000});
 }
 
 void kill_nine_while_records_flow(const KillNineMode& mode) {
