@@ -11,6 +11,7 @@
 
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/native/stream_source.hpp"
+#include "kclpp/processor/metrics.hpp"
 #include "kclpp/processor/record_processor.hpp"
 #include "kclpp/processor/retry.hpp"
 
@@ -90,6 +91,22 @@ struct WorkerOptions {
   OnProcessorError on_processor_error = OnProcessorError::Fail;
   // Multi-worker leases (when the store has them).
   LeaseOptions leases{};
+  // Where the worker's metrics go (docs/operations.md §1: per shard and per worker). Null:
+  // the worker keeps a registry of its own (health() still works); nothing exports it.
+  std::shared_ptr<MetricsRegistry> metrics;
+};
+
+// What the operations endpoint and the systemd watchdog ask (docs/operations.md §2).
+struct WorkerHealth {
+  // /healthz: the worker's loop (shard sync, lease renewal) ran recently.
+  bool alive = false;
+  // /readyz: alive, and either every held shard makes progress or there is nothing to do
+  // (no lease held because other workers hold them all, or the stream is caught up).
+  bool ready = false;
+  int leases_held = 0;
+  // One human-readable line per problem ("shardId-000000000001: process_records running
+  // for 95 s"), empty when healthy.
+  std::vector<std::string> problems;
 };
 
 // Drives one processor per shard, each on its own thread (plus the run() thread that lists
@@ -128,6 +145,8 @@ class Worker {
   void request_shutdown() noexcept;
   // Re-list the shards now (SIGHUP), rather than at the next shard_sync_interval.
   void request_shard_sync() noexcept;
+  // Thread-safe; cheap enough to call on every scrape.
+  [[nodiscard]] WorkerHealth health() const;
 
  private:
   struct Impl;
