@@ -79,9 +79,8 @@ both sides), kclpp::aws (Kinesis, DynamoDB, S3 and STS clients), kclpp::native (
 native shard reader, checkpoint and lease stores), kclpp::pipeline (Triton tools) and
 kclpp::app (kclpp::main, one entry point for all three modes).")
 
-# Debian 12 ships units in /lib/systemd/system (the same directory as /usr/lib/systemd/system
-# on its merged /usr, but dpkg knows files by the path the package names). Moved in the
-# staging tree only, so that `cmake --install` keeps them under its prefix.
-set(CPACK_PRE_BUILD_SCRIPTS ${PROJECT_SOURCE_DIR}/packaging/move-units.cmake)
+# The staging tree before the .deb: units to /lib/systemd/system, static libraries
+# without debug info (see there).
+set(CPACK_PRE_BUILD_SCRIPTS ${PROJECT_SOURCE_DIR}/packaging/stage-fixups.cmake)
 
 include(CPack)
