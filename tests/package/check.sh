@@ -144,7 +144,8 @@ linked=${#lib_array[@]}
 # "Could not find a package configuration file" that the package should have prevented.
 cache="$build/consumer/CMakeCache.txt"
 dev_names="$(depends_names "$dev")"
-mapfile -t dep_paths < <(grep -E '^[A-Za-z0-9_-]+_(DIR|LIBRARY[A-Z_]*|INCLUDE_DIR[A-Z_]*):(PATH|FILEPATH)=/' "$cache" |
+# (pkg_check_modules leaves pkgcfg_lib_<prefix>_<lib> entries.)
+mapfile -t dep_paths < <(grep -E '^([A-Za-z0-9_-]+_(DIR|LIBRARY[A-Z_]*|INCLUDE_DIR[A-Z_]*)|pkgcfg_lib_[A-Za-z0-9_-]+):(PATH|FILEPATH)=/' "$cache" |
   grep -v '^CMAKE_' | sed 's/^[^=]*=//' | grep -v "^$root" | sort -u)
 table="$(owner_table "${dep_paths[@]}")"
 checked=0
