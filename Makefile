@@ -1,7 +1,9 @@
 # kclpp developer entry points.
 #
-#   make test    deps, build (-Werror), all ctest tests, ASan+UBSan unit tests,
-#                the find_package consumer test, 15 s of fuzzing per parser   (what CI runs)
+#   make test    deps, build (-Werror), all ctest tests, ASan+UBSan unit tests, the package
+#                test (.deb files, find_package consumer, units), 15 s of fuzzing per parser
+#                (what CI runs)
+#   make package the kclpp and kclpp-dev .deb files (CPack) from build/, in build/packages/
 #   make demo    deps, build, start kinesalite, run the echo example natively against it;
 #                then the Triton pipeline: spoold, the producer example, store to s3rver, cat, stats
 #   make bench   deps, Release build, run the protocol, native-reader, fan-out, archive, spool and
@@ -36,7 +38,7 @@ ifneq ($(KCLPP_CI),)
 export KCLPP_CI
 endif
 
-.PHONY: all deps configure build test test-ctest test-asan test-consumer test-fuzz demo bench clean
+.PHONY: all deps configure build package test test-ctest test-asan test-consumer test-package test-fuzz demo bench clean
 # The stages share the 2 cores already; never run them side by side.
 .NOTPARALLEL:
 
@@ -51,7 +53,7 @@ configure: deps
 build: configure
 	cmake --build build -j $(JOBS)
 
-test: test-ctest test-asan test-consumer test-fuzz
+test: test-ctest test-asan test-package test-fuzz
 	@echo "make test: all stages passed"
 
 # Every unit and integration test of the main build.
@@ -66,9 +68,24 @@ test-asan: deps
 	cmake --build build-asan -j $(JOBS) --target $(UNIT_TESTS)
 	set -e; for t in $(UNIT_TESTS); do build-asan/tests/$$t --gtest_brief=1; done
 
-# kclpp installed into a prefix and used by a separate project through find_package.
+# kclpp installed into a prefix (cmake --install) and used by a separate project through
+# find_package. Not a stage of `make test`: test-package runs the same consumer against
+# the unpacked .deb files.
 test-consumer: build
 	tests/consumer/check.sh build
+
+# Debian packages from the build tree: only the installed targets are built (the tool
+# links every library), not the tests. RelWithDebInfo is -O2, as Debian builds; CPack strips.
+package: configure
+	cmake --build build -j $(JOBS) --target kclpp
+	rm -rf build/packages
+	cpack --config build/CPackConfig.cmake -B build/packages
+	@ls -l build/packages/*.deb
+
+# The packages built from the already built tree: metadata, contents, the tool and the
+# find_package consumer run from the unpacked packages, the systemd units verified.
+test-package: build
+	tests/package/check.sh build
 
 # libFuzzer on every parser of outside bytes, FUZZ_TIME seconds each, each from a copy of
 # its committed corpus tests/fuzz/corpus/<name> (target kclpp_fuzz_<name>).

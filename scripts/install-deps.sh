@@ -28,6 +28,8 @@ debian_packages=(
   libmsgpack-cxx-dev libsnappy-dev libyaml-cpp-dev   # pipeline: records, .tri archives, config
   libzmq3-dev cppzmq-dev             # pipeline: tritond-compatible spool daemon and client
   python3-msgpack python3-snappy python3-crc32c python3-zmq   # py-triton cross-checks, baselines
+  dpkg-dev file systemd              # make package: dpkg-shlibdeps and file (CPack's Depends),
+                                     # systemd-analyze verify of the units (tests/package)
 )
 # Node.js may come from elsewhere than Debian (it does on the dev machines): only when no
 # node/npm is on PATH do we ask Debian for its own.
@@ -59,11 +61,21 @@ fi
 lock="$repo_root/package-lock.json"
 stamp="$repo_root/node_modules/.kclpp-npm-ci-stamp"
 if [[ -f $lock ]]; then
-  if [[ ! -f $stamp || $lock -nt $stamp || $repo_root/package.json -nt $stamp ]]; then
-    echo "install-deps: npm ci (package-lock.json changed or node_modules missing)"
-    (cd "$repo_root" && npm ci --no-audit --no-fund --loglevel=error)
-    touch "$stamp"
-    did_something=1
+  # The stamp holds the checksum of the lock and package.json it was installed from:
+  # modification times say nothing in a fresh checkout or a second git worktree.
+  wanted="$(cat "$lock" "$repo_root/package.json" | sha256sum | cut -d' ' -f1)"
+  if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
+    if [[ -L $repo_root/node_modules ]]; then
+      # A worktree sharing another tree's node_modules: npm ci would empty the shared
+      # directory through the link and install a private copy here.
+      echo "install-deps: note: node_modules is a link to $(readlink "$repo_root/node_modules");" \
+        "not running npm ci through it (run scripts/install-deps.sh in that tree)" >&2
+    else
+      echo "install-deps: npm ci (package-lock.json changed or node_modules missing)"
+      (cd "$repo_root" && npm ci --no-audit --no-fund --loglevel=error)
+      echo "$wanted" >"$stamp"
+      did_something=1
+    fi
   fi
 else
   echo "install-deps: note: no package-lock.json in $repo_root, skipping npm ci" >&2

@@ -5,11 +5,13 @@
 # Also checks that README.md shows this processor verbatim.
 #
 #   tests/consumer/check.sh [BUILD_DIR]      (default: build; run from anywhere)
+#   tests/consumer/check.sh BUILD_DIR PREFIX (kclpp already installed in PREFIX, e.g. the
+#                                             unpacked .deb files' usr/: no cmake --install)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$(cd "$repo_root" && cd "${1:-build}" && pwd)"
-prefix="$build/consumer-prefix"
+prefix="${2:-$build/consumer-prefix}"
 consumer_build="$build/consumer"
 build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")"
 
@@ -31,8 +33,11 @@ readme_example="$(awk '/^```cpp/{n++; next} /^```/{if (n == 1) exit} n == 1' "$r
 [[ $readme_example == "$(cat "$repo_root/tests/consumer/main.cpp")" ]] ||
   fail "the first cpp block of README.md differs from tests/consumer/main.cpp"
 
-rm -rf "$prefix" "$consumer_build"
-quiet cmake --install "$build" --prefix "$prefix"
+rm -rf "$consumer_build"
+if (($# < 2)); then
+  rm -rf "$prefix"
+  quiet cmake --install "$build" --prefix "$prefix"
+fi
 # Only the installed prefix may satisfy find_package (no user or system package registry).
 quiet cmake -G Ninja -S "$repo_root/tests/consumer" -B "$consumer_build" \
   -DCMAKE_BUILD_TYPE="${build_type:-RelWithDebInfo}" -DCMAKE_PREFIX_PATH="$prefix" \
