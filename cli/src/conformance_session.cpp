@@ -120,13 +120,11 @@ void ScriptedCheckpointer::checkpoint_once(const std::optional<ExtendedSequenceN
 void StderrTail::begin(std::string tag) {
   const std::lock_guard<std::mutex> lock(mutex_);
   prefix_ = "[" + tag + "] child: ";
-  head_.clear();
   lines_.clear();
-  dropped_ = 0;
 }
 
 void StderrTail::on_log(std::string_view message) {
-  constexpr std::size_t keep = 3;
+  constexpr std::size_t keep = 30;
   constexpr std::size_t width = 300;
   const std::lock_guard<std::mutex> lock(mutex_);
   if (verbose_) std::fprintf(stderr, "%.*s\n", static_cast<int>(message.size()), message.data());
@@ -137,24 +135,28 @@ void StderrTail::on_log(std::string_view message) {
   for (char& c : line)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
   if (message.size() > width) line += "...";
-  // The first lines say what went wrong (an exception, a stack's head), the last ones how
-  // it ended: keep both ends.
-  if (head_.size() < keep) {
-    head_.push_back(std::move(line));
-    return;
-  }
   lines_.push_back(std::move(line));
-  if (lines_.size() > keep) {
-    lines_.pop_front();
-    ++dropped_;
-  }
+  if (lines_.size() > keep) lines_.pop_front();
 }
 
 std::vector<std::string> StderrTail::lines() const {
+  // What went wrong is usually one line inside a stack trace ("TypeError: ...", Python's
+  // last line): the lines that say error, then the last two.
+  constexpr std::size_t salient_max = 4;
+  constexpr std::size_t last = 2;
   const std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<std::string> out(head_.begin(), head_.end());
-  if (dropped_ > 0) out.push_back("(" + std::to_string(dropped_) + " lines left out)");
-  out.insert(out.end(), lines_.begin(), lines_.end());
+  std::vector<std::string> out;
+  const std::size_t tail_from = lines_.size() > last ? lines_.size() - last : 0;
+  for (std::size_t i = 0; i < tail_from && out.size() < salient_max; ++i) {
+    const std::string& l = lines_[i];
+    for (const char* word : {"Error", "error:", "Exception", "Traceback", "panic", "fatal", "FATAL"})
+      if (l.find(word) != std::string::npos) {
+        out.push_back(l);
+        break;
+      }
+  }
+  for (std::size_t i = tail_from; i < lines_.size(); ++i)
+    if (!lines_[i].empty()) out.push_back(lines_[i]);
   return out;
 }
 
@@ -195,7 +197,7 @@ ScenarioReport Findings::report(const std::vector<std::string>& stderr_tail) con
 // --- one scenario ----------------------------------------------------------------------
 
 Session::Session(Run& run, std::string scenario, kcl::TerminalMessages terminal)
-    : run_(run), scenario_(std::move(scenario)) {
+    : run_(run), scenario_(std::move(scenario)), terminal_(terminal) {
   kcl::ChildProcessOptions o;
   o.command = run.options.command;
   o.reply_timeout = run.options.timeout;
@@ -231,6 +233,7 @@ void Session::on_event(const kcl::ChildEvent& e) {
   if (e.sequence_number) seen.sequence_number = std::string(*e.sequence_number);
   if (e.error) {
     seen.error = std::string(*e.error);
+    last_error_ = *seen.error;
     excused_ = true;
   }
   // A child that keeps asking for the same position after errors never goes quiet, so the
@@ -267,6 +270,7 @@ CallResult Session::call(std::string_view name, const std::function<void()>& fn)
   }
   r.returned_at = Clock::now();
   r.looped = looped_;
+  if (looped_) r.failure = last_error_;
   r.status_at = status_at_.value_or(r.returned_at);
   r.reply = std::chrono::duration_cast<milliseconds>(r.status_at - start);
   run_.timings.push_back({scenario_, std::string(name), r.reply, r.timed_out, excused_});
@@ -288,11 +292,13 @@ CallResult Session::shutdown_requested(ScriptedCheckpointer& checkpointer) {
 
 CallResult Session::shard_ended(ScriptedCheckpointer& checkpointer) {
   checkpointer.enter_shard_end();
-  return call("shardEnded", [&] { child_->shard_ended(checkpointer); });
+  return call(terminal_ == kcl::TerminalMessages::Kcl2 ? "shardEnded" : "shutdown TERMINATE",
+              [&] { child_->shard_ended(checkpointer); });
 }
 
 CallResult Session::lease_lost() {
-  return call("leaseLost", [&] { child_->lease_lost(); });
+  return call(terminal_ == kcl::TerminalMessages::Kcl2 ? "leaseLost" : "shutdown ZOMBIE",
+              [&] { child_->lease_lost(); });
 }
 
 std::vector<CheckpointSeen> Session::requests(std::optional<std::size_t> which) const {
@@ -336,8 +342,8 @@ std::string expected_status(std::string_view action, const CallResult& result, c
   const std::string expected = "expected status for " + std::string(action);
   if (result.looped)
     return expected + ", got " + std::to_string(loop_limit) +
-           " failed checkpoint requests for the same position in a row without it: a loop (stopped by "
-           "killing the child)";
+           " checkpoint requests for the same position in a row, each answered " + result.failure +
+           ", without it: a loop (stopped by killing the child)";
   if (result.timed_out)
     return expected + " within " + format_ms(run.options.timeout) +
            " (--timeout-ms), got no reply; a daemon with timeoutInSeconds halts here (docs/kcl-protocol.md §4.2)";

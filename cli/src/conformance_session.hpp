@@ -97,8 +97,8 @@ struct Timing {
   bool excused = false;  // a checkpoint error was answered: the child's backoff is expected
 };
 
-// The child's stderr lines (through the log, tagged per session) and, with --verbose,
-// everything else the log says. Thread-safe (a log sink).
+// The child's stderr lines (through the log, tagged per session), for a failure's report;
+// with --verbose, everything the log says also goes to stderr. Thread-safe (a log sink).
 class StderrTail {
  public:
   explicit StderrTail(bool verbose) : verbose_(verbose) {}
@@ -110,9 +110,7 @@ class StderrTail {
   mutable std::mutex mutex_;
   bool verbose_;
   std::string prefix_;
-  std::vector<std::string> head_;  // the first lines
-  std::deque<std::string> lines_;   // the last lines after those
-  std::size_t dropped_ = 0;
+  std::deque<std::string> lines_;  // the last lines of the current session
 };
 
 // Shared by the scenarios of one run. Not thread-safe.
@@ -158,7 +156,7 @@ struct CallResult {
   bool ok = true;
   bool timed_out = false;
   bool looped = false;    // killed after loop_limit failed checkpoint requests in a row
-  std::string failure;    // what went wrong, in the protocol's words
+  std::string failure;    // what went wrong, in the protocol's words (looped: the error answered)
   milliseconds reply{0};  // until the status (or the failure)
   Clock::time_point status_at{};
   Clock::time_point returned_at{};
@@ -202,6 +200,8 @@ class Session {
 
   Run& run_;
   std::string scenario_;
+  kcl::TerminalMessages terminal_;
+  std::string last_error_;  // the last error answered to a checkpoint request
   std::size_t calls_ = 0;
   std::size_t errors_in_a_row_ = 0;
   bool looped_ = false;
