@@ -18,6 +18,10 @@ int put_command(const std::vector<std::string>& argv);
 int get_command(const std::vector<std::string>& argv);
 int create_stream_command(const std::vector<std::string>& argv);
 int delete_stream_command(const std::vector<std::string>& argv);
+// `kclpp conformance` (conformance_command.cpp): exit 0, 1 (a scenario failed) or 2 (usage);
+// it reports bad options itself rather than throwing.
+int conformance_command(const std::vector<std::string>& argv);
+[[nodiscard]] Args conformance_args();
 
 // `kclpp get`, parsed (for tests: touches no network).
 struct GetRequest {

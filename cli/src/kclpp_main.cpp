@@ -22,6 +22,7 @@ constexpr const char* usage =
     "  get                     print records as JSON lines (--follow to keep reading)\n"
     "  create-stream           create a stream and wait until it is active\n"
     "  delete-stream           delete a stream\n"
+    "  conformance -- CHILD    check a multilang child against the daemon's scenarios (a report, exit 0/1/2)\n"
     "\n"
     "Triton pipeline (logical stream names from --config, $TRITON_CONFIG or /etc/triton.yaml):\n"
     "  store                   archive a stream to S3 as .tri files, checkpointing after each upload\n"
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   using namespace kclpp::app::detail;
   try {
     if (command == "daemon") return daemon_command(args);
+    if (command == "conformance") return conformance_command(args);
     if (command == "shards") return shards_command(args);
     if (command == "put") return put_command(args);
     if (command == "get") return get_command(args);

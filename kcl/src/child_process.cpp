@@ -128,6 +128,23 @@ struct ChildProcess::Impl {
   detail::Message message;
   RecordBatch scratch_batch;  // records of a (ignored) processRecords echoed by the child
 
+  // Tells the observer, if any (ChildProcessOptions::observer).
+  void notify(ChildEvent::Kind kind, Action action, std::string_view line, std::string_view note = {},
+              const std::optional<std::string>& error = std::nullopt) const {
+    if (!options.observer) return;
+    ChildEvent event;
+    event.kind = kind;
+    event.during = detail::action_name(action);
+    event.line = line;
+    event.detail = note;
+    if (kind == ChildEvent::Kind::CheckpointRequest) {
+      if (message.sequence_number) event.sequence_number = *message.sequence_number;
+      event.sub_sequence_number = message.sub_sequence_number;
+      if (error) event.error = *error;
+    }
+    options.observer(event);
+  }
+
   // --- lifecycle -------------------------------------------------------------------------
 
   void check_usable(std::string_view call) const {
@@ -245,33 +262,37 @@ struct ChildProcess::Impl {
     } catch (const Error&) {
       // Not a protocol message: the Java daemon logs and skips it (docs/kcl-protocol.md §1, §4.2).
       log_info("[", tag, "] child stdout: ", detail::cut_line(line, 1000));
+      notify(ChildEvent::Kind::StrayLine, action, line);
       return Lines::NeedMore;
     }
     switch (message.action) {
       case Action::Status:
-        warn_strict_keys(line);
+        warn_strict_keys(line, action);
+        notify(ChildEvent::Kind::Status, action, line, message.response_for);
         if (message.response_for == detail::action_name(action)) return Lines::StatusArrived;
         return Lines::WrongStatus;
       case Action::Checkpoint:
-        warn_strict_keys(line);
-        serve_checkpoint(action, checkpointer);
+        warn_strict_keys(line, action);
+        serve_checkpoint(action, checkpointer, line);
         return Lines::NeedMore;
       case Action::Unknown:
         log_info("[", tag, "] skipping child line with unknown action '", message.action_name,
                  "': ", detail::cut_line(line));
+        notify(ChildEvent::Kind::IgnoredMessage, action, line, "unknown action");
         return Lines::NeedMore;
       default:
         // Valid but not a child message (e.g. an echoed processRecords): the Java daemon
         // ignores it inside its wait loop (docs/kcl-protocol.md §3).
         log_debug("[", tag, "] ignoring child message '", message.action_name, "' while waiting for status of ",
                   detail::action_name(action));
+        notify(ChildEvent::Kind::IgnoredMessage, action, line, "not a child message");
         return Lines::NeedMore;
     }
   }
 
   // We accept what the Java daemon's strict Jackson reader would silently skip (and then
   // hang on): say so, because the same child would not work under the Java daemon.
-  void warn_strict_keys(std::string_view line) {
+  void warn_strict_keys(std::string_view line, Action action) {
     if (message.unexpected_keys.empty() && !message.legacy_checkpoint_key) return;
     std::string keys;
     if (message.legacy_checkpoint_key) keys = "legacy key \"checkpoint\"";
@@ -284,11 +305,12 @@ struct ChildProcess::Impl {
              ": accepted, but the Java MultiLangDaemon would skip this line and wait forever "
              "(docs/kcl-protocol.md §1 strict parsing): ",
              detail::cut_line(line));
+    notify(ChildEvent::Kind::NonStrictMessage, action, line, keys);
   }
 
   // --- checkpoint requests -----------------------------------------------------------------
 
-  void serve_checkpoint(Action action, Checkpointer* checkpointer) {
+  void serve_checkpoint(Action action, Checkpointer* checkpointer, std::string_view line) {
     const std::string at_text =
         message.sequence_number
             ? *message.sequence_number + "/" +
@@ -297,6 +319,7 @@ struct ChildProcess::Impl {
     const std::optional<std::string> error = checkpoint_error(checkpointer, at_text);
     log_debug("[", tag, "] checkpoint request at ", at_text, " during ", detail::action_name(action), ": ",
               error ? *error : std::string("ok"));
+    notify(ChildEvent::Kind::CheckpointRequest, action, line, {}, error);
     // The response echoes the request's numbers, not the stored value (docs/kcl-protocol.md §2).
     std::string& out = child.stdin_buffer();
     detail::encode_checkpoint_response(out, message.sequence_number, message.sub_sequence_number, error);
@@ -341,6 +364,14 @@ namespace {
 void require(bool present, std::string_view call) {
   if (!present) throw ProtocolError(std::string(call) + " called on a moved-from kcl::ChildProcess");
 }
+
+// What a KCL 1.x daemon's checkpointer answers after a ZOMBIE shutdown: the lease is gone.
+class ZombieCheckpointer final : public Checkpointer {
+ public:
+  void checkpoint_once(const std::optional<ExtendedSequenceNumber>& /*at*/) override {
+    throw LeaseLostError("shutdown with reason ZOMBIE: this worker no longer holds the lease");
+  }
+};
 }  // namespace
 
 void ChildProcess::initialize(const std::string& shard_id, const ExtendedSequenceNumber& position) {
@@ -386,8 +417,15 @@ void ChildProcess::lease_lost() {
   require(impl_ != nullptr, "lease_lost");
   Impl& d = *impl_;
   d.check_usable("lease_lost");
-  detail::encode_bare(d.child.stdin_buffer(), Action::LeaseLost);
-  d.send_and_wait(Action::LeaseLost, nullptr);  // no checkpointer: InvalidStateException
+  if (d.options.terminal_messages == TerminalMessages::Kcl1Shutdown) {
+    // 1.x hands a ZOMBIE shutdown a checkpointer whose lease is gone (docs/kcl-protocol.md §8).
+    ZombieCheckpointer zombie;
+    detail::encode_shutdown(d.child.stdin_buffer(), "ZOMBIE");
+    d.send_and_wait(Action::Shutdown, &zombie);
+  } else {
+    detail::encode_bare(d.child.stdin_buffer(), Action::LeaseLost);
+    d.send_and_wait(Action::LeaseLost, nullptr);  // no checkpointer: InvalidStateException
+  }
   d.state = Impl::State::Ended;
   (void)d.child.reap(Reap::Graceful);
 }
@@ -396,8 +434,13 @@ void ChildProcess::shard_ended(Checkpointer& checkpointer) {
   require(impl_ != nullptr, "shard_ended");
   Impl& d = *impl_;
   d.check_usable("shard_ended");
-  detail::encode_bare(d.child.stdin_buffer(), Action::ShardEnded);
-  d.send_and_wait(Action::ShardEnded, &checkpointer);
+  if (d.options.terminal_messages == TerminalMessages::Kcl1Shutdown) {
+    detail::encode_shutdown(d.child.stdin_buffer(), "TERMINATE");
+    d.send_and_wait(Action::Shutdown, &checkpointer);
+  } else {
+    detail::encode_bare(d.child.stdin_buffer(), Action::ShardEnded);
+    d.send_and_wait(Action::ShardEnded, &checkpointer);
+  }
   d.state = Impl::State::Ended;
   (void)d.child.reap(Reap::Graceful);
 }

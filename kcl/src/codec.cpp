@@ -805,6 +805,12 @@ void encode_bare(std::string& out, Action action) {
   out.push_back('}');
 }
 
+void encode_shutdown(std::string& out, std::string_view reason) {
+  out.append(R"({"action":"shutdown","reason":)");
+  append_json_string(out, reason);
+  out.push_back('}');
+}
+
 std::string cut_line(std::string_view line, std::size_t max) {
   if (line.size() <= max) return std::string(line);
   std::size_t n = max;

@@ -103,6 +103,8 @@ void encode_checkpoint_response(std::string& out, const std::optional<std::strin
                                 const std::optional<std::string>& error);
 // leaseLost, shardEnded, shutdownRequested: {"action":"..."}.
 void encode_bare(std::string& out, Action action);
+// KCL 1.x: {"action":"shutdown","reason":"TERMINATE"|"ZOMBIE"} (docs/kcl-protocol.md §2).
+void encode_shutdown(std::string& out, std::string_view reason);
 // Appends `s` as a JSON string literal (quotes included), ASCII-only: the strict writer
 // (docs/kcl-protocol.md §3).
 inline void append_json_string(std::string& out, std::string_view s) {

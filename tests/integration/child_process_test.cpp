@@ -509,6 +509,55 @@ IFS= read -r line; status leaseLost
   EXPECT_FALSE(logs.has(kclpp::LogLevel::Error, ""));
 }
 
+// ChildProcessOptions::observer (what `kclpp conformance` judges) and the KCL 1.x
+// `shutdown` messages of TerminalMessages::Kcl1Shutdown.
+TEST(ChildProcessProtocol, ObserverSeesWhatTheChildWritesAndKcl1ShutdownIsSent) {
+  Deadline deadline{20s};
+  LogCapture logs;
+  TempDir dir;
+  const std::string script = write_script(dir, "kcl1.sh", R"(
+IFS= read -r line; log_in "$line"; echo 'stray text'; status initialize
+IFS= read -r line
+ckpt '{"action":"checkpoint","sequenceNumber":"2","subSequenceNumber":null,"extra":1}'
+status processRecords
+IFS= read -r line; log_in "$line"
+ckpt '{"action":"checkpoint","sequenceNumber":null,"subSequenceNumber":null}'
+printf '%s\n' '{"action":"status","responseFor":"shutdown"}'
+)");
+  std::vector<std::string> events;
+  ChildProcessOptions o = options_for(script);
+  o.terminal_messages = kclpp::kcl::TerminalMessages::Kcl1Shutdown;
+  o.observer = [&events](const kclpp::kcl::ChildEvent& e) {
+    std::string text = std::to_string(static_cast<int>(e.kind)) + " " + std::string(e.during) + " " +
+                       std::string(e.detail);
+    if (e.kind == kclpp::kcl::ChildEvent::Kind::CheckpointRequest)
+      text += std::string(e.sequence_number.value_or("null")) + "/" +
+              (e.sub_sequence_number ? std::to_string(*e.sub_sequence_number) : "null") + " " +
+              std::string(e.error.value_or("ok"));
+    events.push_back(text);
+  };
+  ChildProcess child(o);
+  child.initialize(shard, ExtendedSequenceNumber{});
+  RecordingCheckpointer cp;
+  child.process_records(small_batch(), cp);
+  child.lease_lost();  // 1.x: shutdown ZOMBIE, whose checkpoint requests get ShutdownException
+  using K = kclpp::kcl::ChildEvent::Kind;
+  const auto kind = [](K k) { return std::to_string(static_cast<int>(k)) + " "; };
+  EXPECT_EQ(events, (std::vector<std::string>{
+                        kind(K::StrayLine) + "initialize ",
+                        kind(K::Status) + "initialize initialize",
+                        kind(K::NonStrictMessage) + "processRecords \"extra\"",
+                        kind(K::CheckpointRequest) + "processRecords 2/null ok",
+                        kind(K::Status) + "processRecords processRecords",
+                        kind(K::CheckpointRequest) + "shutdown null/null ShutdownException",
+                        kind(K::Status) + "shutdown shutdown",
+                    }));
+  const auto in = read_lines(dir.file("in.log"));
+  ASSERT_EQ(in.size(), 2U);
+  EXPECT_EQ(in[1], R"({"action":"shutdown","reason":"ZOMBIE"})");
+  EXPECT_EQ(cp.targets(), (std::vector<std::string>{"2/0"}));
+}
+
 TEST(ChildProcessProtocol, HugeBatchWhileTheChildFloodsStderrAndStdoutDoesNotDeadlock) {
   Deadline deadline{60s};
   LogCapture logs;

@@ -5,14 +5,47 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kclpp/processor/record_processor.hpp"
 
 namespace kclpp::kcl {
+
+// Which messages end a shard (docs/kcl-protocol.md §2, §8).
+enum class TerminalMessages {
+  Kcl2,          // leaseLost and shardEnded (KCL 2.x and 3.x)
+  Kcl1Shutdown,  // KCL 1.x: `shutdown` with reason ZOMBIE from lease_lost() (its checkpoint
+                 // requests answered ShutdownException, as the 1.x checkpointer does) or
+                 // TERMINATE from shard_ended(); the child answers status for "shutdown"
+};
+
+// Something the child wrote on stdout besides what the RecordProcessor calls return, for
+// a tool that judges the child (`kclpp conformance`). The views are valid during the call.
+struct ChildEvent {
+  enum class Kind {
+    StrayLine,          // not a protocol message: logged and skipped, as the Java daemon does
+    NonStrictMessage,   // a status or checkpoint with keys the Java daemon's strict reader
+                        // rejects (`detail` names them); accepted here
+    IgnoredMessage,     // valid JSON, but an unknown action or no child message: skipped
+    CheckpointRequest,  // a checkpoint request as sent, and the answer it got
+    Status,             // a status (for `during` or, a protocol error, another action)
+  };
+  Kind kind = Kind::StrayLine;
+  std::string_view during;  // the action whose status we were waiting for
+  std::string_view line;    // the line as received
+  std::string_view detail;
+  // CheckpointRequest: the request's fields (nullopt: null or absent) and the error name
+  // answered (nullopt: success).
+  std::optional<std::string_view> sequence_number;
+  std::optional<std::int64_t> sub_sequence_number;
+  std::optional<std::string_view> error;
+};
 
 struct ChildProcessOptions {
   // Split on runs of spaces, no shell (docs/kcl-protocol.md §1: as the Java daemon's executableName).
@@ -31,6 +64,10 @@ struct ChildProcessOptions {
   std::size_t pipe_size = std::size_t{1} << 20;
   // Prefix of the child's log lines; the shard id when empty.
   std::string log_tag;
+  // KCL 2.x messages by default; KCL 1.x's `shutdown` to check that a child still speaks it.
+  TerminalMessages terminal_messages = TerminalMessages::Kcl2;
+  // Called (on the calling thread, inside the call) for each ChildEvent; must not throw.
+  std::function<void(const ChildEvent&)> observer;
 };
 
 // Spawns the child at initialize() and forwards each call; serves the child's checkpoint
