@@ -27,6 +27,7 @@ debian_packages=(
   python3-botocore python3-boto3     # independent SigV4 signer (tests), boto3 baseline (bench)
   libmsgpack-cxx-dev libsnappy-dev libyaml-cpp-dev   # pipeline: records, .tri archives, config
   libzmq3-dev cppzmq-dev             # pipeline: tritond-compatible spool daemon and client
+  libsystemd-dev pkg-config          # cli: sd_notify (Type=notify, WatchdogSec)
   python3-msgpack python3-snappy python3-crc32c python3-zmq   # py-triton cross-checks, baselines
   dpkg-dev file systemd              # make package: dpkg-shlibdeps and file (CPack's Depends),
                                      # systemd-analyze verify of the units (tests/package)

@@ -138,6 +138,13 @@ void read_reading_options(Reader& r, DaemonConfig& config) {
   if (auto v = r.boolean("callProcessRecordsEvenForEmptyRecordList"); v && *v)
     config.worker.empty_batches = native::EmptyBatches::Deliver;
   if (auto v = r.integer("timeoutInSeconds", 0, 86'400)) config.child.reply_timeout = std::chrono::seconds(*v);
+  // kclpp's own: the worker's watchdog (docs/operations.md §2). A call past it is counted,
+  // makes /readyz fail and stops the systemd watchdog pings; the child is killed through
+  // ChildProcess::interrupt() and the shard restarts from its checkpoint with a new child.
+  // Unlike timeoutInSeconds (a wait without any reply or progress), it bounds the whole call.
+  if (auto v = r.integer("processorTimeoutMillis", 0, 86'400'000))
+    config.worker.processor_timeout = std::chrono::milliseconds(*v);
+  if (auto v = r.integer("stallTimeoutMillis", 0, 86'400'000)) config.worker.stall_timeout = std::chrono::milliseconds(*v);
   if (auto v = r.integer("shutdownGraceMillis", 0, 86'400'000))
     config.worker.shutdown_grace = std::chrono::milliseconds(*v);
   if (auto v = r.integer("shardSyncIntervalMillis", 100, 86'400'000))
@@ -412,6 +419,10 @@ constexpr const char* daemon_description =
     "  initialPositionInStream(Extended), regionName, kinesisEndpoint, maxRecords,\n"
     "  idleTimeBetweenReadsInMillis, callProcessRecordsEvenForEmptyRecordList,\n"
     "  timeoutInSeconds, shutdownGraceMillis, shardSyncIntervalMillis.\n"
+    "Watchdog (kclpp's own keys): processorTimeoutMillis (a child call running longer is\n"
+    "logged and counted, and the child is killed and the shard restarted from its checkpoint;\n"
+    "default 0: off), stallTimeoutMillis (a shard behind with no records flowing for this long\n"
+    "is flagged; default 60000, 0: off).\n"
     "Checkpoints and leases: kclpp's own key checkpointStore = sqlite:PATH | postgres://... |\n"
     "dynamodb:[TABLE] (default sqlite:APPLICATION.checkpoints.db; dynamodb: is the Java KCL's\n"
     "lease table, named by tableName, else by applicationName). Daemons on one shared store\n"

@@ -13,6 +13,7 @@
 
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
+#include "systemd_notify.hpp"
 
 namespace kclpp::app::detail {
 
@@ -65,6 +66,17 @@ void add_worker_options(Args& args) {
               "when a processor throws: fail (restart the shard from its last checkpoint) | "
               "continue (log and skip the records, as the KCL does)",
               "fail")
+      .option("processor-timeout", "SECONDS",
+              "watchdog (docs/operations.md §2): a processor call running longer is logged, counted "
+              "and makes the worker not ready; 0: off",
+              "0")
+      .option("on-processor-timeout", "POLICY",
+              "then: restart (interrupt the processor, restart the shard from its checkpoint) | log",
+              "restart")
+      .option("stall-timeout", "SECONDS",
+              "a shard behind the stream's tip with no records reaching its processor for this long "
+              "is logged, counted and makes the worker not ready; 0: off",
+              "60")
       .flag("deliver-empty-batches", "call process_records for empty reads too");
   add_lease_options(args);
 }
@@ -275,6 +287,32 @@ std::string store_uri_for_log(const std::string& uri) {
   return out;
 }
 
+namespace {
+
+// "SECONDS" of the watchdog options: a decimal number (0.5 is half a second).
+std::chrono::milliseconds parse_seconds(const std::string& text, const std::string& what) {
+  double seconds = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (ec != std::errc{} || end != text.data() + text.size() || !(seconds >= 0) || seconds > 86'400)
+    throw ConfigError(what + ": '" + text + "' is not a number of seconds in [0, 86400]");
+  return std::chrono::milliseconds(static_cast<long long>(seconds * 1'000 + 0.5));
+}
+
+void apply_watchdog_options(const Args& args, native::WorkerOptions& options) {
+  if (const auto v = args.get("processor-timeout")) options.processor_timeout = parse_seconds(*v, "--processor-timeout");
+  if (const auto v = args.get("stall-timeout")) options.stall_timeout = parse_seconds(*v, "--stall-timeout");
+  const std::string policy = args.get_or("on-processor-timeout", "restart");
+  if (policy == "restart") {
+    options.on_processor_timeout = native::OnProcessorTimeout::Restart;
+  } else if (policy == "log") {
+    options.on_processor_timeout = native::OnProcessorTimeout::Log;
+  } else {
+    throw ConfigError("--on-processor-timeout: '" + policy + "' is neither 'restart' nor 'log'");
+  }
+}
+
+}  // namespace
+
 native::WorkerOptions worker_options(const Args& args, const std::string& default_application) {
   native::WorkerOptions options;
   options.application = args.get_or("application", default_application);
@@ -284,6 +322,7 @@ native::WorkerOptions worker_options(const Args& args, const std::string& defaul
   apply_read_options(args, options);
   options.leases = lease_options(args);
   if (args.has("deliver-empty-batches")) options.empty_batches = native::EmptyBatches::Deliver;
+  apply_watchdog_options(args, options);
   const std::string on_error = args.get_or("on-error", "fail");
   if (on_error == "fail") {
     options.on_processor_error = OnProcessorError::Fail;
@@ -320,7 +359,7 @@ const std::vector<std::string>& native_only_options() {
       "initial-position", "shards", "max-records", "idle-time-ms", "shard-sync-ms",
       "shutdown-grace-ms", "deliver-empty-batches", "worker-id", "failover-ms", "max-leases",
       "max-leases-to-steal", "take-interval-ms", "cleanup-leases", "dynamodb-endpoint", "fan-out",
-      "consumer-name", "consumer-arn"};
+      "consumer-name", "consumer-arn", "processor-timeout", "on-processor-timeout", "stall-timeout"};
   return names;
 }
 
@@ -390,7 +429,10 @@ aws::StartPosition parse_start_position(const std::string& text, const std::stri
 
 void run_until_signalled(native::Worker& worker) {
   SignalBlock block{SIGTERM, SIGINT, SIGHUP};
-  std::jthread waiter([&worker, &block](const std::stop_token& stop) {
+  // Under systemd (Type=notify, WatchdogSec): docs/operations.md §2. Declared before the
+  // waiter, which uses it, so that it outlives it.
+  SystemdNotifier notifier([&worker] { return worker_service_state(worker); });
+  std::jthread waiter([&worker, &block, &notifier](const std::stop_token& stop) {
     const timespec tick{0, 100'000'000};
     while (!stop.stop_requested()) {
       const int sig = ::sigtimedwait(&block.set(), nullptr, &tick);
@@ -399,6 +441,7 @@ void run_until_signalled(native::Worker& worker) {
         worker.request_shard_sync();
       } else if (sig == SIGTERM || sig == SIGINT) {
         log_info(sig == SIGTERM ? "SIGTERM" : "SIGINT", ": shutting down");
+        notifier.stopping(sig == SIGTERM ? "SIGTERM: shutting down" : "SIGINT: shutting down");
         worker.request_shutdown();
       }
     }

@@ -121,6 +121,8 @@ struct ChildProcess::Impl {
   std::string error_what;
 
   detail::Subprocess child;
+  // interrupt()'s way in from the watchdog's thread (the only state shared across threads).
+  const std::shared_ptr<detail::KillSwitch> kill_switch = std::make_shared<detail::KillSwitch>();
   // Restarts at every sign of progress during a wait (ChildProcessOptions::reply_timeout).
   Clock::time_point last_activity{};
 
@@ -169,7 +171,7 @@ struct ChildProcess::Impl {
     std::vector<std::string> words = split_command(options.command);
     if (words.empty()) throw ConfigError("kcl::ChildProcess: empty command");
     child = detail::Subprocess::spawn(detail::SubprocessOptions{
-        std::move(words), options.command, options.pipe_size, options.exit_grace, tag});
+        std::move(words), options.command, options.pipe_size, options.exit_grace, tag, kill_switch});
   }
 
   // Throws the public error for `f` after reaping the child; the instance becomes unusable.
@@ -179,6 +181,7 @@ struct ChildProcess::Impl {
     const std::optional<int> status = child.reap(f.reap);
     std::string what = std::move(f.what);
     if (status) what += " (child " + detail::describe_wait_status(*status) + ")";
+    if (kill_switch->fired()) what += " (killed by interrupt(): the call ran past the processor timeout)";
     error_what = what;
     log_error("[", tag, "] ", what);
     if (f.kind == ErrorKind::Transport) throw TransportError(what);
@@ -448,6 +451,12 @@ void ChildProcess::shard_ended(Checkpointer& checkpointer) {
 std::optional<int> ChildProcess::close() noexcept {
   if (!impl_) return std::nullopt;
   return impl_->close();
+}
+
+void ChildProcess::interrupt() noexcept {
+  // SIGKILL: the running call sees the child exit and throws TransportError; the instance
+  // is then unusable, and the worker starts a new child for the shard.
+  if (impl_) impl_->kill_switch->fire();
 }
 
 std::optional<int> ChildProcess::pid() const noexcept {

@@ -194,12 +194,45 @@ void Subprocess::take(Subprocess& other) noexcept {
   last_exit_check_ = other.last_exit_check_;
 }
 
+void KillSwitch::arm(pid_t pid) noexcept {
+  const std::lock_guard lock(mutex_);
+  pid_ = pid;
+  if (fired_) ::kill(pid_, SIGKILL);
+}
+
+void KillSwitch::disarm() noexcept {
+  const std::lock_guard lock(mutex_);
+  pid_ = -1;
+}
+
+void KillSwitch::fire() noexcept {
+  const std::lock_guard lock(mutex_);
+  fired_ = true;
+  if (pid_ > 0) ::kill(pid_, SIGKILL);
+}
+
+bool KillSwitch::fired() const noexcept {
+  const std::lock_guard lock(mutex_);
+  return fired_;
+}
+
+pid_t KillSwitch::wait_nohang(pid_t pid, int& status) noexcept {
+  const std::lock_guard lock(mutex_);
+  pid_t r;
+  do {
+    r = ::waitpid(pid, &status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r != 0) pid_ = -1;
+  return r;
+}
+
 Subprocess Subprocess::spawn(SubprocessOptions options) {
   Pipe in = make_pipe();
   Pipe out = make_pipe();
   Pipe err = make_pipe();
   Subprocess child(std::move(options));
   child.pid_ = start_child(child.options_, in, out, err);
+  if (child.options_.kill_switch) child.options_.kill_switch->arm(child.pid_);
   child.in_ = std::move(in.write);
   child.out_ = std::move(out.read);
   child.err_ = std::move(err.read);
@@ -422,9 +455,13 @@ bool Subprocess::try_wait() {
   if (pid_ < 0) return false;
   int status = 0;
   pid_t r;
-  do {
-    r = ::waitpid(pid_, &status, WNOHANG);
-  } while (r < 0 && errno == EINTR);
+  if (options_.kill_switch) {
+    r = options_.kill_switch->wait_nohang(pid_, status);
+  } else {
+    do {
+      r = ::waitpid(pid_, &status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+  }
   if (r == pid_) {
     wait_status_ = status;
     log_debug("[", options_.log_tag, "] child pid ", pid_, " ended: ", describe_wait_status(status));
@@ -441,6 +478,8 @@ bool Subprocess::try_wait() {
 
 void Subprocess::blocking_wait() {
   if (wait_status_ || pid_ < 0) return;
+  // Only ever after a SIGKILL: an interrupt has nothing left to do.
+  if (options_.kill_switch) options_.kill_switch->disarm();
   int status = 0;
   pid_t r;
   do {
@@ -530,6 +569,7 @@ void Subprocess::read_while_exiting(Clock::duration left, bool exited) {
 
 // Lets go of the pipes; the wait status stays.
 void Subprocess::release() noexcept {
+  if (options_.kill_switch) options_.kill_switch->disarm();
   out_.reset();
   err_.reset();
   pidfd_.reset();

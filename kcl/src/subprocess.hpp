@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,12 +26,34 @@ enum class Reap {
   Kill,      // SIGKILL first (a hung or misbehaving child)
 };
 
+// Lets another thread kill the child (ChildProcess::interrupt, from the worker's watchdog)
+// without racing its reaping: the pid is armed after the spawn and disarmed, under the
+// mutex, by every waitpid that can reap it, so a kill can never reach a reused pid.
+// Thread-safe.
+class KillSwitch {
+ public:
+  // Kills at once when fire() came first (an interrupt during the spawn).
+  void arm(pid_t pid) noexcept;
+  void disarm() noexcept;
+  // SIGKILL to the child if it runs; remembered either way (fired()).
+  void fire() noexcept;
+  [[nodiscard]] bool fired() const noexcept;
+  // waitpid(pid, &status, WNOHANG) under the mutex, disarming when it reaped (or failed).
+  pid_t wait_nohang(pid_t pid, int& status) noexcept;
+
+ private:
+  mutable std::mutex mutex_;
+  pid_t pid_ = -1;
+  bool fired_ = false;
+};
+
 struct SubprocessOptions {
   std::vector<std::string> argv;  // argv[0] without '/' is looked up on PATH
   std::string command;            // as configured, for messages
   std::size_t pipe_size = 0;      // F_SETPIPE_SZ for stdin and stdout; 0 keeps the default
   std::chrono::milliseconds exit_grace{5'000};
   std::string log_tag;            // prefix of every log line about the child
+  std::shared_ptr<KillSwitch> kill_switch;  // optional: armed with the child's pid
 };
 
 // A stdin write or poll() that failed: the child is beyond use. `error` is the errno.

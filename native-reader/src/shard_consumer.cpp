@@ -21,19 +21,6 @@ bool is_fatal(const Error& e) {
   return dynamic_cast<const AuthError*>(&e) != nullptr || dynamic_cast<const ConfigError*>(&e) != nullptr;
 }
 
-// Runs one processor call. User code may throw anything: the failure is logged and
-// reported as false, and the caller applies OnProcessorError.
-template <class Fn>
-bool call_processor(const char* what, const std::string& shard_id, Fn&& fn) {
-  try {
-    fn();
-    return true;
-  } catch (...) {
-    log_error("processor of ", shard_id, " threw in ", what, ": ", describe_current_exception());
-    return false;
-  }
-}
-
 }  // namespace
 
 ExtendedSequenceNumber sentinel_for(const aws::StartPosition& position) {
@@ -75,6 +62,27 @@ ShardConsumer::ShardConsumer(ShardConsumerContext context, aws::Shard shard, aws
 
 ShardConsumer::~ShardConsumer() = default;
 
+// Runs one processor call under the watchdog's eye. User code may throw anything: the
+// failure is logged, and the caller applies OnProcessorError.
+template <class Fn>
+ShardConsumer::CallResult ShardConsumer::call(RecordProcessor& processor, ProcessorCall which, Fn&& fn) {
+  ctx_.watch.call_started(which, processor);
+  bool threw = false;
+  try {
+    fn();
+  } catch (...) {
+    log_error("processor of ", shard_.shard_id, " threw in ", call_name(which), ": ", describe_current_exception());
+    threw = true;
+  }
+  if (ctx_.watch.call_ended()) return CallResult::TimedOut;
+  return threw ? CallResult::Threw : CallResult::Returned;
+}
+
+bool ShardConsumer::fails_round(CallResult result) const {
+  return result == CallResult::TimedOut ||
+         (result == CallResult::Threw && ctx_.options.on_processor_error == OnProcessorError::Fail);
+}
+
 ShardOutcome ShardConsumer::run() {
   // A failed round (processor failure under OnProcessorError::Fail, a read error that
   // retrying cannot fix, a store outage) restarts the shard from its checkpoint after a
@@ -83,6 +91,7 @@ ShardOutcome ShardConsumer::run() {
   int failures = 0;
   while (!ctx_.stop.requested()) {
     const RoundReport report = run_round();
+    if (report.end == Step::Failed) ctx_.watch.round_failed();
     switch (report.end) {
       case Step::Ended:
         return ShardOutcome::Ended;
@@ -185,9 +194,10 @@ ShardConsumer::Step ShardConsumer::initialize(Round& round) {
     return Step::Failed;
   }
   round.checkpointer.reset(round.stored);
-  if (!call_processor("initialize", shard_id, [&] { round.processor->initialize(shard_id, round.initial); }) &&
-      ctx_.options.on_processor_error == OnProcessorError::Fail) {
-    return drop_processor(round, "initialize threw");
+  const CallResult result = call(*round.processor, ProcessorCall::Initialize,
+                                 [&] { round.processor->initialize(shard_id, round.initial); });
+  if (fails_round(result)) {
+    return drop_processor(round, result == CallResult::TimedOut ? "initialize timed out" : "initialize threw");
   }
   return Step::Continue;
 }
@@ -219,6 +229,7 @@ ShardConsumer::Step ShardConsumer::read_and_deliver(Round& round) {
     if (status == ReadStatus::Stopped) return stopped(round);
     // Nothing is handed on once the lease has gone: another worker may be reading the shard.
     if (!checkpoints_->held()) return lose_lease(round);
+    ctx_.watch.fetched(result.millis_behind_latest);
     const bool full = static_cast<int>(result.records.size()) >= ctx_.options.max_records;
     if (const Step step = deliver(round, result, records); step != Step::Continue) return step;
     if (status == ReadStatus::ShardEnd) return Step::Continue;
@@ -247,12 +258,16 @@ ShardConsumer::Step ShardConsumer::deliver(Round& round, aws::GetRecordsResult& 
   if (!records.empty() || ctx_.options.empty_batches == EmptyBatches::Deliver) {
     if (!records.empty()) round.checkpointer.delivered(records.back().position());
     RecordBatch batch{std::move(records), result.millis_behind_latest};
-    const bool ok = call_processor("process_records", shard_.shard_id,
+    const CallResult called = call(*round.processor, ProcessorCall::ProcessRecords,
                                    [&] { round.processor->process_records(batch, round.checkpointer); });
-    if (!ok && ctx_.options.on_processor_error == OnProcessorError::Fail) {
-      return drop_processor(round, "process_records threw");
+    if (fails_round(called)) {
+      return drop_processor(round,
+                            called == CallResult::TimedOut ? "process_records timed out" : "process_records threw");
     }
-    if (!batch.records.empty()) round.made_progress = true;
+    if (!batch.records.empty()) {
+      round.made_progress = true;
+      ctx_.watch.delivered();
+    }
     records = std::move(batch.records);
   }
   result.records.swap(records);
@@ -277,12 +292,13 @@ ShardConsumer::Step ShardConsumer::end_shard(Round& round) {
   const std::string& shard_id = shard_.shard_id;
   WorkerCheckpointer& checkpointer = round.checkpointer;
   checkpointer.set_phase(WorkerCheckpointer::Phase::ShardEnding);
-  const bool ended_ok =
-      call_processor("shard_ended", shard_id, [&] { round.processor->shard_ended(checkpointer); });
+  const CallResult result =
+      call(*round.processor, ProcessorCall::ShardEnded, [&] { round.processor->shard_ended(checkpointer); });
   checkpointer.set_phase(WorkerCheckpointer::Phase::Finished);
   round.processor.reset();  // shard_ended was its terminal call
-  if (!ended_ok && ctx_.options.on_processor_error == OnProcessorError::Fail) {
-    log_warn("shard ", shard_id, ": processor dropped (shard_ended threw)");
+  if (fails_round(result)) {
+    log_warn("shard ", shard_id, ": processor dropped (shard_ended ",
+             result == CallResult::TimedOut ? "timed out" : "threw", ")");
     return Step::Failed;
   }
   if (!checkpointer.stored() || checkpointer.stored()->sentinel() != Sentinel::ShardEnd) {
@@ -308,7 +324,7 @@ ShardConsumer::Step ShardConsumer::end_shard(Round& round) {
 // may release resources there; it cannot checkpoint).
 ShardConsumer::Step ShardConsumer::drop_processor(Round& round, const char* why) {
   round.checkpointer.set_phase(WorkerCheckpointer::Phase::Finished);
-  call_processor("lease_lost", shard_.shard_id, [&] { round.processor->lease_lost(); });
+  (void)call(*round.processor, ProcessorCall::LeaseLost, [&] { round.processor->lease_lost(); });
   round.processor.reset();
   log_warn("shard ", shard_.shard_id, ": processor dropped (", why, ")");
   return Step::Failed;
@@ -316,7 +332,7 @@ ShardConsumer::Step ShardConsumer::drop_processor(Round& round, const char* why)
 
 ShardConsumer::Step ShardConsumer::lose_lease(Round& round) {
   round.checkpointer.set_phase(WorkerCheckpointer::Phase::Finished);
-  call_processor("lease_lost", shard_.shard_id, [&] { round.processor->lease_lost(); });
+  (void)call(*round.processor, ProcessorCall::LeaseLost, [&] { round.processor->lease_lost(); });
   round.processor.reset();
   log_warn("shard ", shard_.shard_id, ": lease lost; processor stopped without a checkpoint");
   return Step::LeaseLost;
@@ -325,10 +341,10 @@ ShardConsumer::Step ShardConsumer::lose_lease(Round& round) {
 // Worker shutdown: a last chance to checkpoint, then the terminal lease_lost
 // (docs/kcl-protocol.md §4.1: shutdownRequested, then leaseLost). Failures are only logged.
 ShardConsumer::Step ShardConsumer::shutdown_processor(Round& round) {
-  call_processor("shutdown_requested", shard_.shard_id,
-                 [&] { round.processor->shutdown_requested(round.checkpointer); });
+  (void)call(*round.processor, ProcessorCall::ShutdownRequested,
+             [&] { round.processor->shutdown_requested(round.checkpointer); });
   round.checkpointer.set_phase(WorkerCheckpointer::Phase::Finished);
-  call_processor("lease_lost", shard_.shard_id, [&] { round.processor->lease_lost(); });
+  (void)call(*round.processor, ProcessorCall::LeaseLost, [&] { round.processor->lease_lost(); });
   round.processor.reset();
   return Step::Stopped;
 }

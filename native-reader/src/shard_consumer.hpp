@@ -15,6 +15,7 @@
 #include "kclpp/native/worker.hpp"
 #include "kclpp/processor/error.hpp"
 #include "shard_fetcher.hpp"
+#include "shard_watch.hpp"
 #include "worker_checkpointer.hpp"
 
 namespace kclpp::native::detail {
@@ -46,12 +47,14 @@ enum class ShardOutcome {
 };
 
 // What a consumer needs from its worker. References outlive the consumer. `stop` is the
-// consumer's own: the worker requests it to shut down, and when the lease is lost.
+// consumer's own: the worker requests it to shut down, and when the lease is lost. `watch`
+// is where it records its processor calls and progress for the watchdog and health().
 struct ShardConsumerContext {
   StreamSource& source;
   const ProcessorFactory& factory;
   const WorkerOptions& options;
   StopSignal& stop;
+  ShardWatch& watch;
 };
 
 // Runs one shard until SHARD_END or a stop. A processor failure (OnProcessorError::Fail),
@@ -82,6 +85,14 @@ class ShardConsumer {
     Step end;            // never Continue
     bool made_progress;  // the processor returned from a non-empty batch
   };
+
+  // How a processor call went: returned, threw (logged), or ran past processor_timeout
+  // under OnProcessorTimeout::Restart (the round must fail however the call ended).
+  enum class CallResult { Returned, Threw, TimedOut };
+  template <class Fn>
+  CallResult call(RecordProcessor& processor, ProcessorCall which, Fn&& fn);
+  // Whether a call's result fails the round (OnProcessorError::Fail, or a timeout restart).
+  [[nodiscard]] bool fails_round(CallResult result) const;
 
   RoundReport run_round();
   Step find_start(Round& round);

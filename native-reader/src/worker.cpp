@@ -1,6 +1,7 @@
 #include "kclpp/native/worker.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <map>
@@ -15,6 +16,7 @@
 #include "kclpp/processor/log.hpp"
 #include "lease_coordinator.hpp"
 #include "shard_consumer.hpp"
+#include "shard_watch.hpp"
 
 namespace kclpp::native {
 
@@ -31,6 +33,23 @@ bool at_shard_end(const Lease& lease) { return lease.checkpoint.sentinel() == Se
 // again, and the worker loop's tick while it has leases to watch.
 constexpr std::chrono::milliseconds parent_poll_interval{1'000};
 constexpr std::chrono::milliseconds lease_tick{500};
+// The loop wakes at least this often even with nothing to do, so that health() can tell a
+// live loop from a stuck one (WorkerHealth::alive).
+constexpr std::chrono::milliseconds loop_heartbeat{1'000};
+// WorkerHealth::alive: the loop began an iteration less than this long ago (worker.hpp says why).
+constexpr std::chrono::minutes alive_bound{5};
+
+// The watchdog's tick: a quarter of the shortest timeout, so that a call past its timeout
+// is seen within 25 % of it, between 10 ms and 1 s. Zero when both checks are off.
+std::chrono::milliseconds watchdog_tick(const WorkerOptions& options) {
+  std::chrono::milliseconds shortest{0};
+  for (const auto timeout : {options.processor_timeout, options.stall_timeout}) {
+    if (timeout.count() > 0 && (shortest.count() == 0 || timeout < shortest)) shortest = timeout;
+  }
+  if (shortest.count() == 0) return shortest;
+  return std::clamp<std::chrono::milliseconds>(shortest / 4, std::chrono::milliseconds{10},
+                                               std::chrono::milliseconds{1'000});
+}
 
 }  // namespace
 
@@ -46,6 +65,8 @@ struct Worker::Impl {
     std::string shard_id;
     std::thread thread;
     detail::StopSignal stop;  // the worker's shutdown, or the shard's lease lost
+    // Shared with the watchdog thread and health(), which may still hold it after reaping.
+    std::shared_ptr<detail::ShardWatch> watch;
     // Guarded by Impl::mutex.
     bool done = false;
     std::optional<ShardOutcome> outcome;
@@ -53,7 +74,9 @@ struct Worker::Impl {
   };
 
   Impl(StreamSource& s, CheckpointStore& c, ProcessorFactory f, WorkerOptions o)
-      : source(s), store(c), factory(std::move(f)), options(std::move(o)) {}
+      : source(s), store(c), factory(std::move(f)), options(std::move(o)) {
+    if (!options.metrics) options.metrics = std::make_shared<MetricsRegistry>();
+  }
 
   StreamSource& source;
   CheckpointStore& store;
@@ -68,6 +91,18 @@ struct Worker::Impl {
   bool ran = false;             // guarded by mutex
   bool stopping = false;        // guarded by mutex: stop_all() has begun
   bool leases_changed = false;  // guarded by mutex
+
+  // Health (docs/operations.md §2). `running` and `started` are guarded by mutex; the loop's
+  // last tick is atomic so that health() reads it without waiting for the loop.
+  bool running = false;  // run() between its claim and its return
+  bool started = false;  // the shards were listed once
+  std::atomic<SteadyClock::rep> loop_tick{0};
+  LeaseCoordinator* coordinator_view = nullptr;  // guarded by mutex: coordinator, for health()
+
+  // The watchdog thread (one per worker, not per shard): checks every shard's ShardWatch.
+  std::thread watchdog;
+  bool watchdog_stop = false;  // guarded by mutex
+  std::condition_variable watchdog_cv;
 
   // With leases (the store has them): the coordinator, and when each blocked child may
   // read its parents' leases again.
@@ -107,6 +142,10 @@ struct Worker::Impl {
   // Joins finished shard threads.
   Reaped reap();
   void stop_all() noexcept;
+  void tick() noexcept { loop_tick.store(SteadyClock::now().time_since_epoch().count()); }
+  void run_watchdog() noexcept;
+  void stop_watchdog() noexcept;
+  [[nodiscard]] WorkerHealth health();
 
   [[nodiscard]] bool in_subset(const std::string& id) const { return !subset || subset->count(id) != 0; }
   [[nodiscard]] bool done(const std::string& id) const {
@@ -138,6 +177,12 @@ bool Worker::Impl::sync(StreamConnection& connection) {
   } catch (const Error& e) {
     log_warn("worker: listing the shards of ", source.stream_name(), " failed: ", e.what());
     return false;
+  }
+  {
+    // Before any shard thread starts, so that health() never shows a shard of a worker
+    // that has not started.
+    const std::lock_guard lock(mutex);
+    started = true;
   }
   std::sort(shards.begin(), shards.end(),
             [](const aws::Shard& a, const aws::Shard& b) { return a.shard_id < b.shard_id; });
@@ -209,6 +254,7 @@ void Worker::Impl::start(const aws::Shard& shard, aws::StartPosition start_posit
                          std::unique_ptr<detail::ShardCheckpoints> checkpoints) {
   auto task = std::make_unique<Task>();
   task->shard_id = shard.shard_id;
+  task->watch = std::make_shared<detail::ShardWatch>(shard.shard_id, options, *options.metrics);
   Task* raw = task.get();
   log_info("worker: starting shard ", shard.shard_id);
   {
@@ -221,7 +267,8 @@ void Worker::Impl::start(const aws::Shard& shard, aws::StartPosition start_posit
     std::optional<ShardOutcome> outcome;
     std::exception_ptr error;
     try {
-      ShardConsumer consumer({source, factory, options, raw->stop}, std::move(shard), std::move(start_position),
+      ShardConsumer consumer({source, factory, options, raw->stop, *raw->watch}, std::move(shard),
+                             std::move(start_position),
                              std::move(checkpoints));
       outcome = consumer.run();
     } catch (...) {
@@ -344,12 +391,26 @@ void Worker::Impl::run() {
   }
   const auto connection = source.connect();
 
+  // Declared before the threads' guard: the watchdog stops after the last shard thread.
+  struct WatchdogGuard {
+    Impl& impl;
+    ~WatchdogGuard() { impl.stop_watchdog(); }
+  };
+  const WatchdogGuard watchdog_guard{*this};
+  {
+    const std::lock_guard lock(mutex);
+    running = true;
+    coordinator_view = coordinator.get();
+  }
+  tick();
+  if (watchdog_tick(options).count() > 0) watchdog = std::thread([this] { run_watchdog(); });
   const ThreadsGuard guard{*this};
   if (coordinator) coordinator->start();
   bool need_sync = true;
   auto next_sync = SteadyClock::now();
   std::exception_ptr fatal;
   for (;;) {
+    tick();
     {
       const std::lock_guard lock(mutex);
       if (shutdown) break;
@@ -380,7 +441,7 @@ void Worker::Impl::run() {
     if (coordinator) start_held();
     // With leases, also wake on a tick: leases taken by the coordinator, parents finished
     // by other workers.
-    const auto wake = coordinator ? std::min(next_sync, SteadyClock::now() + lease_tick) : next_sync;
+    const auto wake = std::min(next_sync, SteadyClock::now() + (coordinator ? lease_tick : loop_heartbeat));
     std::unique_lock lock(mutex);
     cv.wait_until(lock, wake, [&] { return shutdown || sync_requested || task_done || leases_changed; });
     leases_changed = false;
@@ -390,6 +451,68 @@ void Worker::Impl::run() {
     std::rethrow_exception(fatal);
   }
   log_info("worker: shutting down ", tasks.size(), " shard(s)");
+}
+
+void Worker::Impl::run_watchdog() noexcept {
+  const auto interval = watchdog_tick(options);
+  std::unique_lock lock(mutex);
+  while (!watchdog_cv.wait_for(lock, interval, [&] { return watchdog_stop; })) {
+    std::vector<std::shared_ptr<detail::ShardWatch>> watches;
+    watches.reserve(tasks.size());
+    for (const auto& [id, task] : tasks) watches.push_back(task->watch);
+    // Checked without the worker's mutex: a check may call a processor's interrupt(), which
+    // must not wait for (or block) the loop.
+    lock.unlock();
+    const auto now = SteadyClock::now();
+    for (const auto& watch : watches) watch->check(now);
+    lock.lock();
+  }
+}
+
+void Worker::Impl::stop_watchdog() noexcept {
+  {
+    const std::lock_guard lock(mutex);
+    running = false;
+    watchdog_stop = true;
+  }
+  watchdog_cv.notify_all();
+  if (watchdog.joinable()) watchdog.join();
+}
+
+WorkerHealth Worker::Impl::health() {
+  WorkerHealth out;
+  std::vector<std::shared_ptr<detail::ShardWatch>> watches;
+  LeaseCoordinator* leases = nullptr;
+  bool is_running = false;
+  {
+    const std::lock_guard lock(mutex);
+    is_running = running;
+    out.started = running && started;
+    leases = running ? coordinator_view : nullptr;
+    for (const auto& [id, task] : tasks) {
+      if (!task->done) watches.push_back(task->watch);
+    }
+  }
+  const auto now = SteadyClock::now();
+  const auto last_tick = SteadyClock::time_point(SteadyClock::duration(loop_tick.load()));
+  out.alive = is_running && now - last_tick < alive_bound;
+  if (!out.alive) out.problems.emplace_back(is_running ? "the worker's loop has not run for " +
+                                                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - last_tick).count()) + " s"
+                                                       : "the worker is not running");
+  if (is_running && !out.started) out.problems.emplace_back("the worker has not listed the shards yet");
+  // Outside the worker's mutex: the coordinator takes its own, and calls back into ours.
+  out.leases_held = leases != nullptr ? static_cast<int>(leases->held_keys().size()) : static_cast<int>(watches.size());
+  bool healthy = true;
+  for (const auto& watch : watches) {
+    detail::ShardCondition condition = watch->condition(now);
+    if (condition.call_past_timeout) ++out.calls_past_timeout;
+    if (condition.problem) {
+      healthy = false;
+      out.problems.push_back(std::move(*condition.problem));
+    }
+  }
+  out.ready = out.alive && out.started && healthy;
+  return out;
 }
 
 void Worker::Impl::open_leases(std::unique_ptr<LeaseTable> table) {
@@ -566,6 +689,8 @@ Worker::~Worker() {
 }
 
 void Worker::run() { impl_->run(); }
+
+WorkerHealth Worker::health() const { return impl_->health(); }
 
 void Worker::request_shutdown() noexcept {
   {

@@ -9,16 +9,22 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -347,6 +353,196 @@ TEST_P(DaemonTest, RestartResumesAfterTheCheckpoints) {
   }
   EXPECT_EQ(v.record_count(), second.size()) << v.dump();
   stop(*daemon);
+}
+
+// --- the watchdog and systemd (docs/operations.md §2) ---------------------------------------
+
+// A multilang child in plain Python (no library): logs "PID initialize SHARD SEQ", "PID
+// record DATA" and the other actions to argv[1], checkpoints after every batch, and hangs
+// for good in its second processRecords the first time any child gets there (marker file
+// argv[2]).
+constexpr const char* hanging_child = R"(import base64, json, os, sys, time
+log = open(sys.argv[1], "a", buffering=1)
+marker = sys.argv[2]
+pid = os.getpid()
+batches = 0
+def send(message):
+    sys.stdout.write("\n" + json.dumps(message) + "\n")
+    sys.stdout.flush()
+def checkpoint():
+    send({"action": "checkpoint", "sequenceNumber": None, "subSequenceNumber": None})
+    for line in sys.stdin:
+        if line.strip() and json.loads(line).get("action") == "checkpoint":
+            return
+    sys.exit(1)
+for line in sys.stdin:
+    if not line.strip():
+        continue
+    message = json.loads(line)
+    action = message["action"]
+    if action == "initialize":
+        log.write("%d initialize %s %s\n" % (pid, message["shardId"], message.get("sequenceNumber")))
+    elif action == "processRecords":
+        batches += 1
+        if batches == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            log.write("%d hang\n" % pid)
+            time.sleep(3600)
+        for record in message["records"]:
+            log.write("%d record %s %s\n" % (pid, base64.b64decode(record["data"]).decode(), record["sequenceNumber"]))
+        checkpoint()
+    else:
+        log.write("%d %s\n" % (pid, action))
+        if action in ("shutdownRequested", "shardEnded"):
+            checkpoint()
+    send({"action": "status", "responseFor": action})
+)";
+
+// The systemd notification socket, bound by the test: every datagram with its arrival time.
+class NotifySocket {
+ public:
+  explicit NotifySocket(std::string path) : path_(std::move(path)) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path_.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0) << path_;
+    const timeval timeout{0, 50'000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    reader_ = std::thread([this] {
+      char buffer[4096];
+      while (!stop_) {
+        const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+        if (n <= 0) continue;
+        const std::lock_guard lock(mutex_);
+        for (const auto& line : kclpp::test::split_lines(std::string(buffer, static_cast<std::size_t>(n)))) {
+          if (!line.empty()) messages_.push_back({std::chrono::steady_clock::now(), line});
+        }
+      }
+    });
+  }
+  ~NotifySocket() {
+    stop_ = true;
+    reader_.join();
+    ::close(fd_);
+  }
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+
+  struct Message {
+    std::chrono::steady_clock::time_point at;
+    std::string line;
+  };
+  std::vector<Message> messages() {
+    const std::lock_guard lock(mutex_);
+    return messages_;
+  }
+  std::vector<std::chrono::steady_clock::time_point> times_of(const std::string& line) {
+    std::vector<std::chrono::steady_clock::time_point> out;
+    for (const auto& m : messages()) {
+      if (m.line == line) out.push_back(m.at);
+    }
+    return out;
+  }
+  bool has_prefix(const std::string& prefix) {
+    const auto all = messages();
+    return std::any_of(all.begin(), all.end(), [&](const Message& m) { return m.line.rfind(prefix, 0) == 0; });
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::mutex mutex_;
+  std::vector<Message> messages_;
+  std::atomic<bool> stop_{false};
+  std::thread reader_;
+};
+
+// A child that hangs in processRecords past processorTimeoutMillis is killed by the
+// watchdog, the shard restarts from its checkpoint with a new child, and every record is
+// processed; meanwhile the daemon tells systemd READY=1, pings WATCHDOG=1 at WatchdogSec/2,
+// and says STOPPING=1 at SIGTERM.
+TEST(DaemonWatchdogTest, AHungChildIsKilledTheShardResumesFromItsCheckpointAndSystemdIsNotified) {
+  become_subreaper();
+  Kinesalite server(KinesisServer::Kinesalite);
+  KCLPP_REQUIRE_SERVER(server);
+  aws::KinesisClient client(server.client_options());
+  const std::string stream = "daemon-watchdog";
+  client.create_stream(stream, 1);
+  client.wait_for_active(stream, 10s);
+  const auto data = kclpp::test::numbered("w", 12);
+  const auto put = kclpp::test::put_all(client, stream, data);
+
+  TempDir dir("kclpp-daemon-watchdog");
+  const std::string script = dir.file("hanging_child.py");
+  std::ofstream(script) << hanging_child;
+  const std::string log = dir.file("children.log");
+  const std::string properties = dir.file("app.properties");
+  std::ofstream(properties) << "executableName = /usr/bin/python3 " << script << " " << log << " "
+                            << dir.file("hung") << "\n"
+                            << "streamName = " << stream << "\n"
+                            << "applicationName = watchdog-app\n"
+                            << "initialPositionInStream = TRIM_HORIZON\n"
+                            << "kinesisEndpoint = " << server.endpoint() << "\n"
+                            << "regionName = us-east-1\n"
+                            << "maxRecords = 5\n"
+                            << "idleTimeBetweenReadsInMillis = 100\n"
+                            << "processorTimeoutMillis = 600\n"
+                            << "checkpointStore = sqlite:" << dir.file("checkpoints.db") << "\n";
+  NotifySocket notify(dir.file("notify.sock"));
+  kclpp::test::SpawnOptions options;
+  options.env = kclpp::test::tool_env("info", {"NOTIFY_SOCKET=" + notify.path(), "WATCHDOG_USEC=400000"});
+  // WATCHDOG_PID names the daemon itself: sh's pid, which exec hands to kclpp.
+  Subprocess daemon({"/bin/sh", "-c", std::string("WATCHDOG_PID=$$ exec ") + KCLPP_TOOL + " daemon " + properties},
+                    options);
+  kclpp::test::PidReaper reaper;
+
+  EXPECT_TRUE(eventually([&] { return !notify.times_of("READY=1").empty(); }, 30s)) << daemon.stderr_text();
+  const auto all_processed = [&] {
+    const std::string text = read_file(log);
+    return std::all_of(data.begin(), data.end(), [&](const std::string& d) {
+      return text.find(" record " + d + " ") != std::string::npos;
+    });
+  };
+  ASSERT_TRUE(eventually(all_processed, 30s)) << read_file(log) << "\ndaemon stderr:\n" << daemon.stderr_text();
+  for (pid_t pid : kclpp::test::descendants_of(daemon.pid())) reaper.add(pid);
+  std::this_thread::sleep_for(500ms);  // a few more watchdog periods
+
+  // The hung child was killed by the watchdog; a second child started at the checkpoint of
+  // the first batch and got the rest: every record exactly once.
+  const std::string text = read_file(log);
+  std::map<std::string, int> seen;
+  std::vector<std::string> inits;
+  for (const auto& line : kclpp::test::split_lines(text)) {
+    std::istringstream words(line);
+    std::string pid, what, arg, seq;
+    words >> pid >> what >> arg >> seq;
+    if (what == "record") ++seen[arg];
+    if (what == "initialize") inits.push_back(seq);
+  }
+  for (const auto& d : data) EXPECT_EQ(seen[d], 1) << d << "\n" << text;
+  ASSERT_EQ(inits.size(), 2U) << text;
+  EXPECT_EQ(inits[0], "TRIM_HORIZON");
+  EXPECT_EQ(inits[1], put.begin()->second[4]) << "the new child starts at the first batch's checkpoint";
+  const std::string err = daemon.stderr_text();
+  EXPECT_NE(err.find("watchdog: shard shardId-000000000000: process_records has been running for"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("killed by interrupt()"), std::string::npos) << err;
+
+  // Pings at WatchdogSec / 2 = 200 ms while healthy, and a status line.
+  const auto pings = notify.times_of("WATCHDOG=1");
+  EXPECT_GE(pings.size(), 5U);
+  EXPECT_TRUE(notify.has_prefix("STATUS=processing 1 shard(s)"));
+
+  const auto status_before_stop = notify.messages().size();
+  EXPECT_EQ(::kill(daemon.pid(), SIGTERM), 0);
+  const auto status = daemon.wait(15s);
+  ASSERT_TRUE(status.has_value()) << daemon.stderr_text();
+  EXPECT_TRUE(status->exited && status->code == 0) << status->str() << "\n" << daemon.stderr_text();
+  const auto messages = notify.messages();
+  EXPECT_TRUE(std::any_of(messages.begin() + static_cast<long>(status_before_stop), messages.end(),
+                          [](const NotifySocket::Message& m) { return m.line == "STOPPING=1"; }));
 }
 
 INSTANTIATE_TEST_SUITE_P(EndToEnd, DaemonTest,

@@ -3,9 +3,16 @@
 // down to WorkerOptions and StoreOptions, and `kclpp stats`'s store.
 #include "args.hpp"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <chrono>
 #include <initializer_list>
 #include <optional>
@@ -18,6 +25,7 @@
 #include "commands.hpp"
 #include "native_runner.hpp"
 #include "pipeline_commands.hpp"
+#include "systemd_notify.hpp"
 
 namespace {
 
@@ -384,6 +392,134 @@ TEST(StatsStore, ReadsADynamodbLeaseTableThroughItsEndpoint) {
     EXPECT_NE(std::string(e.what()).find("--dynamodb-endpoint"), std::string::npos) << e.what();
     EXPECT_EQ(std::string(e.what()).find(":pw@"), std::string::npos) << e.what();
   }
+}
+
+// --- the watchdog options and the systemd notifier (docs/operations.md §2) ----------------
+
+TEST(NativeOptions, WatchdogOptionsTakeSecondsAndAPolicy) {
+  const NativeConfig defaults = native({"--stream", "orders"});
+  EXPECT_EQ(defaults.worker.processor_timeout, std::chrono::milliseconds(0)) << "off by default";
+  EXPECT_EQ(defaults.worker.stall_timeout, std::chrono::milliseconds(60'000));
+  EXPECT_EQ(defaults.worker.on_processor_timeout, kclpp::native::OnProcessorTimeout::Restart);
+  const NativeConfig c = native({"--stream", "orders", "--processor-timeout", "0.25", "--on-processor-timeout",
+                                 "log", "--stall-timeout", "90"});
+  EXPECT_EQ(c.worker.processor_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(c.worker.on_processor_timeout, kclpp::native::OnProcessorTimeout::Log);
+  EXPECT_EQ(c.worker.stall_timeout, std::chrono::milliseconds(90'000));
+  for (const auto& [argv, named] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--processor-timeout", "-1"}, "--processor-timeout: '-1'"},
+           {{"--processor-timeout", "5s"}, "--processor-timeout: '5s'"},
+           {{"--stall-timeout", "nan"}, "--stall-timeout: 'nan'"},
+           {{"--on-processor-timeout", "kill"}, "--on-processor-timeout: 'kill'"}}) {
+    Args args = kclpp::app::detail::main_args("prog");
+    std::vector<std::string> all{"--stream", "s"};
+    all.insert(all.end(), argv.begin(), argv.end());
+    ASSERT_TRUE(args.parse(all));
+    try {
+      (void)kclpp::app::detail::native_config(args, "prog");
+      ADD_FAILURE() << named << " was accepted";
+    } catch (const kclpp::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(named), std::string::npos) << e.what();
+    }
+  }
+}
+
+// A datagram socket bound in a temporary directory, as systemd's notify socket.
+class NotifySocket {
+ public:
+  NotifySocket() {
+    char dir_template[] = "/tmp/kclpp-notify-XXXXXX";
+    dir_ = ::mkdtemp(dir_template);
+    path_ = dir_ + "/notify.sock";
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path_.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    const timeval timeout{0, 20'000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
+  ~NotifySocket() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+  // Every line received during `d`, in order.
+  std::vector<std::string> receive_for(std::chrono::milliseconds d) {
+    std::vector<std::string> out;
+    const auto end = std::chrono::steady_clock::now() + d;
+    char buffer[4096];
+    while (std::chrono::steady_clock::now() < end) {
+      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+      if (n <= 0) continue;
+      for (const auto& line : lines_of(std::string(buffer, static_cast<std::size_t>(n)))) out.push_back(line);
+    }
+    return out;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+  int fd_ = -1;
+};
+
+long count_of(const std::vector<std::string>& lines, const std::string& line) {
+  return std::count(lines.begin(), lines.end(), line);
+}
+
+TEST(SystemdNotifier, ReadyOnceStartedWatchdogOnlyWhileHealthyStoppingAtShutdown) {
+  using kclpp::app::detail::ServiceState;
+  using kclpp::app::detail::SystemdNotifier;
+  {
+    ::unsetenv("NOTIFY_SOCKET");
+    const SystemdNotifier outside([] { return ServiceState{true, true, "x"}; });
+    EXPECT_FALSE(outside.active()) << "no thread outside systemd";
+  }
+  NotifySocket socket;
+  ::setenv("NOTIFY_SOCKET", socket.path().c_str(), 1);
+  ::setenv("WATCHDOG_USEC", "100000", 1);  // pings every 50 ms
+  ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
+  std::atomic<bool> ready{false};
+  std::atomic<bool> healthy{true};
+  std::vector<std::string> lines;
+  {
+    SystemdNotifier notifier([&] {
+      return ServiceState{ready.load(), healthy.load(), healthy ? "processing 2 shard(s)" : "shardId-1: stuck"};
+    });
+    ASSERT_TRUE(notifier.active());
+    const auto starting = socket.receive_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(count_of(starting, "READY=1"), 0);
+    EXPECT_GE(count_of(starting, "WATCHDOG=1"), 2) << "alive while starting";
+    ready = true;
+    const auto running = socket.receive_for(std::chrono::milliseconds(400));
+    EXPECT_EQ(count_of(running, "READY=1"), 1);
+    EXPECT_GE(count_of(running, "WATCHDOG=1"), 5);
+    EXPECT_LE(count_of(running, "WATCHDOG=1"), 10);
+    healthy = false;
+    const auto in_flight = socket.receive_for(std::chrono::milliseconds(60));  // a tick in flight
+    const auto stuck = socket.receive_for(std::chrono::milliseconds(400));
+    EXPECT_EQ(count_of(stuck, "WATCHDOG=1"), 0) << "no pings while unhealthy";
+    healthy = true;
+    const auto recovered = socket.receive_for(std::chrono::milliseconds(300));
+    EXPECT_GE(count_of(recovered, "WATCHDOG=1"), 3);
+    EXPECT_EQ(count_of(recovered, "READY=1"), 0) << "READY=1 once";
+    notifier.stopping("SIGTERM: shutting down");
+    for (const auto* phase : {&starting, &running, &in_flight, &stuck, &recovered}) {
+      lines.insert(lines.end(), phase->begin(), phase->end());
+    }
+    const auto stopping = socket.receive_for(std::chrono::milliseconds(100));
+    lines.insert(lines.end(), stopping.begin(), stopping.end());
+  }
+  ::unsetenv("NOTIFY_SOCKET");
+  ::unsetenv("WATCHDOG_USEC");
+  ::unsetenv("WATCHDOG_PID");
+  EXPECT_EQ(count_of(lines, "STOPPING=1"), 1);
+  EXPECT_EQ(count_of(lines, "STATUS=SIGTERM: shutting down"), 1);
+  EXPECT_EQ(count_of(lines, "STATUS=processing 2 shard(s)"), 2) << "at the start and after the recovery";
+  EXPECT_EQ(count_of(lines, "STATUS=shardId-1: stuck"), 1) << "STATUS= only when it changes";
 }
 
 }  // namespace

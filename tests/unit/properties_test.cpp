@@ -681,4 +681,19 @@ TEST(DaemonRetrieval, BadValuesNameTheKeyTheValueAndTheLine) {
 }
 
 }  // namespace
+TEST(DaemonConfig, WatchdogKeysSetTheWorkersTimeouts) {
+  const DaemonConfig plain = config_with("");
+  EXPECT_EQ(plain.worker.processor_timeout, std::chrono::milliseconds(0));
+  EXPECT_EQ(plain.worker.stall_timeout, std::chrono::milliseconds(60'000));
+  const DaemonConfig c = config_with("processorTimeoutMillis = 1500\nstallTimeoutMillis = 0\ntimeoutInSeconds = 30\n");
+  EXPECT_EQ(c.worker.processor_timeout, std::chrono::milliseconds(1'500));
+  EXPECT_EQ(c.worker.on_processor_timeout, kclpp::native::OnProcessorTimeout::Restart);
+  EXPECT_EQ(c.worker.stall_timeout, std::chrono::milliseconds(0));
+  EXPECT_EQ(c.child.reply_timeout, std::chrono::seconds(30)) << "timeoutInSeconds keeps its own meaning";
+  EXPECT_TRUE(c.ignored_keys.empty());
+  EXPECT_NE(daemon_error("executableName=a\nstreamName=s\napplicationName=x\nprocessorTimeoutMillis = -5\n")
+                .find("processorTimeoutMillis = '-5'"),
+            std::string::npos);
+}
+
 }  // namespace kclpp::app::detail

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -24,6 +25,7 @@
 #include "kclpp/native/local_stream.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/log.hpp"
+#include "kclpp/processor/metrics.hpp"
 #include "local_stream_testing.hpp"
 #include "worker_test_support.hpp"
 #include "md5.hpp"
@@ -1134,6 +1136,222 @@ TEST(ReadmeExample, CountingProcessorSeesEveryRecordAcrossASplit) {
   EXPECT_EQ(seen, 100);
   auto checkpoints = store->load_all("counting-test", "orders");
   EXPECT_EQ(checkpoints.at("shardId-000000000000").str(), "SHARD_END");
+}
+
+// ==========================================================================================
+// Health and the stall watchdog (docs/operations.md §2)
+// ==========================================================================================
+
+// What the gated processors of one test share: the batch holding `block_on` blocks (the
+// first time only) until release(), or interrupt() when `interruptible`.
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::string block_on;
+  bool interruptible = false;
+  bool open = false;
+  bool blocked = false;
+  std::atomic<bool> waiting{false};
+  std::atomic<int> interrupts{0};
+  void release() {
+    {
+      const std::lock_guard lock(mutex);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+class GatedProcessor final : public kclpp::RecordProcessor {
+ public:
+  GatedProcessor(Recorder& recorder, Gate& gate) : recorder_(recorder), gate_(gate) {}
+  void initialize(const std::string& shard_id, const ExtendedSequenceNumber& position) override {
+    shard_ = shard_id;
+    recorder_.event(shard_, "initialize", position.str());
+  }
+  void process_records(const kclpp::RecordBatch& batch, kclpp::Checkpointer& checkpointer) override {
+    std::unique_lock lock(gate_.mutex);
+    const bool block = !gate_.blocked && std::any_of(batch.records.begin(), batch.records.end(),
+                                                     [&](const Record& r) { return r.data == gate_.block_on; });
+    if (block) {
+      gate_.blocked = true;
+      gate_.waiting = true;
+      gate_.cv.wait(lock, [&] { return gate_.open || interrupted_; });
+      gate_.waiting = false;
+      // Interrupted: return without a word, as a processor that just gives up would; the
+      // watchdog must restart the shard anyway (nothing of this batch was processed).
+      if (interrupted_) return;
+    }
+    lock.unlock();
+    recorder_.batch(shard_, batch);
+    checkpointer.checkpoint();
+  }
+  void interrupt() noexcept override {
+    if (!gate_.interruptible) return;
+    ++gate_.interrupts;
+    {
+      const std::lock_guard lock(gate_.mutex);
+      interrupted_ = true;
+    }
+    gate_.cv.notify_all();
+  }
+
+ private:
+  Recorder& recorder_;
+  Gate& gate_;
+  std::string shard_;
+  bool interrupted_ = false;  // guarded by gate_.mutex
+};
+
+Worker gated_worker(LocalStream& stream, TestStore& store, Recorder& recorder, Gate& gate, WorkerOptions options) {
+  return Worker(stream, store,
+                [&recorder, &gate](const std::string&) {
+                  recorder.factory_call();
+                  return std::make_unique<GatedProcessor>(recorder, gate);
+                },
+                std::move(options));
+}
+
+bool has_line(const std::string& text, const std::string& line) {
+  return ("\n" + text).find("\n" + line + "\n") != std::string::npos;
+}
+
+std::vector<std::string> xs(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i) out.push_back("x-" + std::to_string(i));
+  return out;
+}
+
+TEST(WorkerHealth, ACallPastItsTimeoutIsLoggedCountedAndNotReadyUntilItReturns) {
+  LogCapture log;
+  LocalStream stream("s", 1);
+  TestStore store;
+  Recorder recorder;
+  Gate gate;
+  gate.block_on = "x-0";
+  gate.interruptible = true;  // but the Log policy must not interrupt
+  put_records(stream, "x", 6);
+  WorkerOptions options = test_options();
+  options.max_records = 3;
+  options.processor_timeout = 200ms;
+  options.on_processor_timeout = kclpp::native::OnProcessorTimeout::Log;
+  auto registry = std::make_shared<kclpp::MetricsRegistry>();
+  options.metrics = registry;
+  Worker worker = gated_worker(stream, store, recorder, gate, options);
+  const auto before = worker.health();
+  EXPECT_FALSE(before.alive);
+  EXPECT_FALSE(before.ready);
+  std::thread runner([&] { worker.run(); });
+  const std::string shard = "shardId-000000000000";
+  ASSERT_TRUE(eventually([&] { return gate.waiting.load(); }));
+  // Blocked, not yet past the timeout: still ready.
+  const auto early = worker.health();
+  EXPECT_TRUE(early.alive && early.started);
+  EXPECT_EQ(early.leases_held, 1);
+  ASSERT_TRUE(eventually([&] { return worker.health().calls_past_timeout == 1; }, 3s));
+  const auto stuck = worker.health();
+  EXPECT_TRUE(stuck.alive);
+  EXPECT_FALSE(stuck.ready);
+  ASSERT_EQ(stuck.problems.size(), 1U);
+  EXPECT_EQ(stuck.problems[0].rfind(shard + ": process_records running for ", 0), 0U) << stuck.problems[0];
+  // The watchdog's tick (a quarter of the timeout) logs and counts it.
+  EXPECT_TRUE(eventually(
+      [&] { return log.contains("watchdog: shard " + shard + ": process_records has been running for "); }));
+  EXPECT_TRUE(has_line(registry->prometheus_text(), "kclpp_processor_timeouts_total{shard=\"" + shard + "\"} 1"))
+      << registry->prometheus_text();
+  gate.release();
+  ASSERT_TRUE(eventually([&] { return recorder.record_count() >= 6; }));
+  ASSERT_TRUE(eventually([&] { return worker.health().ready; }));
+  EXPECT_TRUE(log.contains("watchdog: shard " + shard + ": process_records returned after "));
+  EXPECT_FALSE(log.contains("interrupting"));
+  EXPECT_EQ(gate.interrupts.load(), 0);
+  EXPECT_EQ(recorder.factory_calls(), 1);  // Log: the call went on, no restart
+  EXPECT_EQ(recorder.data(shard), xs(0, 6));
+  worker.request_shutdown();
+  runner.join();
+  const auto after = worker.health();
+  EXPECT_FALSE(after.alive);
+  EXPECT_FALSE(after.ready);
+  EXPECT_TRUE(has_line(registry->prometheus_text(), "kclpp_processor_timeouts_total{shard=\"" + shard + "\"} 1"));
+}
+
+TEST(WorkerHealth, RestartPolicyInterruptsTheCallAndTheShardResumesFromItsCheckpoint) {
+  LogCapture log;
+  LocalStream stream("s", 1);
+  TestStore store;
+  Recorder recorder;
+  Gate gate;
+  gate.block_on = "x-3";  // the second batch: x-0..x-2 are checkpointed by then
+  gate.interruptible = true;
+  put_records(stream, "x", 6);
+  WorkerOptions options = test_options();
+  options.max_records = 3;
+  options.processor_timeout = 200ms;
+  auto registry = std::make_shared<kclpp::MetricsRegistry>();
+  options.metrics = registry;
+  Worker worker = gated_worker(stream, store, recorder, gate, options);
+  std::thread runner([&] { worker.run(); });
+  const std::string shard = "shardId-000000000000";
+  ASSERT_TRUE(eventually([&] { return recorder.record_count() >= 6; }));
+  worker.request_shutdown();
+  runner.join();
+  EXPECT_EQ(gate.interrupts.load(), 1);
+  // Every record once: the interrupted batch came again, to a new processor started after
+  // the checkpoint at x-2.
+  EXPECT_EQ(recorder.data(shard), xs(0, 6));
+  EXPECT_EQ(recorder.factory_calls(), 2);
+  const auto records = recorder.records(shard);
+  std::vector<std::string> inits;
+  for (const auto& e : recorder.events()) {
+    if (e.what == "initialize") inits.push_back(e.detail);
+  }
+  ASSERT_EQ(inits.size(), 2U);
+  EXPECT_EQ(inits[1], records[2].sequence_number.str());
+  EXPECT_TRUE(log.contains("watchdog: shard " + shard + ": process_records has been running for "));
+  EXPECT_TRUE(log.contains("interrupting the processor"));
+  EXPECT_TRUE(log.contains("restarting the shard from its checkpoint"));
+  EXPECT_TRUE(log.contains("processor dropped (process_records timed out)"));
+  EXPECT_TRUE(has_line(registry->prometheus_text(), "kclpp_processor_timeouts_total{shard=\"" + shard + "\"} 1"));
+}
+
+TEST(WorkerHealth, AShardBehindWithNoRecordsFlowingIsAStallUntilTheyFlowAgain) {
+  LogCapture log;
+  LocalStream stream("s", 1);
+  TestStore store;
+  Recorder recorder;
+  Behaviour behaviour;
+  std::atomic<bool> injected{false};
+  // After the first batch (4 records still behind it), every GetRecords fails.
+  behaviour.on_batch = [&](const std::string&, const kclpp::RecordBatch&, kclpp::Checkpointer&) {
+    if (!injected.exchange(true)) Testing::fail_next_get_records(stream, 1'000'000, LocalFault::Transport);
+  };
+  put_records(stream, "x", 6);
+  WorkerOptions options = test_options();
+  options.max_records = 2;
+  options.stall_timeout = 300ms;
+  auto registry = std::make_shared<kclpp::MetricsRegistry>();
+  options.metrics = registry;
+  RunningWorker worker(stream, store, recorder, behaviour, options);
+  const std::string shard = "shardId-000000000000";
+  ASSERT_TRUE(eventually([&] { return recorder.record_count() >= 2; }));
+  ASSERT_TRUE(eventually([&] { return !worker.worker().health().problems.empty(); }, 5s));
+  const auto stalled = worker.worker().health();
+  EXPECT_TRUE(stalled.alive);
+  EXPECT_FALSE(stalled.ready);
+  EXPECT_EQ(stalled.calls_past_timeout, 0);
+  ASSERT_EQ(stalled.problems.size(), 1U);
+  EXPECT_EQ(stalled.problems[0].rfind(shard + ": no progress for ", 0), 0U) << stalled.problems[0];
+  EXPECT_NE(stalled.problems[0].find("ms behind latest"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return log.contains("watchdog: shard " + shard + ": no records handed to the processor for "); }));
+  EXPECT_EQ(recorder.record_count(), 2U);
+  Testing::fail_next_get_records(stream, 0, LocalFault::Transport);
+  ASSERT_TRUE(eventually([&] { return recorder.record_count() >= 6; }));
+  ASSERT_TRUE(eventually([&] { return worker.worker().health().ready; }));
+  EXPECT_TRUE(eventually([&] { return log.contains("watchdog: shard " + shard + " is making progress again"); }));
+  EXPECT_TRUE(has_line(registry->prometheus_text(), "kclpp_shard_stalls_total{shard=\"" + shard + "\"} 1"))
+      << registry->prometheus_text();
+  worker.stop();
+  EXPECT_EQ(recorder.data(shard), xs(0, 6));
 }
 
 }  // namespace

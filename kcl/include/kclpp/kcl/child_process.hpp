@@ -74,7 +74,8 @@ struct ChildProcessOptions {
 // requests through the Checkpointer it was given (InvalidStateException where the daemon
 // has none: during initialize and lease_lost). Errors are per shard: child exit, a wrong
 // responseFor or a reply timeout throw TransportError / ProtocolError from the call, and
-// the instance is then unusable. Not thread-safe (one shard, one thread). Move-only.
+// the instance is then unusable. Not thread-safe (one shard, one thread), except
+// interrupt(). Move-only.
 class ChildProcess final : public RecordProcessor {
  public:
   explicit ChildProcess(ChildProcessOptions options);
@@ -88,6 +89,10 @@ class ChildProcess final : public RecordProcessor {
   void lease_lost() override;
   void shard_ended(Checkpointer& checkpointer) override;
   void shutdown_requested(Checkpointer& checkpointer) override;
+  // Thread-safe, the one call that may come from another thread while a call runs (the
+  // worker's watchdog, docs/operations.md §2): kills the child (SIGKILL), so that the running
+  // call throws TransportError soon; the instance is unusable afterwards.
+  void interrupt() noexcept override;
 
   // Closes the child's stdin, waits for it to exit (exit_grace, then SIGTERM, then
   // SIGKILL) and returns its wait status as from waitpid (nullopt if never started).

@@ -23,6 +23,16 @@ using ProcessorFactory = std::function<std::unique_ptr<RecordProcessor>(const st
 
 enum class EmptyBatches { Skip, Deliver };
 
+// What the watchdog does with a processor call that runs past WorkerOptions::processor_timeout
+// (docs/operations.md §2). Either way the call is logged, counted and makes the worker not
+// ready while it lasts.
+//  Restart: the processor's interrupt() is called (from the watchdog's thread); when the call
+//    returns, however it returns, the processor is dropped without a checkpoint (its
+//    lease_lost()) and the shard restarts from its checkpoint with a new processor, as for
+//    OnProcessorError::Fail. A processor without interrupt() keeps running until it returns.
+//  Log: nothing else; the call goes on and its result counts as usual.
+enum class OnProcessorTimeout { Restart, Log };
+
 // How workers share an application's shards through the store's leases (lease_table.hpp;
 // the algorithm: docs/checkpoints.md §5). Used when the store has leases
 // (CheckpointStore::leases); a store without them runs one worker, held by its claim.
@@ -91,19 +101,49 @@ struct WorkerOptions {
   OnProcessorError on_processor_error = OnProcessorError::Fail;
   // Multi-worker leases (when the store has them).
   LeaseOptions leases{};
+  // The stall watchdog (docs/operations.md §2). processor_timeout: a processor call
+  // (initialize, process_records, shard_ended, shutdown_requested, lease_lost) running longer
+  // than this is logged (when it passes the timeout, then each time its running time
+  // doubles, at most every 5 minutes, and when it returns), counted
+  // (kclpp_processor_timeouts_total{shard}) and makes the worker not ready; then
+  // on_processor_timeout applies. 0: off.
+  std::chrono::milliseconds processor_timeout{0};
+  OnProcessorTimeout on_processor_timeout = OnProcessorTimeout::Restart;
+  // No-progress detection: a shard the service last reported behind (millisBehindLatest > 0)
+  // that has handed no records to its processor for this long, with no processor call in
+  // flight (a stalled fetch, a subscription that delivers nothing, a shard failing over and
+  // over), is logged, counted (kclpp_shard_stalls_total{shard}) and makes the worker not
+  // ready until records flow again or the service reports it caught up. 0: off.
+  std::chrono::milliseconds stall_timeout{60'000};
   // Where the worker's metrics go (docs/operations.md §1: per shard and per worker). Null:
   // the worker keeps a registry of its own (health() still works); nothing exports it.
   std::shared_ptr<MetricsRegistry> metrics;
 };
 
 // What the operations endpoint and the systemd watchdog ask (docs/operations.md §2).
+// Worker::health() computes it when asked, from what the shard threads and the worker's loop
+// record (no I/O).
 struct WorkerHealth {
-  // /healthz: the worker's loop (shard sync, lease renewal) ran recently.
+  // /healthz: run() is running and the worker's loop (shard sync, reaping and starting shard
+  // threads; it wakes at least every second) began an iteration less than 5 minutes ago.
+  // The bound is above one shard listing retried through an outage (read_retry: 5 attempts
+  // of up to 30 s each plus backoff), so a Kinesis outage alone does not make the worker
+  // look dead; a loop stuck longer is.
   bool alive = false;
-  // /readyz: alive, and either every held shard makes progress or there is nothing to do
-  // (no lease held because other workers hold them all, or the stream is caught up).
+  // The worker has started: the store is claimed (or the lease table opened) and the shards
+  // were listed once. systemd's READY=1 is sent then.
+  bool started = false;
+  // /readyz: alive, started, and every shard being processed is healthy: no processor call
+  // past processor_timeout, no stall (stall_timeout), not failing over and over (three
+  // failed processor rounds in a row with no records processed). No shard at all (other
+  // workers hold every lease, or every shard is finished) is ready: nothing to do.
   bool ready = false;
+  // Leases held by this worker (with a lease table), else the shards being processed.
   int leases_held = 0;
+  // Processor calls running past processor_timeout now. The systemd watchdog is not pinged
+  // while this is > 0 (docs/operations.md §2), so that a call stuck in a processor without
+  // interrupt() ends in a restart of the process, which resumes from the checkpoints.
+  int calls_past_timeout = 0;
   // One human-readable line per problem ("shardId-000000000001: process_records running
   // for 95 s"), empty when healthy.
   std::vector<std::string> problems;
@@ -145,7 +185,8 @@ class Worker {
   void request_shutdown() noexcept;
   // Re-list the shards now (SIGHUP), rather than at the next shard_sync_interval.
   void request_shard_sync() noexcept;
-  // Thread-safe; cheap enough to call on every scrape.
+  // Thread-safe; cheap enough to call on every scrape (a lock per shard, no I/O).
+  // Also valid before run() (not alive) and after it returned (not alive).
   [[nodiscard]] WorkerHealth health() const;
 
  private:

@@ -17,7 +17,8 @@ namespace kclpp {
 
 // One processor instance handles one shard, from initialize() to exactly one terminal
 // call (lease_lost() or shard_ended()); shutdown_requested() may come before the terminal
-// call and is not itself terminal. All calls come from one thread, never concurrently.
+// call and is not itself terminal. All calls come from one thread, never concurrently,
+// except interrupt() (the watchdog's, while another call runs).
 // A processor that throws: see the runtime's OnProcessorError (README, "Failures").
 class RecordProcessor {
  public:
@@ -34,6 +35,14 @@ class RecordProcessor {
   // The worker is shutting down (or handing the lease over): a last chance to checkpoint.
   // The default checkpoints at the largest record delivered.
   virtual void shutdown_requested(Checkpointer& checkpointer);
+  // The one call that comes from another thread: the native worker's watchdog calls it
+  // when one of the calls above has run past its processor_timeout (OnProcessorTimeout::
+  // Restart, docs/operations.md §2), while that call is still running. Make the running
+  // call return soon (throwing is fine); the processor is then dropped and the shard
+  // restarts from its checkpoint with a new one. Must be thread-safe with the running
+  // call, quick and non-blocking (the watchdog serves every shard). The default does
+  // nothing: the call runs on until it returns by itself.
+  virtual void interrupt() noexcept {}
 };
 
 using RecordProcessorFactory = std::function<std::unique_ptr<RecordProcessor>()>;
