@@ -150,8 +150,10 @@ Postgres::~Postgres() {
 }
 
 std::string Postgres::uri(std::string_view database) const {
-  return std::string("postgresql://") + superuser + "@127.0.0.1:" + std::to_string(port_) + "/" +
-         std::string(database) + "?connect_timeout=5";
+  std::string uri = "postgresql://";
+  uri.append(superuser).append("@127.0.0.1:").append(std::to_string(port_)).append("/");
+  uri.append(database).append("?connect_timeout=5");
+  return uri;
 }
 
 std::string Postgres::create_database() {
