@@ -67,7 +67,7 @@ struct ChildProcessOptions {
   // KCL 2.x messages by default; KCL 1.x's `shutdown` to check that a child still speaks it.
   TerminalMessages terminal_messages = TerminalMessages::Kcl2;
   // Called (on the calling thread, inside the call) for each ChildEvent; must not throw.
-  std::function<void(const ChildEvent&)> observer;
+  std::function<void(const ChildEvent&)> observer{};
 };
 
 // Spawns the child at initialize() and forwards each call; serves the child's checkpoint
