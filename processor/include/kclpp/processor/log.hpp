@@ -68,9 +68,9 @@ struct LogField {
 // Adds a field to every record logged on this thread while it lives:
 //   kclpp::LogContext shard{"shard", shard_id};
 // Guards nest (outermost field first in a line); an inner guard with a key already set
-// hides the outer value until it ends (the field keeps its place). Thread safety: a guard belongs to the thread that
-// made it and must end on it, in reverse order of creation (which scopes give); hence
-// neither copyable nor movable. Keys "time", "level" and "message" are reserved: such a
+// hides the outer value until it ends (the field keeps its place). Thread safety: a guard
+// belongs to the thread that made it and must end on it, in reverse order of creation
+// (which scopes give); hence neither copyable nor movable. Keys "time", "level" and "message" are reserved: such a
 // field is written as "field_<key>".
 class LogContext {
  public:
