@@ -30,6 +30,8 @@ struct SubprocessOptions {
   std::size_t pipe_size = 0;      // F_SETPIPE_SZ for stdin and stdout; 0 keeps the default
   std::chrono::milliseconds exit_grace{5'000};
   std::string log_tag;            // prefix of every log line about the child
+  // The `shard` field of the child's stderr lines (docs/operations.md §3); none when empty.
+  std::string shard_id;
 };
 
 // A stdin write or poll() that failed: the child is beyond use. `error` is the errno.
