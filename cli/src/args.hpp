@@ -47,4 +47,12 @@ class Args {
   std::vector<std::string> positional_;
 };
 
+// --log-to stderr|syslog, on the commands that run long (docs/operations.md §3).
+void add_log_to_option(Args& args);
+// Sends the logs to `value` ("stderr" or "syslog"); `where` names the option or key in
+// the ConfigError thrown for any other value.
+void apply_log_to(const std::string& value, const std::string& where);
+// apply_log_to(--log-to) when it was given; returns whether it was.
+bool apply_log_to_option(const Args& args);
+
 }  // namespace kclpp::app::detail

@@ -83,6 +83,7 @@ int main(const ProcessorFactory& factory, int argc, char** argv) {
     }
     if (!args.positional().empty())
       throw ConfigError("unexpected argument '" + args.positional().front() + "' (see --help)");
+    (void)app::detail::apply_log_to_option(args);
     const auto stream = args.get("stream");
     if (!stream) {
       for (const std::string& native_only : app::detail::native_only_options()) {
