@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <string_view>
 
 #include "kclpp/processor/error.hpp"
@@ -148,6 +149,13 @@ void apply_log_to(const std::string& value, const std::string& where) {
   if (!parse_log_output(value, output))
     throw ConfigError(where + ": '" + value + "' is neither 'stderr' nor 'syslog'");
   set_log_output(output);
+}
+
+void log_fatal(const std::string& message) {
+  log(LogLevel::Error, message);
+  if (log_output() != LogOutput::Syslog) return;
+  const std::string line = format_log_line(LogLevel::Error, message, log_format()) + "\n";
+  std::fputs(line.c_str(), stderr);
 }
 
 bool apply_log_to_option(const Args& args) {

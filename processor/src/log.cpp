@@ -314,6 +314,8 @@ void set_log_output(LogOutput to) {
   output.store(to, std::memory_order_relaxed);
 }
 
+LogOutput log_output() noexcept { return output.load(std::memory_order_relaxed); }
+
 bool log_enabled(LogLevel level) noexcept {
   return static_cast<int>(level) >= static_cast<int>(level_ref().load(std::memory_order_relaxed));
 }

@@ -43,6 +43,7 @@ void set_log_format(LogFormat format);
 [[nodiscard]] LogFormat log_format() noexcept;
 // The built-in sink's destination. Switching to Syslog calls openlog(3) once.
 void set_log_output(LogOutput output);
+[[nodiscard]] LogOutput log_output() noexcept;
 [[nodiscard]] bool log_enabled(LogLevel level) noexcept;
 // Writes one record (the sink adds time, level and the context fields).
 void log(LogLevel level, std::string_view message);
