@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <string_view>
 
 #include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
 
 namespace kclpp::app::detail {
 
@@ -133,6 +135,34 @@ std::string Args::help() const {
   }
   out += "  --help                      this text\n";
   return out;
+}
+
+void add_log_to_option(Args& args) {
+  args.option("log-to", "stderr|syslog",
+              "where logs go: stderr (under systemd: the journal) or syslog(3), facility daemon; "
+              "KCLPP_LOG_FORMAT=json makes each line a JSON object",
+              "stderr");
+}
+
+void apply_log_to(const std::string& value, const std::string& where) {
+  LogOutput output{};
+  if (!parse_log_output(value, output))
+    throw ConfigError(where + ": '" + value + "' is neither 'stderr' nor 'syslog'");
+  set_log_output(output);
+}
+
+void log_fatal(const std::string& message) {
+  log(LogLevel::Error, message);
+  if (log_output() != LogOutput::Syslog) return;
+  const std::string line = format_log_line(LogLevel::Error, message, log_format()) + "\n";
+  std::fputs(line.c_str(), stderr);
+}
+
+bool apply_log_to_option(const Args& args) {
+  const auto value = args.get("log-to");
+  if (!value || !args.has("log-to")) return false;
+  apply_log_to(*value, "--log-to");
+  return true;
 }
 
 }  // namespace kclpp::app::detail

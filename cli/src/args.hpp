@@ -47,4 +47,16 @@ class Args {
   std::vector<std::string> positional_;
 };
 
+// --log-to stderr|syslog, on the commands that run long (docs/operations.md §3).
+void add_log_to_option(Args& args);
+// Sends the logs to `value` ("stderr" or "syslog"); `where` names the option or key in
+// the ConfigError thrown for any other value.
+void apply_log_to(const std::string& value, const std::string& where);
+// apply_log_to(--log-to) when it was given; returns whether it was.
+bool apply_log_to_option(const Args& args);
+// The last words of a command that fails: logged at ERROR, and also written to stderr when
+// the logs go to syslog, where nothing may be listening (no /dev/log) while the
+// supervisor that sees the exit reads stderr.
+void log_fatal(const std::string& message);
+
 }  // namespace kclpp::app::detail

@@ -119,7 +119,7 @@ void ScriptedCheckpointer::checkpoint_once(const std::optional<ExtendedSequenceN
 
 void StderrTail::begin(std::string tag) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  prefix_ = "[" + tag + "] child: ";
+  prefix_ = "[" + tag + "] ";
   lines_.clear();
 }
 
@@ -128,8 +128,12 @@ void StderrTail::on_log(std::string_view message) {
   constexpr std::size_t width = 300;
   const std::lock_guard<std::mutex> lock(mutex_);
   if (verbose_) std::fprintf(stderr, "%.*s\n", static_cast<int>(message.size()), message.data());
-  if (prefix_.empty() || message.substr(0, prefix_.size()) != prefix_) return;
-  message.remove_prefix(prefix_.size());
+  // The child's own lines are the records that carry its pid (docs/operations.md §3); the
+  // subprocess puts the log tag in front of their text.
+  const auto fields = log_fields();
+  const bool from_child = std::any_of(fields.begin(), fields.end(), [](const LogField& f) { return f.key == "child_pid"; });
+  if (prefix_.empty() || !from_child) return;
+  if (message.substr(0, prefix_.size()) == prefix_) message.remove_prefix(prefix_.size());
   std::string line(message.substr(0, width));
   // The report is text: a child that logs binary data must not put control bytes in it.
   for (char& c : line)

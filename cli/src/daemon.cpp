@@ -386,6 +386,11 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
   read_lease_options(r, config);
   read_store(r, store_override, config);
   config.kcl3_keys = read_kcl3_keys(r);
+  if (const Property* log_to = r.find("logTo")) {
+    LogOutput output{};
+    if (!parse_log_output(log_to->value, output)) r.bad("logTo", "neither 'stderr' nor 'syslog'");
+    config.log_to = output;
+  }
   config.ignored_keys = r.unused();
   return config;
 }
@@ -445,6 +450,8 @@ constexpr const char* daemon_description =
     "KCL 3.x lease-assignment keys (leaseAssignmentIntervalMillis, the worker metrics and\n"
     "coordinator state keys, clientVersionConfig, ...) are ignored with one log line; other\n"
     "keys kclpp does not use are listed in one warning. Every key: docs/kcl-protocol.md §6.\n"
+    "Logs: logTo = stderr | syslog (kclpp's own key; --log-to overrides it); each line a child\n"
+    "writes to stderr is logged with its shard (KCLPP_LOG_FORMAT=json: one JSON object a line).\n"
     "SIGTERM/SIGINT: every child gets shutdownRequested, then leaseLost, then its stdin is\n"
     "closed; the leases are released for the other workers.";
 
@@ -478,6 +485,7 @@ void log_unapplied_keys(const DaemonConfig& config, const std::string& path) {
 int daemon_command(const std::vector<std::string>& argv) {
   Args args("kclpp daemon [options] app.properties", daemon_description);
   args.option("checkpoint-store", "URI", "overrides the file's checkpointStore (tableName still names a dynamodb: table)");
+  add_log_to_option(args);
   if (!args.parse(argv)) {
     std::fputs(args.help().c_str(), stderr);
     return 0;
@@ -486,6 +494,8 @@ int daemon_command(const std::vector<std::string>& argv) {
     throw ConfigError("kclpp daemon needs exactly one properties file (see kclpp daemon --help)");
   const std::string& path = args.positional().front();
   DaemonConfig config = daemon_config(load_properties(path), path, args.get("checkpoint-store"));
+  // Before the first log line: --log-to, else the file's logTo (kclpp's own key).
+  if (!apply_log_to_option(args) && config.log_to) set_log_output(*config.log_to);
   log_unapplied_keys(config, path);
   resolve_credentials(config);
   check_stream(config.client, config.stream);

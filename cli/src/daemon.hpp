@@ -11,6 +11,7 @@
 #include "kclpp/native/checkpoint_store.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
+#include "kclpp/processor/log.hpp"
 #include "credentials_property.hpp"
 #include "properties.hpp"
 
@@ -55,6 +56,8 @@ struct DaemonConfig {
   // consumerArn, consumerName, ... without "fanoutConfig.": not keys of the Java daemon,
   // which ignores them; not applied here either, and warned about with the right name.
   std::vector<std::string> misnamed_fan_out_keys;
+  // logTo (kclpp's own key: stderr | syslog, docs/operations.md §3).
+  std::optional<LogOutput> log_to;
 };
 
 // Maps the keys of docs/kcl-protocol.md §6. `store_override` (--checkpoint-store) replaces

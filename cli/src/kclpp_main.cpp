@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "args.hpp"
 #include "commands.hpp"
 #include "daemon.hpp"
 #include "pipeline_commands.hpp"
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
     kclpp::log_error("kclpp: unknown command '", command, "'\n", usage);
     return 1;
   } catch (const std::exception& e) {
-    kclpp::log_error("kclpp ", command, ": ", e.what());
+    log_fatal("kclpp " + command + ": " + e.what());
     return 1;
   }
 }

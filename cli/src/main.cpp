@@ -83,6 +83,7 @@ int main(const ProcessorFactory& factory, int argc, char** argv) {
     }
     if (!args.positional().empty())
       throw ConfigError("unexpected argument '" + args.positional().front() + "' (see --help)");
+    (void)app::detail::apply_log_to_option(args);
     const auto stream = args.get("stream");
     if (!stream) {
       for (const std::string& native_only : app::detail::native_only_options()) {
@@ -108,11 +109,8 @@ int main(const ProcessorFactory& factory, int argc, char** argv) {
     native::Worker worker(source, *store, factory, std::move(config.worker));
     app::detail::run_until_signalled(worker);
     return 0;
-  } catch (const ConfigError& e) {
-    log_error(program, ": ", e.what());
-    return 1;
   } catch (const std::exception& e) {
-    log_error(program, ": ", e.what());
+    app::detail::log_fatal(program + ": " + e.what());
     return 1;
   }
 }

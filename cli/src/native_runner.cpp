@@ -344,16 +344,19 @@ Args main_args(const std::string& program) {
             "shared store (dynamodb:, postgres://, or sqlite: on one host) split the shards\n"
             "through leases and take over each other's shards when one stops.\n"
             "In native mode SIGTERM/SIGINT shut down cleanly (leases are released for the other\n"
-            "workers), SIGHUP re-lists shards. Logs go to stderr; KCLPP_LOG_LEVEL=debug|info|warn|error.");
+            "workers), SIGHUP re-lists shards. Logs go to stderr (or --log-to syslog);\n"
+            "KCLPP_LOG_LEVEL=debug|info|warn|error, KCLPP_LOG_FORMAT=text|json.");
   args.option("stream", "NAME", "native mode: read this Kinesis stream");
   add_client_options(args);
   add_worker_options(args);
   add_fan_out_options(args);
+  add_log_to_option(args);
   return args;
 }
 
 const std::vector<std::string>& native_only_options() {
-  // Every option of main_args() but --stream and --on-error (protocol mode has it too).
+  // Every option of main_args() but --stream, --on-error and --log-to (protocol mode has
+  // them too).
   static const std::vector<std::string> names{
       "endpoint", "region", "profile", "application", "checkpoint-store", "lease-store",
       "initial-position", "shards", "max-records", "idle-time-ms", "shard-sync-ms",

@@ -22,7 +22,7 @@ int spoold_command(const std::vector<std::string>& argv) {
             "writes them with PutRecords (500 records, 5 MiB per request), retrying failed\n"
             "entries before dropping them. Memory is bounded (--max-buffer-mb): past it, records\n"
             "are dropped and counted. SIGTERM/SIGINT: stop receiving, flush everything, exit 0.\n"
-            "Logs go to stderr; nothing is printed on stdout.");
+            "Logs go to stderr (or --log-to syslog); nothing is printed on stdout.");
   args.option("config", "PATH", "Triton YAML config (default: $TRITON_CONFIG, else /etc/triton.yaml)")
       .option("endpoint", "tcp://HOST:PORT",
               "ZeroMQ address to bind (default: tcp://$TRITON_ZMQ_HOST:$TRITON_ZMQ_PORT, "
@@ -35,12 +35,14 @@ int spoold_command(const std::vector<std::string>& argv) {
       .option("flush-interval-ms", "MS", "how often held records are written", "100")
       .option("attempts", "N", "PutRecords attempts per batch before its records are dropped", "5")
       .option("receive-hwm", "N", "high-water mark of the PULL socket", "3500");
+  add_log_to_option(args);
   if (!args.parse(argv)) {
     std::fputs(args.help().c_str(), stderr);
     return 0;
   }
   if (!args.positional().empty())
     throw ConfigError("kclpp spoold takes no positional arguments ('" + args.positional().front() + "')");
+  (void)apply_log_to_option(args);
 
   pipeline::SpoolDaemonOptions options;
   options.endpoint = args.get_or("endpoint", "");

@@ -116,6 +116,7 @@ Args store_args() {
             "one process per shard, spooling to <stream>-<client>-<shard>.tri, checkpoints through the daemon "
             "(set callProcessRecordsEvenForEmptyRecordList = true so that idle shards checkpoint)");
   add_client_options(args);
+  add_log_to_option(args);
   return args;
 }
 
@@ -223,6 +224,7 @@ int store_command(const std::vector<std::string>& argv) {
   }
   if (!args.positional().empty())
     throw ConfigError("unexpected argument '" + args.positional().front() + "' (see --help)");
+  (void)apply_log_to_option(args);
   if (args.has("multilang")) refuse_daemon_side_options(args);
   const auto logical = args.get("stream");
   if (!logical) throw ConfigError("--stream is required");

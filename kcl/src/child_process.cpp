@@ -167,11 +167,11 @@ struct ChildProcess::Impl {
     }
   }
 
-  void spawn() {
+  void spawn(const std::string& shard_id) {
     std::vector<std::string> words = split_command(options.command);
     if (words.empty()) throw ConfigError("kcl::ChildProcess: empty command");
     child = detail::Subprocess::spawn(detail::SubprocessOptions{
-        std::move(words), options.command, options.pipe_size, options.exit_grace, tag, kill_switch});
+        std::move(words), options.command, options.pipe_size, options.exit_grace, tag, kill_switch, shard_id});
   }
 
   // Throws the public error for `f` after reaping the child; the instance becomes unusable.
@@ -386,7 +386,7 @@ void ChildProcess::initialize(const std::string& shard_id, const ExtendedSequenc
   }
   d.tag = d.options.log_tag.empty() ? shard_id : d.options.log_tag;
   try {
-    d.spawn();
+    d.spawn(shard_id);
   } catch (const Error& e) {
     d.state = Impl::State::Failed;
     d.error_kind = ErrorKind::Protocol;

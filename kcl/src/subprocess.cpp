@@ -256,6 +256,10 @@ void Subprocess::configure_pipes() {
   set_nonblocking(err_.get());
   if (options_.pipe_size > 0) {
     set_pipe_size(in_.get(), options_.pipe_size);
+    // stderr is read only while a call runs (no thread): between calls the pipe holds
+    // what the child logs, and a child whose stderr is full blocks. A larger pipe lets it
+    // log more while the shard is between batches (docs/operations.md §3).
+    set_pipe_size(err_.get(), options_.pipe_size);
     const std::size_t got = set_pipe_size(out_.get(), options_.pipe_size);
     read_chunk_ = std::max(read_chunk_, got);
   }
@@ -298,8 +302,15 @@ Pumped Subprocess::pump(Clock::duration max_wait) {
     pumped = write_some();
     if (pumped.error) return pumped;
   }
-  if (set.ready(out_idx)) read_stdout_once();
-  if (set.ready(err_idx)) read_stderr_once();
+  const bool got_stdout = set.ready(out_idx) && read_stdout_once();
+  if (got_stdout) {
+    // The caller is about to act on what came from stdout (a status ends the call). What
+    // the child wrote to stderr before it is in the pipe already: log all of it first, so
+    // a child's lines never show up after the daemon's lines about a later reply.
+    drain_stderr();
+  } else if (set.ready(err_idx)) {
+    read_stderr_once();
+  }
   check_exit(set.ready(pid_idx) || ready == 0);
   return pumped;
 }
@@ -433,9 +444,21 @@ void Subprocess::flush_stderr() {
   err_partial_.clear();
 }
 
+// One record per child line: its text is the message, the shard and the child's pid are
+// fields (docs/operations.md §3), so in JSON a log shipper gets the line intact and
+// escaped, and in text it reads "[shardId-000000000001 child_pid=42] <line>". A log_tag
+// other than the shard id still prefixes the message.
 void Subprocess::emit_stderr_line(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  log_info("[", options_.log_tag, "] child: ", line);
+  if (!log_enabled(LogLevel::Info)) return;
+  std::optional<LogContext> shard;
+  if (!options_.shard_id.empty()) shard.emplace("shard", options_.shard_id);
+  const LogContext child_pid("child_pid", pid_);
+  if (options_.log_tag.empty() || options_.log_tag == options_.shard_id) {
+    log(LogLevel::Info, line);
+  } else {
+    log_info("[", options_.log_tag, "] ", line);
+  }
 }
 
 // Child stdout after the last reply cannot be answered any more: log it.

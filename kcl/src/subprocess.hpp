@@ -54,6 +54,8 @@ struct SubprocessOptions {
   std::chrono::milliseconds exit_grace{5'000};
   std::string log_tag;            // prefix of every log line about the child
   std::shared_ptr<KillSwitch> kill_switch;  // optional: armed with the child's pid
+  // The `shard` field of the child's stderr lines (docs/operations.md §3); none when empty.
+  std::string shard_id;
 };
 
 // A stdin write or poll() that failed: the child is beyond use. `error` is the errno.

@@ -264,6 +264,9 @@ void Worker::Impl::start(const aws::Shard& shard, aws::StartPosition start_posit
   }
   raw->thread = std::thread([this, raw, shard, start_position = std::move(start_position),
                              checkpoints = std::move(checkpoints)]() mutable {
+    // Every line this thread logs carries its shard, the processor's (and in `kclpp
+    // daemon` the child's) included (docs/operations.md §3).
+    const LogContext log_shard("shard", raw->shard_id);
     std::optional<ShardOutcome> outcome;
     std::exception_ptr error;
     try {

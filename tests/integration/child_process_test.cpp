@@ -80,7 +80,9 @@ class Deadline {
   std::thread thread_;
 };
 
-// Captures kclpp's log lines (forwarding warnings and errors to stderr for diagnosis).
+// Captures kclpp's log lines (forwarding warnings and errors to stderr for diagnosis),
+// each with its context fields in front as the text format shows them:
+// "[shardId-000000000001 child_pid=42] message".
 class LogCapture {
  public:
   LogCapture() {
@@ -90,7 +92,8 @@ class LogCapture {
         std::fprintf(stderr, "[captured %s] %.*s\n", level == kclpp::LogLevel::Warn ? "WARN" : "ERROR",
                      static_cast<int>(std::min<std::size_t>(message.size(), 400)), message.data());
       std::lock_guard<std::mutex> lock(mu_);
-      lines_.emplace_back(level, std::string(message));
+      lines_.emplace_back(level, kclpp::format_log_line(level, message, kclpp::LogFormat::Text,
+                                                        kclpp::LogLineFor::Syslog));
     });
   }
   ~LogCapture() { kclpp::set_log_sink({}); }
@@ -106,6 +109,28 @@ class LogCapture {
   }
   [[nodiscard]] bool has(kclpp::LogLevel level, const std::string& needle) const {
     return count(level, needle) > 0;
+  }
+  // How many INFO lines contain `needle` followed by a number, if those numbers run
+  // 0, 1, 2, ... in order; SIZE_MAX when one is missing or out of order.
+  [[nodiscard]] std::size_t numbered(const std::string& needle) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::size_t n = 0;
+    for (const auto& [l, m] : lines_) {
+      const auto at = m.find(needle);
+      if (l != kclpp::LogLevel::Info || at == std::string::npos) continue;
+      if (std::stoul(m.substr(at + needle.size(), 4)) != n) return SIZE_MAX;
+      ++n;
+    }
+    return n;
+  }
+  // Some line at `level` contains every one of `needles`.
+  [[nodiscard]] bool has_all(kclpp::LogLevel level, const std::vector<std::string>& needles) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::any_of(lines_.begin(), lines_.end(), [&](const auto& line) {
+      return line.first == level && std::all_of(needles.begin(), needles.end(), [&](const std::string& n) {
+               return line.second.find(n) != std::string::npos;
+             });
+    });
   }
 
  private:
@@ -251,6 +276,7 @@ IFS= read -r line; log_in "$line"; status leaseLost
   ChildProcess child(options_for(script + "   one  two"));
   child.initialize(shard, ExtendedSequenceNumber{});
   ASSERT_TRUE(child.pid().has_value());
+  const int child_pid = *child.pid();
   child.lease_lost();
   EXPECT_FALSE(child.pid().has_value());
   const auto status = child.close();
@@ -259,7 +285,9 @@ IFS= read -r line; log_in "$line"; status leaseLost
   EXPECT_EQ(read_file(dir.file("args")), "one|two|");
   EXPECT_EQ(read_file(dir.file("env")), "inherited-value");
   EXPECT_EQ(read_file(dir.file("cwd")), std::filesystem::current_path().string() + "\n");
-  EXPECT_TRUE(logs.has(kclpp::LogLevel::Info, "[" + shard + "] child: hello from stderr"));
+  // The child's stderr line is a record of its own, tagged with the shard and its pid.
+  EXPECT_TRUE(logs.has(kclpp::LogLevel::Info,
+                       "[" + shard + " child_pid=" + std::to_string(child_pid) + "] hello from stderr"));
   const auto in = read_lines(dir.file("in.log"));
   ASSERT_EQ(in.size(), 2U);
   EXPECT_NE(in[0].find("\"action\":\"initialize\""), std::string::npos) << in[0];
@@ -582,13 +610,48 @@ IFS= read -r line; status leaseLost
   child.lease_lost();
   const long long size = std::stoll(read_file(dir.file("size")));
   EXPECT_GT(size, 20'000'000) << "the child must receive the whole line";
-  EXPECT_EQ(logs.count(kclpp::LogLevel::Info, "child: stderr flood line"), 200000U);
+  EXPECT_EQ(logs.count(kclpp::LogLevel::Info, "] stderr flood line"), 200000U);
   EXPECT_EQ(logs.count(kclpp::LogLevel::Info, "stdout flood line, not json"), 50000U);
   std::printf("20 MB batch with floods took %lld ms\n", static_cast<long long>(took.count()));
 }
 
 // ---------------------------------------------------------------------------------------
 // Failures: per shard, typed, and the instance is unusable afterwards
+
+// The child's stderr is read only while a call runs (docs/operations.md §3). Lines it
+// writes before a reply are all logged before the call returns; lines it writes after it
+// wait in the pipe (1 MiB: the child does not block) and come out, all of them and in
+// order, by the end of the next call.
+TEST(ChildProcessProtocol, StderrBeforeAReplyAndBetweenCallsIsLoggedWholeAndInOrder) {
+  Deadline deadline{30s};
+  LogCapture logs;
+  TempDir dir;
+  const std::string script = write_script(dir, "chatty.sh", R"(
+lines() { i=0; while [ $i -lt 3000 ]; do printf '%s %04d .........................................................\n' "$1" $i; i=$((i+1)); done > "$D/$1"; }
+lines before-reply
+lines between-calls
+IFS= read -r line; status initialize
+IFS= read -r line
+cat "$D/before-reply" >&2
+status processRecords
+cat "$D/between-calls" >&2
+echo done > "$D/between"
+IFS= read -r line; status leaseLost
+)");
+  ChildProcess child(options_for(script));
+  child.initialize(shard, ExtendedSequenceNumber{});
+  RecordingCheckpointer cp;
+  child.process_records(small_batch(), cp);
+  // 3000 lines of 80 bytes: more than one 64 KiB read, all logged before the call returned.
+  EXPECT_EQ(logs.numbered("] before-reply "), 3000U);
+  const auto wait_until = Clock::now() + 5s;
+  while (!std::filesystem::exists(dir.file("between")) && Clock::now() < wait_until)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("between")))
+      << "the child blocked writing stderr while no call was running";
+  child.lease_lost();
+  EXPECT_EQ(logs.numbered("] between-calls "), 3000U);
+}
 
 TEST(ChildProcessFailure, WrongResponseForIsProtocolErrorAndTheChildIsReaped) {
   Deadline deadline{20s};
@@ -673,7 +736,7 @@ IFS= read -r line; echo 'giving up' >&2; exit 3
     EXPECT_NE(what.find("exit code 3"), std::string::npos) << what;
   }
   EXPECT_TRUE(reaped(pid));
-  EXPECT_TRUE(logs.has(kclpp::LogLevel::Info, "child: giving up"));
+  EXPECT_TRUE(logs.has(kclpp::LogLevel::Info, "] giving up"));
   EXPECT_THROW(child.shard_ended(cp), kclpp::TransportError);
 }
 
@@ -960,7 +1023,8 @@ TEST(ChildProcessKclpp, CountExampleLeaseLost) {
   child.process_records(batch, cp);
   EXPECT_EQ(cp.targets(), (std::vector<std::string>{"largest"}));
   child.lease_lost();
-  EXPECT_TRUE(logs.has(kclpp::LogLevel::Info, "[count] child: "));
+  // A log_tag other than the shard id prefixes the child's lines.
+  EXPECT_TRUE(logs.has_all(kclpp::LogLevel::Info, {"[" + shard + " child_pid=", "] [count] "}));
   EXPECT_TRUE(logs.has(kclpp::LogLevel::Info, "lease lost: 3 records, 9 bytes"));
   const auto status = child.close();
   ASSERT_TRUE(status.has_value());
@@ -1035,7 +1099,7 @@ TEST_F(ChildProcessNode, FullLifecycleWithCheckpointsAndAThrottledRetry) {
   EXPECT_TRUE(has(ev, R"({"event":"shardEnded"})"));
   EXPECT_TRUE(has(ev, R"({"event":"exit","code":0})"));
   // The child's stderr reached our log, tagged with the shard.
-  EXPECT_TRUE(logs.has(kclpp::LogLevel::Info, "[" + shard + "] child: kcl_processor.js: "));
+  EXPECT_TRUE(logs.has_all(kclpp::LogLevel::Info, {"[" + shard + " child_pid=", "] kcl_processor.js: "}));
 }
 
 TEST_F(ChildProcessNode, LeaseLostRunEndsWithoutCheckpoints) {

@@ -379,7 +379,7 @@ TEST(CliOptionsTest, HelpDocumentsEveryOption) {
                                        "--lease-store",   "--worker-id",        "--failover-ms",
                                        "--max-leases",    "--max-leases-to-steal", "--take-interval-ms",
                                        "--cleanup-leases", "--dynamodb-endpoint", "--fan-out",
-                                       "--consumer-name", "--consumer-arn"};
+                                       "--consumer-name", "--consumer-arn", "--log-to"};
   for (const char* program : {KCLPP_EXAMPLE_ECHO, KCLPP_EXAMPLE_COUNT}) {
     const RunResult r = kclpp::test::run_program({program, "--help"}, {}, 10s);
     ASSERT_TRUE(exited_with(r, 0)) << program;
@@ -411,6 +411,7 @@ TEST(CliOptionsTest, BadOptionsExitOneNamingTheOption) {
       {{"--stream", "s", "--endpoint", dead, "--initial-position", "SOMEWHERE"}, "--initial-position"},
       {{"--stream", "s", "--endpoint", dead, "--shards", "0,x"}, "--shards"},
       {{"--stream", "s", "--endpoint", dead, "--on-error", "explode"}, "--on-error"},
+      {{"--stream", "s", "--endpoint", dead, "--log-to", "journal"}, "--log-to"},
       {{"--stream", "s", "--endpoint", dead, "--idle-time-ms", "-5"}, "--idle-time-ms"},
       {{"--stream", "s", "--endpoint", dead, "--application", ""}, "--application"},
       {{"--stream", "s", "--endpoint", dead, "stray"}, "stray"},

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -137,9 +138,11 @@ class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
     return path;
   }
 
+  // The Node case logs in JSON (docs/operations.md §3), the C++ cases in text.
   std::unique_ptr<Subprocess> start_daemon(const std::string& properties, const std::string& log) {
     kclpp::test::SpawnOptions options;
     options.env = kclpp::test::tool_env("debug", {"KCLPP_NODE_LOG=" + log, "KCLPP_NODE_LOG_IDS=1"});
+    if (GetParam().child == Child::Node) options.env.push_back("KCLPP_LOG_FORMAT=json");
     return std::make_unique<Subprocess>(std::vector<std::string>{KCLPP_TOOL, "daemon", properties},
                                         options);
   }
@@ -178,12 +181,12 @@ class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
       if (action == "initialize") v.shard_of_pid[pid] = arg;
       v.actions[pid].push_back(action == "exit" || action == "signal" ? action + " " + arg : action);
     }
-    // "[shardId-...] child: <time> INFO shardId-... seq=N sub=0 key=K data=D"
+    // "<time> INFO [shardId-... child_pid=N] <time> INFO shardId-... seq=N sub=0 key=K data=D"
     for (const std::string& l : kclpp::test::lines_with(daemon.stderr_text(), " data=")) {
-      const auto tag_end = l.find("] child: ");
-      const auto open = l.rfind('[', tag_end);
-      if (tag_end == std::string::npos || open == std::string::npos) continue;
-      v.records[l.substr(open + 1, tag_end - open - 1)].push_back(l.substr(l.find(" data=") + 6));
+      const auto open = l.find('[');
+      const auto pid_at = l.find(" child_pid=", open);
+      if (open == std::string::npos || pid_at == std::string::npos) continue;
+      v.records[l.substr(open + 1, pid_at - open - 1)].push_back(l.substr(l.find(" data=") + 6));
     }
     return v;
   }
@@ -205,6 +208,44 @@ class DaemonTest : public ::testing::TestWithParam<DaemonCase> {
                                          << " ms; children:\n"
                                          << v.dump() << "daemon stderr:\n"
                                          << daemon.stderr_text();
+  }
+
+  // KCLPP_LOG_FORMAT=json: every line of the daemon's stderr is a JSON object with time,
+  // level and message; each line a Node child wrote to its stderr is one record with its
+  // shard and pid, the child's text as the message, none lost, none reordered (the child
+  // writes each event to the Node log and to stderr, in the same order).
+  void expect_json_log(const std::string& stderr_text, const std::string& node_log, const ChildrenView& v) {
+    std::map<int, std::vector<std::string>> from_stderr;  // pid -> the child's events, in order
+    std::size_t lines = 0;
+    std::string sample;
+    for (const std::string& line : kclpp::test::split_lines(stderr_text)) {
+      if (line.empty()) continue;
+      ++lines;
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      ASSERT_TRUE(j.is_object()) << "not a JSON object: " << line;
+      for (const char* key : {"time", "level", "message"}) ASSERT_TRUE(j.contains(key)) << key << ": " << line;
+      if (!j.contains("child_pid")) continue;
+      const int pid = j["child_pid"].get<int>();
+      EXPECT_EQ(j.value("shard", "?"), v.shard_of_pid.count(pid) ? v.shard_of_pid.at(pid) : "no shard") << line;
+      EXPECT_EQ(j["level"], "INFO") << line;
+      const std::string message = j["message"].get<std::string>();
+      const std::string prefix = "kcl_processor.js: ";
+      if (message.rfind(prefix, 0) != 0) continue;
+      from_stderr[pid].push_back(message.substr(prefix.size()));
+      if (sample.empty()) sample = line;
+    }
+    std::map<int, std::vector<std::string>> from_node_log;
+    std::istringstream node(read_file(node_log));
+    for (std::string line; std::getline(node, line);) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object() && j.contains("pid")) from_node_log[j["pid"].get<int>()].push_back(line);
+    }
+    EXPECT_EQ(from_stderr.size(), 2U) << "two children";
+    EXPECT_EQ(from_stderr, from_node_log) << "the children's stderr lines, per child, in order";
+    std::size_t child_lines = 0;
+    for (const auto& [pid, events] : from_stderr) child_lines += events.size();
+    std::printf("[ json log ] %zu daemon lines, all JSON; %zu child lines, e.g.\n%s\n", lines, child_lines,
+                sample.c_str());
   }
 
   std::map<std::string, std::string> checkpoint_seqs() {
@@ -314,6 +355,8 @@ TEST_P(DaemonTest, DeliversEveryRecordCheckpointsAndShutsDownCleanly) {
         << "pid " << pid << " is still there, state "
         << kclpp::test::process_state(pid).value_or('?');
   }
+
+  if (GetParam().child == Child::Node) expect_json_log(daemon->stderr_text(), log, v);
 
   // The shutdownRequested checkpoint leaves every shard at its last record.
   std::map<std::string, std::string> expected_final;

@@ -106,6 +106,25 @@ TEST(Args, MistakesAreConfigErrorsNamingTheOption) {
   EXPECT_FALSE(e.parse({"--help"}));
 }
 
+// --log-to, on every command that runs long (docs/operations.md §3).
+TEST(Args, LogToTakesStderrOrSyslogAndNamesABadValue) {
+  Args args = kclpp::app::detail::main_args("my_processor");
+  EXPECT_NE(args.help().find("  --log-to stderr|syslog"), std::string::npos) << args.help();
+  ASSERT_TRUE(args.parse({"--log-to", "journal"}));
+  try {
+    (void)kclpp::app::detail::apply_log_to_option(args);
+    FAIL() << "accepted --log-to journal";
+  } catch (const kclpp::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--log-to: 'journal'"), std::string::npos) << e.what();
+  }
+  Args given = kclpp::app::detail::main_args("my_processor");
+  ASSERT_TRUE(given.parse({"--log-to=stderr"}));
+  EXPECT_TRUE(kclpp::app::detail::apply_log_to_option(given));
+  Args absent = kclpp::app::detail::main_args("my_processor");
+  ASSERT_TRUE(absent.parse({}));
+  EXPECT_FALSE(kclpp::app::detail::apply_log_to_option(absent)) << "the default leaves the output alone";
+}
+
 // --- kclpp::main's native mode -------------------------------------------------------------
 
 NativeConfig native(std::initializer_list<std::string> argv) {
@@ -215,12 +234,13 @@ TEST(NativeOptions, HelpDocumentsEveryOptionWithinOneHundredColumns) {
     EXPECT_NE(help.find("  " + std::string(option)), std::string::npos) << option << "\n" << help;
   }
   EXPECT_NE(help.find("(default: 10000)"), std::string::npos) << help;
-  // Every option but --stream and --on-error needs --stream: the list main() checks is complete.
+  // Every option but --stream, --on-error and --log-to needs --stream: the list main()
+  // checks is complete.
   const auto& native_only = kclpp::app::detail::native_only_options();
   for (const auto& line : lines_of(help)) {
     if (line.rfind("  --", 0) != 0) continue;
     const std::string name = line.substr(4, line.find(' ', 4) - 4);
-    if (name == "stream" || name == "on-error" || name == "help") continue;
+    if (name == "stream" || name == "on-error" || name == "log-to" || name == "help") continue;
     EXPECT_NE(std::find(native_only.begin(), native_only.end(), name), native_only.end()) << name;
   }
 }

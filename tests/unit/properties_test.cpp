@@ -182,6 +182,21 @@ TEST(DaemonConfig, ErrorsNameTheKeyAndLine) {
             std::string::npos);
 }
 
+// logTo is kclpp's own key (docs/operations.md §3): used, not listed as ignored.
+TEST(DaemonConfig, LogToIsStderrOrSyslog) {
+  const std::string base = "executableName=a\nstreamName=s\napplicationName=x\n";
+  EXPECT_FALSE(daemon_config(parse_properties(base, "f"), "f").log_to.has_value());
+  const auto config = daemon_config(parse_properties(base + "logTo = syslog\n", "f"), "f");
+  EXPECT_EQ(config.log_to, kclpp::LogOutput::Syslog);
+  EXPECT_TRUE(config.ignored_keys.empty());
+  try {
+    (void)daemon_config(parse_properties(base + "logTo = journal\n", "app.properties"), "app.properties");
+    FAIL() << "accepted logTo = journal";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("app.properties:4: logTo = 'journal'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(StartPosition, ParsesNamesEpochAndRfc3339) {
   EXPECT_EQ(parse_start_position("LATEST", "x").type, aws::IteratorType::Latest);
   EXPECT_EQ(parse_start_position("TRIM_HORIZON", "x").type, aws::IteratorType::TrimHorizon);

@@ -510,7 +510,20 @@ TEST(Worker, DeliversEveryRecordOfFourShardsOnceAndInOrder) {
   LocalStream stream("s", 4);
   TestStore store;
   Recorder recorder;
-  const Behaviour behaviour;
+  Behaviour behaviour;
+  // Every line a shard's thread logs carries its shard (docs/operations.md §3).
+  std::mutex context_mutex;
+  std::vector<std::string> wrong_context;
+  std::atomic<int> context_checks{0};
+  behaviour.on_batch = [&](const std::string& shard, const kclpp::RecordBatch&, kclpp::Checkpointer&) {
+    ++context_checks;
+    const auto fields = kclpp::log_fields();
+    if (fields != std::vector<kclpp::LogField>{{"shard", shard, false}}) {
+      const std::lock_guard lock(context_mutex);
+      wrong_context.push_back(shard + ": " + std::to_string(fields.size()) + " fields" +
+                              (fields.empty() ? "" : ", first " + fields[0].key + "=" + fields[0].value));
+    }
+  };
   auto expected = put_records(stream, "early", 200);
   RunningWorker worker(stream, store, recorder, behaviour);
   for (const auto& [shard, data] : put_records(stream, "late", 200)) {
@@ -530,6 +543,8 @@ TEST(Worker, DeliversEveryRecordOfFourShardsOnceAndInOrder) {
     const auto last = recorder.records(shard).back();
     EXPECT_EQ(store.get(shard), last.position()) << shard;
   }
+  EXPECT_GE(context_checks.load(), 4);
+  EXPECT_EQ(wrong_context, std::vector<std::string>{});
   EXPECT_EQ(recorder.factory_calls(), 4);
   for (const auto& e : recorder.events()) {
     if (e.what == "checkpoint_after_lease_lost") {

@@ -62,7 +62,10 @@ struct ChildProcessOptions {
   std::chrono::milliseconds exit_grace{5'000};
   // F_SETPIPE_SZ for the pipes to and from the child (0 keeps the OS default).
   std::size_t pipe_size = std::size_t{1} << 20;
-  // Prefix of the child's log lines; the shard id when empty.
+  // Prefix of the log lines about the child; the shard id when empty. Each line the
+  // child writes to stderr is logged at INFO as its own record with the fields `shard`
+  // and `child_pid` (docs/operations.md §3), prefixed "[tag] " only when the tag is not
+  // the shard id.
   std::string log_tag;
   // KCL 2.x messages by default; KCL 1.x's `shutdown` to check that a child still speaks it.
   TerminalMessages terminal_messages = TerminalMessages::Kcl2;
