@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "kclpp/processor/error.hpp"
+#include "kclpp/processor/log.hpp"
 
 namespace kclpp::app::detail::conformance {
 
