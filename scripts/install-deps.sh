@@ -28,6 +28,8 @@ debian_packages=(
   libmsgpack-cxx-dev libsnappy-dev libyaml-cpp-dev   # pipeline: records, .tri archives, config
   libzmq3-dev cppzmq-dev             # pipeline: tritond-compatible spool daemon and client
   python3-msgpack python3-snappy python3-crc32c python3-zmq   # py-triton cross-checks, baselines
+  libcpp-httplib-dev                 # cli: the operations endpoint (/metrics, /healthz, /readyz)
+  prometheus                         # tests: `promtool check metrics` on the scraped page
 )
 # Node.js may come from elsewhere than Debian (it does on the dev machines): only when no
 # node/npm is on PATH do we ask Debian for its own.

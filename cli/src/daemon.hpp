@@ -12,6 +12,7 @@
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
 #include "credentials_property.hpp"
+#include "ops_server.hpp"
 #include "properties.hpp"
 
 namespace kclpp::app::detail {
@@ -55,6 +56,9 @@ struct DaemonConfig {
   // consumerArn, consumerName, ... without "fanoutConfig.": not keys of the Java daemon,
   // which ignores them; not applied here either, and warned about with the right name.
   std::vector<std::string> misnamed_fan_out_keys;
+  // kclpp's own keys metricsListen and statsdAddress (docs/operations.md §1); the command
+  // line's --metrics-listen and --statsd win over them.
+  OpsConfig ops;
 };
 
 // Maps the keys of docs/kcl-protocol.md §6. `store_override` (--checkpoint-store) replaces

@@ -310,6 +310,7 @@ Args main_args(const std::string& program) {
   add_client_options(args);
   add_worker_options(args);
   add_fan_out_options(args);
+  add_ops_options(args, "kclpp");
   return args;
 }
 
@@ -320,7 +321,7 @@ const std::vector<std::string>& native_only_options() {
       "initial-position", "shards", "max-records", "idle-time-ms", "shard-sync-ms",
       "shutdown-grace-ms", "deliver-empty-batches", "worker-id", "failover-ms", "max-leases",
       "max-leases-to-steal", "take-interval-ms", "cleanup-leases", "dynamodb-endpoint", "fan-out",
-      "consumer-name", "consumer-arn"};
+      "consumer-name", "consumer-arn", "metrics-listen", "statsd", "statsd-prefix", "statsd-interval-ms"};
   return names;
 }
 
@@ -337,6 +338,7 @@ NativeConfig native_config(const Args& args, const std::string& program) {
                       store_uri_for_log(config.store_uri));
   config.store = store_options_like(config.client, dynamodb_endpoint);
   config.fan_out = fan_out_options(args, config.stream, config.worker.application);
+  config.ops = ops_config(args);
   return config;
 }
 
@@ -388,8 +390,22 @@ aws::StartPosition parse_start_position(const std::string& text, const std::stri
                     "' is not LATEST, TRIM_HORIZON or AT_TIMESTAMP:<time>");
 }
 
-void run_until_signalled(native::Worker& worker) {
+HealthFunction worker_health(const native::Worker& worker) {
+  // TODO(issue 14, wt-health): [&worker] { return worker.health(); } once Worker::health()
+  // is in main; until then the endpoint reports the worker alive and ready while it runs.
+  (void)worker;
+  return [] {
+    native::WorkerHealth health;
+    health.alive = true;
+    health.ready = true;
+    return health;
+  };
+}
+
+void run_until_signalled(native::Worker& worker, const WorkerOps& ops) {
   SignalBlock block{SIGTERM, SIGINT, SIGHUP};
+  // After the block (its threads inherit the mask), destroyed before it.
+  const Ops served(ops.config, ops.registry, worker_health(worker), ops.statsd);
   std::jthread waiter([&worker, &block](const std::stop_token& stop) {
     const timespec tick{0, 100'000'000};
     while (!stop.stop_requested()) {
