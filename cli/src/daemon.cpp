@@ -492,8 +492,8 @@ int daemon_command(const std::vector<std::string>& argv) {
   if (args.positional().size() != 1)
     throw ConfigError("kclpp daemon needs exactly one properties file (see kclpp daemon --help)");
   const std::string& path = args.positional().front();
-  DaemonConfig config = daemon_config(load_properties(path), path, args.get("checkpoint-store"));
   const OpsConfig command_line = ops_config(args);
+  DaemonConfig config = daemon_config(load_properties(path), path, args.get("checkpoint-store"));
   config.ops.statsd_prefix = command_line.statsd_prefix;
   config.ops.statsd_interval = command_line.statsd_interval;
   if (!command_line.metrics_listen.empty()) config.ops.metrics_listen = command_line.metrics_listen;
