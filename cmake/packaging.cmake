@@ -70,7 +70,7 @@ set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # The test (tests/package/check.sh) checks this list against the files a consumer's
 # build really finds.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-    "kclpp (= ${PROJECT_VERSION}-${KCLPP_PACKAGE_RELEASE}), libsimdjson-dev, libcurl4-openssl-dev | libcurl-dev, libssl-dev, nlohmann-json3-dev, libexpat1-dev, zlib1g-dev, libsqlite3-dev, libpq-dev, libyaml-cpp-dev, libsnappy-dev, cppzmq-dev, libzmq3-dev, libsystemd-dev, pkg-config")
+    "kclpp (= ${PROJECT_VERSION}-${KCLPP_PACKAGE_RELEASE}), libsimdjson-dev, libcurl4-openssl-dev | libcurl-dev, libssl-dev, nlohmann-json3-dev, libexpat1-dev, zlib1g-dev, libsqlite3-dev, libpq-dev, libyaml-cpp-dev, libsnappy-dev, cppzmq-dev, libzmq3-dev, libsystemd-dev, libcpp-httplib-dev, pkg-config")
 set(CPACK_DEBIAN_DEV_DESCRIPTION
     "C++20 SDK for Amazon Kinesis record processing (development files)
 Static libraries, headers and CMake package files (find_package(kclpp)) of kclpp:

@@ -31,6 +31,8 @@ debian_packages=(
   python3-msgpack python3-snappy python3-crc32c python3-zmq   # py-triton cross-checks, baselines
   dpkg-dev file systemd              # make package: dpkg-shlibdeps and file (CPack's Depends),
                                      # systemd-analyze verify of the units (tests/package)
+  libcpp-httplib-dev                 # cli: the operations endpoint (/metrics, /healthz, /readyz)
+  prometheus                         # tests: `promtool check metrics` on the scraped page
 )
 # Node.js may come from elsewhere than Debian (it does on the dev machines): only when no
 # node/npm is on PATH do we ask Debian for its own.

@@ -371,6 +371,19 @@ void read_store(Reader& r, const std::optional<std::string>& store_override, Dae
   config.store = store_options_like(config.client, endpoint != nullptr ? endpoint->value : "");
 }
 
+// kclpp's own operations keys (the Java daemon publishes to CloudWatch instead).
+void read_ops(Reader& r, DaemonConfig& config) {
+  if (const Property* p = r.find("metricsListen"); p != nullptr && !p->value.empty()) {
+    try {
+      (void)parse_listen_address(p->value, "metricsListen");
+    } catch (const ConfigError&) {
+      r.bad("metricsListen", "not PORT, HOST:PORT or [IPV6]:PORT");
+    }
+    config.ops.metrics_listen = p->value;
+  }
+  if (const Property* p = r.find("statsdAddress")) config.ops.statsd = p->value;
+}
+
 }  // namespace
 
 DaemonConfig daemon_config(const std::map<std::string, Property>& properties, const std::string& source,
@@ -385,6 +398,7 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
   read_credentials(r, source, config);
   read_lease_options(r, config);
   read_store(r, store_override, config);
+  read_ops(r, config);
   config.kcl3_keys = read_kcl3_keys(r);
   if (const Property* log_to = r.find("logTo")) {
     LogOutput output{};
@@ -452,6 +466,9 @@ constexpr const char* daemon_description =
     "keys kclpp does not use are listed in one warning. Every key: docs/kcl-protocol.md §6.\n"
     "Logs: logTo = stderr | syslog (kclpp's own key; --log-to overrides it); each line a child\n"
     "writes to stderr is logged with its shard (KCLPP_LOG_FORMAT=json: one JSON object a line).\n"
+    "Operations (kclpp's own keys): metricsListen = [HOST:]PORT serves /metrics, /healthz and\n"
+    "/readyz (a bare port: 127.0.0.1); statsdAddress = HOST:PORT pushes the same metrics to\n"
+    "statsd. --metrics-listen and --statsd override them.\n"
     "SIGTERM/SIGINT: every child gets shutdownRequested, then leaseLost, then its stdin is\n"
     "closed; the leases are released for the other workers.";
 
@@ -486,6 +503,7 @@ int daemon_command(const std::vector<std::string>& argv) {
   Args args("kclpp daemon [options] app.properties", daemon_description);
   args.option("checkpoint-store", "URI", "overrides the file's checkpointStore (tableName still names a dynamodb: table)");
   add_log_to_option(args);
+  add_ops_options(args, "kclpp");
   if (!args.parse(argv)) {
     std::fputs(args.help().c_str(), stderr);
     return 0;
@@ -493,9 +511,14 @@ int daemon_command(const std::vector<std::string>& argv) {
   if (args.positional().size() != 1)
     throw ConfigError("kclpp daemon needs exactly one properties file (see kclpp daemon --help)");
   const std::string& path = args.positional().front();
+  const OpsConfig command_line = ops_config(args);
   DaemonConfig config = daemon_config(load_properties(path), path, args.get("checkpoint-store"));
   // Before the first log line: --log-to, else the file's logTo (kclpp's own key).
   if (!apply_log_to_option(args) && config.log_to) set_log_output(*config.log_to);
+  config.ops.statsd_prefix = command_line.statsd_prefix;
+  config.ops.statsd_interval = command_line.statsd_interval;
+  if (!command_line.metrics_listen.empty()) config.ops.metrics_listen = command_line.metrics_listen;
+  if (!command_line.statsd.empty()) config.ops.statsd = command_line.statsd;
   log_unapplied_keys(config, path);
   resolve_credentials(config);
   check_stream(config.client, config.stream);
@@ -505,12 +528,14 @@ int daemon_command(const std::vector<std::string>& argv) {
            "', child '", config.child.command, "', ", retrieval_for_log(config.fan_out), ", checkpoints in ",
            store_uri_for_log(config.checkpoint_store));
   const kcl::ChildProcessOptions child = config.child;
+  auto metrics = std::make_shared<MetricsRegistry>();
+  config.worker.metrics = metrics;
   native::Worker worker(source, *store,
                         [child](const std::string&) -> std::unique_ptr<RecordProcessor> {
                           return std::make_unique<kcl::ChildProcess>(child);
                         },
                         config.worker);
-  run_until_signalled(worker);
+  run_until_signalled(worker, {config.ops, metrics, {}});
   return 0;
 }
 

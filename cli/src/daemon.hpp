@@ -13,6 +13,7 @@
 #include "kclpp/native/worker.hpp"
 #include "kclpp/processor/log.hpp"
 #include "credentials_property.hpp"
+#include "ops_server.hpp"
 #include "properties.hpp"
 
 namespace kclpp::app::detail {
@@ -58,6 +59,9 @@ struct DaemonConfig {
   std::vector<std::string> misnamed_fan_out_keys;
   // logTo (kclpp's own key: stderr | syslog, docs/operations.md §3).
   std::optional<LogOutput> log_to;
+  // kclpp's own keys metricsListen and statsdAddress (docs/operations.md §1); the command
+  // line's --metrics-listen and --statsd win over them.
+  OpsConfig ops;
 };
 
 // Maps the keys of docs/kcl-protocol.md §6. `store_override` (--checkpoint-store) replaces

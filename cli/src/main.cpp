@@ -106,8 +106,10 @@ int main(const ProcessorFactory& factory, int argc, char** argv) {
     log_info("native mode: application '", config.worker.application, "', stream '", config.stream,
              "', ", app::detail::retrieval_for_log(config.fan_out), ", checkpoints in ",
              app::detail::store_uri_for_log(config.store_uri));
+    auto metrics = std::make_shared<MetricsRegistry>();
+    config.worker.metrics = metrics;
     native::Worker worker(source, *store, factory, std::move(config.worker));
-    app::detail::run_until_signalled(worker);
+    app::detail::run_until_signalled(worker, {config.ops, metrics, {}});
     return 0;
   } catch (const std::exception& e) {
     app::detail::log_fatal(program + ": " + e.what());

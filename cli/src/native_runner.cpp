@@ -351,6 +351,7 @@ Args main_args(const std::string& program) {
   add_worker_options(args);
   add_fan_out_options(args);
   add_log_to_option(args);
+  add_ops_options(args, "kclpp");
   return args;
 }
 
@@ -362,7 +363,8 @@ const std::vector<std::string>& native_only_options() {
       "initial-position", "shards", "max-records", "idle-time-ms", "shard-sync-ms",
       "shutdown-grace-ms", "deliver-empty-batches", "worker-id", "failover-ms", "max-leases",
       "max-leases-to-steal", "take-interval-ms", "cleanup-leases", "dynamodb-endpoint", "fan-out",
-      "consumer-name", "consumer-arn", "processor-timeout", "on-processor-timeout", "stall-timeout"};
+      "consumer-name", "consumer-arn", "processor-timeout", "on-processor-timeout", "stall-timeout",
+      "metrics-listen", "statsd", "statsd-prefix", "statsd-interval-ms"};
   return names;
 }
 
@@ -379,6 +381,7 @@ NativeConfig native_config(const Args& args, const std::string& program) {
                       store_uri_for_log(config.store_uri));
   config.store = store_options_like(config.client, dynamodb_endpoint);
   config.fan_out = fan_out_options(args, config.stream, config.worker.application);
+  config.ops = ops_config(args);
   return config;
 }
 
@@ -430,11 +433,13 @@ aws::StartPosition parse_start_position(const std::string& text, const std::stri
                     "' is not LATEST, TRIM_HORIZON or AT_TIMESTAMP:<time>");
 }
 
-void run_until_signalled(native::Worker& worker) {
+void run_until_signalled(native::Worker& worker, const WorkerOps& ops) {
   SignalBlock block{SIGTERM, SIGINT, SIGHUP};
   // Under systemd (Type=notify, WatchdogSec): docs/operations.md §2. Declared before the
   // waiter, which uses it, so that it outlives it.
   SystemdNotifier notifier([&worker] { return worker_service_state(worker); });
+  // After the block (its threads inherit the mask), destroyed before it.
+  const Ops served(ops.config, ops.registry, [&worker] { return worker.health(); }, ops.statsd);
   std::jthread waiter([&worker, &block, &notifier](const std::stop_token& stop) {
     const timespec tick{0, 100'000'000};
     while (!stop.stop_requested()) {

@@ -16,6 +16,7 @@
 #include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/native/stream_source.hpp"
 #include "kclpp/native/worker.hpp"
+#include "ops_server.hpp"
 
 namespace kclpp::app::detail {
 
@@ -96,6 +97,8 @@ struct NativeConfig {
   native::StoreOptions store;
   // Set: enhanced fan-out (--fan-out, --consumer-name, --consumer-arn); unset: polling.
   std::optional<native::FanOutOptions> fan_out;
+  // --metrics-listen, --statsd (docs/operations.md §1).
+  OpsConfig ops;
 };
 // The options of kclpp::main: --stream, the client options and the worker options.
 [[nodiscard]] Args main_args(const std::string& program);
@@ -114,10 +117,20 @@ struct NativeConfig {
 [[nodiscard]] std::chrono::system_clock::time_point parse_time(const std::string& text,
                                                                const std::string& what);
 
+// A worker's operations endpoint and statsd push: `registry` is its WorkerOptions::metrics
+// (with whatever else the command registered there). Both off by default.
+struct WorkerOps {
+  OpsConfig config;
+  std::shared_ptr<MetricsRegistry> registry;
+  StatsdPublisherOptions statsd;
+};
+
 // Runs the worker on this thread until SIGTERM or SIGINT (clean shutdown: shutdown_requested,
 // lease_lost, join); SIGHUP re-lists shards. The signals are blocked in every thread and
-// taken by one waiting thread, joined before returning. Throws what Worker::run throws.
-void run_until_signalled(native::Worker& worker);
+// taken by one waiting thread, joined before returning; the endpoint's and the statsd
+// push's threads start inside that, so they never take a signal either. Throws what
+// Worker::run throws, and ConfigError when the endpoint cannot listen.
+void run_until_signalled(native::Worker& worker, const WorkerOps& ops = {});
 
 // Blocks `signals` in the calling thread for its lifetime, so that threads started meanwhile
 // inherit the mask and only a thread waiting in sigtimedwait(set()) takes them; restores the

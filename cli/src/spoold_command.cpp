@@ -36,6 +36,7 @@ int spoold_command(const std::vector<std::string>& argv) {
       .option("attempts", "N", "PutRecords attempts per batch before its records are dropped", "5")
       .option("receive-hwm", "N", "high-water mark of the PULL socket", "3500");
   add_log_to_option(args);
+  add_ops_options(args, "kclpp.spoold");
   if (!args.parse(argv)) {
     std::fputs(args.help().c_str(), stderr);
     return 0;
@@ -53,6 +54,9 @@ int spoold_command(const std::vector<std::string>& argv) {
   options.flush_interval = std::chrono::milliseconds(*args.get_int("flush-interval-ms", 1, 3'600'000));
   options.retry.max_attempts = static_cast<int>(*args.get_int("attempts", 1, 100));
   options.receive_high_water_mark = static_cast<int>(*args.get_int("receive-hwm", 1, 10'000'000));
+  const OpsConfig ops_options = ops_config(args);
+  auto metrics = std::make_shared<MetricsRegistry>();
+  options.metrics = metrics;
 
   pipeline::TritonConfig config = pipeline::TritonConfig::load(args.get_or("config", ""));
   // SIGTERM and SIGINT blocked for the command's lifetime, so that every thread started
@@ -60,6 +64,9 @@ int spoold_command(const std::vector<std::string>& argv) {
   // takes them. tritond flushes on both (docs/triton.md §7); so do we.
   SignalBlock signals{SIGTERM, SIGINT};
   pipeline::SpoolDaemon daemon(std::move(config), std::move(options));
+  // After the signal block (its threads inherit the mask). No health function: the
+  // daemon is healthy while it serves.
+  const Ops ops(ops_options, metrics, nullptr);
   std::jthread waiter([&daemon, &signals](const std::stop_token& stop) {
     const timespec tick{0, 100'000'000};
     while (!stop.stop_requested()) {

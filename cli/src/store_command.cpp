@@ -115,6 +115,7 @@ Args store_args() {
       .flag("multilang", "run as a MultiLangDaemon child (executableName of the Java daemon or of `kclpp daemon`): "
             "one process per shard, spooling to <stream>-<client>-<shard>.tri, checkpoints through the daemon "
             "(set callProcessRecordsEvenForEmptyRecordList = true so that idle shards checkpoint)");
+  add_ops_options(args, "kclpp.store", StatsdOptions::AlreadyDeclared);
   add_client_options(args);
   add_log_to_option(args);
   return args;
@@ -123,7 +124,7 @@ Args store_args() {
 // Under a daemon, the daemon reads Kinesis and keeps the checkpoints: options about either
 // would be silently ignored, so they are refused.
 void refuse_daemon_side_options(const Args& args) {
-  for (const char* daemon_side : {"checkpoint-db", "initial-position", "shards", "endpoint"}) {
+  for (const char* daemon_side : {"checkpoint-db", "initial-position", "shards", "endpoint", "metrics-listen"}) {
     if (args.has(daemon_side)) {
       throw ConfigError(std::string("--") + daemon_side +
                         " does not apply with --multilang: the daemon reads the stream and keeps the checkpoints "
@@ -193,7 +194,15 @@ int run_native(const Args& args, const std::string& logical, const pipeline::Str
   // that a Triton deployment's $TRITON_DB or --checkpoint-db works unchanged.
   const std::string checkpoint_db =
       native::triton_db_uri(args.get_or("checkpoint-db", env_or("TRITON_DB", "triton+sqlite:triton.db")));
-  const native::WorkerOptions worker_opts = store_worker_options(args, options.client);
+  native::WorkerOptions worker_opts = store_worker_options(args, options.client);
+  const OpsConfig ops = ops_config(args);
+  auto metrics = std::make_shared<MetricsRegistry>();
+  options.metrics = metrics;
+  worker_opts.metrics = metrics;
+  // The archive's own counts go to statsd as they happen, under the names they always had
+  // (ArchiveStoreOptions::statsd); the push adds the worker's.
+  StatsdPublisherOptions push;
+  push.include = [](std::string_view name) { return name.rfind("kclpp_store_", 0) != 0; };
 
   pipeline::ArchiveStore archive(options);
   check_stream(kinesis, stream.name);
@@ -206,7 +215,7 @@ int run_native(const Args& args, const std::string& logical, const pipeline::Str
     native::Worker worker(
         source, *checkpoints,
         [&archive](const std::string& shard_id) { return archive.make_processor(shard_id); }, worker_opts);
-    run_until_signalled(worker);
+    run_until_signalled(worker, {ops, metrics, std::move(push)});
   }
   const auto stats = archive.stats();
   log_info("kclpp store: done: ", stats.records, " records spooled, ", stats.bad_records, " skipped, ",

@@ -7,6 +7,7 @@
 #include "kclpp/processor/log.hpp"
 #include "kclpp/processor/retry.hpp"
 #include "shard_consumer.hpp"
+#include "shard_metrics.hpp"
 
 namespace kclpp::native::detail {
 namespace {
@@ -39,8 +40,8 @@ bool resubscribing_helps(const Error& e) { return dynamic_cast<const ProtocolErr
 }  // namespace
 
 FanOutFetcher::FanOutFetcher(StreamSource& source, std::string shard_id, const WorkerOptions& options,
-                             StopSignal& stop)
-    : source_(source), shard_id_(std::move(shard_id)), options_(options), stop_(stop) {}
+                             StopSignal& stop, const ShardMetrics& metrics)
+    : source_(source), shard_id_(std::move(shard_id)), options_(options), stop_(stop), metrics_(metrics) {}
 
 FanOutFetcher::~FanOutFetcher() = default;
 
@@ -123,6 +124,7 @@ ReadStatus FanOutFetcher::subscribe() {
     latest_opened_at_ = std::chrono::system_clock::now();
   }
   last_subscribe_ = SteadyClock::now();
+  metrics_.subscriptions.add();
   subscription_ = source_.subscribe(shard_id_, position);
   if (!subscription_) throw ConfigError("shard " + shard_id_ + ": the stream source has no fan-out");
   if (++subscriptions_ == 1 || continuation_ == std::nullopt) {
@@ -146,6 +148,7 @@ aws::StartPosition FanOutFetcher::resume_position() const {
 
 ReadStatus FanOutFetcher::failed(const Error& error) {
   ++failures_;
+  metrics_.read_failed(error);
   const auto delay = std::max<std::chrono::milliseconds>(
       kclpp::detail::backoff_delay(options_.read_retry, failures_, error.retry()), min_subscribe_interval);
   // A dropped subscription now and then is normal (deployments of the service); only

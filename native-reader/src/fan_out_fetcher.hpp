@@ -22,7 +22,8 @@ inline constexpr std::chrono::milliseconds min_subscribe_interval{1'000};
 // retrying cannot fix is thrown.
 class FanOutFetcher final : public RecordFetcher {
  public:
-  FanOutFetcher(StreamSource& source, std::string shard_id, const WorkerOptions& options, StopSignal& stop);
+  FanOutFetcher(StreamSource& source, std::string shard_id, const WorkerOptions& options, StopSignal& stop,
+                const ShardMetrics& metrics);
   ~FanOutFetcher() override;
   FanOutFetcher(const FanOutFetcher&) = delete;
   FanOutFetcher& operator=(const FanOutFetcher&) = delete;
@@ -43,6 +44,7 @@ class FanOutFetcher final : public RecordFetcher {
   std::string shard_id_;
   const WorkerOptions& options_;
   StopSignal& stop_;
+  const ShardMetrics& metrics_;
   std::unique_ptr<aws::ShardSubscription> subscription_;
   aws::SubscribeToShardEvent event_;
   // Across rounds: the subscribe budget is the shard's.

@@ -104,12 +104,14 @@ struct LeaseCoordinator::Held {
   [[nodiscard]] bool valid(SteadyClock::time_point now) const { return !lost && ticks(now) < valid_until; }
 };
 
-LeaseCoordinator::LeaseCoordinator(LeaseTable& table, const LeaseOptions& options, Callbacks callbacks)
+LeaseCoordinator::LeaseCoordinator(LeaseTable& table, const LeaseOptions& options, Callbacks callbacks,
+                                   WorkerMetrics metrics)
     : table_(table),
       timing_(options),
       options_(options),
       worker_id_(options.worker_id.empty() ? default_worker_id() : options.worker_id),
       callbacks_(std::move(callbacks)),
+      metrics_(std::move(metrics)),
       random_(seed()) {}
 
 LeaseCoordinator::~LeaseCoordinator() { stop(); }
@@ -274,6 +276,8 @@ void LeaseCoordinator::drop(const std::string& key, const char* why) {
       it->second->lost = true;
       held_.erase(it);
       ++stats_.lost;
+      metrics_.leases_lost.add();
+      metrics_.leases_held.set(static_cast<double>(held_.size()));
       dropped = true;
     }
   }
@@ -378,6 +382,9 @@ bool LeaseCoordinator::try_take(const Lease& seen, bool steal) {
     held_[next.key] = held;
     ++stats_.taken;
     if (steal) ++stats_.stolen;
+    metrics_.leases_taken.add();
+    if (steal) metrics_.leases_stolen.add();
+    metrics_.leases_held.set(static_cast<double>(held_.size()));
   }
   remember(next);
   const std::string from = !seen.owner ? std::string(" (free)")
@@ -530,6 +537,7 @@ void LeaseCoordinator::release(const std::string& key) noexcept {
   }
   const std::lock_guard lock(mutex_);
   if (held_.erase(key) != 0) ++stats_.released;
+  metrics_.leases_held.set(static_cast<double>(held_.size()));
   held->lost = true;
 }
 

@@ -21,6 +21,7 @@
 
 #include "kclpp/native/lease_table.hpp"
 #include "kclpp/native/worker.hpp"
+#include "shard_metrics.hpp"
 
 namespace kclpp::native::detail {
 
@@ -66,7 +67,9 @@ class LeaseCoordinator {
     std::function<void(const std::string& key)> lost;  // a lease is no longer held
   };
 
-  LeaseCoordinator(LeaseTable& table, const LeaseOptions& options, Callbacks callbacks);
+  // `metrics`: leases held, taken, stolen and lost (docs/operations.md §1); default: none.
+  LeaseCoordinator(LeaseTable& table, const LeaseOptions& options, Callbacks callbacks,
+                   WorkerMetrics metrics = {});
   ~LeaseCoordinator();
   LeaseCoordinator(const LeaseCoordinator&) = delete;
   LeaseCoordinator& operator=(const LeaseCoordinator&) = delete;
@@ -170,6 +173,7 @@ class LeaseCoordinator {
   };
   std::map<std::string, Seen> seen_;
   LeaseStats stats_;
+  WorkerMetrics metrics_;  // updated with stats_, under mutex_
   std::uint64_t takes_ = 0;  // the number of the last take (Held::take)
   std::minstd_rand random_;
   std::thread thread_;  // last: started after everything else exists

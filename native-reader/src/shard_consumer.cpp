@@ -21,6 +21,13 @@ bool is_fatal(const Error& e) {
   return dynamic_cast<const AuthError*>(&e) != nullptr || dynamic_cast<const ConfigError*>(&e) != nullptr;
 }
 
+// The shard's series in the worker's registry (the Worker always sets one).
+ShardMetrics shard_metrics(const ShardConsumerContext& ctx, const std::string& shard_id) {
+  if (!ctx.options.metrics) return {};
+  return ShardMetrics(*ctx.options.metrics, shard_id,
+                      worker_labels(ctx.options.application, ctx.source.stream_name()));
+}
+
 }  // namespace
 
 ExtendedSequenceNumber sentinel_for(const aws::StartPosition& position) {
@@ -57,8 +64,9 @@ ShardConsumer::ShardConsumer(ShardConsumerContext context, aws::Shard shard, aws
     : ctx_(context),
       shard_(std::move(shard)),
       start_without_checkpoint_(std::move(start_without_checkpoint)),
-      checkpoints_(std::move(checkpoints)),
-      fetcher_(make_fetcher(ctx_.source, shard_.shard_id, ctx_.options, ctx_.stop)) {}
+      metrics_(shard_metrics(ctx_, shard_.shard_id)),
+      checkpoints_(std::make_unique<MeteredCheckpoints>(std::move(checkpoints), metrics_)),
+      fetcher_(make_fetcher(ctx_.source, shard_.shard_id, ctx_.options, ctx_.stop, metrics_)) {}
 
 ShardConsumer::~ShardConsumer() = default;
 
@@ -108,6 +116,7 @@ ShardOutcome ShardConsumer::run() {
     // A processor that let LeaseLostError out of checkpoint() failed its round because the
     // lease went: there is nothing to restart.
     if (!checkpoints_->held()) return ShardOutcome::LeaseLost;
+    metrics_.processor_restarts.add();
     failures = report.made_progress ? 1 : std::min(failures + 1, 30);
     const auto delay = std::max<std::chrono::milliseconds>(
         kclpp::detail::backoff_delay(ctx_.options.read_retry, failures, Retry::Yes),
@@ -231,6 +240,7 @@ ShardConsumer::Step ShardConsumer::read_and_deliver(Round& round) {
     if (!checkpoints_->held()) return lose_lease(round);
     ctx_.watch.fetched(result.millis_behind_latest);
     const bool full = static_cast<int>(result.records.size()) >= ctx_.options.max_records;
+    metrics_.millis_behind_latest.set(static_cast<double>(result.millis_behind_latest));
     if (const Step step = deliver(round, result, records); step != Step::Continue) return step;
     if (status == ReadStatus::ShardEnd) return Step::Continue;
     // Caught up: wait before polling again. Behind: poll again now (the fetcher keeps the
@@ -257,9 +267,15 @@ ShardConsumer::Step ShardConsumer::deliver(Round& round, aws::GetRecordsResult& 
   }
   if (!records.empty() || ctx_.options.empty_batches == EmptyBatches::Deliver) {
     if (!records.empty()) round.checkpointer.delivered(records.back().position());
+    std::size_t bytes = 0;
+    for (const Record& record : records) bytes += record.data.size();
+    metrics_.records.add(records.size());
+    metrics_.bytes.add(bytes);
     RecordBatch batch{std::move(records), result.millis_behind_latest};
+    const auto started = std::chrono::steady_clock::now();
     const CallResult called = call(*round.processor, ProcessorCall::ProcessRecords,
                                    [&] { round.processor->process_records(batch, round.checkpointer); });
+    metrics_.process_seconds.observe(std::chrono::steady_clock::now() - started);
     if (fails_round(called)) {
       return drop_processor(round,
                             called == CallResult::TimedOut ? "process_records timed out" : "process_records threw");

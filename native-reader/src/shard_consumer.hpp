@@ -16,6 +16,7 @@
 #include "kclpp/processor/error.hpp"
 #include "shard_fetcher.hpp"
 #include "shard_watch.hpp"
+#include "shard_metrics.hpp"
 #include "worker_checkpointer.hpp"
 
 namespace kclpp::native::detail {
@@ -115,6 +116,7 @@ class ShardConsumer {
   ShardConsumerContext ctx_;
   aws::Shard shard_;
   aws::StartPosition start_without_checkpoint_;
+  ShardMetrics metrics_;  // before the checkpoints and the fetcher, which refer to it
   std::unique_ptr<ShardCheckpoints> checkpoints_;
   std::unique_ptr<RecordFetcher> fetcher_;
 };

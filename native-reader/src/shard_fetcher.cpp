@@ -8,6 +8,7 @@
 #include "kclpp/processor/retry.hpp"
 #include "fan_out_fetcher.hpp"
 #include "shard_consumer.hpp"
+#include "shard_metrics.hpp"
 
 namespace kclpp::native::detail {
 namespace {
@@ -47,14 +48,18 @@ bool is_expired_iterator(const Error& e) {
 }  // namespace
 
 std::unique_ptr<RecordFetcher> make_fetcher(StreamSource& source, std::string shard_id, const WorkerOptions& options,
-                                            StopSignal& stop) {
-  if (source.fan_out()) return std::make_unique<FanOutFetcher>(source, std::move(shard_id), options, stop);
-  return std::make_unique<PollingFetcher>(source.connect(), std::move(shard_id), options, stop);
+                                            StopSignal& stop, const ShardMetrics& metrics) {
+  if (source.fan_out()) return std::make_unique<FanOutFetcher>(source, std::move(shard_id), options, stop, metrics);
+  return std::make_unique<PollingFetcher>(source.connect(), std::move(shard_id), options, stop, metrics);
 }
 
 PollingFetcher::PollingFetcher(std::unique_ptr<StreamConnection> connection, std::string shard_id,
-                           const WorkerOptions& options, StopSignal& stop)
-    : connection_(std::move(connection)), shard_id_(std::move(shard_id)), options_(options), stop_(stop) {}
+                               const WorkerOptions& options, StopSignal& stop, const ShardMetrics& metrics)
+    : connection_(std::move(connection)),
+      shard_id_(std::move(shard_id)),
+      options_(options),
+      stop_(stop),
+      metrics_(metrics) {}
 
 PollingFetcher::~PollingFetcher() = default;
 
@@ -75,7 +80,13 @@ ReadStatus PollingFetcher::fetch(aws::GetRecordsResult& out) {
     try {
       const ReadStatus status = kclpp::retry(options_.read_retry, [&] {
         if (stop_.requested() || pace() == ReadStatus::Stopped) return ReadStatus::Stopped;
-        connection_->get_records_into(iterator_, options_.max_records, out);
+        metrics_.get_records.add();
+        try {
+          connection_->get_records_into(iterator_, options_.max_records, out);
+        } catch (const Error& e) {
+          metrics_.read_failed(e);
+          throw;
+        }
         return ReadStatus::Ok;
       });
       if (status == ReadStatus::Stopped) return status;
@@ -113,6 +124,7 @@ std::optional<std::string> PollingFetcher::open_iterator(const aws::StartPositio
 // shard from its checkpoint and deliver again what it was handed.
 ReadStatus PollingFetcher::renew_iterator(int expirations) {
   const aws::StartPosition position = restart_position();
+  metrics_.iterator_renewals.add();
   log_info("shard ", shard_id_, ": shard iterator expired; re-creating it at ", describe_position(position));
   if (expirations > 1) {
     const auto delay = kclpp::detail::backoff_delay(options_.read_retry, expirations - 1, Retry::Yes);

@@ -15,6 +15,7 @@
 namespace kclpp::native::detail {
 
 class StopSignal;
+struct ShardMetrics;
 
 // Kinesis allows 5 GetRecords calls per second per shard.
 inline constexpr std::chrono::milliseconds min_get_records_interval{200};
@@ -54,14 +55,16 @@ class RecordFetcher {
 [[nodiscard]] std::string describe_position(const aws::StartPosition& position);
 
 // The fetcher the source calls for: FanOutFetcher when source.fan_out(), else PollingFetcher.
+// `metrics` (read calls, retries, throttles, iterator renewals) outlives the fetcher.
 [[nodiscard]] std::unique_ptr<RecordFetcher> make_fetcher(StreamSource& source, std::string shard_id,
-                                                          const WorkerOptions& options, StopSignal& stop);
+                                                          const WorkerOptions& options, StopSignal& stop,
+                                                          const ShardMetrics& metrics);
 
 // Owns the shard's connection.
 class PollingFetcher final : public RecordFetcher {
  public:
   PollingFetcher(std::unique_ptr<StreamConnection> connection, std::string shard_id,
-                 const WorkerOptions& options, StopSignal& stop);
+                 const WorkerOptions& options, StopSignal& stop, const ShardMetrics& metrics);
   ~PollingFetcher() override;
   PollingFetcher(const PollingFetcher&) = delete;
   PollingFetcher& operator=(const PollingFetcher&) = delete;
@@ -85,6 +88,7 @@ class PollingFetcher final : public RecordFetcher {
   std::string shard_id_;
   const WorkerOptions& options_;
   StopSignal& stop_;
+  const ShardMetrics& metrics_;
   // Across rounds: the GetRecords budget is the shard's, not the processor's.
   std::optional<std::chrono::steady_clock::time_point> last_get_records_;
   // This round's.

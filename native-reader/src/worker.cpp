@@ -74,14 +74,20 @@ struct Worker::Impl {
   };
 
   Impl(StreamSource& s, CheckpointStore& c, ProcessorFactory f, WorkerOptions o)
-      : source(s), store(c), factory(std::move(f)), options(std::move(o)) {
-    if (!options.metrics) options.metrics = std::make_shared<MetricsRegistry>();
+      : source(s), store(c), factory(std::move(f)), options(with_registry(std::move(o))),
+        metrics(*options.metrics, detail::worker_labels(options.application, source.stream_name())) {}
+
+  // Shard consumers and the coordinator always have a registry to update.
+  static WorkerOptions with_registry(WorkerOptions o) {
+    if (!o.metrics) o.metrics = std::make_shared<MetricsRegistry>();
+    return o;
   }
 
   StreamSource& source;
   CheckpointStore& store;
   ProcessorFactory factory;
   WorkerOptions options;
+  detail::WorkerMetrics metrics;
 
   std::mutex mutex;
   std::condition_variable cv;
@@ -305,6 +311,7 @@ Worker::Impl::Reaped Worker::Impl::reap() {
   }
   for (auto& task : finished_tasks) {
     task->thread.join();
+    options.metrics->remove("shard", task->shard_id);  // held no more (or at its end)
     if (task->error) {
       if (!reaped.fatal) reaped.fatal = task->error;
     } else if (coordinator) {
@@ -348,11 +355,13 @@ void Worker::Impl::stop_all() noexcept {
   }
   for (auto& [id, task] : tasks) {
     if (task->thread.joinable()) task->thread.join();
+    options.metrics->remove("shard", id);
   }
   {
     const std::lock_guard lock(mutex);
     tasks.clear();
   }
+  if (!coordinator) metrics.leases_held.set(0);
   if (coordinator) {
     // Every processor has had its last checkpoint: stop renewing, then hand the leases over
     // at once rather than after a failover time. In this order no renewal or take can run
@@ -441,7 +450,13 @@ void Worker::Impl::run() {
       need_sync = true;
       continue;
     }
-    if (coordinator) start_held();
+    if (coordinator) {
+      start_held();
+    } else {
+      // Without leases, the store's claim holds every shard this worker reads.
+      const std::lock_guard lock(mutex);
+      metrics.leases_held.set(static_cast<double>(tasks.size()));
+    }
     // With leases, also wake on a tick: leases taken by the coordinator, parents finished
     // by other workers.
     const auto wake = std::min(next_sync, SteadyClock::now() + (coordinator ? lease_tick : loop_heartbeat));
@@ -529,7 +544,7 @@ void Worker::Impl::open_leases(std::unique_ptr<LeaseTable> table) {
     cv.notify_all();
   };
   callbacks.lost = [this](const std::string& key) { lease_lost(key); };
-  coordinator = std::make_unique<LeaseCoordinator>(*lease_table, options.leases, std::move(callbacks));
+  coordinator = std::make_unique<LeaseCoordinator>(*lease_table, options.leases, std::move(callbacks), metrics);
   log_info("worker: application ", options.application, " on stream ", source.stream_name(),
            " shares its shards through the leases in ", lease_table->describe(), " as worker ",
            coordinator->worker_id());

@@ -146,6 +146,7 @@ struct ArchiveStore::Impl {
   void discard_spool_locked();
   void mark_all_uploaded_locked();
   void timer_loop(const std::stop_token& stop);
+  void register_metrics(MetricsRegistry& registry);
   std::string take_key_locked();
 
   class Processor;
@@ -156,6 +157,11 @@ struct ArchiveStore::Impl {
   FdHandle spool_lock;  // flock held while the store lives
   CrashPoint crash = CrashPoint::None;
   Statsd statsd;
+  // The registry's twins of the statsd metrics (ArchiveStoreOptions::metrics).
+  struct Metrics {
+    Counter records, bytes, bad_records, uploads, upload_failures;
+    Histogram upload_seconds;
+  } metrics;
 
   // The spool, the shards' positions and the S3 client (not thread-safe) are guarded by
   // `mutex`. A rotation holds it for the whole upload: appends wait, as in Triton's store
@@ -221,10 +227,22 @@ ArchiveStore::Impl::Impl(ArchiveStoreOptions o) : options(std::move(o)) {
     if (ec) throw TransportError("store: cannot remove " + spool_path + ": " + ec.message(), Retry::No);
   }
   if (!options.statsd.empty()) statsd = Statsd(options.statsd, options.statsd_prefix);
+  if (options.metrics) register_metrics(*options.metrics);
   aws::S3Options s3_options = options.s3;
   s3_options.retry = options.upload_retry;  // put_file's own retries (upload_locked)
   s3.emplace(std::move(s3_options));
   timer = std::jthread([this](const std::stop_token& stop) { timer_loop(stop); });
+}
+
+void ArchiveStore::Impl::register_metrics(MetricsRegistry& registry) {
+  metrics.records = registry.counter("kclpp_store_records_total", "Records spooled into archives");
+  metrics.bytes = registry.counter("kclpp_store_bytes_total", "Data bytes of the records spooled");
+  metrics.bad_records =
+      registry.counter("kclpp_store_bad_records_total", "Records skipped: not a Triton (msgpack map) record");
+  metrics.uploads = registry.counter("kclpp_store_uploads_total", "Archives uploaded to S3");
+  metrics.upload_failures =
+      registry.counter("kclpp_store_upload_failures_total", "Archive uploads that failed (their shards restart)");
+  metrics.upload_seconds = registry.histogram("kclpp_store_upload_seconds", "Time to upload one archive to S3");
 }
 
 ArchiveStore::Impl::~Impl() {
@@ -341,6 +359,9 @@ void ArchiveStore::Impl::append(const std::string& shard_id, std::uint64_t gener
     stats.records += good;
     stats.bad_records += bad;
   }
+  metrics.records.add(good);
+  metrics.bytes.add(bytes);
+  metrics.bad_records.add(bad);
   if (statsd.enabled()) {
     if (good > 0) statsd.count("records", static_cast<std::int64_t>(good));
     if (bytes > 0) statsd.count("bytes", static_cast<std::int64_t>(bytes));
@@ -423,6 +444,7 @@ void ArchiveStore::Impl::upload_locked(const std::string& key, std::uint64_t siz
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   log_info("store: uploaded s3://", options.bucket, "/", key, " (", metadata.records, " records, ", size,
            " bytes, sha256 ", sha256, ") in ", took.count(), " ms");
+  metrics.upload_seconds.observe(std::chrono::steady_clock::now() - started);
   if (statsd.enabled()) statsd.timing("upload_ms", took);
 }
 
@@ -451,6 +473,7 @@ void ArchiveStore::Impl::rotate_locked(const char* why) {
       std::lock_guard lock(stats_mutex);
       ++stats.upload_failures;
     }
+    metrics.upload_failures.add();
     if (statsd.enabled()) statsd.count("upload_failures");
     // Every shard with records in the lost file restarts from its checkpoint, which is
     // never past an uploaded record: nothing is lost, the records are read again.
@@ -480,6 +503,7 @@ void ArchiveStore::Impl::rotate_locked(const char* why) {
     ++stats.uploads;
     stats.last_key = key;
   }
+  metrics.uploads.add();
   if (statsd.enabled()) statsd.count("uploads");
   if (!options.notify_command.empty()) {
     const std::string size = std::to_string(metadata.bytes);

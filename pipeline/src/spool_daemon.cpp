@@ -61,8 +61,11 @@ struct SpoolDaemon::Impl {
 
   std::atomic<bool> stop_requested{false};
   std::atomic<bool> started{false};
-  std::atomic<std::uint64_t> received{0}, written{0}, malformed{0}, unknown_stream{0}, dropped_full{0},
-      failed{0}, retried{0};
+  // SpoolStats, kept in the registry's lock-free counters so that the endpoint and stats()
+  // read the same numbers.
+  std::shared_ptr<MetricsRegistry> registry;
+  Counter received, written, malformed, unknown_stream, dropped_full, failed, retried;
+  Gauge buffer_bytes;  // = buffered_bytes, set under `mutex` with it
 
   std::mutex mutex;  // guards pending, buffered_bytes, receiving_done
   std::condition_variable flush_now;
@@ -73,6 +76,7 @@ struct SpoolDaemon::Impl {
   detail::LogLimiter malformed_log, unknown_log, full_log, failed_log;
 
   Impl(TritonConfig c, SpoolDaemonOptions o) : config(std::move(c)), options(std::move(o)) {
+    register_metrics();
     if (options.endpoint.empty()) options.endpoint = default_spool_endpoint();
     for (const auto& [name, stream] : config.streams()) {
       const std::string region = region_of(options.client, stream);
@@ -89,6 +93,21 @@ struct SpoolDaemon::Impl {
       endpoint = socket.get(zmq::sockopt::last_endpoint);
     });
     receive_failed = "spool daemon: receiving on " + endpoint + " failed";
+  }
+
+  void register_metrics() {
+    registry = options.metrics ? options.metrics : std::make_shared<MetricsRegistry>();
+    received = registry->counter("kclpp_spool_received_total", "Messages taken off the ZeroMQ socket");
+    written = registry->counter("kclpp_spool_written_total", "Records Kinesis accepted");
+    retried = registry->counter("kclpp_spool_retried_total", "Records resent to Kinesis at least once");
+    const auto dropped = [&](const char* reason) {
+      return registry->counter("kclpp_spool_dropped_total", "Records dropped, by reason", {{"reason", reason}});
+    };
+    malformed = dropped("malformed");
+    unknown_stream = dropped("unknown_stream");
+    dropped_full = dropped("buffer_full");
+    failed = dropped("failed_after_retries");
+    buffer_bytes = registry->gauge("kclpp_spool_buffer_bytes", "Bytes of records held for Kinesis (data + keys)");
   }
 
   // A ZeroMQ call on the receiving side: a signal (Interrupted) is "nothing yet" for the
@@ -129,7 +148,7 @@ struct SpoolDaemon::Impl {
   bool receive_one(std::vector<Received>& batch) {
     std::optional<Message> message = next_message();
     if (!message) return false;
-    received.fetch_add(1, std::memory_order_relaxed);
+    received.add(1);
     if (message->frames != 2) return reject("message of " + std::to_string(message->frames) + " frames (expected 2)");
     const zmq::message_t& second = message->body;
     std::string error;
@@ -137,7 +156,7 @@ struct SpoolDaemon::Impl {
     if (!header) return reject(error);
     const StreamConfig* stream = config.find(header->stream_name);
     if (stream == nullptr) {
-      unknown_stream.fetch_add(1, std::memory_order_relaxed);
+      unknown_stream.add(1);
       if (const auto n = unknown_log.allow(); n != 0)
         log_warn("spool daemon: stream '", header->stream_name, "' is not in ", config.source(), "; dropped (", n,
                  " unknown-stream messages since the last warning)");
@@ -159,7 +178,7 @@ struct SpoolDaemon::Impl {
   }
 
   bool reject(const std::string& why) {
-    malformed.fetch_add(1, std::memory_order_relaxed);
+    malformed.add(1);
     if (const auto n = malformed_log.allow(); n != 0)
       log_warn("spool daemon: malformed message dropped: ", why, " (", n, " malformed since the last warning)");
     return true;
@@ -177,6 +196,7 @@ struct SpoolDaemon::Impl {
           continue;
         }
         buffered_bytes += size;
+        buffer_bytes.set(static_cast<double>(buffered_bytes));
         Pending& p = pending[r.stream->logical_name];
         p.stream = r.stream;
         p.entries.push_back(std::move(r.entry));
@@ -184,7 +204,7 @@ struct SpoolDaemon::Impl {
     }
     batch.clear();
     if (full != 0) {
-      dropped_full.fetch_add(full, std::memory_order_relaxed);
+      dropped_full.add(full);
       if (const auto n = full_log.allow(); n != 0)
         log_warn("spool daemon: buffer full (", options.max_buffered_bytes, " bytes held for Kinesis); ", full,
                  " records dropped");
@@ -212,9 +232,9 @@ struct SpoolDaemon::Impl {
       for (const auto& e : part) bytes += e.data.size() + e.partition_key.size();
       try {
         const detail::PutOutcome outcome = detail::put_with_retry(client, p.stream->name, part, options.retry);
-        written.fetch_add(part.size() - outcome.failed, std::memory_order_relaxed);
-        failed.fetch_add(outcome.failed, std::memory_order_relaxed);
-        retried.fetch_add(outcome.retried, std::memory_order_relaxed);
+        written.add(part.size() - outcome.failed);
+        failed.add(outcome.failed);
+        retried.add(outcome.retried);
         if (outcome.failed != 0) {
           const auto first = std::find_if(outcome.results.begin(), outcome.results.end(),
                                           [](const auto& r) { return !r.ok(); });
@@ -223,11 +243,12 @@ struct SpoolDaemon::Impl {
                       " dropped after the retries: ", first->error_code, ": ", first->error_message);
         }
       } catch (const std::exception& e) {  // bad_alloc and the like: the records are lost
-        failed.fetch_add(part.size(), std::memory_order_relaxed);
+        failed.add(part.size());
         log_error("spool daemon: ", part.size(), " records for stream ", p.stream->name, " dropped: ", e.what());
       }
       std::lock_guard lock(mutex);
       buffered_bytes -= bytes;
+      buffer_bytes.set(static_cast<double>(buffered_bytes));
     }
   }
 
@@ -316,13 +337,13 @@ void SpoolDaemon::request_stop() noexcept { impl_->stop_requested.store(true); }
 SpoolStats SpoolDaemon::stats() const noexcept {
   const Impl& m = *impl_;
   SpoolStats s;
-  s.received = m.received.load();
-  s.written = m.written.load();
-  s.malformed = m.malformed.load();
-  s.unknown_stream = m.unknown_stream.load();
-  s.dropped_full = m.dropped_full.load();
-  s.failed = m.failed.load();
-  s.retried = m.retried.load();
+  s.received = m.received.value();
+  s.written = m.written.value();
+  s.malformed = m.malformed.value();
+  s.unknown_stream = m.unknown_stream.value();
+  s.dropped_full = m.dropped_full.value();
+  s.failed = m.failed.value();
+  s.retried = m.retried.value();
   return s;
 }
 

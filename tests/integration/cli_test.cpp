@@ -379,7 +379,10 @@ TEST(CliOptionsTest, HelpDocumentsEveryOption) {
                                        "--lease-store",   "--worker-id",        "--failover-ms",
                                        "--max-leases",    "--max-leases-to-steal", "--take-interval-ms",
                                        "--cleanup-leases", "--dynamodb-endpoint", "--fan-out",
-                                       "--consumer-name", "--consumer-arn", "--log-to"};
+                                       "--consumer-name", "--consumer-arn",  "--log-to",
+                                       "--metrics-listen", "--statsd",      "--statsd-prefix",
+                                       "--statsd-interval-ms", "--processor-timeout", "--on-processor-timeout",
+                                       "--stall-timeout"};
   for (const char* program : {KCLPP_EXAMPLE_ECHO, KCLPP_EXAMPLE_COUNT}) {
     const RunResult r = kclpp::test::run_program({program, "--help"}, {}, 10s);
     ASSERT_TRUE(exited_with(r, 0)) << program;

@@ -1,11 +1,13 @@
 // statsd client: the exact lines a statsd server on 127.0.0.1 receives, name sanitising,
-// the disabled client, and address errors.
+// the disabled client, and address errors; the registry pushed through it (StatsdPublisher:
+// counters as deltas, gauges as values, histograms as count and sum counters).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 #include <string>
@@ -16,6 +18,7 @@
 
 #include "kclpp/pipeline/metrics.hpp"
 #include "kclpp/processor/error.hpp"
+#include "kclpp/processor/metrics.hpp"
 
 namespace kclpp::pipeline {
 namespace {
@@ -166,6 +169,83 @@ TEST(Statsd, BracketedIpv6IsAccepted) {
     // A machine without IPv6: the syntax was accepted, the socket could not be made.
     EXPECT_EQ(std::string(e.what()).find("expected HOST:PORT"), std::string::npos) << e.what();
   }
+}
+
+// Every line of the datagrams that arrive within `wait` of each other, sorted.
+std::vector<std::string> receive_lines(UdpServer& server, std::chrono::milliseconds wait = 300ms) {
+  std::vector<std::string> lines;
+  for (std::string datagram = server.receive(2000ms); !datagram.empty(); datagram = server.receive(wait)) {
+    for (std::size_t start = 0; start <= datagram.size();) {
+      const std::size_t end = std::min(datagram.find('\n', start), datagram.size());
+      lines.push_back(datagram.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+TEST(StatsdPublisher, PushesCountersAsDeltasGaugesAsValuesAndHistogramsAsCountAndSum) {
+  EXPECT_EQ(statsd_series_name("kclpp_records_processed_total", {{"shard", "shardId-000000000001"}}),
+            "records_processed_total.shardId-000000000001");
+  EXPECT_EQ(statsd_series_name("other_total", {{"a", "x y"}, {"b", "z"}}), "other_total.x_y.z");
+
+  UdpServer server;
+  auto registry = std::make_shared<MetricsRegistry>();
+  const Counter records = registry->counter("kclpp_records_processed_total", "r", {{"shard", "shardId-1"}});
+  const Gauge behind = registry->gauge("kclpp_millis_behind_latest", "m", {{"shard", "shardId-1"}});
+  const Histogram took = registry->histogram("kclpp_process_records_seconds", "h", {{"shard", "shardId-1"}});
+  const Counter idle = registry->counter("kclpp_idle_total", "never moves");
+  const Counter skipped = registry->counter("kclpp_store_records_total", "left out by the filter");
+  StatsdPublisherOptions options;
+  options.interval = std::chrono::hours(1);  // pushed by hand below, and at destruction
+  options.include = [](std::string_view name) { return name.rfind("kclpp_store_", 0) != 0; };
+  auto publisher = std::make_unique<StatsdPublisher>(registry, Statsd(server.address(), "kclpp"), options);
+
+  records.add(30);
+  behind.set(1500);
+  took.observe(0.25);
+  took.observe(0.5);
+  skipped.add(7);
+  publisher->push_now();
+  EXPECT_EQ(receive_lines(server), (std::vector<std::string>{
+                                       "kclpp.millis_behind_latest.shardId-1:1500|g",
+                                       "kclpp.process_records_seconds.shardId-1.count:2|c",
+                                       "kclpp.process_records_seconds.shardId-1.sum_ms:750|c",
+                                       "kclpp.records_processed_total.shardId-1:30|c",
+                                   }));
+  // Only what changed since: 12 more records; the gauge again (a value, not a change).
+  records.add(12);
+  publisher->push_now();
+  EXPECT_EQ(receive_lines(server), (std::vector<std::string>{
+                                       "kclpp.millis_behind_latest.shardId-1:1500|g",
+                                       "kclpp.records_processed_total.shardId-1:12|c",
+                                   }));
+  // A shard that went and came back starts from 0: all of its count is new.
+  registry->remove("shard", "shardId-1");
+  const Counter again = registry->counter("kclpp_records_processed_total", "r", {{"shard", "shardId-1"}});
+  again.add(5);
+  publisher->push_now();
+  EXPECT_EQ(receive_lines(server), (std::vector<std::string>{"kclpp.records_processed_total.shardId-1:5|c"}));
+  // The destructor pushes what came after the last push.
+  again.add(3);
+  publisher.reset();
+  EXPECT_EQ(receive_lines(server), (std::vector<std::string>{"kclpp.records_processed_total.shardId-1:3|c"}));
+  (void)idle;
+}
+
+TEST(StatsdPublisher, PushesOnItsOwnEveryInterval) {
+  UdpServer server;
+  auto registry = std::make_shared<MetricsRegistry>();
+  const Counter c = registry->counter("kclpp_ticks_total", "t");
+  StatsdPublisherOptions options;
+  options.interval = 50ms;
+  const StatsdPublisher publisher(registry, Statsd(server.address(), "p"), options);
+  c.add(4);
+  EXPECT_EQ(server.receive(2000ms), "p.ticks_total:4|c");
+  c.add(1);
+  EXPECT_EQ(server.receive(2000ms), "p.ticks_total:1|c");
+  EXPECT_THROW(StatsdPublisher(registry, Statsd(server.address(), "p"), {0ms, {}}), ConfigError);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -1367,6 +1368,93 @@ TEST(WorkerHealth, AShardBehindWithNoRecordsFlowingIsAStallUntilTheyFlowAgain) {
       << registry->prometheus_text();
   worker.stop();
   EXPECT_EQ(recorder.data(shard), xs(0, 6));
+}
+
+// --- metrics (docs/operations.md §1) --------------------------------------------------------
+
+// The value of series `name` whose labels include `label`="value" (any series when label is
+// empty); NaN when there is none. A histogram's value is its count.
+double metric(const kclpp::MetricsRegistry& registry, std::string_view name, std::string_view label = {},
+              std::string_view value = {}) {
+  double found = std::numeric_limits<double>::quiet_NaN();
+  registry.visit([&](const kclpp::MetricSample& s) {
+    if (s.name != name) return;
+    const bool match = label.empty() || std::any_of(s.labels.begin(), s.labels.end(), [&](const auto& l) {
+                         return l.first == label && l.second == value;
+                       });
+    if (!match) return;
+    found = s.type == kclpp::MetricType::Histogram ? static_cast<double>(s.bucket_counts.back()) : s.value;
+  });
+  return found;
+}
+
+TEST(Worker, MetricsCountWhatEachShardReadAndHandedOnAndGoWithTheShard) {
+  LocalStream stream("s", 2);
+  TestStore store;
+  Recorder recorder;
+  Behaviour behaviour;
+  behaviour.checkpoint = CheckpointMode::EachRecord;
+  const auto put = put_records(stream, "x", 40);
+  Testing::fail_next_get_records(stream, 2, LocalFault::Throttled);
+  WorkerOptions options = test_options();
+  options.max_records = 7;  // several batches per shard
+  auto registry = std::make_shared<kclpp::MetricsRegistry>();
+  options.metrics = registry;
+  RunningWorker worker(stream, store, recorder, behaviour, options);
+  ASSERT_TRUE(eventually([&] { return recorder.record_count() >= 40; }));
+  Testing::expire_iterators(stream);
+  put_records(stream, "y", 1);
+  ASSERT_TRUE(eventually([&] { return recorder.record_count() >= 41; }));
+  std::this_thread::sleep_for(100ms);
+
+  double throttles = 0;
+  double retries = 0;
+  double renewals = 0;
+  std::size_t batches = 0;
+  for (const auto& [shard, data] : put) {
+    SCOPED_TRACE(shard);
+    const auto handed = recorder.records(shard);
+    std::uint64_t bytes = 0;
+    for (const auto& r : handed) bytes += r.data.size();
+    EXPECT_EQ(metric(*registry, "kclpp_records_processed_total", "shard", shard), static_cast<double>(handed.size()));
+    EXPECT_EQ(metric(*registry, "kclpp_bytes_processed_total", "shard", shard), static_cast<double>(bytes));
+    const double calls = metric(*registry, "kclpp_process_records_seconds", "shard", shard);
+    EXPECT_GE(calls, static_cast<double>(data.size() / 7));
+    batches += static_cast<std::size_t>(calls);
+    EXPECT_GE(metric(*registry, "kclpp_get_records_calls_total", "shard", shard), calls);
+    EXPECT_EQ(metric(*registry, "kclpp_millis_behind_latest", "shard", shard), 0.0);
+    // Checkpointed at every record: the age is since the last one, not since the start.
+    EXPECT_LT(metric(*registry, "kclpp_checkpoint_age_seconds", "shard", shard), 5.0);
+    throttles += metric(*registry, "kclpp_read_throttles_total", "shard", shard);
+    retries += metric(*registry, "kclpp_read_retries_total", "shard", shard);
+    renewals += metric(*registry, "kclpp_iterator_renewals_total", "shard", shard);
+  }
+  EXPECT_EQ(batches, recorder.batches().size());  // one observation per process_records
+  EXPECT_EQ(throttles, 2.0);
+  EXPECT_EQ(retries, 2.0);
+  EXPECT_GE(renewals, 1.0);
+  EXPECT_EQ(metric(*registry, "kclpp_leases_held", "application", "app"), 2.0);
+  EXPECT_EQ(metric(*registry, "kclpp_processor_restarts_total", "stream", "s"), 0.0);
+  worker.stop();
+  // The shards' series went with them; the worker's stay, with nothing held.
+  EXPECT_EQ(registry->prometheus_text().find("shard="), std::string::npos) << registry->prometheus_text();
+  EXPECT_EQ(metric(*registry, "kclpp_leases_held"), 0.0);
+
+  // A processor that fails once: the restart is counted.
+  LocalStream poisoned("p", 1);
+  TestStore store2;
+  Recorder second;
+  Behaviour failing;
+  std::atomic<bool> thrown{false};
+  failing.on_record = [&](const std::string&, const Record& r) {
+    if (r.data == "z-3" && !thrown.exchange(true)) throw std::runtime_error("poison z-3");
+  };
+  put_records(poisoned, "z", 6);
+  WorkerOptions options2 = test_options();
+  options2.metrics = registry;
+  RunningWorker again(poisoned, store2, second, failing, options2);
+  ASSERT_TRUE(eventually([&] { return metric(*registry, "kclpp_processor_restarts_total", "stream", "p") == 1.0; }));
+  again.stop();
 }
 
 }  // namespace

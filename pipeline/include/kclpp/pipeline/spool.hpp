@@ -14,6 +14,7 @@
 #include "kclpp/aws/kinesis_client.hpp"
 #include "kclpp/pipeline/config.hpp"
 #include "kclpp/pipeline/value.hpp"
+#include "kclpp/processor/metrics.hpp"
 #include "kclpp/processor/retry.hpp"
 
 namespace kclpp::pipeline {
@@ -83,6 +84,10 @@ struct SpoolDaemonOptions {
   RetryPolicy retry{5, std::chrono::milliseconds{100}, std::chrono::milliseconds{2'000},
                     std::chrono::milliseconds{500}};
   int receive_high_water_mark = 3'500;  // the PULL socket's, as tritond
+  // Where the counts of SpoolStats also go (docs/operations.md §1): kclpp_spool_received_total,
+  // kclpp_spool_written_total, kclpp_spool_retried_total, kclpp_spool_dropped_total{reason}
+  // and the kclpp_spool_buffer_bytes gauge. Null: a registry of the daemon's own.
+  std::shared_ptr<MetricsRegistry> metrics;
 };
 
 struct SpoolStats {

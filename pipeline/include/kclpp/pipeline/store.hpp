@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kclpp/aws/s3_client.hpp"
+#include "kclpp/processor/metrics.hpp"
 #include "kclpp/processor/record_processor.hpp"
 #include "kclpp/processor/retry.hpp"
 
@@ -47,6 +48,11 @@ struct ArchiveStoreOptions {
   // (timing), uploads, upload_failures.
   std::string statsd;
   std::string statsd_prefix = "kclpp.store";
+  // The same counts as registry metrics (docs/operations.md §1): kclpp_store_records_total,
+  // _bytes_total, _bad_records_total, _uploads_total, _upload_failures_total and the
+  // kclpp_store_upload_seconds histogram (lag and checkpoint age per shard are the
+  // worker's kclpp_millis_behind_latest and kclpp_checkpoint_age_seconds). Null: none.
+  std::shared_ptr<MetricsRegistry> metrics;
 };
 
 struct ArchiveStoreStats {

@@ -1,21 +1,27 @@
-#include "kclpp/pipeline/metrics.hpp"
+#include "kclpp/processor/statsd.hpp"
 
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "kclpp/processor/error.hpp"
 
-namespace kclpp::pipeline {
+namespace kclpp {
 namespace {
 
 bool name_char(char c) noexcept {
@@ -175,4 +181,142 @@ void Statsd::send(std::string_view name, std::string_view value_and_type) const 
   }
 }
 
-}  // namespace kclpp::pipeline
+std::string statsd_series_name(std::string_view name, const MetricLabels& labels) {
+  constexpr std::string_view ours = "kclpp_";
+  if (name.substr(0, ours.size()) == ours && name.size() > ours.size()) name.remove_prefix(ours.size());
+  std::string out = metric_name_part(name);
+  for (const auto& [label, value] : labels) {
+    out.push_back('.');
+    out += metric_name_part(value);
+  }
+  return out;
+}
+
+// The publisher keeps, per series, what it last sent, to send counters as deltas: statsd
+// sums what it receives in a flush interval, so a running total would be counted again at
+// every push.
+struct StatsdPublisher::Impl {
+  std::shared_ptr<MetricsRegistry> registry;
+  Statsd statsd;
+  StatsdPublisherOptions options;
+
+  std::mutex push_mutex;  // one push at a time; guards `last`
+  struct Last {
+    std::uint64_t count = 0;  // a counter's value, a histogram's count
+    double sum = 0;           // a histogram's sum (seconds)
+    bool seen = false;        // in the current visit
+  };
+  std::map<std::string, Last> last;  // by statsd name
+
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;
+  bool stop = false;  // guarded by stop_mutex
+  std::thread thread;
+
+  // What one visit found, sent after the registry's mutex is released (a send is a
+  // syscall; exporters should not hold up the shards registering their series).
+  struct Line {
+    std::string name;
+    MetricType type;
+    double value;  // a gauge's value, a counter's delta, a histogram's count delta
+    double sum_ms;  // a histogram's sum delta, in milliseconds
+  };
+
+  void push() {
+    const std::lock_guard lock(push_mutex);
+    std::vector<Line> lines;
+    for (auto& [name, entry] : last) entry.seen = false;
+    registry->visit([&](const MetricSample& sample) {
+      if (options.include && !options.include(sample.name)) return;
+      std::string name = statsd_series_name(sample.name, sample.labels);
+      Last& entry = last[name];
+      entry.seen = true;
+      switch (sample.type) {
+        case MetricType::Gauge:
+          lines.push_back({std::move(name), sample.type, sample.value, 0});
+          break;
+        case MetricType::Counter: {
+          const auto now = static_cast<std::uint64_t>(sample.value);
+          // A counter below its last value was removed and registered again: all of it is new.
+          const std::uint64_t delta = now >= entry.count ? now - entry.count : now;
+          entry.count = now;
+          if (delta != 0) lines.push_back({std::move(name), sample.type, static_cast<double>(delta), 0});
+          break;
+        }
+        case MetricType::Histogram: {
+          const std::uint64_t now = sample.bucket_counts.empty() ? 0 : sample.bucket_counts.back();
+          const bool reset = now < entry.count;
+          const std::uint64_t delta = reset ? now : now - entry.count;
+          const double sum_delta = reset ? sample.value : sample.value - entry.sum;
+          entry.count = now;
+          entry.sum = sample.value;
+          if (delta != 0) lines.push_back({std::move(name), sample.type, static_cast<double>(delta), sum_delta * 1000});
+          break;
+        }
+      }
+    });
+    std::erase_if(last, [](const auto& item) { return !item.second.seen; });
+    for (const Line& line : lines) send(line);
+  }
+
+  void send(const Line& line) const {
+    switch (line.type) {
+      case MetricType::Gauge:
+        statsd.gauge(line.name, line.value);
+        break;
+      case MetricType::Counter:
+        statsd.count(line.name, static_cast<std::int64_t>(line.value));
+        break;
+      case MetricType::Histogram:
+        statsd.count(line.name + ".count", static_cast<std::int64_t>(line.value));
+        statsd.count(line.name + ".sum_ms", std::llround(line.sum_ms));
+        break;
+    }
+  }
+
+  void run() noexcept {
+    std::unique_lock lock(stop_mutex);
+    while (!stop_cv.wait_for(lock, options.interval, [&] { return stop; })) {
+      lock.unlock();
+      try {
+        push();
+      } catch (...) {
+        // bad_alloc: this push is lost, the next one carries the deltas.
+      }
+      lock.lock();
+    }
+  }
+};
+
+StatsdPublisher::StatsdPublisher(std::shared_ptr<MetricsRegistry> registry, Statsd statsd,
+                                 StatsdPublisherOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->registry = std::move(registry);
+  impl_->statsd = std::move(statsd);
+  impl_->options = std::move(options);
+  if (impl_->options.interval <= std::chrono::milliseconds::zero())
+    throw ConfigError("statsd push interval must be positive, not " +
+                      std::to_string(impl_->options.interval.count()) + " ms");
+  if (!impl_->registry || !impl_->statsd.enabled()) return;
+  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+StatsdPublisher::~StatsdPublisher() {
+  if (!impl_->thread.joinable()) return;
+  {
+    const std::lock_guard lock(impl_->stop_mutex);
+    impl_->stop = true;
+  }
+  impl_->stop_cv.notify_all();
+  impl_->thread.join();
+  try {
+    impl_->push();  // the counts since the last interval
+  } catch (...) {
+  }
+}
+
+void StatsdPublisher::push_now() {
+  if (impl_->registry && impl_->statsd.enabled()) impl_->push();
+}
+
+}  // namespace kclpp
