@@ -70,7 +70,7 @@ void add_worker_options(Args& args) {
               "watchdog (docs/operations.md §2): a processor call running longer is logged, counted "
               "and makes the worker not ready; 0: off",
               "0")
-      .option("on-processor-timeout", "POLICY",
+      .option("on-processor-timeout", "MODE",
               "then: restart (interrupt the processor, restart the shard from its checkpoint) | log",
               "restart")
       .option("stall-timeout", "SECONDS",

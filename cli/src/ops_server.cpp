@@ -2,7 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <charconv>
+#include <chrono>
 #include <thread>
 #include <utility>
 
@@ -73,6 +75,7 @@ ListenAddress parse_listen_address(const std::string& text, const std::string& w
 struct OpsServer::Impl {
   httplib::Server server;
   std::string address;
+  std::atomic<bool> listen_returned{false};
   std::thread thread;  // last: started once everything else exists
 };
 
@@ -118,7 +121,15 @@ OpsServer::OpsServer(const ListenAddress& address, std::shared_ptr<const Metrics
                       " (port in use, or not an address of this host)");
   }
   impl_->address = shown + ":" + std::to_string(port);
-  impl_->thread = std::thread([impl = impl_.get()] { impl->server.listen_after_bind(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    impl->server.listen_after_bind();
+    impl->listen_returned = true;
+  });
+  // httplib's stop() does nothing until the listening loop has started (is_running): a
+  // server destroyed right after it was made would otherwise wait forever in join().
+  while (!impl_->server.is_running() && !impl_->listen_returned) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   log_info("operations endpoint: http://", impl_->address, "/metrics, /healthz, /readyz");
 }
 
