@@ -20,7 +20,7 @@ install(FILES packaging/examples/app.properties packaging/examples/store-NAME.en
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples COMPONENT runtime)
 # The notes the README, the units and the error messages cite (docs/... §N).
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs COMPONENT runtime
-        FILES_MATCHING PATTERN "*.md" PATTERN "operations-*.md" EXCLUDE)
+        FILES_MATCHING PATTERN "*.md")
 # Debian wants a copyright file in every package's own doc directory.
 install(FILES packaging/debian/copyright DESTINATION share/doc/kclpp-dev COMPONENT dev)
 
