@@ -15,18 +15,9 @@ prefix="${2:-$build/consumer-prefix}"
 consumer_build="$build/consumer"
 build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")"
 
-fail() { echo "consumer test: FAILED: $*" >&2; exit 1; }
-# Runs a step quietly; on failure shows its output.
-quiet() {
-  local log
-  log="$(mktemp)"
-  if ! "$@" >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    fail "$*"
-  fi
-  rm -f "$log"
-}
+test_name="consumer test"
+# shellcheck source=../shell_support.sh
+source "$repo_root/tests/shell_support.sh"
 
 # The README's "complete processor" must be this very file, so the README never drifts.
 readme_example="$(awk '/^```cpp/{n++; next} /^```/{if (n == 1) exit} n == 1' "$repo_root/README.md")"

@@ -5,10 +5,7 @@
 // promtool (Debian prometheus) accepts; the worker's statsd push reaches a UDP socket the
 // test binds; bad or busy --metrics-listen addresses stop the program naming them.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../udp_server.hpp"
 #include "e2e_support.hpp"
 #include "kclpp/aws/kinesis_client.hpp"
 #include "kinesalite_fixture.hpp"
@@ -80,34 +78,15 @@ std::string promtool_problems(const TempDir& dir, const std::string& page) {
 // statsd datagrams on a loopback UDP socket, read on the test's thread.
 class UdpSink {
  public:
-  UdpSink() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-      throw std::runtime_error("statsd sink: cannot bind a UDP socket on 127.0.0.1");
-    port_ = ntohs(addr.sin_port);
-  }
-  ~UdpSink() { ::close(fd_); }
-  UdpSink(const UdpSink&) = delete;
-  UdpSink& operator=(const UdpSink&) = delete;
-  [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::string address() const { return server_.address(); }
   // Reads what arrived, waiting up to `wait` for the first datagram; sums counters by name.
   void drain(std::chrono::milliseconds wait) {
-    pollfd p{fd_, POLLIN, 0};
-    while (::poll(&p, 1, static_cast<int>(wait.count())) == 1) {
-      char buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      for (const auto& line : kclpp::test::split_lines(std::string(buf, static_cast<std::size_t>(n)))) {
+    for (std::string datagram = server_.receive(wait); !datagram.empty(); datagram = server_.receive(0ms)) {
+      for (const auto& line : kclpp::test::split_lines(datagram)) {
         static const std::regex counter(R"(^([^:]+):(-?\d+)\|c$)");
         std::smatch m;
         if (std::regex_match(line, m, counter)) counters_[m[1]] += std::stoll(m[2]);
       }
-      wait = 0ms;
     }
   }
   [[nodiscard]] long long counter(const std::string& name) const {
@@ -116,8 +95,7 @@ class UdpSink {
   }
 
  private:
-  int fd_ = -1;
-  int port_ = 0;
+  kclpp::test::UdpServer server_;
   std::map<std::string, long long> counters_;
 };
 

@@ -21,17 +21,9 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$(cd "$repo_root" && cd "${1:-build}" && pwd)"
 out="$build/packages"
 
-fail() { echo "package test: FAILED: $*" >&2; exit 1; }
-quiet() {
-  local log
-  log="$(mktemp)"
-  if ! "$@" >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    fail "$*"
-  fi
-  rm -f "$log"
-}
+test_name="package test"
+# shellcheck source=../shell_support.sh
+source "$repo_root/tests/shell_support.sh"
 
 root="$(mktemp -d "${TMPDIR:-/tmp}/kclpp-package-root.XXXXXX")"
 trap 'rm -rf "$root"' EXIT

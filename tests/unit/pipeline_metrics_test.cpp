@@ -1,11 +1,6 @@
 // statsd client: the exact lines a statsd server on 127.0.0.1 receives, name sanitising,
 // the disabled client, and address errors; the registry pushed through it (StatsdPublisher:
 // counters as deltas, gauges as values, histograms as count and sum counters).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../udp_server.hpp"
 #include "kclpp/pipeline/metrics.hpp"
 #include "kclpp/processor/error.hpp"
 #include "kclpp/processor/metrics.hpp"
@@ -25,39 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A UDP socket on 127.0.0.1 and a free port, as a statsd server would listen.
-class UdpServer {
- public:
-  UdpServer() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      throw std::runtime_error("cannot bind a UDP socket on 127.0.0.1");
-    }
-    port_ = ntohs(addr.sin_port);
-  }
-  ~UdpServer() { ::close(fd_); }
-  UdpServer(const UdpServer&) = delete;
-  UdpServer& operator=(const UdpServer&) = delete;
-
-  [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  // The next datagram, or "" after `wait`.
-  std::string receive(std::chrono::milliseconds wait = 2000ms) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(wait.count())) != 1) return {};
-    char buf[65536];
-    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
-  }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
+using kclpp::test::UdpServer;
 
 TEST(Statsd, SendsExactStatsdLines) {
   UdpServer server;
