@@ -145,10 +145,9 @@ void add_log_to_option(Args& args) {
 }
 
 void apply_log_to(const std::string& value, const std::string& where) {
-  LogOutput output{};
-  if (!parse_log_output(value, output))
-    throw ConfigError(where + ": '" + value + "' is neither 'stderr' nor 'syslog'");
-  set_log_output(output);
+  const std::optional<LogOutput> output = parse_log_output(value);
+  if (!output) throw ConfigError(where + ": '" + value + "' is neither 'stderr' nor 'syslog'");
+  set_log_output(*output);
 }
 
 void log_fatal(const std::string& message) {

@@ -401,9 +401,8 @@ DaemonConfig daemon_config(const std::map<std::string, Property>& properties, co
   read_ops(r, config);
   config.kcl3_keys = read_kcl3_keys(r);
   if (const Property* log_to = r.find("logTo")) {
-    LogOutput output{};
-    if (!parse_log_output(log_to->value, output)) r.bad("logTo", "neither 'stderr' nor 'syslog'");
-    config.log_to = output;
+    config.log_to = parse_log_output(log_to->value);
+    if (!config.log_to) r.bad("logTo", "neither 'stderr' nor 'syslog'");
   }
   config.ignored_keys = r.unused();
   return config;

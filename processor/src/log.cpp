@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "kclpp/internal/json_string.hpp"
@@ -33,15 +34,13 @@ bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
 }
 
 LogLevel level_from_env() noexcept {
-  LogLevel level = LogLevel::Info;
-  if (const char* value = std::getenv("KCLPP_LOG_LEVEL")) (void)parse_log_level(value, level);
-  return level;
+  const char* value = std::getenv("KCLPP_LOG_LEVEL");
+  return value == nullptr ? LogLevel::Info : parse_log_level(value).value_or(LogLevel::Info);
 }
 
 LogFormat format_from_env() noexcept {
-  LogFormat format = LogFormat::Text;
-  if (const char* value = std::getenv("KCLPP_LOG_FORMAT")) (void)parse_log_format(value, format);
-  return format;
+  const char* value = std::getenv("KCLPP_LOG_FORMAT");
+  return value == nullptr ? LogFormat::Text : parse_log_format(value).value_or(LogFormat::Text);
 }
 
 std::string_view level_name(LogLevel level) noexcept {
@@ -191,41 +190,24 @@ thread_local bool in_sink = false;
 
 }  // namespace
 
-bool parse_log_level(std::string_view text, LogLevel& out) noexcept {
-  if (equals_ignoring_case(text, "debug")) {
-    out = LogLevel::Debug;
-  } else if (equals_ignoring_case(text, "info")) {
-    out = LogLevel::Info;
-  } else if (equals_ignoring_case(text, "warn") || equals_ignoring_case(text, "warning")) {
-    out = LogLevel::Warn;
-  } else if (equals_ignoring_case(text, "error")) {
-    out = LogLevel::Error;
-  } else {
-    return false;
-  }
-  return true;
+std::optional<LogLevel> parse_log_level(std::string_view text) noexcept {
+  if (equals_ignoring_case(text, "debug")) return LogLevel::Debug;
+  if (equals_ignoring_case(text, "info")) return LogLevel::Info;
+  if (equals_ignoring_case(text, "warn") || equals_ignoring_case(text, "warning")) return LogLevel::Warn;
+  if (equals_ignoring_case(text, "error")) return LogLevel::Error;
+  return std::nullopt;
 }
 
-bool parse_log_format(std::string_view text, LogFormat& out) noexcept {
-  if (equals_ignoring_case(text, "text")) {
-    out = LogFormat::Text;
-  } else if (equals_ignoring_case(text, "json")) {
-    out = LogFormat::Json;
-  } else {
-    return false;
-  }
-  return true;
+std::optional<LogFormat> parse_log_format(std::string_view text) noexcept {
+  if (equals_ignoring_case(text, "text")) return LogFormat::Text;
+  if (equals_ignoring_case(text, "json")) return LogFormat::Json;
+  return std::nullopt;
 }
 
-bool parse_log_output(std::string_view text, LogOutput& out) noexcept {
-  if (text == "stderr") {
-    out = LogOutput::Stderr;
-  } else if (text == "syslog") {
-    out = LogOutput::Syslog;
-  } else {
-    return false;
-  }
-  return true;
+std::optional<LogOutput> parse_log_output(std::string_view text) noexcept {
+  if (text == "stderr") return LogOutput::Stderr;
+  if (text == "syslog") return LogOutput::Syslog;
+  return std::nullopt;
 }
 
 LogContext::LogContext(std::string_view key, std::string_view value)

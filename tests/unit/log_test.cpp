@@ -231,18 +231,12 @@ TEST_F(LogTest, LevelsFilterAndNameEveryLine) {
   }
   EXPECT_EQ(got, (std::vector<std::string>{"WARN:w", "ERROR:e", "DEBUG:d2"}));
 
-  LogLevel level{};
-  EXPECT_TRUE(kclpp::parse_log_level("WARNING", level));
-  EXPECT_EQ(level, LogLevel::Warn);
-  EXPECT_FALSE(kclpp::parse_log_level("loud", level));
-  LogFormat format{};
-  EXPECT_TRUE(kclpp::parse_log_format("JSON", format));
-  EXPECT_EQ(format, LogFormat::Json);
-  EXPECT_FALSE(kclpp::parse_log_format("xml", format));
-  kclpp::LogOutput to{};
-  EXPECT_TRUE(kclpp::parse_log_output("syslog", to));
-  EXPECT_EQ(to, kclpp::LogOutput::Syslog);
-  EXPECT_FALSE(kclpp::parse_log_output("journal", to));
+  EXPECT_EQ(kclpp::parse_log_level("WARNING"), LogLevel::Warn);
+  EXPECT_EQ(kclpp::parse_log_level("loud"), std::nullopt);
+  EXPECT_EQ(kclpp::parse_log_format("JSON"), LogFormat::Json);
+  EXPECT_EQ(kclpp::parse_log_format("xml"), std::nullopt);
+  EXPECT_EQ(kclpp::parse_log_output("syslog"), kclpp::LogOutput::Syslog);
+  EXPECT_EQ(kclpp::parse_log_output("journal"), std::nullopt);
 }
 
 // A user sink gets the bare message and can read the context on the logging thread.

@@ -6,6 +6,7 @@
 // from KCLPP_LOG_FORMAT (text|json) or set_log_format; both read once, at first use.
 
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -49,11 +50,11 @@ void set_log_output(LogOutput output);
 void log(LogLevel level, std::string_view message);
 
 // "debug" / "DEBUG", "info", "warn" / "warning", "error" (either case); false otherwise.
-[[nodiscard]] bool parse_log_level(std::string_view text, LogLevel& out) noexcept;
+[[nodiscard]] std::optional<LogLevel> parse_log_level(std::string_view text) noexcept;
 // "text" / "json" (either case); false otherwise.
-[[nodiscard]] bool parse_log_format(std::string_view text, LogFormat& out) noexcept;
+[[nodiscard]] std::optional<LogFormat> parse_log_format(std::string_view text) noexcept;
 // "stderr" / "syslog"; false otherwise.
-[[nodiscard]] bool parse_log_output(std::string_view text, LogOutput& out) noexcept;
+[[nodiscard]] std::optional<LogOutput> parse_log_output(std::string_view text) noexcept;
 
 // One context field: a string, or an integer (unquoted in JSON).
 struct LogField {
