@@ -126,10 +126,15 @@ class DaemonFleetTest : public ::testing::TestWithParam<Store> {
   }
 
   // Every record of every worker's children, by data.
+  // Each record's deliveries, in the order they happened (the children's clock readings:
+  // one host, one monotonic clock), whichever daemon made them.
   std::map<std::string, std::vector<SeenRecord>> delivered(const std::vector<std::string>& workers) {
     std::map<std::string, std::vector<SeenRecord>> out;
     for (const auto& w : workers)
       for (auto& r : fleet_->view(w).records()) out[r.data].push_back(std::move(r));
+    for (auto& [data, seen] : out) {
+      std::stable_sort(seen.begin(), seen.end(), [](const SeenRecord& x, const SeenRecord& y) { return x.ns < y.ns; });
+    }
     return out;
   }
 
