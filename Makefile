@@ -1,7 +1,7 @@
 # kclpp developer entry points.
 #
 #   make test    deps, build (-Werror), all ctest tests, ASan+UBSan unit tests, the package
-#                test (.deb files, find_package consumer, units), 15 s of fuzzing per parser
+#                test (.deb files, find_package consumer, units), 10 s of fuzzing per parser
 #                (what CI runs)
 #   make package the kclpp and kclpp-dev .deb files (CPack) from build/, in build/packages/
 #   make demo    deps, build, start kinesalite, run the echo example natively against it;
@@ -14,7 +14,7 @@
 # server they need is missing.
 
 JOBS       ?= 2
-FUZZ_TIME  ?= 15
+FUZZ_TIME  ?= 10
 BUILD_TYPE ?= RelWithDebInfo
 # Debug info of the RelWithDebInfo trees: line tables only. Backtraces and sanitizer
 # reports keep their file:line, and the build is about a third faster on 2 cores than
@@ -47,8 +47,10 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
+# The benchmarks build in their own Release tree (make bench), not in this one: make test
+# does not run them.
 configure: deps
-	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DKCLPP_WERROR=ON
+	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DKCLPP_WERROR=ON -DKCLPP_BUILD_BENCH=OFF
 
 build: configure
 	cmake --build build -j $(JOBS)
